@@ -1,0 +1,43 @@
+"""The ``vadmon`` command: a thin dispatcher over library functions.
+
+Each subcommand lives in ``vadmon/commands/<name>.py`` and exposes ``register(subparsers)``;
+the registered handler receives the parsed ``argparse.Namespace`` and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vadmon.errors import VadmonError
+
+COMMANDS: list[str] = [
+    "vadmon.commands.import_checkpoint",
+    "vadmon.commands.score",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vadmon", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except VadmonError as exc:
+        print(f"vadmon {args.command}: error: {exc.line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vadmon {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
