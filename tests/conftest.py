@@ -1,7 +1,13 @@
-"""Shared fixtures."""
+"""Shared fixtures.
+
+Tests that start real processes must run them with ``subprocess_env`` so that the child imports
+this checkout's ``vadmon`` (``python -m vadmon ...``), whatever is installed.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,10 +16,24 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference"
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+PYTHON = sys.executable
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    if not REFERENCE.is_dir():
-        pytest.skip("../shared/reference not present")
+    assert REFERENCE.is_dir(), f"{REFERENCE} missing: CI runs with ../shared beside the repo"
     return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def vtest_path() -> Path:
+    assert VTEST.is_file(), f"{VTEST} missing: apt-get install opencv-doc (done by .ci/run)"
+    return VTEST
+
+
+@pytest.fixture()
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,5 @@
+import sys
+
+from vadmon.cli import main
+
+sys.exit(main())
