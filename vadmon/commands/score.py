@@ -1,0 +1,68 @@
+"""``vadmon score``: one feature file through the published test protocol."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from vadmon.errors import VadmonError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score one [T, D] feature file (.npy) with a vadmon checkpoint",
+        description="Writes per-snippet arrays coarse (C-Branch sigmoid), fine (1 − normal "
+        "posterior) and class_probs [T, C] to an .npz file.",
+    )
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("features", type=Path, help=".npy of shape [T, D]")
+    p.add_argument("-o", "--output", type=Path, required=True, help=".npz to write")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--classes", help="comma-separated class names (default: the checkpoint's)")
+    p.set_defaults(handler=run)
+
+
+def load_features(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise VadmonError(f"feature file not found: {path}", fix="check the path")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise VadmonError(
+            f"cannot read feature file ({str(exc)[:120]})",
+            where=str(path),
+            fix="pass a .npy array of shape [T, D] written by vadmon extract",
+        ) from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+        raise VadmonError("feature file is not a numeric array", where=str(path))
+    return arr
+
+
+def run(args: argparse.Namespace) -> int:
+    from vadmon.model import load_model, score_features
+
+    model = load_model(args.checkpoint, device=args.device)
+    features = load_features(args.features)
+    names = None
+    if args.classes:
+        names = [c.strip() for c in args.classes.split(",") if c.strip()]
+    result = score_features(model, features, class_names=names, where=str(args.features))
+    names = names or model.config.class_names
+    out = args.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npz", dir=out.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **result, class_names=np.array(names))
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    top = float(result["coarse"].max())
+    print(f"scored {len(result['coarse'])} snippets → {out} (max coarse score {top:.3f})")
+    return 0

@@ -1,0 +1,164 @@
+"""LGT-Adapter: local windowed transformer + global graph convolutions over snippet features.
+
+Module and parameter names follow the published checkpoint (``temporal.resblocks.*``,
+``gc1..gc4``, ``disAdj.sigma``) so a published state dict loads with no key renaming.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class QuickGELU(nn.Module):
+    """CLIP's GELU approximation; the published adapter uses it everywhere."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in fp32 whatever the input dtype (as CLIP does)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
+def mlp(width: int) -> nn.Sequential:
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("c_fc", nn.Linear(width, width * 4)),
+                ("gelu", QuickGELU()),
+                ("c_proj", nn.Linear(width * 4, width)),
+            ]
+        )
+    )
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-LN transformer block; the additive mask confines attention to local windows."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.ln_1 = LayerNorm(width)
+        self.mlp = mlp(width)
+        self.ln_2 = LayerNorm(width)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        h = self.ln_1(x)
+        x = x + self.attn(h, h, h, need_weights=False, attn_mask=attn_mask)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class LocalTransformer(nn.Module):
+    def __init__(self, width: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        for block in self.resblocks:
+            x = block(x, attn_mask)
+        return x
+
+
+def window_mask(length: int, window: int, device: torch.device | None = None) -> torch.Tensor:
+    """Block-diagonal additive mask: snippets attend only inside their window of ``window``.
+
+    Identical to the published mask when ``window`` divides ``length``; otherwise the trailing
+    partial window forms its own block (the published code would leave those rows fully masked
+    and produce NaNs).
+    """
+    mask = torch.full((length, length), float("-inf"), device=device)
+    for start in range(0, length, window):
+        end = min(start + window, length)
+        mask[start:end, start:end] = 0.0
+    return mask
+
+
+class GraphConvolution(nn.Module):
+    """``adj @ (x W)`` plus a residual (identity, or a width-5 temporal conv when widths differ)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        bound = 1.0 / math.sqrt(out_features)
+        nn.init.uniform_(self.weight, -bound, bound)
+        self.residual: nn.Module | None = None
+        if in_features != out_features:
+            self.residual = nn.Conv1d(in_features, out_features, kernel_size=5, padding=2)
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        out = adj @ (x @ self.weight)
+        if self.residual is None:
+            return out + x
+        return out + self.residual(x.transpose(1, 2)).transpose(1, 2)
+
+
+class DistanceAdj(nn.Module):
+    """``exp(-|i-j| / e)``; the checkpoint's ``sigma`` is kept for key compatibility, unused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sigma = nn.Parameter(torch.full((1,), 0.1))
+
+    def forward(self, length: int, device: torch.device) -> torch.Tensor:
+        pos = torch.arange(length, device=device, dtype=torch.float32)
+        dist = (pos[:, None] - pos[None, :]).abs()
+        return torch.exp(-dist / math.e)
+
+
+def similarity_adjacency(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Thresholded cosine similarity, row-softmaxed on each item's valid block only."""
+    sim = x @ x.transpose(1, 2)
+    norm = x.norm(p=2, dim=2, keepdim=True)
+    sim = sim / (norm @ norm.transpose(1, 2) + 1e-20)
+    out = torch.zeros_like(sim)
+    for i, n in enumerate(lengths.tolist()):
+        n = int(n)
+        if n <= 0:
+            continue
+        block = F.threshold(sim[i, :n, :n], 0.7, 0.0)
+        out[i, :n, :n] = torch.softmax(block, dim=1)
+    return out
+
+
+class LGTAdapter(nn.Module):
+    """Local (windowed attention) + global (similarity and distance graphs) temporal modelling.
+
+    Parameters sit directly on this module with the published names; ``VadCLIP`` inherits from
+    it so the checkpoint keys stay flat.
+    """
+
+    def __init__(self, length: int, width: int, heads: int, layers: int, attn_window: int) -> None:
+        super().__init__()
+        self.visual_length = length
+        self.attn_window = attn_window
+        self.frame_position_embeddings = nn.Embedding(length, width)
+        self.temporal = LocalTransformer(width, layers, heads)
+        half = width // 2
+        self.gc1 = GraphConvolution(width, half)
+        self.gc2 = GraphConvolution(half, half)
+        self.gc3 = GraphConvolution(width, half)
+        self.gc4 = GraphConvolution(half, half)
+        self.disAdj = DistanceAdj()
+        self.linear = nn.Linear(width, width)
+        self.gelu = QuickGELU()
+        self.register_buffer("attn_mask", window_mask(length, attn_window), persistent=False)
+        nn.init.normal_(self.frame_position_embeddings.weight, std=0.01)
+
+    def encode_video(self, visual: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``[B, L, D]`` snippet features (zero-padded to L) → adapted visual features."""
+        b, n, _ = visual.shape
+        x = visual.float() + self.frame_position_embeddings.weight[:n].unsqueeze(0)
+        x = self.temporal(x, self.attn_mask[:n, :n])
+        adj = similarity_adjacency(x, lengths)
+        dis = self.disAdj(n, x.device).unsqueeze(0).expand(b, n, n)
+        x1 = self.gelu(self.gc2(self.gelu(self.gc1(x, adj)), adj))
+        x2 = self.gelu(self.gc4(self.gelu(self.gc3(x, dis)), dis))
+        return self.linear(torch.cat((x1, x2), dim=2))
