@@ -291,3 +291,45 @@ def _assert_same_tree(out: Path, reference: Path) -> None:
             for r in read_list_csv(reference / csv_name)
         ]
         assert rows == ref
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parse(argv: list[str]):
+    import argparse
+
+    from vadmon.commands import extract as cmd
+
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["extract", *argv])
+
+
+def test_cli_arguments_and_input_errors_before_model_load(tmp_path: Path) -> None:
+    args = _parse(
+        ["a.mp4", "dir", "-o", "out", "--crop-mode", "center", "--frames-per-snippet", "4"]
+    )
+    assert args.inputs == [Path("a.mp4"), Path("dir")] and args.out == Path("out")
+    assert (args.crop_mode, args.frames_per_snippet, args.arch) == ("center", 4, "ViT-B-16")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _write_video(tmp_path / "vids" / "v9.avi", frames=16, seed=0)
+    (tmp_path / "labels.csv").write_text("video,label\nother,Fight\n")
+    for argv in (
+        [str(tmp_path / "missing.avi"), "-o", str(tmp_path / "o")],
+        [str(empty), "-o", str(tmp_path / "o")],
+        [
+            str(tmp_path / "vids"),
+            "-o",
+            str(tmp_path / "o"),
+            "--labels",
+            str(tmp_path / "labels.csv"),
+        ],
+        [str(tmp_path / "vids"), "-o", str(tmp_path / "o"), "--frames-per-snippet", "0"],
+    ):
+        args = _parse(argv)
+        with pytest.raises(VadmonError):
+            args.handler(args)
+    assert not (tmp_path / "o").exists()
