@@ -129,7 +129,9 @@ def nms(proposals: Sequence[Proposal], iou: float = NMS_IOU) -> list[Proposal]:
     """Greedy 1-D non-maximum suppression: visiting proposals by descending score, drop any whose
     IoU with an already kept proposal of the same video exceeds ``iou``.
 
-    The survivors keep their input order so that the final (unstable) ranking sees the same
+    Runs from one threshold of one posterior are disjoint, so within the published protocol
+    this never removes anything; it is kept so the procedure is the published one. The
+    survivors keep their input order so that the final (unstable) ranking sees the same
     sequence as the published code and breaks score ties identically.
     """
     order = sorted(range(len(proposals)), key=lambda i: -proposals[i].score)

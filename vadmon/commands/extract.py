@@ -45,13 +45,19 @@ def _encoder(args: argparse.Namespace):
         from vadmon.model.clip_factory import create_clip
     except ImportError as exc:
         raise VadmonError("the CLIP factory is not available", "vadmon.model.clip_factory") from exc
-    model, preprocess_cfg = create_clip(
-        args.arch, args.pretrained or None, args.device, args.precision
+    built = create_clip(
+        args.arch, args.pretrained or None, device=args.device, precision=args.precision
     )
-    dtype = next(model.parameters()).dtype
+    # Accept both factory shapes: a model, or (model, preprocess_cfg).
+    model, preprocess_cfg = built if isinstance(built, tuple) else (built, None)
+    if preprocess_cfg is None:
+        import open_clip
+
+        preprocess_cfg = open_clip.get_model_preprocess_cfg(model)
+    first = next(model.visual.parameters())
 
     def encode(batch: torch.Tensor) -> torch.Tensor:
-        return model.encode_image(batch.to(args.device, dtype, non_blocking=True))
+        return model.encode_image(batch.to(first.device, first.dtype, non_blocking=True))
 
     return encode, ClipPreprocess.from_cfg(preprocess_cfg)
 
