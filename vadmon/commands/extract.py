@@ -1,0 +1,87 @@
+"""``vadmon extract``: CLIP snippet features of video files in the published VadCLIP layout."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from vadmon.crops import CROP_MODES, ClipPreprocess
+from vadmon.errors import VadmonError
+from vadmon.extract import extract_videos, label_from_parent, label_mapping, plan_jobs
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "extract",
+        help="extract per-snippet CLIP features from videos",
+        description="Writes <out>/<dir>/<video>__<crop>.npy (float32 [frames//16, D]) and "
+        "list CSVs (path,label). Re-running skips videos that are already complete.",
+    )
+    p.add_argument(
+        "inputs", nargs="+", type=Path, help="video files or directories (searched recursively)"
+    )
+    p.add_argument("--out", "-o", type=Path, required=True, help="output directory")
+    p.add_argument("--crop-mode", choices=sorted(CROP_MODES), default="10crop")
+    p.add_argument(
+        "--frames-per-snippet",
+        type=int,
+        default=1,
+        help="frames encoded and averaged per 16-frame snippet (1 = middle frame; cost ×k)",
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="images per encoder call")
+    p.add_argument("--labels", type=Path, help="CSV 'video,label' (default: parent folder name)")
+    p.add_argument("--arch", default="ViT-B-16", help="CLIP architecture")
+    p.add_argument("--pretrained", default="openai", help="CLIP weights tag or file ('' = none)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def _encoder(args: argparse.Namespace):
+    try:
+        from vadmon.model.clip_factory import create_clip
+    except ImportError as exc:
+        raise VadmonError("the CLIP factory is not available", "vadmon.model.clip_factory") from exc
+    built = create_clip(
+        args.arch, args.pretrained or None, device=args.device, precision=args.precision
+    )
+    # Accept both factory shapes: a model, or (model, preprocess_cfg).
+    model, preprocess_cfg = built if isinstance(built, tuple) else (built, None)
+    if preprocess_cfg is None:
+        import open_clip
+
+        preprocess_cfg = open_clip.get_model_preprocess_cfg(model)
+    first = next(model.visual.parameters())
+
+    def encode(batch: torch.Tensor) -> torch.Tensor:
+        return model.encode_image(batch.to(first.device, first.dtype, non_blocking=True))
+
+    return encode, ClipPreprocess.from_cfg(preprocess_cfg)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.frames_per_snippet <= 16:
+        raise VadmonError("--frames-per-snippet must be 1..16", "command line")
+    if args.batch_size < 1:
+        raise VadmonError("--batch-size must be ≥ 1", "command line")
+    label_fn = label_mapping(args.labels) if args.labels else label_from_parent
+    # inputs, labels and output names are checked before a model is loaded
+    if not plan_jobs(args.inputs, label_fn):
+        raise VadmonError("no video files found", ", ".join(map(str, args.inputs)))
+    encode, preprocess = _encoder(args)
+    summary = extract_videos(
+        args.inputs,
+        args.out,
+        encode,
+        preprocess=preprocess,
+        crop_mode=args.crop_mode,
+        frames_per_snippet=args.frames_per_snippet,
+        batch_size=args.batch_size,
+        label_fn=label_fn,
+        progress=not args.no_progress,
+    )
+    print(summary.report())
+    return 1 if summary.failed else 0
