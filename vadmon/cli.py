@@ -15,6 +15,7 @@ from vadmon.errors import VadmonError
 COMMANDS: list[str] = [
     "vadmon.commands.config",
     "vadmon.commands.import_checkpoint",
+    "vadmon.commands.keys",
     "vadmon.commands.score",
 ]
 
