@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from vadmon.config import MonitorConfig
+from vadmon.config_models import MonitorConfig
 from vadmon.config_yaml import Located, load_yaml
 from vadmon.errors import VadmonError
 from vadmon.redact import redact_text
