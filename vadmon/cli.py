@@ -13,7 +13,9 @@ import sys
 from vadmon.errors import VadmonError
 
 COMMANDS: list[str] = [
+    "vadmon.commands.config",
     "vadmon.commands.import_checkpoint",
+    "vadmon.commands.keys",
     "vadmon.commands.score",
 ]
 

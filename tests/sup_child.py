@@ -1,0 +1,39 @@
+"""Small child programs for the supervisor tests: ``python tests/sup_child.py MODE DIR``.
+
+Every start appends ``pid`` to ``DIR/<name>.pids`` so tests can follow restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from vadmon.heartbeat import HeartbeatSender
+
+
+def main() -> int:
+    mode, directory = sys.argv[1], Path(sys.argv[2])
+    name = os.environ.get("VADMON_PROCESS_NAME", mode)
+    with open(directory / f"{name}.pids", "a") as f:
+        f.write(f"{os.getpid()}\n")
+    if mode == "crash":
+        time.sleep(0.1)
+        return 3
+    if mode == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if mode == "exit0":
+        return 0
+    sender = HeartbeatSender.from_env() if mode == "beat" else None
+    deadline = time.monotonic() + 120  # never outlive a broken test run by much
+    while time.monotonic() < deadline:
+        if sender is not None:
+            sender.beat(state="online")
+        time.sleep(0.05)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

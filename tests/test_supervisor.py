@@ -1,0 +1,275 @@
+"""Supervisor with real child processes: restarts, crash loops, shutdown, PDEATHSIG, heartbeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import zmq
+
+from vadmon.cleanup import Cleanup
+from vadmon.config import SupervisorConfig
+from vadmon.supervisor import ChildSpec, Supervisor, backoff_delay
+
+CHILD = Path(__file__).with_name("sup_child.py")
+pytestmark = pytest.mark.timeout(60)
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie (a container's PID 1 may never reap orphans)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def pids(directory: Path, name: str) -> list[int]:
+    path = directory / f"{name}.pids"
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Live processes whose environment carries ``VADMON_TEST_MARK=marker``."""
+    needle = f"VADMON_TEST_MARK={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def child(name: str, mode: str, directory: Path, env: dict[str, str], **kw) -> ChildSpec:
+    return ChildSpec(name, [sys.executable, str(CHILD), mode, str(directory)], env=env, **kw)
+
+
+def drive(sup: Supervisor, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sup.poll(0.05)
+        if condition():
+            return
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def start_supervisor_process(
+    tmp_path: Path, children: list[dict], policy: dict, env: dict[str, str], *extra: str
+) -> subprocess.Popen:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"children": children, "policy": policy}))
+    argv = [sys.executable, "-m", "vadmon.supervisor", "--spec", str(spec), *extra]
+    return subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def child_dict(name: str, mode: str, directory: Path, **kw) -> dict:
+    return {"name": name, "argv": [sys.executable, str(CHILD), mode, str(directory)], **kw}
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    rng = random.Random(0)
+    delays = [backoff_delay(n, 0.5, 4.0, rng) for n in range(1, 8)]
+    caps = [0.5, 1, 2, 4, 4, 4, 4]
+    for delay, cap in zip(delays, caps, strict=True):
+        assert cap / 2 <= delay <= cap
+
+
+def test_crashed_child_restarted_with_backoff(tmp_path: Path, subprocess_env) -> None:
+    policy = SupervisorConfig(
+        restart_backoff_initial_s=0.2, restart_backoff_max_s=1.0, crash_loop_restarts=20
+    )
+    sup = Supervisor(
+        [child("crasher", "crash", tmp_path, subprocess_env)], policy, rng=random.Random(1)
+    )
+    backoffs: list[float] = []
+    sup.start()
+    try:
+
+        def record() -> bool:
+            st = sup.status()["crasher"]
+            if st.restarts > len(backoffs):
+                backoffs.append(st.last_backoff_s)
+            return st.starts >= 4 and len(pids(tmp_path, "crasher")) >= 4
+
+        drive(sup, record, 20, "four starts")
+        status = sup.status()["crasher"]
+        assert status.last_exit == "exit code 3"
+        assert status.restarts >= 3
+        assert 0.1 <= backoffs[0] <= 0.2 and 0.2 <= backoffs[1] <= 0.4 and 0.4 <= backoffs[2] <= 0.8
+        assert len(set(pids(tmp_path, "crasher"))) >= 4
+    finally:
+        sup.shutdown()
+    assert not any(alive(p) for p in pids(tmp_path, "crasher"))
+
+
+def test_crash_loop_stops_everything(tmp_path: Path, subprocess_env) -> None:
+    policy = {
+        "restart_backoff_initial_s": 0.05,
+        "restart_backoff_max_s": 0.1,
+        "crash_loop_restarts": 2,
+        "crash_loop_window_s": 60,
+    }
+    children = [child_dict("crasher", "crash", tmp_path), child_dict("steady", "forever", tmp_path)]
+    proc = start_supervisor_process(tmp_path, children, policy, subprocess_env)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1, stderr
+    assert "child 'crasher' crashed 3 times within 60 s (last: exit code 3)" in stderr
+    assert len(pids(tmp_path, "crasher")) == 3  # first start + K=2 restarts
+    steady = pids(tmp_path, "steady")
+    assert steady and not any(alive(p) for p in steady)
+
+
+def test_sigterm_stops_all_children_even_stubborn_ones(tmp_path: Path, subprocess_env) -> None:
+    marker = uuid.uuid4().hex
+    env = {**subprocess_env, "VADMON_TEST_MARK": marker}
+    children = [
+        child_dict("steady", "forever", tmp_path),
+        child_dict("stubborn", "ignore_term", tmp_path),
+    ]
+    proc = start_supervisor_process(tmp_path, children, {"shutdown_deadline_s": 1.5}, env)
+    try:
+        wait_for(lambda: pids(tmp_path, "steady") and pids(tmp_path, "stubborn"), 20, "children")
+        time.sleep(0.3)  # let the stubborn child install its SIG_IGN
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "stubborn ignored SIGTERM; sending SIGKILL" in stderr
+    assert "steady ignored" not in stderr
+    for name in ("steady", "stubborn"):
+        assert not any(alive(p) for p in pids(tmp_path, name))
+    assert marked_processes(marker) == []
+
+
+def test_sigkill_of_supervisor_leaves_no_orphans_or_files(tmp_path: Path, subprocess_env) -> None:
+    marker = uuid.uuid4().hex
+    env = {**subprocess_env, "VADMON_TEST_MARK": marker}
+    ipc_dir = tmp_path / "ipc"
+    ipc_dir.mkdir(mode=0o700)
+    (ipc_dir / "frames.ipc").write_text("")
+    prefix = f"vadmon-test-{marker[:8]}-"
+    shm = Path("/dev/shm") / f"{prefix}ring-lobby"
+    shm.write_bytes(b"\0" * 4096)
+    children = [
+        child_dict("steady", "forever", tmp_path),
+        child_dict("stubborn", "ignore_term", tmp_path),
+    ]
+    extra = ("--cleanup-path", str(ipc_dir), "--shm-prefix", prefix)
+    proc = start_supervisor_process(tmp_path, children, {}, env, *extra)
+    try:
+        wait_for(lambda: pids(tmp_path, "steady") and pids(tmp_path, "stubborn"), 20, "children")
+        proc.kill()
+        proc.communicate(timeout=10)
+        wait_for(lambda: marked_processes(marker) == [], 10, "children and janitor to exit")
+        wait_for(lambda: not ipc_dir.exists() and not shm.exists(), 10, "janitor cleanup")
+    finally:
+        proc.kill()
+        shm.unlink(missing_ok=True)
+        for pid in marked_processes(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_sigstopped_child_detected_by_heartbeat_and_replaced(
+    tmp_path: Path, subprocess_env
+) -> None:
+    endpoint = f"ipc://{tmp_path}/hb.ipc"
+    policy = SupervisorConfig(
+        heartbeat_timeout_s=1.0, heartbeat_startup_s=20, restart_backoff_initial_s=0.1
+    )
+    spec = child("worker", "beat", tmp_path, subprocess_env, heartbeat=True)
+    sup = Supervisor([spec], policy, heartbeat_endpoint=endpoint)
+    sup.start()
+    old = None
+    try:
+        drive(sup, lambda: sup.status()["worker"].last_heartbeat is not None, 20, "heartbeat")
+        old = sup.status()["worker"].pid
+        ctx = zmq.Context.instance()
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(endpoint)
+        push.send_multipart([b"a", b"b", b"c"])
+        push.send(b"not json")
+        push.send_multipart([b"status", json.dumps({"process": "worker", "pid": 1}).encode()])
+        drive(sup, lambda: sup.bad_heartbeats == 2 and sup.stray_heartbeats >= 1, 10, "rejects")
+        push.close()
+        os.kill(old, signal.SIGSTOP)
+        drive(sup, lambda: sup.status()["worker"].starts == 2, 20, "replacement")
+        status = sup.status()["worker"]
+        assert status.heartbeat_kills == 1 and status.restarts == 1
+        assert status.last_exit.startswith("no heartbeat for")
+        assert status.pid != old and not alive(old)
+        before = status.last_heartbeat
+        drive(sup, lambda: sup.status()["worker"].last_heartbeat != before, 20, "new heartbeats")
+    finally:
+        sup.shutdown()
+        if old and alive(old):
+            os.kill(old, signal.SIGKILL)
+    assert not any(alive(p) for p in pids(tmp_path, "worker"))
+
+
+def test_systemd_notify_ready_and_stopping(tmp_path: Path, subprocess_env) -> None:
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(address)
+        notify.settimeout(20)
+        env = {**subprocess_env, "NOTIFY_SOCKET": address}
+        children = [child_dict("steady", "forever", tmp_path)]
+        proc = start_supervisor_process(tmp_path, children, {}, env, "--systemd")
+        try:
+            assert notify.recv(4096).decode().startswith("READY=1")
+            proc.send_signal(signal.SIGTERM)
+            assert notify.recv(4096).decode() == "STOPPING=1"
+            proc.communicate(timeout=15)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "mode, expected_rc, state", [("exit0", 0, "exited"), ("crash", 1, "failed")]
+)
+def test_non_restarting_child(
+    tmp_path: Path, subprocess_env, mode: str, expected_rc: int, state: str
+) -> None:
+    sup = Supervisor([child("once", mode, tmp_path, subprocess_env, restart=False)])
+    assert sup.run() == expected_rc
+    assert sup.status()["once"].state == state
+    assert len(pids(tmp_path, "once")) == 1
+
+
+def test_orderly_shutdown_runs_cleanup(tmp_path: Path, subprocess_env) -> None:
+    target = tmp_path / "ipc"
+    target.mkdir()
+    called: list[str] = []
+    cleanup = Cleanup(paths=[target], hooks=[lambda: called.append("hook")])
+    sup = Supervisor([child("steady", "forever", tmp_path, subprocess_env)], cleanup=cleanup)
+    sup.start()
+    wait_for(lambda: bool(pids(tmp_path, "steady")), 20, "child")
+    sup.shutdown()
+    assert called == ["hook"] and not target.exists()
+    assert sup.status()["steady"].state == "stopped"

@@ -1,0 +1,43 @@
+"""``vadmon config check FILE`` and ``vadmon config schema``: thin wrappers over vadmon.config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vadmon.config import config_json_schema, load_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("config", help="validate a config file or print its schema")
+    sub = parser.add_subparsers(dest="config_command", required=True)
+    check = sub.add_parser("check", help="validate FILE; prints a summary, exit 2 on errors")
+    check.add_argument("file", help="YAML config file")
+    check.set_defaults(handler=run_check)
+    schema = sub.add_parser("schema", help="print the JSON schema of the config file")
+    schema.set_defaults(handler=run_schema)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    cameras = config.cameras
+    enabled = config.enabled_cameras()
+    print(f"{args.file}: OK — {len(cameras)} camera(s), {len(enabled)} enabled")
+    for name, camera in cameras.items():
+        state = "enabled" if camera.enabled else "disabled"
+        fps = "source fps" if camera.fps is None else f"{camera.fps:g} fps"
+        print(f"  camera {name}: {camera.source_redacted} ({camera.source_kind}, {fps}, {state})")
+    model = config.model
+    detail = model.checkpoint if model.mode == "vadclip" else model.clip_pretrained
+    print(f"  model: {model.mode} ({detail}), {model.clip_arch}, device {model.device}")
+    for hook in config.webhooks:
+        print(f"  webhook {hook.name}: events {', '.join(hook.events)}")
+    print(f"  storage: {config.storage.dir}; ipc: {config.ipc_dir()}")
+    return 0
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    json.dump(config_json_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
