@@ -15,6 +15,7 @@ until ``max_attempts``, then the row becomes a dead letter (replayable with the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import random
@@ -270,10 +271,8 @@ class DeliveryWorker:
             wait = min(wait, max(0.0, nxt - time.time()))
         if self._stop.is_set():
             wait = min(wait, max(0.0, self._flush_until - time.time()))
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=wait)
-        except asyncio.TimeoutError:
-            pass
 
     async def _deliver_due(self, outbox: Outbox, client: httpx.AsyncClient) -> int:
         rows = outbox.due(time.time(), self.settings.batch)
