@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +27,7 @@ class Request:
     body: bytes
     verified: str | None
     error: str = ""
+    seen: Any = None  # what ``Receiver.inspect`` returned at receipt time
 
     @property
     def json(self) -> dict[str, Any]:
@@ -38,11 +40,14 @@ class Receiver:
     script: list[tuple] = field(default_factory=list)
     default: tuple = ("status", 200, {})
     requests: list[Request] = field(default_factory=list)
+    port: int = 0
+    inspect: Callable[[Request], Any] | None = None
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
         self.closing = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -91,10 +96,11 @@ class Receiver:
                     verified, error = verify(headers, body, receiver.secrets), ""
                 except WebhookVerificationError as exc:
                     verified, error = None, str(exc)
+                req = Request(time.time(), self.path, headers, body, verified, error)
+                if receiver.inspect is not None:
+                    req.seen = receiver.inspect(req)
                 with receiver.lock:
-                    receiver.requests.append(
-                        Request(time.time(), self.path, headers, body, verified, error)
-                    )
+                    receiver.requests.append(req)
                 action = receiver._next()
                 if action[0] == "hang":
                     receiver.closing.wait(action[1])

@@ -13,6 +13,7 @@ import sys
 from vadmon.errors import VadmonError
 
 COMMANDS: list[str] = [
+    "vadmon.commands.events",
     "vadmon.commands.import_checkpoint",
     "vadmon.commands.score",
 ]

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS events (
     end_ts REAL,
     peak_score REAL,
     peak_ts REAL,
-    state TEXT NOT NULL,            -- open | closed | interrupted
+    state TEXT NOT NULL,            -- open | ending (clip pending) | closed | interrupted
     data TEXT NOT NULL,             -- last event JSON (payload data)
     updated_at REAL NOT NULL
 );
@@ -193,8 +193,10 @@ class Outbox:
         )
 
     def open_events(self) -> list[dict[str, Any]]:
-        """Events a previous run started but never ended (it was killed)."""
-        rows = self.conn.execute("SELECT data FROM events WHERE state='open' ORDER BY start_ts")
+        """Events a previous run started (or ended without sending ``end``) and then died."""
+        rows = self.conn.execute(
+            "SELECT data FROM events WHERE state IN ('open', 'ending') ORDER BY start_ts"
+        )
         return [json.loads(r["data"]) for r in rows]
 
     # --- delivery worker ------------------------------------------------------------------
