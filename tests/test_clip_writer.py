@@ -118,3 +118,20 @@ def test_clip_is_finished_after_grace_when_frames_stop(tmp_path, previews):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30  # frames 20..49 (T0+2 .. T0+4.9)
     cap.release()
     cw.close()
+
+
+def test_frames_beyond_post_roll_are_trimmed(tmp_path, previews):
+    """The end is known only after the cutoff: frames already buffered past end+post are cut."""
+    cw = ClipWriter(ClipSettings(tmp_path, pre_s=1.0, post_s=2.0, finish_grace_s=0.0))
+    for frame, jpeg in previews[:50]:
+        cw.add(frame, jpeg)
+    ev = make_event(T0 + 2.0, T0 + 2.5)
+    cw.begin(ev)
+    for frame, jpeg in previews[50:150]:
+        cw.add(frame, jpeg)
+    cw.end(make_event(T0 + 2.0, T0 + 2.5, end=T0 + 3.0))
+    (_, path), *_ = cw.flush()
+    cap = cv2.VideoCapture(path)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 41  # frames 10..50 (T0+1 .. T0+5)
+    cap.release()
+    cw.close()

@@ -192,7 +192,9 @@ class ClipWriter:
 
     def _submit(self, rec: _Recording) -> None:
         path = self._dir(rec.event.camera) / f"{safe_name(rec.event.id)}.mp4"
-        frames = list(rec.frames)
+        # frames that arrived before the end was known may lie beyond the post-roll
+        until = (rec.end_ts if rec.end_ts is not None else rec.event.start_ts) + self.s.post_s
+        frames = [f for f in rec.frames if f.ts <= until]
         rec.future = self.pool.submit(encode_mp4, frames, path, self.s.default_fps)
 
     def _result(self, rec: _Recording) -> str | None:
