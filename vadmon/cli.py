@@ -13,10 +13,12 @@ import sys
 from vadmon.errors import VadmonError
 
 COMMANDS: list[str] = [
-    "vadmon.commands.config",
     "vadmon.commands.import_checkpoint",
-    "vadmon.commands.keys",
     "vadmon.commands.score",
+    "vadmon.commands.extract",
+    "vadmon.commands.config",
+    "vadmon.commands.keys",
+    "vadmon.commands.events",
 ]
 
 

@@ -1,0 +1,137 @@
+"""Snapshots and MP4 clips from real footage (vtest.avi) pushed as PreviewFrames."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from vadmon.clip_writer import ClipSettings, ClipWriter
+from vadmon.event import Event
+from vadmon.messages import PreviewFrame
+
+T0 = 1_700_000_000.0
+FPS = 10.0
+
+
+@pytest.fixture(scope="module")
+def previews(vtest_path):
+    """200 real frames (20 s at 10 fps) downscaled and JPEG-encoded like capture does."""
+    cap = cv2.VideoCapture(str(vtest_path))
+    out = []
+    for i in range(200):
+        ok, img = cap.read()
+        assert ok
+        small = cv2.resize(img, (192, 144))
+        ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        out.append((PreviewFrame("lobby", i, T0 + i / FPS, 144, 192), jpeg.tobytes()))
+    cap.release()
+    return out
+
+
+def make_event(start: float, peak: float, end: float | None = None) -> Event:
+    return Event("1700000008.000000-abc123", "lobby", start, end, 0.0, 0.97, peak, "Fighting",
+                 0.9, [("Fighting", 0.9)], "", 4, "vadclip")  # fmt: skip
+
+
+def decoded(jpeg: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+
+def nearest_index(img: np.ndarray, previews) -> int:
+    diffs = [np.abs(decoded(j).astype(int) - img.astype(int)).mean() for _, j in previews]
+    return int(np.argmin(diffs))
+
+
+def test_snapshot_is_the_frame_nearest_the_peak(tmp_path, previews):
+    cw = ClipWriter(ClipSettings(tmp_path))
+    for frame, jpeg in previews[:110]:
+        cw.add(frame, jpeg)
+    path = cw.snapshot(make_event(T0 + 8.0, T0 + 9.03))
+    assert path is not None and path.endswith("lobby/1700000008.000000-abc123.jpg")
+    with open(path, "rb") as fh:
+        assert fh.read() == previews[90][1]
+    assert not [p for p in (tmp_path / "lobby").iterdir() if p.name.startswith(".")]
+    assert cw.snapshot(Event("x", "yard", T0, None, 0, 0, T0, "", 0, [], "", 0, "")) is None
+    cw.close()
+
+
+def test_clip_covers_pre_and_post_roll(tmp_path, previews):
+    settings = ClipSettings(tmp_path, pre_s=5.0, post_s=5.0, ring_s=30.0, finish_grace_s=60.0)
+    cw = ClipWriter(settings)
+    ev = make_event(T0 + 8.0, T0 + 9.0)
+    for frame, jpeg in previews[:105]:  # the event is confirmed 2.5 s after it started
+        cw.add(frame, jpeg)
+    cw.begin(ev)
+    for frame, jpeg in previews[105:125]:
+        cw.add(frame, jpeg)
+    ev_end = make_event(T0 + 8.0, T0 + 9.0, end=T0 + 12.0)
+    cw.end(ev_end)
+    ready = []
+    for frame, jpeg in previews[125:]:
+        cw.add(frame, jpeg)
+        ready += cw.poll(now=frame.ts)  # wall clock = camera clock here
+        if ready:
+            break
+    deadline = time.monotonic() + 30
+    while not ready and time.monotonic() < deadline:
+        ready = cw.poll(now=frame.ts)
+        time.sleep(0.02)
+    ((event, path),) = ready
+    assert event.end_ts == T0 + 12.0 and path.endswith(".mp4")
+    cap = cv2.VideoCapture(path)
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    # from start - pre (T0+3, frame 30) to end + post (T0+17, frame 170) inclusive
+    assert len(frames) == 141
+    assert fps == pytest.approx(FPS, rel=0.01)
+    assert frames[0].shape == (144, 192, 3)
+    assert nearest_index(frames[0], previews) == 30
+    assert nearest_index(frames[70], previews) == 100
+    assert nearest_index(frames[-1], previews) == 170
+    cw.close()
+
+
+def test_clip_is_finished_after_grace_when_frames_stop(tmp_path, previews):
+    cw = ClipWriter(ClipSettings(tmp_path, pre_s=1.0, post_s=5.0, finish_grace_s=1.0))
+    for frame, jpeg in previews[:50]:
+        cw.add(frame, jpeg)
+    ev = make_event(T0 + 3.0, T0 + 3.5, end=T0 + 4.0)
+    cw.begin(ev)
+    cw.end(ev)
+    assert cw.poll(now=T0 + 5.0) == []  # still waiting for post-roll frames
+    deadline = time.monotonic() + 30
+    ready = []
+    while not ready and time.monotonic() < deadline:
+        ready = cw.poll(now=T0 + 10.5)  # camera went silent: grace elapsed
+        time.sleep(0.02)
+    ((_, path),) = ready
+    cap = cv2.VideoCapture(path)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30  # frames 20..49 (T0+2 .. T0+4.9)
+    cap.release()
+    cw.close()
+
+
+def test_frames_beyond_post_roll_are_trimmed(tmp_path, previews):
+    """The end is known only after the cutoff: frames already buffered past end+post are cut."""
+    cw = ClipWriter(ClipSettings(tmp_path, pre_s=1.0, post_s=2.0, finish_grace_s=0.0))
+    for frame, jpeg in previews[:50]:
+        cw.add(frame, jpeg)
+    ev = make_event(T0 + 2.0, T0 + 2.5)
+    cw.begin(ev)
+    for frame, jpeg in previews[50:150]:
+        cw.add(frame, jpeg)
+    cw.end(make_event(T0 + 2.0, T0 + 2.5, end=T0 + 3.0))
+    (_, path), *_ = cw.flush()
+    cap = cv2.VideoCapture(path)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 41  # frames 10..50 (T0+1 .. T0+5)
+    cap.release()
+    cw.close()

@@ -1,0 +1,223 @@
+"""Cases 10, 13, 14 (library level): a real receiver on 127.0.0.1, a real SQLite outbox."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+from webhook_receiver import Receiver
+
+from vadmon.delivery import (
+    DeliverySettings,
+    DeliveryWorker,
+    Endpoint,
+    UrlRefused,
+    build_body,
+    check_url,
+    new_msg_id,
+    parse_retry_after,
+)
+from vadmon.outbox import Outbox
+from vadmon.signing import SecretError, generate_secret
+
+SECRET = generate_secret()
+
+
+def event(i: int = 0) -> dict:
+    return {"id": f"1700000000.{i:06d}-abcdef", "camera": "lobby", "label": "Fighting",
+            "label_prob": 0.9, "start_ts": 1_700_000_000.0 + i, "end_ts": None,
+            "peak_score": 0.97, "peak_ts": 1_700_000_001.0}  # fmt: skip
+
+
+def setup(
+    tmp_path: Path, url: str, allow_private: bool = True, **kw
+) -> tuple[Outbox, DeliveryWorker]:
+    ep = Endpoint("main", url, (SECRET,), allow_private=allow_private)
+    opts = dict(max_attempts=5, backoff_base_s=0.05, attempt_deadline_s=1.0, poll_interval_s=0.05)
+    opts.update(kw)
+    db = tmp_path / "outbox.db"
+    return Outbox(db), DeliveryWorker(str(db), DeliverySettings(endpoints=(ep,), **opts))
+
+
+def enqueue(outbox: Outbox, i: int = 0, kind: str = "start") -> str:
+    msg_id = new_msg_id()
+    outbox.enqueue(event(i), kind, msg_id, build_body(kind, event(i)), ["main"])
+    return msg_id
+
+
+def drain(worker: DeliveryWorker, outbox: Outbox, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while outbox.counts()["pending"] and time.monotonic() < deadline:
+        worker.run_once()
+        time.sleep(0.01)
+    assert outbox.counts()["pending"] == 0, "deliveries still pending after timeout"
+
+
+def test_500s_then_200_is_delivered_with_the_same_id(tmp_path):
+    with Receiver([SECRET], script=[("status", 500, {})] * 3) as rx:
+        outbox, worker = setup(tmp_path, rx.url)
+        msg_id = enqueue(outbox)
+        drain(worker, outbox)
+        assert [r.verified for r in rx.requests] == [msg_id] * 4
+        assert len({r.headers["webhook-signature"] for r in rx.requests}) >= 1
+        body = rx.requests[-1].json
+        assert body["type"] == "vadmon.event.start" and body["data"]["label"] == "Fighting"
+        (row,) = outbox.deliveries(msg_id)
+        assert row.status == "delivered" and row.attempts == 4
+        assert worker.counters()["delivered"] == 1 and worker.counters()["failed"] == 3
+        prom = worker.prometheus()
+        assert prom['vadmon_webhook_deliveries_total{status="delivered"}'] == 1
+
+
+def test_410_disables_the_endpoint(tmp_path):
+    with Receiver([SECRET], script=[("status", 410, {})]) as rx:
+        outbox, worker = setup(tmp_path, rx.url)
+        first, second = enqueue(outbox, 0), enqueue(outbox, 1)
+        worker.run_once()
+        assert len(rx.requests) == 1  # the second row is not tried after 410
+        assert {d.status for d in outbox.deliveries()} == {"disabled"}
+        assert "main" in outbox.disabled_endpoints()
+        third = enqueue(outbox, 2)
+        worker.run_once()
+        assert len(rx.requests) == 1
+        assert [d.msg_id for d in outbox.deliveries() if d.status == "disabled"] == [
+            first,
+            second,
+            third,
+        ]
+
+
+@pytest.mark.parametrize("code", [429, 503])
+def test_retry_after_is_honoured(tmp_path, code):
+    with Receiver([SECRET], script=[("status", code, {"Retry-After": "1"})]) as rx:
+        outbox, worker = setup(tmp_path, rx.url, backoff_base_s=0.01)
+        msg_id = enqueue(outbox)
+        drain(worker, outbox)
+        first, second = rx.requests
+        assert first.verified == second.verified == msg_id
+        assert second.t - first.t >= 1.0
+
+
+def test_parse_retry_after_forms():
+    now = 1_700_000_000.0
+    assert parse_retry_after("7", now) == 7.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:40 GMT", now) == pytest.approx(20.0)
+    assert parse_retry_after("soon", now) is None and parse_retry_after(None, now) is None
+
+
+def test_redirect_is_not_followed(tmp_path):
+    with Receiver([SECRET], default=("status", 302, {"Location": "/elsewhere"})) as rx:
+        outbox, worker = setup(tmp_path, rx.url, max_attempts=2)
+        msg_id = enqueue(outbox)
+        drain(worker, outbox)
+        assert [r.path for r in rx.requests] == ["/hook", "/hook"]
+        (row,) = outbox.deliveries(msg_id)
+        assert row.status == "dead" and "redirect not followed" in row.last_error
+
+
+@pytest.mark.parametrize("behaviour", [("hang", 30.0), ("drip", 30.0)])
+def test_hanging_or_dripping_receiver_is_cut_off(tmp_path, behaviour):
+    with Receiver([SECRET], script=[behaviour]) as rx:
+        outbox, worker = setup(tmp_path, rx.url, attempt_deadline_s=1.0)
+        msg_id = enqueue(outbox)
+        t0 = time.monotonic()
+        worker.run_once()
+        elapsed = time.monotonic() - t0
+        (row,) = outbox.deliveries(msg_id)
+        assert row.status == "pending" and "deadline of 1 s exceeded" in row.last_error
+        assert elapsed < 10.0  # the receiver would have held it for 30 s
+        drain(worker, outbox)  # the next attempt gets the default 200
+        assert [r.verified for r in rx.requests] == [msg_id, msg_id]
+
+
+def test_private_urls_refused_unless_allowed(tmp_path):
+    for url in [
+        "http://127.0.0.1:9/x",
+        "http://localhost/x",
+        "http://10.1.2.3/x",
+        "http://192.168.0.10/x",
+        "http://172.16.5.5/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/x",
+        "http://[fe80::1]/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://0.0.0.0/x",
+        "ftp://8.8.8.8/x",
+        "http:///nohost",
+    ]:
+        with pytest.raises(UrlRefused):
+            check_url(url)
+    check_url("https://8.8.8.8/hook")  # a public literal needs no DNS
+    check_url("http://127.0.0.1:9/x", allow_private=True)
+    with Receiver([SECRET]) as rx:
+        outbox, worker = setup(tmp_path, rx.url, allow_private=False)
+        msg_id = enqueue(outbox)
+        worker.run_once()
+        assert rx.requests == []
+        (row,) = outbox.deliveries(msg_id)
+        assert row.status == "dead" and "non-public address 127.0.0.1" in row.last_error
+        assert worker.counters()["refused"] == 1
+
+
+def test_endpoint_refuses_short_secret_and_hides_secrets():
+    short = "whsec_" + base64.b64encode(b"k" * 16).decode()
+    with pytest.raises(SecretError):
+        Endpoint("main", "https://8.8.8.8/", (short,))
+    ep = Endpoint("main", "https://user:pw@8.8.8.8/", (SECRET,))
+    assert SECRET not in repr(ep) and "pw" not in repr(ep)
+
+
+def test_dead_letter_then_replay_with_same_id(tmp_path):
+    script = [("status", 500, {})] * 2
+    with Receiver([SECRET], script=script) as rx:
+        outbox, worker = setup(tmp_path, rx.url, max_attempts=2)
+        msg_id = enqueue(outbox)
+        drain(worker, outbox)
+        (dead,) = outbox.dead_letters()
+        assert (
+            dead["msg_id"] == msg_id and dead["attempts"] == 2 and "HTTP 500" in dead["last_error"]
+        )
+        assert outbox.replay(msg_id) == 1
+        assert outbox.replay(msg_id) == 0  # already pending again
+        drain(worker, outbox)
+        assert [r.verified for r in rx.requests] == [msg_id] * 3
+        assert rx.requests[0].body == rx.requests[2].body
+        assert outbox.dead_letters() == []
+
+
+def test_worker_thread_delivers_on_wake_and_stops(tmp_path):
+    with Receiver([SECRET]) as rx:
+        outbox, worker = setup(tmp_path, rx.url, poll_interval_s=30.0)
+        worker.start()
+        try:
+            time.sleep(0.2)
+            msg_id = enqueue(outbox)
+            worker.wake()
+            (req,) = rx.wait_for(1, timeout=10.0)
+            assert req.verified == msg_id
+        finally:
+            worker.stop(flush_s=1.0)
+        assert worker._thread is not None and not worker._thread.is_alive()
+
+
+def test_outbox_is_bounded_atomic_and_readable_while_writing(tmp_path):
+    db = tmp_path / "o.db"
+    writer = Outbox(db, max_pending=3)
+    stored = [writer.enqueue(event(i), "start", new_msg_id(), "{}", ["main"]) for i in range(5)]
+    assert stored == [["pending"]] * 3 + [["dead"]] * 2
+    reader = Outbox(db, readonly=True)
+    assert len(reader.list_events()) == 5
+    assert reader.counts() == {"pending": 3, "delivered": 0, "dead": 2, "disabled": 0}
+    assert "outbox full" in reader.dead_letters()[0]["last_error"]
+    assert [e["camera"] for e in reader.list_events(camera="yard")] == []
+    assert len(reader.list_events(since=1_700_000_003.0)) == 2
+    # a failing enqueue leaves neither the event nor the delivery behind
+    with pytest.raises(KeyError):
+        writer.enqueue({"id": "x", "start_ts": 1.0}, "start", new_msg_id(), "{}", ["main"])
+    assert len(reader.list_events()) == 5 and sum(reader.counts().values()) == 5
+    mode = writer.conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    assert json.loads(reader.list_events(limit=1)[0]["data"])["id"] == event(4)["id"]

@@ -1,0 +1,130 @@
+"""A real HTTP webhook receiver on 127.0.0.1 that verifies signatures and misbehaves on command.
+
+``Receiver.script`` is a list of behaviours consumed one per request (then ``default``):
+``("status", code, headers)``, ``("hang", seconds)`` (accept, never answer), ``("drip", seconds)``
+(send the status line one byte every 0.2 s). Every request is recorded with its verified
+webhook-id (or the verification error).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from vadmon.signing import WebhookVerificationError, verify
+
+
+@dataclass
+class Request:
+    t: float
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    verified: str | None
+    error: str = ""
+    seen: Any = None  # what ``Receiver.inspect`` returned at receipt time
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    secrets: list[str]
+    script: list[tuple] = field(default_factory=list)
+    default: tuple = ("status", 200, {})
+    requests: list[Request] = field(default_factory=list)
+    port: int = 0
+    inspect: Callable[[Request], Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait_for(self, n: int, timeout: float = 10.0, ok_only: bool = False) -> list[Request]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.verified() if ok_only else list(self.requests)
+            if len(got) >= n:
+                return got
+            time.sleep(0.02)
+        raise AssertionError(f"receiver got {len(self.requests)} requests, wanted {n}")
+
+    def verified(self) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if r.verified]
+
+    def _next(self) -> tuple:
+        with self.lock:
+            return self.script.pop(0) if self.script else self.default
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                n = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(n)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    verified, error = verify(headers, body, receiver.secrets), ""
+                except WebhookVerificationError as exc:
+                    verified, error = None, str(exc)
+                req = Request(time.time(), self.path, headers, body, verified, error)
+                if receiver.inspect is not None:
+                    req.seen = receiver.inspect(req)
+                with receiver.lock:
+                    receiver.requests.append(req)
+                action = receiver._next()
+                if action[0] == "hang":
+                    receiver.closing.wait(action[1])
+                    return
+                if action[0] == "drip":
+                    end = time.monotonic() + action[1]
+                    line = b"HTTP/1.1 200 OK\r\nx-drip: " + b"a" * 100_000
+                    for i in range(len(line)):
+                        if time.monotonic() > end or receiver.closing.is_set():
+                            return
+                        try:
+                            self.wfile.write(line[i : i + 1])
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                        time.sleep(0.2)
+                    return
+                _, code, extra = action
+                if verified is None and code < 300:
+                    code = 401
+                self.send_response(code)
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        return Handler

@@ -1,0 +1,325 @@
+"""Durable SQLite outbox: the event log plus one row per (webhook message, endpoint).
+
+An alert is committed here, in one transaction with its event row, *before* anyone tries to
+send it; the delivery worker only ever reads rows back. So a crash at any moment either loses
+nothing or loses an alert that was never raised.
+
+Journal: WAL, so the CLI can read while the alert process writes (one writer process, any
+number of readers). ``synchronous=FULL``: in WAL mode NORMAL survives a process crash but may
+drop the last commits on power loss; alerts are rare (the event logic bounds them), so one fsync
+per commit costs nothing noticeable and buys "nothing lost" across power cuts too.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vadmon.errors import VadmonError
+
+STATUSES = ("pending", "delivered", "dead", "disabled")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    camera TEXT NOT NULL,
+    label TEXT NOT NULL,
+    label_prob REAL,
+    start_ts REAL NOT NULL,
+    end_ts REAL,
+    peak_score REAL,
+    peak_ts REAL,
+    state TEXT NOT NULL,            -- open | ending (clip pending) | closed | interrupted
+    data TEXT NOT NULL,             -- last event JSON (payload data)
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_camera_start ON events(camera, start_ts);
+CREATE TABLE IF NOT EXISTS deliveries (
+    msg_id TEXT NOT NULL,           -- = webhook-id, identical for every attempt and replay
+    endpoint TEXT NOT NULL,
+    event_id TEXT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,          -- exact JSON body, signed as stored
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead', 'disabled')),
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    delivered_at REAL,
+    PRIMARY KEY (msg_id, endpoint)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS endpoints (
+    name TEXT PRIMARY KEY,
+    disabled_at REAL,
+    reason TEXT
+);
+CREATE VIEW IF NOT EXISTS dead_letters AS
+    SELECT msg_id, endpoint, event_id, kind, attempts, last_error, created_at, updated_at
+    FROM deliveries WHERE status = 'dead';
+"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    msg_id: str
+    endpoint: str
+    event_id: str | None
+    kind: str
+    payload: str
+    attempts: int
+    next_attempt_at: float
+    status: str
+    last_error: str | None
+    created_at: float
+
+
+def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
+    """One connection per thread; readers open read-only so they never create or lock files."""
+    path = Path(path)
+    if readonly:
+        if not path.is_file():
+            raise VadmonError(
+                f"no outbox database at {path}", "--db", "run the alert process or pass --db"
+            )
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SCHEMA)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class Outbox:
+    """Typed access to the outbox database; not shared between threads (open one each)."""
+
+    def __init__(self, path: str | Path, readonly: bool = False, max_pending: int = 10_000) -> None:
+        self.path = Path(path)
+        self.max_pending = max_pending
+        self.conn = connect(self.path, readonly=readonly)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- writer side (alert process) -------------------------------------------------------
+
+    def enqueue(
+        self,
+        event: dict[str, Any],
+        kind: str,
+        msg_id: str,
+        body: str,
+        endpoints: list[str],
+        state: str = "open",
+        now: float | None = None,
+    ) -> list[str]:
+        """Store the event state and one delivery per endpoint atomically.
+
+        A message to a disabled endpoint is stored as ``disabled``; beyond ``max_pending``
+        pending rows it is stored ``dead`` (visible, replayable) so the queue stays bounded.
+        Returns the statuses stored, one per endpoint.
+        """
+        t = time.time() if now is None else now
+        statuses: list[str] = []
+        with self._tx() as db:
+            self._upsert_event(db, event, state, t)
+            pending = db.execute("SELECT COUNT(*) FROM deliveries WHERE status='pending'")
+            n_pending = pending.fetchone()[0]
+            for endpoint in endpoints:
+                disabled = db.execute(
+                    "SELECT 1 FROM endpoints WHERE name=? AND disabled_at IS NOT NULL", (endpoint,)
+                ).fetchone()
+                status, error = "pending", None
+                if disabled:
+                    status, error = "disabled", "endpoint disabled (410 Gone)"
+                elif n_pending >= self.max_pending:
+                    status, error = "dead", f"outbox full ({self.max_pending} pending)"
+                db.execute(
+                    "INSERT OR IGNORE INTO deliveries (msg_id, endpoint, event_id, kind, payload,"
+                    " attempts, next_attempt_at, status, last_error, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                    (msg_id, endpoint, event.get("id"), kind, body, t, status, error, t, t),
+                )
+                n_pending += status == "pending"
+                statuses.append(status)
+        return statuses
+
+    def record_event(self, event: dict[str, Any], state: str, now: float | None = None) -> None:
+        with self._tx() as db:
+            self._upsert_event(db, event, state, time.time() if now is None else now)
+
+    @staticmethod
+    def _upsert_event(db: sqlite3.Connection, ev: dict[str, Any], state: str, t: float) -> None:
+        db.execute(
+            "INSERT INTO events (id, camera, label, label_prob, start_ts, end_ts, peak_score,"
+            " peak_ts, state, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET label=excluded.label, label_prob=excluded.label_prob,"
+            " end_ts=excluded.end_ts, peak_score=excluded.peak_score, peak_ts=excluded.peak_ts,"
+            " state=excluded.state, data=excluded.data, updated_at=excluded.updated_at",
+            (
+                ev["id"],
+                ev["camera"],
+                ev.get("label", ""),
+                ev.get("label_prob"),
+                ev["start_ts"],
+                ev.get("end_ts"),
+                ev.get("peak_score"),
+                ev.get("peak_ts"),
+                state,
+                json.dumps(ev, separators=(",", ":")),
+                t,
+            ),
+        )
+
+    def open_events(self) -> list[dict[str, Any]]:
+        """Events a previous run started (or ended without sending ``end``) and then died."""
+        rows = self.conn.execute(
+            "SELECT data FROM events WHERE state IN ('open', 'ending') ORDER BY start_ts"
+        )
+        return [json.loads(r["data"]) for r in rows]
+
+    # --- delivery worker ------------------------------------------------------------------
+
+    def due(self, now: float, limit: int = 100) -> list[Delivery]:
+        rows = self.conn.execute(
+            "SELECT * FROM deliveries WHERE status='pending' AND next_attempt_at <= ?"
+            " ORDER BY created_at, rowid LIMIT ?",
+            (now, limit),
+        )
+        return [_delivery(r) for r in rows]
+
+    def next_due_at(self) -> float | None:
+        row = self.conn.execute(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status='pending'"
+        ).fetchone()
+        return row[0]
+
+    def mark_delivered(self, d: Delivery, attempts: int, now: float) -> None:
+        self._set(d, "delivered", attempts, d.next_attempt_at, None, now, delivered_at=now)
+
+    def mark_retry(
+        self, d: Delivery, attempts: int, next_at: float, error: str, now: float
+    ) -> None:
+        self._set(d, "pending", attempts, next_at, error, now)
+
+    def mark_dead(self, d: Delivery, attempts: int, error: str, now: float) -> None:
+        self._set(d, "dead", attempts, d.next_attempt_at, error, now)
+
+    def _set(
+        self,
+        d: Delivery,
+        status: str,
+        attempts: int,
+        next_at: float,
+        error: str | None,
+        now: float,
+        delivered_at: float | None = None,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE deliveries SET status=?, attempts=?, next_attempt_at=?, last_error=?,"
+                " updated_at=?, delivered_at=? WHERE msg_id=? AND endpoint=?",
+                (status, attempts, next_at, error, now, delivered_at, d.msg_id, d.endpoint),
+            )
+
+    def disable_endpoint(self, endpoint: str, reason: str, now: float | None = None) -> int:
+        """410 Gone: stop sending there; its pending rows become ``disabled`` (not dead)."""
+        t = time.time() if now is None else now
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO endpoints (name, disabled_at, reason) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET disabled_at=excluded.disabled_at,"
+                " reason=excluded.reason",
+                (endpoint, t, reason),
+            )
+            cur = db.execute(
+                "UPDATE deliveries SET status='disabled', last_error=?, updated_at=?"
+                " WHERE endpoint=? AND status='pending'",
+                (reason, t, endpoint),
+            )
+            return cur.rowcount
+
+    def disabled_endpoints(self) -> dict[str, str]:
+        rows = self.conn.execute("SELECT name, reason FROM endpoints WHERE disabled_at IS NOT NULL")
+        return {r["name"]: r["reason"] or "" for r in rows}
+
+    # --- readers (CLI, dashboard) ---------------------------------------------------------
+
+    def list_events(
+        self, camera: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM events WHERE 1=1", []
+        if camera:
+            sql += " AND camera=?"
+            args.append(camera)
+        if since is not None:
+            sql += " AND start_ts>=?"
+            args.append(since)
+        sql += " ORDER BY start_ts DESC LIMIT ?"
+        args.append(limit)
+        return [dict(r) for r in self.conn.execute(sql, args)]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM dead_letters ORDER BY updated_at DESC")
+        return [dict(r) for r in rows]
+
+    def deliveries(self, msg_id: str | None = None) -> list[Delivery]:
+        if msg_id is None:
+            rows = self.conn.execute("SELECT * FROM deliveries ORDER BY created_at, rowid")
+        else:
+            rows = self.conn.execute("SELECT * FROM deliveries WHERE msg_id=?", (msg_id,))
+        return [_delivery(r) for r in rows]
+
+    def replay(self, msg_id: str, now: float | None = None) -> int:
+        """Re-queue dead letters with this webhook-id (same id, same body, attempts reset)."""
+        t = time.time() if now is None else now
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE deliveries SET status='pending', attempts=0, next_attempt_at=?,"
+                " updated_at=?, last_error='replayed: ' || COALESCE(last_error, '')"
+                " WHERE msg_id=? AND status='dead'",
+                (t, t, msg_id),
+            )
+            return cur.rowcount
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for row in self.conn.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status"):
+            out[row[0]] = row[1]
+        return out
+
+
+def _delivery(r: sqlite3.Row) -> Delivery:
+    return Delivery(
+        msg_id=r["msg_id"],
+        endpoint=r["endpoint"],
+        event_id=r["event_id"],
+        kind=r["kind"],
+        payload=r["payload"],
+        attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"],
+        status=r["status"],
+        last_error=r["last_error"],
+        created_at=r["created_at"],
+    )
