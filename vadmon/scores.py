@@ -1,0 +1,121 @@
+"""Embeddings → per-snippet scores: the VadCLIP stream scorer and the zero-shot scorer.
+
+Both keep text features constant (computed once per class list); only the video side runs per
+snippet. The inference process (``vadmon.inference``) owns sockets and batching; this module is
+pure computation, usable from a notebook or a test.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from vadmon.model.prompts import PromptCache
+from vadmon.model.vadclip import VadCLIP, probabilities
+from vadmon.window import SlidingWindow, batch_windows
+
+NORMAL_PROMPT = "an ordinary scene where nothing unusual happens"
+TEMPLATES = (
+    "a photo of {}.",
+    "a surveillance camera image of {}.",
+    "a cctv video frame showing {}.",
+)
+
+
+@dataclass(frozen=True)
+class SnippetScore:
+    score: float  # anomaly score in [0, 1] (C-Branch sigmoid; zero-shot: 1 − P(normal))
+    fine: float  # 1 − P(normal) from the class posterior
+    class_probs: list[float]
+
+
+class VadClipStreamScorer:
+    """Sliding-window LGT-Adapter + both heads, newest snippet scored at the window's end."""
+
+    mode = "vadclip"
+
+    def __init__(
+        self, model: VadCLIP, class_names: list[str] | None = None, window: int | None = None
+    ) -> None:
+        self.model = model.eval()
+        self.class_names = list(class_names or model.config.class_names)
+        cfg = model.config
+        self.window = min(window or cfg.visual_length, cfg.visual_length)
+        self.attn_window = min(cfg.attn_window, self.window)
+        self._text = PromptCache().get(model, self.class_names)
+        self._windows: dict[str, SlidingWindow] = {}
+
+    def reset(self, camera: str) -> None:
+        self._windows.pop(camera, None)
+
+    def window_length(self, camera: str) -> int:
+        return len(self._windows.get(camera, ()))
+
+    @torch.inference_mode()
+    def score(self, cameras: list[str], embeddings: torch.Tensor) -> list[SnippetScore]:
+        """One new embedding per listed camera (a camera may appear once per call)."""
+        for cam, emb in zip(cameras, embeddings, strict=True):
+            win = self._windows.get(cam)
+            if win is None:
+                win = self._windows[cam] = SlidingWindow(self.window, self.attn_window)
+            win.push(emb.float().cpu())
+        # Windows of equal length batch exactly; padding would leak zeros into the newest
+        # attention block (the published adapter uses no key-padding mask).
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, cam in enumerate(cameras):
+            groups[len(self._windows[cam])].append(i)
+        results: list[SnippetScore | None] = [None] * len(cameras)
+        device = self.model.frame_position_embeddings.weight.device
+        for length, idx in groups.items():
+            batch, lengths = batch_windows([self._windows[cameras[i]] for i in idx])
+            out = self.model(batch.to(device), lengths, self._text.to(device))
+            probs = probabilities(out)
+            for row, i in enumerate(idx):
+                cp = probs["class_probs"][row, length - 1]
+                results[i] = SnippetScore(
+                    score=float(probs["coarse"][row, length - 1]),
+                    fine=float(probs["fine"][row, length - 1]),
+                    class_probs=[float(p) for p in cp],
+                )
+        return [r for r in results if r is not None]
+
+
+class ZeroShotScorer:
+    """Frozen CLIP image–text similarity with handcrafted prompts: works with CLIP weights alone."""
+
+    mode = "zeroshot"
+
+    def __init__(self, clip: torch.nn.Module, class_names: list[str], scale: float = 100.0) -> None:
+        self.clip = clip
+        self.class_names = list(class_names)
+        self.scale = scale
+        self._text = self._encode_classes(self.class_names)
+
+    @torch.inference_mode()
+    def _encode_classes(self, names: list[str]) -> torch.Tensor:
+        from open_clip import tokenize
+
+        feats = []
+        for i, name in enumerate(names):
+            subject = NORMAL_PROMPT if i == 0 else name
+            tokens = tokenize([t.format(subject) for t in TEMPLATES])
+            device = next(self.clip.parameters()).device
+            emb = F.normalize(self.clip.encode_text(tokens.to(device)).float(), dim=-1)
+            feats.append(F.normalize(emb.mean(0), dim=-1))
+        return torch.stack(feats)
+
+    def reset(self, camera: str) -> None:  # stateless per camera
+        return None
+
+    @torch.inference_mode()
+    def score(self, cameras: list[str], embeddings: torch.Tensor) -> list[SnippetScore]:
+        emb = F.normalize(embeddings.float(), dim=-1).to(self._text.device)
+        probs = torch.softmax(self.scale * emb @ self._text.T, dim=-1).cpu()
+        out = []
+        for row in probs:
+            fine = float(1.0 - row[0])
+            out.append(SnippetScore(score=fine, fine=fine, class_probs=[float(p) for p in row]))
+        return out
