@@ -68,7 +68,9 @@ class FileLooper:
         return Gst.FlowReturn.OK
 
 
-def build_factory(args: argparse.Namespace, looper: FileLooper | None) -> GstRtspServer.RTSPMediaFactory:
+def build_factory(
+    args: argparse.Namespace, looper: FileLooper | None
+) -> GstRtspServer.RTSPMediaFactory:
     factory = GstRtspServer.RTSPMediaFactory()
     gop = max(1, int(args.fps))
     if looper is None:
@@ -83,7 +85,9 @@ def build_factory(args: argparse.Namespace, looper: FileLooper | None) -> GstRts
             f"{ENCODE.format(gop=gop)} )"
         )
 
-        def on_configure(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
+        def on_configure(
+            _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia
+        ) -> None:
             src = media.get_element().get_child_by_name("src")
             looper.appsrcs.append(src)
             media.connect("unprepared", lambda _m: looper.appsrcs.remove(src))
@@ -93,7 +97,12 @@ def build_factory(args: argparse.Namespace, looper: FileLooper | None) -> GstRts
     return factory
 
 
-def add_auth(server: GstRtspServer.RTSPServer, factory: GstRtspServer.RTSPMediaFactory, user: str, password: str) -> None:
+def add_auth(
+    server: GstRtspServer.RTSPServer,
+    factory: GstRtspServer.RTSPMediaFactory,
+    user: str,
+    password: str,
+) -> None:
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken.new()
     token.set_string("media.factory.role", "user")
