@@ -341,7 +341,11 @@ def run_capture(
     loop: CaptureLoop | None = None
     try:
         pub = publisher(ctx, endpoints.publish, limits=SocketLimits(hwm=settings.pub_hwm))
-        push = pusher(ctx, endpoints.snippets, limits=SocketLimits(hwm=settings.snippet_hwm))
+        push = pusher(
+            ctx,
+            endpoints.snippets,
+            limits=SocketLimits(hwm=settings.snippet_hwm, kernel_buffer_bytes=16384),
+        )
         loop = CaptureLoop(settings, pub, push)
         loop.start()
         while not stop.is_set():

@@ -215,6 +215,9 @@ class SocketLimits:
     hwm: int = DEFAULT_HWM
     linger_ms: int = DEFAULT_LINGER_MS
     max_msg_bytes: int = DEFAULT_MAX_MSG_BYTES
+    # Kernel socket buffer (0: OS default). Small buffers keep "latest wins" honest: the OS
+    # would otherwise queue hundreds of small messages behind a stopped consumer.
+    kernel_buffer_bytes: int = 0
 
 
 def make_socket(
@@ -234,6 +237,9 @@ def make_socket(
     sock.setsockopt(zmq.RCVHWM, limits.hwm)
     if kind in (zmq.SUB, zmq.PULL):
         sock.setsockopt(zmq.MAXMSGSIZE, limits.max_msg_bytes)
+    if limits.kernel_buffer_bytes > 0:
+        sock.setsockopt(zmq.SNDBUF, limits.kernel_buffer_bytes)
+        sock.setsockopt(zmq.RCVBUF, limits.kernel_buffer_bytes)
     if kind == zmq.PUSH and not do_bind:
         # No pipe before the peer is really there: sends fail fast (counted) instead of queueing.
         sock.setsockopt(zmq.IMMEDIATE, 1)
