@@ -96,6 +96,9 @@ class Message:
     def validate(self) -> None:
         """Semantic checks beyond types; subclasses extend."""
 
+    def check_payload(self, payload: bytes | None) -> None:
+        """Check the optional raw part against the header; subclasses that carry pixels extend."""
+
 
 def _check_frame_shape(height: int, width: int, channels: int) -> None:
     if not (0 < height <= MAX_FRAME_SIDE and 0 < width <= MAX_FRAME_SIDE):
@@ -118,11 +121,26 @@ class FrameHeader(Message):
     ring: str
     channels: int = 3
     fps: float = 0.0
+    snippet_index: int = -1
+    dtype: str = "uint8"
 
     def validate(self) -> None:
         _check_frame_shape(self.height, self.width, self.channels)
         if self.slot < 0 or self.seq < 0:
             raise MessageError("negative slot or seq")
+        if self.dtype != "uint8":
+            raise MessageError(f"frame dtype {self.dtype[:16]!r} not supported (uint8 only)")
+
+    def frame_bytes(self) -> int:
+        return self.height * self.width * self.channels
+
+    def check_payload(self, payload: bytes | None) -> None:
+        """A whole frame sent over the socket (no ring) must be exactly h*w*c uint8 bytes."""
+        if payload is not None and len(payload) != self.frame_bytes():
+            raise MessageError(
+                f"frame payload has {len(payload)} bytes, header says "
+                f"{self.height}x{self.width}x{self.channels}={self.frame_bytes()}"
+            )
 
 
 @dataclass(frozen=True)
@@ -231,4 +249,6 @@ def decode(parts: list[bytes]) -> tuple[Message, bytes | None]:
     payload = bytes(parts[2]) if len(parts) == 3 else None
     if payload is not None and len(payload) > MAX_PAYLOAD_BYTES:
         raise MessageError(f"payload too large ({len(payload)} bytes)")
-    return cls.from_header(bytes(parts[1])), payload
+    msg = cls.from_header(bytes(parts[1]))
+    msg.check_payload(payload)
+    return msg, payload

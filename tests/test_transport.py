@@ -1,0 +1,287 @@
+"""ZeroMQ helpers against real sockets: hostile input, double binds, CURVE, zero-copy reuse."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from vadmon.errors import VadmonError
+from vadmon.messages import FrameHeader, Status
+from vadmon.transport import (
+    CurveClient,
+    CurveServer,
+    FramePool,
+    RecvStats,
+    SendStats,
+    SocketLimits,
+    frame_from_payload,
+    generate_keypair,
+    ipc_dir,
+    ipc_endpoint,
+    puller,
+    pusher,
+    recv_message,
+    send_frame,
+    send_message,
+    start_authenticator,
+)
+
+
+@pytest.fixture()
+def ctx() -> Iterator[zmq.Context]:
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture()
+def sock_dir() -> Iterator[Path]:
+    # short path: ipc socket paths are limited to ~100 bytes
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vt-", dir="/tmp") as d:
+        yield ipc_dir(Path(d) / "ipc")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status(n: int) -> Status:
+    return Status(process="test", ts=float(n), counters={"n": float(n)})
+
+
+def good_frame_parts() -> list[bytes]:
+    header = FrameHeader(camera="c", seq=1, ts=1.0, slot=0, height=2, width=3, ring="")
+    return header.to_parts(bytes(2 * 3 * 3))
+
+
+def test_ipc_dir_is_private(tmp_path: Path) -> None:
+    made = ipc_dir(tmp_path / "new" / "ipc")
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    os.chmod(loose, 0o755)
+    assert stat.S_IMODE(ipc_dir(loose).stat().st_mode) == 0o700
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(VadmonError):
+        ipc_dir(afile)
+
+
+def test_malformed_messages_are_counted_and_receiver_keeps_running(
+    ctx: zmq.Context, sock_dir: Path
+) -> None:
+    endpoint = ipc_endpoint(sock_dir, "malformed")
+    limits = SocketLimits(hwm=100, max_msg_bytes=1024 * 1024)
+    receiver = puller(ctx, endpoint, do_bind=True, limits=limits)
+    sender = pusher(ctx, endpoint, do_bind=False, limits=SocketLimits(hwm=100))
+    bad: list[list[bytes]] = [
+        [b"status"],  # too few parts
+        [b"status", b"{}", b"x", b"y"],  # too many parts
+        [b"status", b"not json{"],  # header is not JSON
+        [b"status", b"[1, 2]"],  # header not an object
+        [b"nope", b"{}"],  # unknown topic
+        [b"status", json.dumps({"process": 3, "ts": 1.0}).encode()],  # wrong field type
+        # huge dimensions
+        [b"frame", FrameHeader("c", 1, 1.0, 0, 100000, 100000, "r").header()],
+        # payload size does not match the header's shape
+        good_frame_parts()[:2] + [bytes(5)],
+        # dtype that the buffer cannot be
+        [b"frame", json.dumps({**json.loads(good_frame_parts()[1]), "dtype": "float64"}).encode()]
+        + [bytes(18)],
+        [b"frame", b'{"camera":"c","seq":1,"ts":NaN,"slot":0,"height":2,"width":3,"ring":""}'],
+    ]
+    for parts in bad:
+        sender.send_multipart(parts)
+    sender.send_multipart(good_frame_parts())
+    stats = RecvStats()
+    got = None
+    deadline = time.monotonic() + 10
+    while got is None and time.monotonic() < deadline:
+        got = recv_message(receiver, 200, stats)
+    assert got is not None, stats
+    header, payload = got
+    assert isinstance(header, FrameHeader)
+    assert frame_from_payload(header, payload).shape == (2, 3, 3)
+    assert stats.malformed == len(bad) and stats.received == 1
+
+    # Oversize: libzmq drops the connection (MAXMSGSIZE); the receiver carries on and the
+    # sender's next messages arrive after its automatic reconnect.
+    sender.send_multipart([b"status", b"{}", bytes(2 * 1024 * 1024)])
+    ok = None
+    deadline = time.monotonic() + 10
+    n = 0
+    while ok is None and time.monotonic() < deadline:
+        send_message(sender, status(n))
+        n += 1
+        ok = recv_message(receiver, 100, stats)
+    assert ok is not None and isinstance(ok[0], Status)
+    assert stats.malformed == len(bad), "the oversize message must never be delivered"
+    sender.close(linger=0)
+    receiver.close(linger=0)
+
+
+BINDER = textwrap.dedent(
+    """
+    import sys, zmq
+    from vadmon.transport import publisher
+    ctx = zmq.Context()
+    sock = publisher(ctx, sys.argv[1])
+    print("BOUND", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def test_second_bind_on_ipc_endpoint_fails_loudly(
+    ctx: zmq.Context, sock_dir: Path, subprocess_env: dict[str, str]
+) -> None:
+    endpoint = ipc_endpoint(sock_dir, "capture-cam1")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BINDER, endpoint],
+        env=subprocess_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "BOUND"
+        with pytest.raises(VadmonError, match="already in use"):
+            pusher(ctx, endpoint)
+        # a second process trying the same endpoint dies loudly too
+        res = subprocess.run(
+            [sys.executable, "-c", BINDER, endpoint],
+            env=subprocess_env,
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert res.returncode != 0 and "already in use" in res.stderr
+    finally:
+        proc.communicate("", timeout=20)
+    # The first process is gone; its socket file may remain but is stale: binding works.
+    sock = pusher(ctx, endpoint)
+    sock.close(linger=0)
+
+
+def curve_setup(tmp_path: Path) -> tuple[CurveServer, CurveClient, CurveClient]:
+    server_pub, server_secret = generate_keypair(tmp_path / "server", "server")
+    _, good_secret = generate_keypair(tmp_path / "clients", "inference")
+    _, bad_secret = generate_keypair(tmp_path / "strangers", "intruder")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "inference.key").write_bytes((tmp_path / "clients" / "inference.key").read_bytes())
+    return (
+        CurveServer(secret_key_file=server_secret, allowed_clients_dir=allowed),
+        CurveClient(secret_key_file=good_secret, server_public_key_file=server_pub),
+        CurveClient(secret_key_file=bad_secret, server_public_key_file=server_pub),
+    )
+
+
+def deliveries(receiver: zmq.Socket, sender: zmq.Socket, seconds: float) -> int:
+    got = 0
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline and got == 0:
+        send_message(sender, status(n))
+        n += 1
+        if recv_message(receiver, 100) is not None:
+            got += 1
+    return got
+
+
+def test_curve_allows_known_client_and_refuses_others(ctx: zmq.Context, tmp_path: Path) -> None:
+    server_cfg, good, stranger = curve_setup(tmp_path)
+    auth = start_authenticator(ctx, server_cfg.allowed_clients_dir)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    receiver = puller(ctx, endpoint, do_bind=True, curve=server_cfg)
+    try:
+        plain = pusher(ctx, endpoint, do_bind=False)
+        assert deliveries(receiver, plain, 2.0) == 0, "plaintext peer must be refused"
+        plain.close(linger=0)
+        unknown = pusher(ctx, endpoint, do_bind=False, curve=stranger)
+        assert deliveries(receiver, unknown, 2.0) == 0, "unknown key must be refused"
+        unknown.close(linger=0)
+        known = pusher(ctx, endpoint, do_bind=False, curve=good)
+        assert deliveries(receiver, known, 10.0) == 1
+        known.close(linger=0)
+    finally:
+        receiver.close(linger=0)
+        auth.stop()
+
+
+def test_zero_copy_buffers_are_not_reused_while_in_flight(ctx: zmq.Context, sock_dir: Path) -> None:
+    endpoint = ipc_endpoint(sock_dir, "frames")
+    receiver = puller(ctx, endpoint, do_bind=True, limits=SocketLimits(hwm=4))
+    sender = pusher(ctx, endpoint, do_bind=False, limits=SocketLimits(hwm=64))
+    shape = (240, 320, 3)
+    pool = FramePool(shape, max_buffers=4)
+    total = 120
+    received: list[tuple[int, bool]] = []
+    start_reading = threading.Event()
+
+    def read_all() -> None:
+        start_reading.wait(10)
+        deadline = time.monotonic() + 30
+        while len(received) < total and time.monotonic() < deadline:
+            got = recv_message(receiver, 100)
+            if got is None:
+                continue
+            header, payload = got
+            frame = frame_from_payload(header, payload)
+            intact = bool((frame == header.seq % 251).all())
+            received.append((header.seq, intact))
+            time.sleep(0.002)  # slow consumer keeps buffers in flight
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    stats = SendStats()
+    waited_for_buffer = 0
+    try:
+        for seq in range(total):
+            buf = pool.acquire()
+            deadline = time.monotonic() + 10
+            while buf is None and time.monotonic() < deadline:
+                waited_for_buffer += 1
+                start_reading.set()
+                time.sleep(0.001)
+                buf = pool.acquire()
+            assert buf is not None, "buffers never came back from libzmq"
+            buf.fill(seq % 251)
+            header = FrameHeader("c", seq, float(seq), 0, shape[0], shape[1], "")
+            assert send_frame(sender, header, buf, pool, stats)
+    finally:
+        start_reading.set()
+        reader.join(timeout=40)
+        sender.close(linger=0)
+        receiver.close(linger=0)
+    assert pool.allocated <= 4
+    assert waited_for_buffer > 0, "the pool must have been exhausted at least once"
+    assert [seq for seq, _ in received] == list(range(total))
+    assert all(intact for _, intact in received), [s for s, ok in received if not ok][:10]
+    assert stats.sent == total and stats.dropped == 0
+
+
+def test_push_without_peer_drops_and_counts(ctx: zmq.Context, sock_dir: Path) -> None:
+    sock = pusher(ctx, ipc_endpoint(sock_dir, "nobody"))
+    stats = SendStats()
+    for n in range(5):
+        assert not send_message(sock, status(n), stats=stats)
+    assert stats.dropped == 5 and stats.sent == 0
+    sock.close(linger=0)

@@ -1,0 +1,370 @@
+"""Frame sources: files, network streams, webcams and a synthetic generator.
+
+Every source follows the ``FrameSource`` protocol (open / read / close) and reports failures
+as a ``SourceError`` with a classified ``ErrorKind`` (auth, timeout, not-found, refused, codec,
+ended), so the watchdog and the dashboard can say *why* a camera is down. OpenCV does not
+expose FFmpeg's reasons, so when a stream fails to open we ask the server ourselves (TCP
+connect + an RTSP ``DESCRIBE`` / HTTP ``HEAD``) to classify the failure.
+
+Source descriptions are always redacted: a URL's password never reaches a log line or repr.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
+
+
+class ErrorKind(str, Enum):
+    AUTH = "auth"
+    TIMEOUT = "timeout"
+    NOT_FOUND = "not_found"
+    REFUSED = "refused"
+    CODEC = "codec"
+    ENDED = "ended"
+    UNKNOWN = "unknown"
+
+
+class SourceError(Exception):
+    """A classified source failure; the message never contains credentials."""
+
+    def __init__(self, kind: ErrorKind, detail: str) -> None:
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"{kind.value}: {detail}")
+
+
+class FrameSource(Protocol):
+    description: str  # redacted, safe to log
+    fps: float  # nominal frame rate (0 when unknown)
+
+    def open(self) -> None: ...
+
+    def read(self) -> tuple[np.ndarray, float]: ...
+
+    def close(self) -> None: ...
+
+
+def _redact(url: str) -> str:
+    """``scheme://user:***@host/...`` — minimal; the lead folds this into ``vadmon.redact``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//***@", url)
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}" if name else f"***@{host}"))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password in every spelling it may appear in (raw, percent-decoded)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    if not password:
+        return []
+    return sorted({password, unquote(password)}, key=len, reverse=True)
+
+
+# --- synthetic ------------------------------------------------------------------------------
+
+
+@dataclass
+class SyntheticSource:
+    """Moving shapes on a dark background; an optional red flash every ``flash_every_s``.
+
+    Used by the offline demo and the tests: no camera, deterministic content, real-time pacing.
+    ``frames`` > 0 ends the stream after that many frames.
+    """
+
+    width: int = 320
+    height: int = 240
+    fps: float = 10.0
+    flash_every_s: float = 0.0
+    flash_frames: int = 5
+    frames: int = 0
+    description: str = "synthetic"
+
+    def open(self) -> None:
+        self._n = 0
+        self._next_at = time.monotonic()
+
+    def read(self) -> tuple[np.ndarray, float]:
+        if self.frames and self._n >= self.frames:
+            raise SourceError(ErrorKind.ENDED, "synthetic source finished")
+        _pace(self, self.fps)
+        frame = self.render(self._n)
+        self._n += 1
+        return frame, time.time()
+
+    def render(self, n: int) -> np.ndarray:
+        frame = np.full((self.height, self.width, 3), 30, np.uint8)
+        t = n / max(self.fps, 1e-6)
+        cx = int((0.5 + 0.4 * np.sin(t)) * self.width)
+        cy = int((0.5 + 0.4 * np.cos(0.7 * t)) * self.height)
+        cv2.circle(frame, (cx, cy), max(4, self.height // 10), (40, 200, 40), -1)
+        x = int((n * 4) % max(1, self.width))
+        cv2.rectangle(
+            frame, (x, self.height // 4), (x + 20, self.height // 4 + 20), (200, 120, 0), -1
+        )
+        period = int(self.flash_every_s * self.fps)
+        if period > 0 and n % period < self.flash_frames and n >= period:
+            frame[:, :] = (0, 0, 255)
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def _pace(src: SyntheticSource | FileSource, fps: float) -> None:
+    """Sleep until the next frame is due; after a long hiccup, restart the clock (no burst)."""
+    if fps <= 0:
+        return
+    now = time.monotonic()
+    if src._next_at > now:
+        time.sleep(src._next_at - now)
+        src._next_at += 1.0 / fps
+    else:
+        src._next_at = max(src._next_at + 1.0 / fps, now - 1.0 / fps)
+
+
+# --- OpenCV-backed sources ------------------------------------------------------------------
+
+
+@dataclass
+class FileSource:
+    """A video file played in real time at its own fps (optionally looping)."""
+
+    path: Path
+    loop: bool = True
+    realtime: bool = True
+    fps: float = 0.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self.description = self.description or f"file {self.path.name}"
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(ErrorKind.NOT_FOUND, f"no such file: {self.path}")
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            raise SourceError(ErrorKind.CODEC, f"cannot decode {self.path.name}")
+        self._cap = cap
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        if not 0 < self.fps < 1000:
+            self.fps = 25.0
+        self._next_at = time.monotonic()
+        self._frames = 0
+
+    def read(self) -> tuple[np.ndarray, float]:
+        assert self._cap is not None, "open() first"
+        ok, frame = self._cap.read()
+        if not ok and self.loop and self._frames > 0:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._cap.read()
+        if not ok:
+            kind = ErrorKind.ENDED if self._frames else ErrorKind.CODEC
+            raise SourceError(kind, f"{self.path.name}: no more frames")
+        self._frames += 1
+        if self.realtime:
+            _pace(self, self.fps)
+        return frame, time.time()
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+@dataclass
+class StreamSource:
+    """RTSP/RTMP/HTTP via FFmpeg, over TCP, with open and read timeouts set at open time."""
+
+    url: str
+    open_timeout_ms: int = 10000
+    read_timeout_ms: int = 5000
+    fps: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.description = _redact(self.url)
+        self._cap: cv2.VideoCapture | None = None
+
+    def __repr__(self) -> str:
+        return f"StreamSource({self.description!r})"
+
+    def open(self) -> None:
+        # Must be in the environment before the FFmpeg backend opens the stream.
+        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            self.open_timeout_ms,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            self.read_timeout_ms,
+        ]
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            kind, why = classify_stream_failure(self.url, self.open_timeout_ms / 1000)
+            raise SourceError(kind, f"cannot open {self.description}: {why}")
+        self._cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else 0.0
+
+    def read(self) -> tuple[np.ndarray, float]:
+        assert self._cap is not None, "open() first"
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            raise SourceError(ErrorKind.TIMEOUT, "no frame within the read timeout")
+        return frame, time.time()
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+@dataclass
+class WebcamSource:
+    index: int
+    fps: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.description = f"webcam {self.index}"
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            raise SourceError(ErrorKind.NOT_FOUND, f"no webcam at index {self.index}")
+        self._cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else 0.0
+
+    def read(self) -> tuple[np.ndarray, float]:
+        assert self._cap is not None, "open() first"
+        ok, frame = self._cap.read()
+        if not ok:
+            raise SourceError(ErrorKind.TIMEOUT, f"webcam {self.index} returned no frame")
+        return frame, time.time()
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+# --- failure classification -----------------------------------------------------------------
+
+_STATUS = re.compile(rb"^(?:RTSP|HTTP)/\d\.\d (\d{3})")
+
+
+def classify_stream_failure(url: str, timeout_s: float = 5.0) -> tuple[ErrorKind, str]:
+    """Ask the server directly why a stream would not open (FFmpeg does not tell OpenCV)."""
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "").lower()
+    host = parts.hostname or ""
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme, 554)
+    except ValueError:
+        return ErrorKind.NOT_FOUND, "invalid port in URL"
+    try:
+        conn = socket.create_connection((host, port), timeout=timeout_s)
+    except socket.gaierror:
+        return ErrorKind.NOT_FOUND, f"unknown host {host}"
+    except ConnectionRefusedError:
+        return ErrorKind.REFUSED, f"connection refused by {host}:{port}"
+    except TimeoutError:
+        return ErrorKind.TIMEOUT, f"no answer from {host}:{port}"
+    except OSError as exc:
+        return ErrorKind.REFUSED, f"cannot connect to {host}:{port} ({exc.strerror})"
+    with conn:
+        if scheme not in ("rtsp", "http"):
+            return ErrorKind.CODEC, "server reachable but the stream could not be decoded"
+        return _ask_server(conn, url, scheme, timeout_s)
+
+
+def _ask_server(
+    conn: socket.socket, url: str, scheme: str, timeout_s: float
+) -> tuple[ErrorKind, str]:
+    parts = urlsplit(url)
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    lines = [f"DESCRIBE {bare} RTSP/1.0", "CSeq: 1", "Accept: application/sdp"]
+    if scheme == "http":
+        lines = [f"HEAD {parts.path or '/'} HTTP/1.0", f"Host: {parts.hostname}"]
+    if parts.username is not None:
+        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        lines.append("Authorization: Basic " + base64.b64encode(creds).decode())
+    conn.settimeout(timeout_s)
+    try:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        reply = conn.recv(512)
+    except TimeoutError:
+        return ErrorKind.TIMEOUT, "server accepted the connection but did not answer"
+    except OSError as exc:
+        return ErrorKind.REFUSED, f"connection dropped ({exc.strerror})"
+    match = _STATUS.match(reply)
+    if not match:
+        return ErrorKind.CODEC, "server does not speak " + scheme.upper()
+    code = int(match.group(1))
+    if code in (401, 403):
+        return ErrorKind.AUTH, f"server answered {code}: check user and password"
+    if code == 404:
+        return ErrorKind.NOT_FOUND, "server answered 404: check the path"
+    if code < 300:
+        return ErrorKind.CODEC, "server is fine but the stream could not be decoded"
+    return ErrorKind.UNKNOWN, f"server answered {code}"
+
+
+# --- factory --------------------------------------------------------------------------------
+
+
+def parse_synthetic(spec: str) -> SyntheticSource:
+    """``synthetic:`` or ``synthetic:w=320&h=240&fps=10&flash=5&frames=0``."""
+    _, _, query = spec.partition(":")
+    opts = dict(parse_qsl(query.lstrip("?")))
+    known = {"w", "h", "fps", "flash", "frames"}
+    unknown = set(opts) - known
+    if unknown:
+        raise ValueError(f"unknown synthetic option(s) {sorted(unknown)}; known: {sorted(known)}")
+    return SyntheticSource(
+        width=int(opts.get("w", 320)),
+        height=int(opts.get("h", 240)),
+        fps=float(opts.get("fps", 10)),
+        flash_every_s=float(opts.get("flash", 0)),
+        frames=int(opts.get("frames", 0)),
+    )
+
+
+def open_source(
+    spec: str, *, loop: bool = True, open_timeout_ms: int = 10000, read_timeout_ms: int = 5000
+) -> FrameSource:
+    """Build (not open) the source a spec names: URL, ``synthetic:…``, webcam index or file."""
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    if scheme in STREAM_SCHEMES:
+        return StreamSource(spec, open_timeout_ms, read_timeout_ms)
+    if spec.startswith("synthetic"):
+        return parse_synthetic(spec)
+    if spec.isdigit() or spec.startswith("webcam:"):
+        return WebcamSource(int(spec.rpartition(":")[2]))
+    if scheme:
+        raise ValueError(f"unsupported URL scheme {scheme!r}; use one of {STREAM_SCHEMES}")
+    return FileSource(Path(spec), loop=loop)

@@ -1,0 +1,162 @@
+"""Per-camera watchdog: a small explicit state machine driven by the capture loop.
+
+    connecting ──first frame──▶ online ──no frame for stall_timeout──▶ stalled
+        ▲  │                      │ frozen image / resolution change        │
+        │  └──error / timeout──▶ offline ◀──────────────────────────────────┘ (attempt fails)
+        └────────── backoff elapsed (stalled or offline) ───────────────────┘
+
+The watchdog never touches the camera itself: it receives events (``on_frame``, ``on_error``)
+and the current time, and answers with an ``Action`` (connect or disconnect). That keeps every
+policy here — full-jitter exponential backoff capped at ``backoff_max_s``, stall timeout,
+frozen-image detection, never giving up — testable without a camera or a clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+import cv2
+import numpy as np
+
+
+class CameraState(str, Enum):
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    STALLED = "stalled"
+    OFFLINE = "offline"
+
+
+class Action(Enum):
+    NONE = "none"
+    CONNECT = "connect"  # open the source now
+    DISCONNECT = "disconnect"  # close the source; a CONNECT follows after the backoff
+
+
+@dataclass(frozen=True)
+class WatchdogSettings:
+    stall_timeout_s: float = 5.0
+    connect_timeout_s: float = 20.0
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 60.0
+    frozen_timeout_s: float = 0.0  # 0 disables frozen-image detection
+    frozen_tolerance: float = 0.5  # mean abs difference of 32x32 thumbnails counted as "same"
+
+
+@dataclass
+class WatchdogCounters:
+    connects: int = 0
+    reconnects: int = 0
+    stalls: int = 0
+    frozen: int = 0
+    resolution_changes: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    last_error: str = ""
+
+
+def fingerprint(frame: np.ndarray) -> np.ndarray:
+    """A 32x32 grey thumbnail: cheap, and robust to compression noise on a frozen picture."""
+    grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+class Watchdog:
+    def __init__(self, settings: WatchdogSettings, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self.state = CameraState.OFFLINE
+        self.counters = WatchdogCounters()
+        self.next_attempt_at = 0.0
+        self.last_backoff_s = 0.0
+        self._attempt = 0  # consecutive failures, reset once frames flow
+        self._attempt_started = 0.0
+        self._last_frame_at = 0.0
+        self._shape: tuple[int, ...] | None = None
+        self._still_print: np.ndarray | None = None
+        self._still_since = 0.0
+        self._stall_times: deque[float] = deque()
+
+    # -- events ------------------------------------------------------------------------------
+
+    def start(self, now: float) -> Action:
+        return self._connect(now)
+
+    def on_frame(self, now: float, shape: tuple[int, ...], thumb: np.ndarray | None) -> Action:
+        if self.state is not CameraState.ONLINE:
+            if self.state is not CameraState.CONNECTING:
+                return Action.NONE  # a late frame from a source we already gave up on
+            self.state = CameraState.ONLINE
+            self._attempt = 0
+            self._shape = shape
+            self._still_print, self._still_since = thumb, now
+        self._last_frame_at = now
+        if shape != self._shape:
+            self.counters.resolution_changes += 1
+            return self._fail(now, "resolution", CameraState.OFFLINE)
+        if self._is_frozen(now, thumb):
+            self.counters.frozen += 1
+            return self._fail(now, "frozen", CameraState.STALLED)
+        return Action.NONE
+
+    def on_error(self, now: float, kind: str) -> Action:
+        if self.state not in (CameraState.CONNECTING, CameraState.ONLINE):
+            return Action.NONE
+        return self._fail(now, kind, CameraState.OFFLINE)
+
+    def tick(self, now: float) -> Action:
+        """Time-driven transitions; call often (every loop iteration)."""
+        if self.state is CameraState.CONNECTING:
+            if now - self._attempt_started > self.settings.connect_timeout_s:
+                return self._fail(now, "timeout", CameraState.OFFLINE)
+        elif self.state is CameraState.ONLINE:
+            if now - self._last_frame_at > self.settings.stall_timeout_s:
+                self.counters.stalls += 1
+                self._stall_times.append(now)
+                return self._fail(now, "stall", CameraState.STALLED)
+        elif now >= self.next_attempt_at:
+            return self._connect(now)
+        return Action.NONE
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def stalls_last_hour(self, now: float) -> int:
+        while self._stall_times and now - self._stall_times[0] > 3600:
+            self._stall_times.popleft()
+        return len(self._stall_times)
+
+    def backoff_delay(self) -> float:
+        """Full jitter: uniform in [0, min(cap, base·2^attempt)] — spreads a thundering herd."""
+        ceiling = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**self._attempt)
+        self._attempt = min(self._attempt + 1, 62)
+        return self.rng.uniform(0.0, ceiling)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _connect(self, now: float) -> Action:
+        if self.counters.connects:
+            self.counters.reconnects += 1
+        self.counters.connects += 1
+        self.state = CameraState.CONNECTING
+        self._attempt_started = now
+        return Action.CONNECT
+
+    def _fail(self, now: float, kind: str, state: CameraState) -> Action:
+        self.counters.errors[kind] = self.counters.errors.get(kind, 0) + 1
+        self.counters.last_error = kind
+        self.state = state
+        self.last_backoff_s = self.backoff_delay()
+        self.next_attempt_at = now + self.last_backoff_s
+        return Action.DISCONNECT
+
+    def _is_frozen(self, now: float, thumb: np.ndarray | None) -> bool:
+        if self.settings.frozen_timeout_s <= 0 or thumb is None:
+            return False
+        if (
+            self._still_print is None
+            or float(np.abs(thumb - self._still_print).mean()) > self.settings.frozen_tolerance
+        ):
+            self._still_print, self._still_since = thumb, now
+            return False
+        return now - self._still_since >= self.settings.frozen_timeout_s
