@@ -34,6 +34,7 @@ from vadmon.delivery import (
 )
 from vadmon.errors import VadmonError
 from vadmon.event import Event, EventMessage, EventSettings, EventTracker
+from vadmon.heartbeat import HeartbeatSender
 from vadmon.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
 from vadmon.outbox import Outbox
 
@@ -148,7 +149,10 @@ class AlertPipeline:
 
 
 def open_sockets(
-    ctx: zmq.Context, score_endpoint: str, preview_endpoint: str, status_endpoint: str | None
+    ctx: zmq.Context,
+    score_endpoint: str,
+    preview_endpoint: str | list[str],
+    status_endpoint: str | None,
 ) -> tuple[zmq.Socket, zmq.Socket | None]:
     """Minimal pyzmq wiring (the lead may swap in vadmon.transport): SUB in, PUB heartbeat out."""
     sub = ctx.socket(zmq.SUB)
@@ -157,7 +161,8 @@ def open_sockets(
     sub.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)
     sub.setsockopt(zmq.SUBSCRIBE, ScoreMessage.topic)
     sub.setsockopt(zmq.SUBSCRIBE, PreviewFrame.topic)
-    for endpoint in dict.fromkeys([score_endpoint, preview_endpoint]):
+    previews = [preview_endpoint] if isinstance(preview_endpoint, str) else preview_endpoint
+    for endpoint in dict.fromkeys([score_endpoint, *previews]):
         sub.connect(endpoint)
     pub = None
     if status_endpoint:
@@ -171,7 +176,7 @@ def open_sockets(
 def run_alerts(
     settings: AlertSettings,
     score_endpoint: str,
-    preview_endpoint: str,
+    preview_endpoint: str | list[str],
     status_endpoint: str | None = None,
     stop: threading.Event | None = None,
 ) -> int:
@@ -186,6 +191,7 @@ def run_alerts(
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
     pipeline.start()
+    heartbeat = HeartbeatSender.from_env(ctx)
     next_beat = 0.0
     try:
         while not stop.is_set():
@@ -198,24 +204,30 @@ def run_alerts(
                     pipeline.on_message(parts)
             now = time.time()
             pipeline.tick(now)
-            if pub is not None and now >= next_beat:
-                with_status = pipeline.status()
-                pub.send_multipart(with_status.to_parts(), zmq.NOBLOCK)
+            if now >= next_beat:
+                status = pipeline.status()
+                if pub is not None:
+                    pub.send_multipart(status.to_parts(), zmq.NOBLOCK)
+                if heartbeat is not None:
+                    heartbeat.beat(state=status.state, counters=status.counters, info=status.info)
                 next_beat = now + settings.heartbeat_s
     finally:
         pipeline.shutdown()
         sub.close(0)
         if pub is not None:
             pub.close(0)
+        if heartbeat is not None:
+            heartbeat.close()
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vadmon.alerts", description=__doc__.splitlines()[0])
-    p.add_argument("--db", type=Path, required=True, help="SQLite outbox/event log")
-    p.add_argument("--media-dir", type=Path, required=True, help="snapshots and clips go here")
-    p.add_argument("--scores", required=True, help="ZeroMQ endpoint publishing ScoreMessages")
-    p.add_argument("--previews", required=True, help="ZeroMQ endpoint publishing PreviewFrames")
+    p.add_argument("--config", type=Path, help="monitor config (replaces the options below)")
+    p.add_argument("--db", type=Path, help="SQLite outbox/event log")
+    p.add_argument("--media-dir", type=Path, help="snapshots and clips go here")
+    p.add_argument("--scores", help="ZeroMQ endpoint publishing ScoreMessages")
+    p.add_argument("--previews", help="ZeroMQ endpoint publishing PreviewFrames")
     p.add_argument("--status", default=None, help="ZeroMQ endpoint to send heartbeats to")
     p.add_argument("--webhook", action="append", default=[], help="receiver URL (repeatable)")
     p.add_argument("--secret-env", default="VADMON_WEBHOOK_SECRET", help="env var with whsec_…")
@@ -275,8 +287,18 @@ def settings_from_args(args: argparse.Namespace) -> AlertSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        if args.config:
+            from vadmon.config import load_config
+            from vadmon.monitor import alert_settings, camera_endpoints, score_endpoint
+
+            cfg = load_config(args.config)
+            previews = [camera_endpoints(cfg, c).publish for c in cfg.enabled_cameras()]
+            return run_alerts(alert_settings(cfg), score_endpoint(cfg), previews)
+        if not (args.db and args.media_dir and args.scores and args.previews):
+            parser.error("give --config, or all of --db --media-dir --scores --previews")
         settings = settings_from_args(args)
         return run_alerts(settings, args.scores, args.previews, args.status)
     except VadmonError as exc:

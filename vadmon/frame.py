@@ -34,6 +34,7 @@ import numpy as np
 import zmq
 
 from vadmon.errors import VadmonError
+from vadmon.heartbeat import HeartbeatSender
 from vadmon.messages import FrameHeader, PreviewFrame, Status
 from vadmon.ring import CameraRing
 from vadmon.snippet import SnippetAssembler, SnippetSettings
@@ -146,6 +147,7 @@ class CaptureLoop:
         self.settings = settings
         self.pub = pub
         self.push = push
+        self.heartbeat = HeartbeatSender.from_env()
         self.ring = CameraRing(settings.camera, settings.ring_slots)
         self.watchdog = Watchdog(settings.watchdog)
         self.snippets = SnippetAssembler(settings.camera, settings.snippet)
@@ -317,10 +319,16 @@ class CaptureLoop:
             info=info,
         )
         send_message(self.pub, msg, stats=self.pub_stats)
+        if self.heartbeat is not None:
+            self.heartbeat.beat(
+                camera=msg.camera, state=msg.state, counters=msg.counters, info=msg.info
+            )
 
     def close(self) -> None:
         self._stop_reader()
         self.ring.close()
+        if self.heartbeat is not None:
+            self.heartbeat.close()
 
 
 def open_source_description(settings: CaptureSettings) -> str:
@@ -423,7 +431,8 @@ class StderrScrubber:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vadmon.frame", description="vadmon capture process")
     p.add_argument("--camera", required=True)
-    p.add_argument("--source", required=True, help="file, rtsp://…, webcam index, synthetic:…")
+    p.add_argument("--config", default="", help="monitor config: takes this camera's settings")
+    p.add_argument("--source", default="", help="file, rtsp://…, webcam index, synthetic:…")
     p.add_argument("--ipc-dir", default="", help="directory for ipc sockets (made 0700)")
     p.add_argument("--publish", default="", help="override the PUB endpoint")
     p.add_argument("--snippets", default="", help="override the snippet PUSH endpoint")
@@ -471,8 +480,29 @@ def settings_from_args(args: argparse.Namespace) -> CaptureSettings:
     )
 
 
+def _from_config(args: argparse.Namespace) -> tuple[CaptureSettings, CaptureEndpoints]:
+    from vadmon.config import load_config
+    from vadmon.monitor import camera_endpoints, capture_settings
+
+    cfg = load_config(args.config)
+    if args.camera not in cfg.cameras:
+        raise VadmonError(f"camera {args.camera!r} is not in the config", args.config)
+    return capture_settings(cfg, args.camera), camera_endpoints(cfg, args.camera)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.config and not args.source:
+        parser.error("give --config or --source")
+    preset: tuple[CaptureSettings, CaptureEndpoints] | None = None
+    if args.config:
+        try:
+            preset = _from_config(args)
+        except VadmonError as exc:
+            print(f"vadmon capture: error: {exc.line()}", file=sys.stderr)
+            return 2
+        args.source = preset[0].source
     scrubber = StderrScrubber(url_secrets(args.source))
     scrubber.install()
     logging.basicConfig(
@@ -484,12 +514,17 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        settings = settings_from_args(args)
-        directory = ipc_dir(args.ipc_dir or None)
-        endpoints = capture_endpoints(directory, args.camera)
-        endpoints = CaptureEndpoints(
-            publish=args.publish or endpoints.publish, snippets=args.snippets or endpoints.snippets
-        )
+        if preset is not None:
+            settings, endpoints = preset
+            ipc_dir(Path(endpoints.publish.removeprefix("ipc://")).parent)
+        else:
+            settings = settings_from_args(args)
+            directory = ipc_dir(args.ipc_dir or None)
+            endpoints = capture_endpoints(directory, args.camera)
+            endpoints = CaptureEndpoints(
+                publish=args.publish or endpoints.publish,
+                snippets=args.snippets or endpoints.snippets,
+            )
         code = run_capture(settings, endpoints, stop)
         log.info("camera %s: stopped", args.camera)
         return code

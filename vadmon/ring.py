@@ -57,7 +57,9 @@ class SlotInfo:
 
 def _segment_name(camera: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_]", "_", camera)[:20] or "cam"
-    return f"{RING_PREFIX}{os.getpid()}-{safe}-{secrets.token_hex(3)}"
+    # a supervised monitor sets its instance prefix so its janitor can find leaked segments
+    prefix = os.environ.get("VADMON_SHM_PREFIX", RING_PREFIX)
+    return f"{prefix}{os.getpid()}-{safe}-{secrets.token_hex(3)}"
 
 
 def _slot_offset(slot: int, slot_bytes: int) -> int:

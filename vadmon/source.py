@@ -338,10 +338,12 @@ def _ask_server(
 
 
 def parse_synthetic(spec: str) -> SyntheticSource:
-    """``synthetic:`` or ``synthetic:w=320&h=240&fps=10&flash=5&frames=0``."""
+    """``synthetic:`` or ``synthetic:w=320&h=240&fps=10&flash=5&flash_len=5&frames=0``.
+
+    ``flash`` = seconds between red flashes, ``flash_len`` = frames each flash lasts."""
     _, _, query = spec.partition(":")
     opts = dict(parse_qsl(query.lstrip("?")))
-    known = {"w", "h", "fps", "flash", "frames"}
+    known = {"w", "h", "fps", "flash", "flash_len", "frames"}
     unknown = set(opts) - known
     if unknown:
         raise ValueError(f"unknown synthetic option(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -350,6 +352,7 @@ def parse_synthetic(spec: str) -> SyntheticSource:
         height=int(opts.get("h", 240)),
         fps=float(opts.get("fps", 10)),
         flash_every_s=float(opts.get("flash", 0)),
+        flash_frames=int(opts.get("flash_len", 5)),
         frames=int(opts.get("frames", 0)),
     )
 

@@ -32,7 +32,7 @@ import zmq
 
 from vadmon.cleanup import Cleanup, run_cleanup, start_janitor
 from vadmon.config import SupervisorConfig
-from vadmon.heartbeat import ENV_ENDPOINT, ENV_NAME, MAX_BYTES, parse_heartbeat
+from vadmon.heartbeat import ENV_ENDPOINT, ENV_NAME, MAX_BYTES, Heartbeat, parse_heartbeat
 from vadmon.sdnotify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("vadmon.supervisor")
@@ -147,6 +147,8 @@ class Supervisor:
         self._watchdog_every = watchdog_interval_s() if systemd else None
         self._watchdog_next = 0.0
         self._preexec = _pdeathsig_preexec(os.getpid())
+        # called with every valid heartbeat (the dashboard and metrics read them)
+        self.listeners: list[Callable[[Heartbeat], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -166,14 +168,17 @@ class Supervisor:
         if self.systemd:
             sd_notify("READY=1\nSTATUS=children started")
 
-    def run(self) -> int:
+    def run(self, on_tick: Callable[[], None] | None = None) -> int:
         """Supervise until SIGTERM/SIGINT, a crash loop, or all non-restarting children exit.
-        Returns 0 after an orderly stop, 1 after a crash loop or a failed child."""
+        Returns 0 after an orderly stop, 1 after a crash loop or a failed child.
+        ``on_tick`` runs after every poll (the dashboard redraws from it)."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
             while self._stop_reason is None and self.failure is None and self._anything_left():
                 self.poll(0.1)
+                if on_tick is not None:
+                    on_tick()
         finally:
             self.shutdown()
             for sig, handler in previous.items():
@@ -323,6 +328,9 @@ class Supervisor:
             except zmq.Again:
                 return
             beat = parse_heartbeat(frames)
+            if beat is not None:
+                for listener in self.listeners:
+                    listener(beat)
             if beat is None:
                 self.bad_heartbeats += 1
             elif not self.heartbeat(beat.process, beat.ts, beat.pid):

@@ -1,0 +1,58 @@
+"""``vadmon run``: start the monitor (supervisor + capture/inference/alerts processes)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+from vadmon.errors import VadmonError
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="monitor config YAML (see configs/)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="offline pipeline demo: generated camera + tiny random CLIP (no downloads)",
+    )
+    p.add_argument("--demo-dir", type=Path, help="where the demo keeps its model and data")
+    dash = p.add_mutually_exclusive_group()
+    dash.add_argument("--dashboard", dest="dashboard", action="store_true", default=None)
+    dash.add_argument("--no-dashboard", dest="dashboard", action="store_false")
+    p.add_argument("--systemd", action="store_true", help="sd_notify READY/WATCHDOG")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--log-level", default="INFO")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the monitor", description=__doc__)
+    add_run_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vadmon.monitor import run_monitor
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    banner = ""
+    config = args.config
+    if args.demo:
+        from vadmon.demo import BANNER, demo_config
+
+        workdir = args.demo_dir or Path(tempfile.gettempdir()) / "vadmon-demo"
+        print(f"vadmon demo: preparing the tiny demo model in {workdir} …", flush=True)
+        config = demo_config(workdir)
+        banner = BANNER
+    if config is None:
+        raise VadmonError("no config given", fix="pass --config configs/NAME.yaml or --demo")
+    return run_monitor(
+        config,
+        dashboard=args.dashboard,
+        systemd=args.systemd,
+        banner=banner,
+        duration_s=args.duration,
+    )

@@ -1,0 +1,99 @@
+"""What the operator sees while the monitor runs: the rich dashboard on a terminal, or one
+status line per camera every few seconds in the log (services, ``--no-dashboard``).
+
+Both read the same numbers: the heartbeats the supervisor receives from every process.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from vadmon.config import MonitorConfig
+from vadmon.heartbeat import Heartbeat
+from vadmon.supervisor import Supervisor
+
+log = logging.getLogger("vadmon.monitor")
+
+
+class MonitorConsole:
+    def __init__(
+        self,
+        cfg: MonitorConfig,
+        supervisor: Supervisor,
+        *,
+        dashboard: bool | None = None,
+        banner: str = "",
+        log_every_s: float = 10.0,
+    ) -> None:
+        self.cfg = cfg
+        self.sup = supervisor
+        self.banner = banner
+        self.beats: dict[str, dict[str, Any]] = {}
+        self.log_every_s = log_every_s
+        self._next_log = time.monotonic() + 3.0
+        if dashboard is None:
+            setting = cfg.dashboard.enabled
+            dashboard = sys.stdout.isatty() if setting == "auto" else bool(setting)
+        self.dashboard = self._make_dashboard() if dashboard else None
+        supervisor.listeners.append(self.on_heartbeat)
+
+    def _make_dashboard(self):
+        from vadmon.dashboard import Dashboard
+
+        return Dashboard(self.cfg, banner=self.banner)
+
+    def on_heartbeat(self, beat: Heartbeat) -> None:
+        self.beats[beat.process] = beat.fields
+        if self.dashboard is not None:
+            self.dashboard.update_heartbeat(beat)
+
+    def tick(self) -> None:
+        if self.dashboard is not None:
+            self.dashboard.update_children(self.sup.status())
+            self.dashboard.refresh()
+            return
+        now = time.monotonic()
+        if now >= self._next_log:
+            self._next_log = now + self.log_every_s
+            for line in self.status_lines():
+                log.info("%s", line)
+
+    def status_lines(self) -> list[str]:
+        inf = self.beats.get("inference", {}).get("info", {}).get("cameras", {})
+        lines = []
+        for name in self.cfg.enabled_cameras():
+            cap = self.beats.get(f"capture:{name}", {})
+            counters = cap.get("counters", {})
+            cam = inf.get(name, {})
+            lines.append(
+                f"camera {name}: {cap.get('state', 'starting')}, "
+                f"capture {counters.get('capture_fps', 0):.1f} fps, "
+                f"inference {cam.get('fps', 0):.2f} snippets/s, "
+                f"skipped {cam.get('skipped_total', 0)}, score {cam.get('score', 0):.2f} "
+                f"{cam.get('label', '')}"
+            )
+        alerts = self.beats.get("alerts", {}).get("counters", {})
+        if alerts:
+            lines.append(
+                "alerts: events {:.0f}, webhooks pending {:.0f}, delivered {:.0f}, dead {:.0f}".format(
+                    alerts.get("events_started", alerts.get("events_total", 0)),
+                    alerts.get("outbox_pending", 0),
+                    alerts.get("outbox_delivered", 0),
+                    alerts.get("outbox_dead", 0),
+                )
+            )
+        return lines
+
+    def run(self) -> int:
+        if self.banner:
+            log.warning("%s", self.banner)
+        if self.dashboard is not None:
+            self.dashboard.start()
+        try:
+            return self.sup.run(on_tick=self.tick)
+        finally:
+            if self.dashboard is not None:
+                self.dashboard.stop()
