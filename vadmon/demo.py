@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -26,16 +27,52 @@ BANNER = "PIPELINE DEMO: random tiny CLIP, scores mean nothing about real video"
 SOURCE = "synthetic:w=320&h=240&fps=10&flash=20&flash_len=40"
 
 
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+def _varied_frames(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """Ordinary-looking frames: smooth noise, shapes, greys, and real footage when installed.
+
+    The demo model must learn "large red area" rather than "not the synthetic source", or it
+    would fire on any real camera.
+    """
+    frames = []
+    for i in range(count):
+        kind = i % 3
+        if kind == 0:
+            small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+            frames.append(cv2.resize(small, (320, 240), interpolation=cv2.INTER_CUBIC))
+        elif kind == 1:
+            frame = np.full((240, 320, 3), int(rng.integers(0, 200)), np.uint8)
+            for _ in range(4):
+                color = tuple(int(c) for c in rng.integers(0, 200, 3))
+                x, y = (int(v) for v in rng.integers(0, 280, 2))
+                cv2.rectangle(frame, (x, y % 200), (x + 60, y % 200 + 40), color, -1)
+            frames.append(frame)
+        else:
+            frames.append(np.full((240, 320, 3), int(rng.integers(0, 256)), np.uint8))
+    if VTEST.is_file():
+        cap = cv2.VideoCapture(str(VTEST))
+        for n in rng.integers(0, 780, count // 2):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(n))
+            ok, frame = cap.read()
+            if ok:
+                frames.append(frame)
+        cap.release()
+    return frames
+
+
 def _embeddings(
     encoder: SnippetEncoder, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     src = SyntheticSource(width=320, height=240, fps=10.0)
-    normal = [src.render(int(n)) for n in rng.integers(0, 5000, 96)]
+    normal = [src.render(int(n)) for n in rng.integers(0, 5000, 64)]
+    normal += _varied_frames(rng, 96)
     red = []
-    for n in rng.integers(0, 5000, 16):
-        frame = src.render(int(n))
-        frame[:, :] = (0, 0, 255)
-        red.append(frame)
+    for i, n in enumerate(rng.integers(0, 5000, 24)):
+        frame = src.render(int(n)) if i % 2 else _varied_frames(rng, 1)[0]
+        alpha = 0.75 + 0.25 * float(rng.random())
+        red.append((frame * (1 - alpha) + np.array([0, 0, 255]) * alpha).astype(np.uint8))
     return encoder.encode([[f] for f in normal]), encoder.encode([[f] for f in red])
 
 
@@ -56,7 +93,7 @@ def _batch(normal: torch.Tensor, red: torch.Tensor, rng: np.random.Generator, le
     return torch.stack(seqs), torch.stack(labels)
 
 
-def build_demo_checkpoint(path: Path, steps: int = 250, seed: int = 0) -> Path:
+def build_demo_checkpoint(path: Path, steps: int = 300, seed: int = 0) -> Path:
     """Train the demo model (a few seconds on CPU) and save it as a vadmon checkpoint."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
