@@ -227,8 +227,8 @@ def _events(events: Sequence[EventView], rows: int) -> RenderableType:
         return Text("no events yet", style="dim")
     table = _small_table(
         ("time", 8, "left"),
-        ("camera", 12, "left"),
-        ("label", 14, "left"),
+        ("camera", 14, "left"),
+        ("label", 18, "left"),
         ("prob", 4, "right"),
         ("dur", 6, "right"),
         ("state", 6, "left"),
@@ -266,8 +266,8 @@ def _queue(q: QueueView) -> Text:
         for key, value in row:
             shown = DASH if value is None else f"{value:.0f}"
             style = "bold red" if key == "dead" and value else ""
-            text.append(f"{key} ")
-            text.append(f"{shown:<6}", style=style)
+            text.append(f"{key:<10}")
+            text.append(f"{shown:<7}", style=style)
     return text
 
 
