@@ -62,7 +62,9 @@ def listen(
         pull.close(0)
         ctx.term()
         raise VadmonError(
-            f"cannot bind {endpoint}: {exc}", "--listen", "use a free endpoint"
+            f"cannot bind {endpoint}: {exc}",
+            "--listen",
+            "give a free tcp://127.0.0.1:PORT or ipc:///path",
         ) from exc
     outbox = Outbox(outbox_path, readonly=True) if outbox_path else None
     received, next_outbox = 0, 0.0
