@@ -19,6 +19,7 @@ COMMANDS: list[str] = [
     "vadmon.commands.config",
     "vadmon.commands.keys",
     "vadmon.commands.events",
+    "vadmon.commands.bench",
 ]
 
 
