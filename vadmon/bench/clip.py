@@ -9,6 +9,7 @@ on a small CPU and cannot be interrupted in-process).
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from functools import partial
 
@@ -50,6 +51,15 @@ def _autocast(visual: nn.Module) -> Encoder:
     return encode
 
 
+def _int8(visual: nn.Module) -> nn.Module:
+    """Dynamic int8 on the Linear layers (attention's fused in-projection stays fp32)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch deprecates the quantized-tensor API it uses
+        return torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(visual), {nn.Linear}, dtype=torch.qint8
+        )
+
+
 def variants(visual: nn.Module) -> dict[str, Callable[[], Encoder]]:
     """Builders, so only one extra copy of the tower is alive at a time."""
     bf16 = torch.bfloat16
@@ -59,12 +69,7 @@ def variants(visual: nn.Module) -> dict[str, Callable[[], Encoder]]:
         "bf16+channels_last": lambda: _cast(copy.deepcopy(visual).to(bf16), bf16, True),
         "fp32+channels_last": lambda: _cast(copy.deepcopy(visual), torch.float32, True),
         "autocast_bf16": partial(_autocast, visual),
-        "int8_dynamic": lambda: _cast(
-            torch.ao.quantization.quantize_dynamic(
-                copy.deepcopy(visual), {nn.Linear}, dtype=torch.qint8
-            ),
-            torch.float32,
-        ),
+        "int8_dynamic": lambda: _cast(_int8(visual), torch.float32),
     }
 
 
@@ -91,6 +96,7 @@ def _row(name: str, batch: int, timing: Timing, base_s: float, acc: dict[str, fl
 def run(opts: BenchOptions) -> BenchResult:
     threads = setup_threads(opts.threads)
     arch, batches = settings(opts.quick)
+    batches = opts.batches or batches
     torch.manual_seed(0)
     model = create_clip(arch, None)
     images, source = natural_images(max(batches), image_spec(model))

@@ -31,6 +31,7 @@ class BenchOptions:
     repeats: int = 5
     budget_s: float = 20.0  # soft time budget per measured cell (fewer repeats when slow)
     compile_budget_s: float = 240.0
+    batches: tuple[int, ...] | None = None  # clip batch sizes (None: the benchmark's own)
 
 
 @dataclass

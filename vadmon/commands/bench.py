@@ -29,8 +29,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--budget-s", type=float, default=20.0, help="time per measurement before cutting repeats"
     )
+    p.add_argument(
+        "--batches", type=_batches, help="clip batch sizes, comma-separated (default 1,8,32)"
+    )
     p.add_argument("--compile-budget-s", type=float, default=240.0, help="torch.compile limit")
     p.set_defaults(handler=handle)
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 1,8,32, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("batch sizes must be ≥ 1")
+    return sizes
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -47,6 +60,7 @@ def handle(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         budget_s=args.budget_s,
         compile_budget_s=args.compile_budget_s,
+        batches=args.batches,
     )
     env = environment(threads)
     console = Console()
