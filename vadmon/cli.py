@@ -20,6 +20,7 @@ COMMANDS: list[str] = [
     "vadmon.commands.keys",
     "vadmon.commands.events",
     "vadmon.commands.run",
+    "vadmon.commands.bench",
 ]
 
 

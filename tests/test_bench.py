@@ -1,0 +1,114 @@
+"""``vadmon bench --quick`` runs end to end and writes a well-formed result file.
+
+Only the schema is checked (keys, types, ratios present, baselines at exactly 1.0): timing
+values depend on the machine and its load, so they are never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vadmon.model.clip_factory import cpu_has_native_bf16
+
+REPO = Path(__file__).resolve().parents[1]
+
+ENV_KEYS = {
+    "date": str,
+    "cpu_model": str,
+    "cores": int,
+    "threads": int,
+    "torch": str,
+    "cpu_capability": str,
+    "bf16_native": bool,
+    "bf16_flags": list,
+}
+ROW_KEYS = {"name", "group", "value", "unit", "ratio", "baseline", "params", "accuracy", "reason"}
+
+
+@pytest.fixture(scope="module")
+def quick_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "out.json"
+    env = dict(os.environ)  # as the subprocess_env fixture (function-scoped) builds it
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vadmon", "bench", "--quick", "--threads", "1",
+         "--json", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "clip" in proc.stdout and "snippets/s" in proc.stdout
+    return json.loads(out.read_text())
+
+
+def test_environment_block(quick_result: dict) -> None:
+    assert quick_result["schema"] == "vadmon-bench/1"
+    env = quick_result["environment"]
+    for key, kind in ENV_KEYS.items():
+        assert isinstance(env[key], kind), key
+    assert env["threads"] == 1  # --threads is applied and recorded
+    assert env["bf16_native"] == cpu_has_native_bf16()
+    assert quick_result["settings"]["quick"] is True
+    assert quick_result["settings"]["names"] == ["clip", "step", "scaling"]
+
+
+def test_every_row_has_value_ratio_and_baseline(quick_result: dict) -> None:
+    benches = quick_result["benchmarks"]
+    assert set(benches) == {"clip", "step", "scaling"}
+    for name, bench in benches.items():
+        assert bench["rows"], name
+        names = {row["name"] for row in bench["rows"]}
+        for row in bench["rows"]:
+            assert set(row) >= ROW_KEYS, (name, row)
+            assert row["baseline"] in names, (name, row["baseline"])
+            if row["value"] is None:  # n/a must say why
+                assert row["ratio"] is None and isinstance(row["reason"], str) and row["reason"]
+                continue
+            assert (
+                isinstance(row["value"], float) and math.isfinite(row["value"]) and row["value"] > 0
+            )
+            assert isinstance(row["ratio"], float) and row["ratio"] > 0
+            assert isinstance(row["repeats"], int) and row["repeats"] >= 2
+
+
+def test_baseline_rows_have_ratio_one(quick_result: dict) -> None:
+    for name, bench in quick_result["benchmarks"].items():
+        baselines = {row["baseline"] for row in bench["rows"]}
+        for row in bench["rows"]:
+            if row["name"] in baselines and row["value"] is not None:
+                assert row["ratio"] == 1.0, (name, row["name"], row["group"])
+
+
+def test_clip_rows_cover_variants_and_accuracy(quick_result: dict) -> None:
+    rows = quick_result["benchmarks"]["clip"]["rows"]
+    variants = {row["name"] for row in rows}
+    assert {"fp32", "bf16", "autocast_bf16", "int8_dynamic", "compile+bf16"} <= variants
+    assert {row["params"]["batch"] for row in rows} == {1, 4}
+    for row in rows:
+        if row["value"] is not None:
+            assert set(row["accuracy"]) == {"cos_min", "cos_mean"}
+            assert -1.0 <= row["accuracy"]["cos_min"] <= 1.0 + 1e-6
+
+
+def test_step_fp32_streaming_matches_model(quick_result: dict) -> None:
+    rows = {row["name"]: row for row in quick_result["benchmarks"]["step"]["rows"]}
+    fp32 = rows["StreamingStep fp32"]["accuracy"]
+    assert fp32["max_abs_coarse"] <= 1e-5 and fp32["max_abs_fine"] <= 1e-5
+
+
+def test_unknown_benchmark_is_one_line_error(subprocess_env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vadmon", "bench", "nosuch"],
+        env=subprocess_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "unknown benchmark 'nosuch'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not Path("nosuch").exists()

@@ -1,0 +1,52 @@
+"""Benchmarks behind ``vadmon bench``: one module per benchmark, found by name.
+
+A benchmark module exposes ``run(opts: BenchOptions) -> BenchResult``. It is registered here by
+name → module path and imported only when selected, so a benchmark that needs heavy setup (a
+ViT-B-16, ZeroMQ sockets, a whole pipeline) costs nothing unless asked for. To add one (e.g.
+``transport``, ``monitor``): write ``vadmon/bench/<name>.py`` and add it to ``REGISTRY``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from vadmon.bench.core import BenchOptions, BenchResult, Row
+from vadmon.errors import VadmonError
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    name: str
+    module: str
+    description: str
+    default: bool = True  # part of a plain ``vadmon bench``
+
+
+REGISTRY: dict[str, BenchSpec] = {
+    spec.name: spec
+    for spec in (
+        BenchSpec("clip", "vadmon.bench.clip", "CLIP image encode: precisions and layouts"),
+        BenchSpec("step", "vadmon.bench.step", "streaming step vs full forward with prompts"),
+        BenchSpec("scaling", "vadmon.bench.scaling", "cost per snippet vs window and cameras"),
+    )
+}
+
+
+def names(selected: list[str] | None) -> list[str]:
+    if not selected:
+        return [n for n, spec in REGISTRY.items() if spec.default]
+    unknown = [n for n in selected if n not in REGISTRY]
+    if unknown:
+        raise VadmonError(
+            f"unknown benchmark {unknown[0]!r}", fix=f"choose from: {', '.join(REGISTRY)}"
+        )
+    return list(dict.fromkeys(selected))
+
+
+def run(name: str, opts: BenchOptions) -> BenchResult:
+    module = importlib.import_module(REGISTRY[name].module)
+    return module.run(opts)
+
+
+__all__ = ["REGISTRY", "BenchOptions", "BenchResult", "BenchSpec", "Row", "names", "run"]

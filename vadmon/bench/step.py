@@ -1,0 +1,123 @@
+"""``step``: scoring one new snippet of a live window, against the published full forward.
+
+The published inference calls ``model(visual, lengths)`` and so re-runs CLIP's text
+transformer on every class prompt each time; a live monitor computes the prompts once. This
+benchmark measures how much each step of that saves: cached text features through the model's
+own forward, then ``StreamingStep`` (no per-length work, no per-item loops) in fp32 and bf16,
+then smaller windows (which change the model's temporal context: reported, not a default).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from vadmon.bench.core import BenchOptions, BenchResult, Row, Timing, measure, setup_threads
+from vadmon.model.clip_factory import best_cpu_precision
+from vadmon.model.config import VadClipConfig, load_preset
+from vadmon.model.stream import StreamingStep
+from vadmon.model.vadclip import VadCLIP, VadClipOutput, probabilities
+
+BASELINE = "full forward (prompts re-encoded)"
+
+
+def build_model(quick: bool) -> VadCLIP:
+    """UCF-shaped VadCLIP on a random ViT-B-16 (``--quick``: on the tiny test CLIP)."""
+    preset = load_preset("ucf")
+    if quick:
+        cfg: VadClipConfig = preset.model_config(
+            clip_arch="vadmon-tiny", visual_width=64, visual_length=32
+        )
+    else:
+        cfg = preset.model_config()
+    torch.manual_seed(0)
+    return VadCLIP(cfg).eval()
+
+
+def feature_window(batch: int, length: int, width: int, seed: int = 0) -> torch.Tensor:
+    """Slowly drifting features, like consecutive snippets of one scene."""
+    gen = torch.Generator().manual_seed(seed)
+    walk = torch.randn(batch, length, width, generator=gen).cumsum(1) / length**0.5
+    return walk + torch.randn(batch, 1, width, generator=gen)
+
+
+def step_dtype() -> torch.dtype:
+    return torch.bfloat16 if best_cpu_precision() == "bf16" else torch.float32
+
+
+def deviation(out: VadClipOutput, ref: VadClipOutput) -> dict[str, float]:
+    """Largest score difference, over the window and for the newest snippet."""
+    p, r = probabilities(out), probabilities(ref)
+    acc = {}
+    for key in ("coarse", "fine"):
+        diff = (p[key] - r[key]).abs()
+        acc[f"max_abs_{key}"] = float(diff.max())
+        acc[f"max_abs_{key}_newest"] = float(diff[..., -1].max())
+    acc["max_abs_class_probs"] = float((p["class_probs"] - r["class_probs"]).abs().max())
+    return acc
+
+
+def _row(name: str, window: int, timing: Timing, base_s: float, **extra: object) -> Row:
+    return Row(
+        name=name,
+        group=f"window={window}",
+        value=timing.median_s * 1e3,
+        unit="ms/step",
+        ratio=base_s / timing.median_s,
+        baseline=BASELINE,
+        params={"window": window, **extra},
+        median_s=timing.median_s,
+        repeats=timing.repeats,
+    )
+
+
+def run(opts: BenchOptions) -> BenchResult:
+    setup_threads(opts.threads)
+    model = build_model(opts.quick)
+    cfg = model.config
+    n = cfg.visual_length
+    window = feature_window(1, n, cfg.visual_width)
+    lengths = torch.tensor([n])
+    rows: list[Row] = []
+    with torch.inference_mode():
+        text = model.encode_prompts(cfg.class_names)
+        ref = model(window, lengths, text_features=text)
+        full = measure(lambda: model(window, lengths), opts.warmup, opts.repeats, opts.budget_s)
+        base = full.median_s
+        rows.append(_row(BASELINE, n, full, base, classes=cfg.num_classes))
+        cached = measure(lambda: model(window, lengths, text_features=text), opts.warmup,
+                         opts.repeats * 4, opts.budget_s)  # fmt: skip
+        rows.append(_row("cached text features", n, cached, base))
+    for dtype in (torch.float32, torch.bfloat16):
+        step = StreamingStep(model, dtype=dtype, text_features=text)
+        timing = measure(partial(step, window), opts.warmup, opts.repeats * 4, opts.budget_s)
+        row = _row(f"StreamingStep {_name(dtype)}", n, timing, base, dtype=_name(dtype))
+        row.accuracy = deviation(step(window), ref)
+        rows.append(row)
+    rows += _smaller_windows(model, text, base, opts)
+    notes = [
+        f"UCF preset shape (visual_width {cfg.visual_width}, {cfg.num_classes} classes), "
+        f"CLIP {cfg.clip_arch}, random weights; ratio = baseline ms ÷ variant ms",
+        "accuracy: max |Δ probability| against the fp32 forward with cached text features",
+        "smaller windows shorten the temporal context the global graph sees (not exact)",
+    ]
+    return BenchResult("step", "streaming step (one new snippet)", "ms/step", rows, notes)
+
+
+def _smaller_windows(
+    model: VadCLIP, text: torch.Tensor, base: float, opts: BenchOptions
+) -> list[Row]:
+    dtype = step_dtype()
+    step = StreamingStep(model, dtype=dtype, text_features=text)
+    full = model.config.visual_length
+    rows = []
+    for n in (full // 2, full // 4):
+        window = feature_window(1, n, model.config.visual_width)
+        timing = measure(partial(step, window), opts.warmup, opts.repeats * 4, opts.budget_s)
+        rows.append(_row(f"StreamingStep {_name(dtype)}", n, timing, base, dtype=_name(dtype)))
+    return rows
+
+
+def _name(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype]

@@ -1,0 +1,76 @@
+"""``vadmon bench [NAME ...]``: measure CLIP encode, the streaming step and scaling."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from vadmon import bench
+from vadmon.bench.core import BenchOptions, environment, setup_threads
+from vadmon.bench.report import document, print_results, write_json
+from vadmon.errors import VadmonError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="run performance benchmarks",
+        description="Run benchmarks; every figure is also given as a ratio against a baseline "
+        f"measured in the same run. Available: {', '.join(bench.REGISTRY)}.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for CI)")
+    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed calls before measuring")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
+    p.add_argument(
+        "--budget-s", type=float, default=20.0, help="time per measurement before cutting repeats"
+    )
+    p.add_argument(
+        "--batches", type=_batches, help="clip batch sizes, comma-separated (default 1,8,32)"
+    )
+    p.add_argument("--compile-budget-s", type=float, default=240.0, help="torch.compile limit")
+    p.set_defaults(handler=handle)
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 1,8,32, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("batch sizes must be ≥ 1")
+    return sizes
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.threads < 0 or args.warmup < 0 or args.repeats < 1:
+        raise VadmonError(
+            "--threads/--warmup must be ≥ 0 and --repeats ≥ 1", fix="check the numbers"
+        )
+    selected = bench.names(args.names)
+    threads = setup_threads(args.threads)
+    opts = BenchOptions(
+        quick=args.quick,
+        threads=threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        budget_s=args.budget_s,
+        compile_budget_s=args.compile_budget_s,
+        batches=args.batches,
+    )
+    env = environment(threads)
+    console = Console()
+    results = []
+    for name in selected:
+        console.print(f"[dim]running {name}…[/]")
+        results.append(bench.run(name, opts))
+    print_results(results, env, console)
+    if args.json:
+        settings = {**vars(opts), "names": selected}
+        write_json(document(results, env, settings), args.json)
+        console.print(f"[dim]results written to {args.json}[/]")
+    return 0
