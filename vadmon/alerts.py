@@ -12,6 +12,7 @@ webhook-id; events a killed run left open get an ``end`` marked ``interrupted``.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import signal
 import sys
@@ -65,7 +66,8 @@ class AlertPipeline:
         self.clips = ClipWriter(settings.clips)
         self.worker = DeliveryWorker(str(settings.db_path), settings.delivery)
         self.endpoints = [ep.name for ep in settings.delivery.endpoints]
-        self.counters: dict[str, int] = {"scores": 0, "previews": 0, "malformed": 0, "queued": 0}
+        self.counters: dict[str, int] = collections.defaultdict(int)
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=40)
 
     def start(self) -> None:
         self._recover()
@@ -123,9 +125,21 @@ class AlertPipeline:
         self._enqueue("end", event.to_dict(), "closed")
 
     def _enqueue(self, kind: str, data: dict[str, Any], state: str) -> None:
+        self.recent.appendleft(
+            {
+                "id": data.get("id", ""),
+                "camera": data.get("camera", ""),
+                "label": data.get("label", ""),
+                "prob": data.get("label_prob", 0.0),
+                "start": data.get("start_ts", 0.0),
+                "duration": data.get("duration_s", 0.0),
+                "kind": kind,
+            }
+        )
         body = build_body(kind, data)
         self.outbox.enqueue(data, kind, new_msg_id(), body, self.endpoints, state=state)
         self.counters["queued"] += 1
+        self.counters[f"queued_{kind}"] += 1
         self.worker.wake()
 
     def status(self) -> Status:
@@ -139,12 +153,23 @@ class AlertPipeline:
         ):
             counters.update(source)
         open_events = sum(cam.open_event is not None for cam in self.tracker.cameras.values())
+        outbox = self.outbox.counts()
+        # the dashboard's field names (vadmon.status_schema)
+        counters.update(
+            pending=outbox.get("pending", 0),
+            delivered=outbox.get("delivered", 0),
+            dead=outbox.get("dead", 0),
+            events_total=self.counters.get("queued_start", 0),
+        )
+        seen: dict[str, dict[str, Any]] = {}
+        for ev in self.recent:  # newest message per event
+            seen.setdefault(ev["id"], ev)
         return Status(
             process="alerts",
             ts=time.time(),
             state="running",
             counters=counters,
-            info={"open_events": open_events},
+            info={"open_events": open_events, "recent_events": list(seen.values())[:10]},
         )
 
 

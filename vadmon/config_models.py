@@ -190,7 +190,11 @@ class ModelConfig(_Model):
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto|cpu|cuda[:N]."
     )
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="Inference precision.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="CLIP image tower + adapter precision; auto = bf16 on CPUs with native bf16 "
+        "and on GPUs that have it (vadmon bench clip), else fp32 (fp16 on older GPUs).",
+    )
     window: int = Field(
         256,
         ge=1,

@@ -32,6 +32,7 @@ class MonitorConsole:
         self.sup = supervisor
         self.banner = banner
         self.beats: dict[str, dict[str, Any]] = {}
+        self._metrics_state = None
         self.log_every_s = log_every_s
         self._next_log = time.monotonic() + 3.0
         if dashboard is None:
@@ -43,12 +44,21 @@ class MonitorConsole:
     def _make_dashboard(self):
         from vadmon.dashboard import Dashboard
 
-        return Dashboard(self.cfg, banner=self.banner)
+        dash = Dashboard(
+            self.cfg.dashboard,
+            cameras=list(self.cfg.enabled_cameras()),
+            banner=self.banner or None,
+            force=True,
+            threshold=self.cfg.defaults.alerts.threshold,
+        )
+        return dash
 
     def on_heartbeat(self, beat: Heartbeat) -> None:
         self.beats[beat.process] = beat.fields
         if self.dashboard is not None:
             self.dashboard.update_heartbeat(beat)
+        elif self._metrics_state is not None:
+            self._metrics_state.update_heartbeat(beat)
 
     def tick(self) -> None:
         if self.dashboard is not None:
@@ -70,7 +80,7 @@ class MonitorConsole:
             cam = inf.get(name, {})
             lines.append(
                 f"camera {name}: {cap.get('state', 'starting')}, "
-                f"capture {counters.get('capture_fps', 0):.1f} fps, "
+                f"capture {counters.get('fps', 0):.1f} fps, "
                 f"inference {cam.get('fps', 0):.2f} snippets/s, "
                 f"skipped {cam.get('skipped_total', 0)}, score {cam.get('score', 0):.2f} "
                 f"{cam.get('label', '')}"
@@ -79,10 +89,10 @@ class MonitorConsole:
         if alerts:
             lines.append(
                 "alerts: events {:.0f}, webhooks pending {:.0f}, delivered {:.0f}, dead {:.0f}".format(
-                    alerts.get("events_started", alerts.get("events_total", 0)),
-                    alerts.get("outbox_pending", 0),
-                    alerts.get("outbox_delivered", 0),
-                    alerts.get("outbox_dead", 0),
+                    alerts.get("events_total", 0),
+                    alerts.get("pending", 0),
+                    alerts.get("delivered", 0),
+                    alerts.get("dead", 0),
                 )
             )
         return lines
@@ -90,6 +100,18 @@ class MonitorConsole:
     def run(self) -> int:
         if self.banner:
             log.warning("%s", self.banner)
+        exporter = None
+        if self.cfg.metrics.prometheus_port is not None:
+            from vadmon.dashboard_state import DashboardState
+            from vadmon.prometheus import start_exporter
+
+            state = (
+                self.dashboard.state
+                if self.dashboard
+                else DashboardState(self.cfg.enabled_cameras())
+            )
+            self._metrics_state = state
+            exporter = start_exporter(self.cfg.metrics, state)
         if self.dashboard is not None:
             self.dashboard.start()
         try:
@@ -97,3 +119,5 @@ class MonitorConsole:
         finally:
             if self.dashboard is not None:
                 self.dashboard.stop()
+            if exporter is not None:
+                exporter.stop()

@@ -53,6 +53,16 @@ from vadmon.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fin
 
 log = logging.getLogger("vadmon.frame")
 
+# capture counter → the dashboard's heartbeat field name (vadmon.status_schema)
+SCHEMA_NAMES = {
+    "frames": "frames_total",
+    "capture_fps": "fps",
+    "snippet_drops": "drops_total",
+    "reconnects": "reconnects_total",
+    "stalls": "stalls_total",
+    "snippets": "snippets_total",
+}
+
 
 @dataclass(frozen=True)
 class CaptureSettings:
@@ -320,9 +330,9 @@ class CaptureLoop:
         )
         send_message(self.pub, msg, stats=self.pub_stats)
         if self.heartbeat is not None:
-            self.heartbeat.beat(
-                camera=msg.camera, state=msg.state, counters=msg.counters, info=msg.info
-            )
+            schema = {SCHEMA_NAMES.get(k, k): v for k, v in msg.counters.items()}
+            info = dict(msg.info, resolution=f"{self.shape[1]}x{self.shape[0]}")
+            self.heartbeat.beat(camera=msg.camera, state=msg.state, counters=schema, info=info)
 
     def close(self) -> None:
         self._stop_reader()

@@ -77,27 +77,36 @@ class InferenceSettings:
 def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
     """Model section of the config → (scorer, encoder, precision) ready to run."""
     from vadmon.model import checkpoint
-    from vadmon.model.clip_factory import create_clip
+    from vadmon.model.clip_factory import best_precision, resolve_device
 
+    device = str(resolve_device(device))
     precision = model_cfg.precision
+    if precision == "auto":
+        precision = best_precision(device)
     if model_cfg.mode == "vadclip":
         ckpt = checkpoint.load(model_cfg.checkpoint)
         names = list(model_cfg.class_names or ckpt.config.class_names)
         names += [c for c in model_cfg.extra_classes if c not in names]
         model = ckpt.build(device, precision)
-        scorer = VadClipStreamScorer(model, names, model_cfg.window)
-        return scorer, SnippetEncoder(model.clipmodel), precision
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+        scorer = VadClipStreamScorer(model, names, model_cfg.window, dtype=dtype)
+        return scorer, SnippetEncoder(model.clipmodel), f"{device}/{precision}"
+    from vadmon.model.clip_factory import create_clip
+
     clip = create_clip(
         model_cfg.clip_arch, model_cfg.clip_pretrained, device=device, precision=precision
     )
     names = list(model_cfg.class_names or DEFAULT_CLASSES)
     names += [c for c in model_cfg.extra_classes if c not in names]
-    return ZeroShotScorer(clip, names), SnippetEncoder(clip), precision
+    return ZeroShotScorer(clip, names), SnippetEncoder(clip), f"{device}/{precision}"
 
 
 class InferenceLoop:
-    def __init__(self, settings: InferenceSettings, scorer, encoder: SnippetEncoder, ctx) -> None:
+    def __init__(
+        self, settings: InferenceSettings, scorer, encoder: SnippetEncoder, ctx, runtime: str = ""
+    ) -> None:
         self.settings = settings
+        self.runtime = runtime  # "device/precision", shown on the dashboard
         self.scorer = scorer
         self.encoder = encoder
         self.pull = puller(
@@ -253,7 +262,12 @@ class InferenceLoop:
         self.heartbeat.beat(
             state="running",
             counters={"malformed": self.recv_stats.malformed, "batches": self.batches},
-            info={"mode": self.scorer.mode, "cameras": cams},
+            info={
+                "mode": self.scorer.mode,
+                "device": self.runtime.split("/")[0],
+                "precision": self.runtime.split("/")[-1],
+                "cameras": cams,
+            },
         )
 
     def close(self) -> None:
@@ -265,9 +279,11 @@ class InferenceLoop:
             self.heartbeat.close()
 
 
-def run_inference(settings: InferenceSettings, scorer, encoder, stop: threading.Event) -> int:
+def run_inference(
+    settings: InferenceSettings, scorer, encoder, stop: threading.Event, runtime: str = ""
+) -> int:
     ctx = zmq.Context()
-    loop = InferenceLoop(settings, scorer, encoder, ctx)
+    loop = InferenceLoop(settings, scorer, encoder, ctx, runtime)
     try:
         while not stop.is_set():
             loop.step()
@@ -290,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         cfg = load_config(args.config)
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        scorer, encoder, _ = build_scorer(cfg.model, cfg.model.device)
-        return run_inference(inference_settings(cfg), scorer, encoder, stop)
+        scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
+        log.info("model ready: %s, %s", scorer.mode, runtime)
+        return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime)
     except VadmonError as exc:
         print(f"vadmon inference: error: {exc.line()}", file=sys.stderr)
         return 2

@@ -57,13 +57,3 @@ class SlidingWindow:
     def tensor(self) -> torch.Tensor:
         """``[n, D]`` embeddings, oldest first."""
         return torch.stack([e.embedding for e in self._entries])
-
-
-def batch_windows(windows: list[SlidingWindow]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero-pad windows of several cameras into one ``[B, N, D]`` batch with their lengths."""
-    tensors = [w.tensor() for w in windows]
-    n = max(t.shape[0] for t in tensors)
-    batch = torch.zeros(len(tensors), n, tensors[0].shape[1])
-    for i, t in enumerate(tensors):
-        batch[i, : t.shape[0]] = t
-    return batch, torch.tensor([t.shape[0] for t in tensors], dtype=torch.long)
