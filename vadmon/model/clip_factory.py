@@ -100,11 +100,15 @@ def create_clip(
     if precision not in PRECISIONS:
         raise VadmonError(f"unknown precision {precision!r}", fix=f"use one of {PRECISIONS}")
     dev = resolve_device(device)
-    if model_cfg is not None:
-        model = open_clip.model.CLIP(**model_cfg)
-    else:
-        _check_arch(arch)
-        model = _create_named(arch, pretrained)
+    # Random init (no weights) is seeded and leaves the caller's RNG untouched, so a random
+    # tower used for extraction is the same one a later training run rebuilds.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if model_cfg is not None:
+            model = open_clip.model.CLIP(**model_cfg)
+        else:
+            _check_arch(arch)
+            model = _create_named(arch, pretrained)
     model = model.to(dev).eval()
     model.requires_grad_(False)
     set_image_precision(model, precision)
