@@ -307,3 +307,64 @@ def test_eval_and_train_argument_errors(
         "--work-dir", str(tmp_path / "w"), "--device", "cpu",
     )  # fmt: skip
     assert rc == 2 and "label 'Explosion' of video 'rno000' matches no class" in err
+
+
+def test_eval_ground_truth_formats_agree(
+    tiny_checkpoint: Path, small_data: dict[str, Path], tmp_path: Path
+) -> None:
+    """Segment CSV, UCF temporal file and published-style arrays describe the same truth."""
+    from vadmon.evaluate import GroundTruthSource, evaluate_checkpoint
+
+    videos = td.read_videos(small_data["test"])
+    gt = {r.split(",")[0]: r.split(",") for r in small_data["gt"].read_text().splitlines()[1:]}
+    temporal, segs, labs = [], [], []
+    for v in videos:
+        _, start, end, label = gt[v.name]
+        if start:
+            temporal.append(f"{v.name}  {label}  {start}  {end}  -1  -1")
+            segs.append([[start, end]])
+            labs.append([label])
+        else:
+            temporal.append(f"{v.name}  Normal  -1  -1  -1  -1")
+            frames = 16 * np.load(v.paths[0]).shape[0]
+            segs.append([[0, frames]])
+            labs.append(["A"])
+    (tmp_path / "t.txt").write_text("\n".join(temporal) + "\n")
+    seg_arr, lab_arr = np.empty(len(segs), object), np.empty(len(labs), object)
+    seg_arr[:], lab_arr[:] = segs, labs
+    np.save(tmp_path / "s.npy", seg_arr, allow_pickle=True)
+    np.save(tmp_path / "l.npy", lab_arr, allow_pickle=True)
+
+    sources = {
+        "csv": GroundTruthSource(csv=small_data["gt"]),
+        "temporal": GroundTruthSource(temporal=tmp_path / "t.txt"),
+        "segments_npy": GroundTruthSource(segments_npy=tmp_path / "s.npy",
+                                          labels_npy=tmp_path / "l.npy"),
+    }  # fmt: skip
+    reports = {
+        k: evaluate_checkpoint(tiny_checkpoint, small_data["test"], gt=src)
+        for k, src in sources.items()
+    }
+    assert {k: r.gt_kind for k, r in reports.items()} == {k: k for k in sources}
+    aucs = {r.coarse["auc"] for r in reports.values()}
+    assert len(aucs) == 1  # identical frame ground truth
+    # Normal videos are marked 'A' in the published formats, the normal key in the CSV.
+    assert reports["temporal"].map == reports["segments_npy"].map
+    no_gt = evaluate_checkpoint(tiny_checkpoint, small_data["test"])
+    assert no_gt.coarse is None and no_gt.video_auc == reports["csv"].video_auc
+
+
+def test_training_can_start_from_a_checkpoint(
+    tiny_checkpoint: Path, small_data: dict[str, Path]
+) -> None:
+    opts = _opts(small_data, "finetune", checkpoint_init=tiny_checkpoint, val_fraction=0.0)
+    opts.overrides = {**opts.overrides, "epochs": 1}
+    result = train(opts)
+    assert result.finished
+    start, tuned = ckpt_mod.load(tiny_checkpoint), ckpt_mod.load(opts.output)
+    assert tuned.config == start.config and tuned.label_map == start.label_map
+    clip_keys = [k for k in start.state_dict if k.startswith("clipmodel.")]
+    assert all(torch.equal(start.state_dict[k], tuned.state_dict[k]) for k in clip_keys)
+    assert not torch.equal(
+        start.state_dict["classifier.weight"], tuned.state_dict["classifier.weight"]
+    )
