@@ -16,6 +16,8 @@ COMMANDS: list[str] = [
     "vadmon.commands.import_checkpoint",
     "vadmon.commands.score",
     "vadmon.commands.extract",
+    "vadmon.commands.train",
+    "vadmon.commands.eval",
     "vadmon.commands.config",
     "vadmon.commands.keys",
     "vadmon.commands.events",

@@ -41,25 +41,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _encoder(args: argparse.Namespace):
-    try:
-        from vadmon.model.clip_factory import create_clip
-    except ImportError as exc:
-        raise VadmonError("the CLIP factory is not available", "vadmon.model.clip_factory") from exc
-    built = create_clip(
+    """The CLIP image encoder and the preprocessing its own config asks for (size, mean, std)."""
+    from vadmon.model.clip_factory import create_clip, encode_images, image_spec
+
+    model = create_clip(
         args.arch, args.pretrained or None, device=args.device, precision=args.precision
     )
-    # Accept both factory shapes: a model, or (model, preprocess_cfg).
-    model, preprocess_cfg = built if isinstance(built, tuple) else (built, None)
-    if preprocess_cfg is None:
-        import open_clip
-
-        preprocess_cfg = open_clip.get_model_preprocess_cfg(model)
-    first = next(model.visual.parameters())
+    spec = image_spec(model)
+    cfg = getattr(model.visual, "preprocess_cfg", None) or {}
+    preprocess = ClipPreprocess(
+        size=spec.size,
+        mean=spec.mean,
+        std=spec.std,
+        interpolation=str(cfg.get("interpolation", "bicubic")),
+    )
 
     def encode(batch: torch.Tensor) -> torch.Tensor:
-        return model.encode_image(batch.to(first.device, first.dtype, non_blocking=True))
+        return encode_images(model, batch)
 
-    return encode, ClipPreprocess.from_cfg(preprocess_cfg)
+    return encode, preprocess
 
 
 def run(args: argparse.Namespace) -> int:

@@ -103,11 +103,15 @@ def create_clip(
     dev = resolve_device(device)
     if precision == "auto":
         precision = best_precision(dev)
-    if model_cfg is not None:
-        model = open_clip.model.CLIP(**model_cfg)
-    else:
-        _check_arch(arch)
-        model = _create_named(arch, pretrained)
+    # Random init (no weights) is seeded and leaves the caller's RNG untouched, so a random
+    # tower used for extraction is the same one a later training run rebuilds.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if model_cfg is not None:
+            model = open_clip.model.CLIP(**model_cfg)
+        else:
+            _check_arch(arch)
+            model = _create_named(arch, pretrained)
     model = model.to(dev).eval()
     model.requires_grad_(False)
     set_image_precision(model, precision)

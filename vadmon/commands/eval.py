@@ -1,0 +1,83 @@
+"""``vadmon eval``: metrics of a checkpoint on a test list (published protocol), report, plots."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vadmon.errors import VadmonError
+from vadmon.model.config import list_presets
+
+
+def add_gt_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ground truth (at most one)")
+    g.add_argument("--gt-temporal", type=Path, help="UCF Temporal_Anomaly_Annotation.txt")
+    g.add_argument("--gt-segments", type=Path, help="published gt_segment*.npy (list order)")
+    g.add_argument("--gt-labels", type=Path, help="published gt_label*.npy (with --gt-segments)")
+    g.add_argument("--gt-csv", type=Path, help="segment CSV video,start_frame,end_frame,label")
+
+
+def gt_from_args(args: argparse.Namespace):
+    from vadmon.evaluate import GroundTruthSource
+
+    gt = GroundTruthSource(args.gt_temporal, args.gt_segments, args.gt_labels, args.gt_csv)
+    gt.kind()  # conflicting options fail before any model is loaded
+    for path in (gt.temporal, gt.segments_npy, gt.labels_npy, gt.csv):
+        if path is not None and not path.is_file():
+            raise VadmonError("ground-truth file not found", str(path), "check the path")
+    return gt
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint on a test list (AUC, AP, mAP@IoU, plots)",
+        description="Scores every video of the test list with the published protocol and "
+        "prints frame AUC/AP for both branches, detection mAP@IoU 0.1-0.5 when the ground truth "
+        "has class labels, and the video-level AUC against the list labels.",
+    )
+    p.add_argument("checkpoint", type=Path, help="vadmon checkpoint (train or import-checkpoint)")
+    p.add_argument("--test-list", type=Path, required=True, help="list CSV path,label")
+    p.add_argument("--preset", choices=list_presets(), help="label map if the checkpoint has none")
+    p.add_argument("--crop", type=int, help="crop index when the list has several per video")
+    add_gt_args(p)
+    p.add_argument("--report", type=Path, help="write the JSON report here")
+    p.add_argument("--plots", type=Path, help="directory for score-timeline PNGs")
+    p.add_argument("--plot-videos", help="comma-separated video names to plot")
+    p.add_argument("--plot-top", type=int, help="plot the N highest-scoring videos (default 5)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vadmon.evaluate import evaluate_checkpoint, summary_lines, write_report
+
+    if not args.test_list.is_file():
+        raise VadmonError("test list not found", str(args.test_list), "check --test-list")
+    if (args.plot_videos or args.plot_top) and not args.plots:
+        raise VadmonError("--plot-videos/--plot-top need --plots DIR", "command line")
+    gt = gt_from_args(args)
+    report = evaluate_checkpoint(
+        args.checkpoint,
+        args.test_list,
+        gt,
+        preset=args.preset,
+        crop=args.crop,
+        device=args.device,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    for line in summary_lines(report):
+        print(line)
+    if args.report:
+        write_report(report, args.report)
+        print(f"report → {args.report}")
+    if args.plots:
+        from vadmon.eval_plots import plot_report
+
+        names = [n.strip() for n in (args.plot_videos or "").split(",") if n.strip()]
+        top = args.plot_top if args.plot_top is not None else (0 if names else 5)
+        pngs = plot_report(report, args.plots, names or None, top)
+        print(f"{len(pngs)} plots → {args.plots}")
+    return 0
