@@ -12,9 +12,7 @@ the path from a webhook never sees half a file.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vadmon.atomic import atomic_path, atomic_write_bytes
 from vadmon.event import Event
 from vadmon.messages import PreviewFrame
 
@@ -56,21 +55,6 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:100] or "_"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def clip_fps(frames: list[Frame], default: float) -> float:
     """Average rate of the previews (they may be decimated or irregular), clamped to 1–60."""
     if len(frames) < 2 or frames[-1].ts <= frames[0].ts:
@@ -85,19 +69,20 @@ def encode_mp4(frames: list[Frame], path: Path, default_fps: float = 10.0) -> st
     if not images:
         return None
     h, w = images[0].shape[:2]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.mp4")
-    writer = cv2.VideoWriter(
-        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), clip_fps(frames, default_fps), (w, h)
-    )
-    if not writer.isOpened():
-        return None
     try:
-        for img in images:
-            writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+        with atomic_path(path, suffix=".mp4") as tmp:
+            writer = cv2.VideoWriter(
+                str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), clip_fps(frames, default_fps), (w, h)
+            )
+            if not writer.isOpened():
+                raise OSError(f"cannot open an MP4 writer for {path}")
+            try:
+                for img in images:
+                    writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
+            finally:
+                writer.release()
+    except OSError:
+        return None
     return str(path)
 
 
@@ -139,7 +124,7 @@ class ClipWriter:
         target = event.peak_ts or event.start_ts
         best = min(ring, key=lambda f: abs(f.ts - target))
         path = self._dir(event.camera) / f"{safe_name(event.id)}.jpg"
-        atomic_write(path, best.jpeg)
+        atomic_write_bytes(path, best.jpeg)
         self.counters["snapshots"] += 1
         return str(path)
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vadmon.atomic import atomic_write_text
 from vadmon.errors import VadmonError
 from vadmon.evaluate import FRAMES, EvalReport, VideoResult
 from vadmon.model.losses import topk_count
-from vadmon.train_state import atomic_write_text
 
 NORMAL = frozenset({"A"})
 

@@ -327,6 +327,6 @@ def summary_lines(report: EvalReport) -> list[str]:
 
 
 def write_report(report: EvalReport, path: Path) -> None:
-    from vadmon.train_state import atomic_write_text
+    from vadmon.atomic import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps(report.to_dict(), indent=2) + "\n")

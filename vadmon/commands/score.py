@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from vadmon.atomic import atomic_path
 from vadmon.errors import VadmonError
 
 
@@ -54,15 +53,8 @@ def run(args: argparse.Namespace) -> int:
     result = score_features(model, features, class_names=names, where=str(args.features))
     names = names or model.config.class_names
     out = args.output
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npz", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".npz") as tmp:
         np.savez(tmp, **result, class_names=np.array(names))
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     top = float(result["coarse"].max())
     print(f"scored {len(result['coarse'])} snippets → {out} (max coarse score {top:.3f})")
     return 0

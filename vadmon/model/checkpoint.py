@@ -8,14 +8,13 @@ other download.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vadmon.atomic import atomic_path
 from vadmon.errors import VadmonError
 from vadmon.model.clip_factory import (
     clip_config_from_openai_state_dict,
@@ -161,8 +160,6 @@ def _verify_loadable(cfg: VadClipConfig, sd: dict[str, torch.Tensor], path: Path
 
 def save(ckpt: Checkpoint, path: Path) -> None:
     """Atomic write (temp file + rename): an interrupted save never leaves a broken file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -171,14 +168,8 @@ def save(ckpt: Checkpoint, path: Path) -> None:
         "meta": dict(ckpt.meta),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in ckpt.state_dict.items()},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load(path: Path) -> Checkpoint:
