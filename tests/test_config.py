@@ -203,7 +203,7 @@ def test_error_messages_never_echo_substituted_secrets() -> None:
     assert err.where == "configs/x.yaml:13 (cameras.door.source)"
 
 
-@pytest.mark.parametrize("name", ["demo", "rtsp-example", "ucf", "xd"])
+@pytest.mark.parametrize("name", ["demo", "rtsp-example", "ucf", "xd", "zeroshot"])
 def test_shipped_configs_validate(name: str) -> None:
     env = {"CAM_PASSWORD": "p@ss:w%rd/x", "WEBHOOK_SECRET": GOOD_SECRET}
     config = load_config(REPO / "configs" / f"{name}.yaml", env)
@@ -214,7 +214,7 @@ def test_shipped_configs_validate(name: str) -> None:
 
 def test_all_config_files_are_covered() -> None:
     shipped = {p.stem for p in (REPO / "configs").glob("*.yaml")}
-    assert shipped == {"demo", "rtsp-example", "ucf", "xd"}
+    assert shipped == {"demo", "rtsp-example", "ucf", "xd", "zeroshot"}
 
 
 def test_rtsp_example_merges_and_redacts(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:

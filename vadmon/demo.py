@@ -30,67 +30,77 @@ SOURCE = "synthetic:w=320&h=240&fps=10&flash=20&flash_len=40"
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
-def _varied_frames(rng: np.random.Generator, count: int) -> list[np.ndarray]:
-    """Ordinary-looking frames: smooth noise, shapes, greys, and real footage when installed.
+def _videos(rng: np.random.Generator) -> list[list[np.ndarray]]:
+    """Ordinary "videos" (one middle frame per snippet): the synthetic camera, static scenes
+    (smooth noise, blocks, greys) and real footage when installed.
 
-    The demo model must learn "large red area" rather than "not the synthetic source", or it
-    would fire on any real camera.
+    Sequences must look like videos (neighbouring snippets alike), not shuffled frames: the
+    adapter's similarity graph sees the difference, and a model trained on shuffled frames
+    fires on any steady real camera.
     """
-    frames = []
-    for i in range(count):
-        kind = i % 3
-        if kind == 0:
+    src = SyntheticSource(width=320, height=240, fps=10.0)
+    videos = [[src.render(k * 16 + 8 + off) for k in range(64)] for off in (0, 5000)]
+    for i in range(12):
+        if i % 3 == 0:
             small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-            frames.append(cv2.resize(small, (320, 240), interpolation=cv2.INTER_CUBIC))
-        elif kind == 1:
-            frame = np.full((240, 320, 3), int(rng.integers(0, 200)), np.uint8)
+            base = cv2.resize(small, (320, 240), interpolation=cv2.INTER_CUBIC)
+        elif i % 3 == 1:
+            base = np.full((240, 320, 3), int(rng.integers(0, 200)), np.uint8)
             for _ in range(4):
                 color = tuple(int(c) for c in rng.integers(0, 200, 3))
-                x, y = (int(v) for v in rng.integers(0, 280, 2))
-                cv2.rectangle(frame, (x, y % 200), (x + 60, y % 200 + 40), color, -1)
-            frames.append(frame)
+                x, y = (int(v) for v in rng.integers(0, 200, 2))
+                cv2.rectangle(base, (x, y), (x + 60, y + 40), color, -1)
         else:
-            frames.append(np.full((240, 320, 3), int(rng.integers(0, 256)), np.uint8))
+            base = np.full((240, 320, 3), int(rng.integers(0, 256)), np.uint8)
+        noise = [rng.integers(-8, 9, base.shape) for _ in range(4)]
+        videos.append([np.clip(base + n, 0, 255).astype(np.uint8) for n in noise])
     if VTEST.is_file():
         cap = cv2.VideoCapture(str(VTEST))
-        for n in rng.integers(0, 780, count // 2):
-            cap.set(cv2.CAP_PROP_POS_FRAMES, int(n))
+        frames = []
+        for k in range(49):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, k * 16 + 8)
             ok, frame = cap.read()
             if ok:
                 frames.append(frame)
         cap.release()
-    return frames
+        videos.append(frames)
+    return videos
 
 
 def _embeddings(
     encoder: SnippetEncoder, rng: np.random.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    src = SyntheticSource(width=320, height=240, fps=10.0)
-    normal = [src.render(int(n)) for n in rng.integers(0, 5000, 64)]
-    normal += _varied_frames(rng, 96)
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    videos = _videos(rng)
+    normal = [encoder.encode([[f] for f in v]) for v in videos]
     red = []
-    for i, n in enumerate(rng.integers(0, 5000, 24)):
-        frame = src.render(int(n)) if i % 2 else _varied_frames(rng, 1)[0]
+    for i in range(24):
+        video = videos[i % len(videos)]
+        frame = video[int(rng.integers(0, len(video)))]
         alpha = 0.75 + 0.25 * float(rng.random())
         red.append((frame * (1 - alpha) + np.array([0, 0, 255]) * alpha).astype(np.uint8))
-    return encoder.encode([[f] for f in normal]), encoder.encode([[f] for f in red])
+    return normal, encoder.encode([[f] for f in red])
 
 
-def _batch(normal: torch.Tensor, red: torch.Tensor, rng: np.random.Generator, length: int):
-    seqs, labels = [], []
+def _batch(normal: list[torch.Tensor], red: torch.Tensor, rng: np.random.Generator, length: int):
+    seqs, labels, lengths = [], [], []
     for i in range(16):
-        seq = normal[torch.from_numpy(rng.integers(0, len(normal), length))].clone()
+        video = normal[int(rng.integers(0, len(normal)))]
+        idx = (int(rng.integers(0, len(video))) + np.arange(length)) % len(video)
+        seq = video[torch.from_numpy(idx)].clone()
+        n = length if i % 4 else int(rng.integers(8, length))
+        seq[n:] = 0
         label = torch.zeros(len(DEMO_CLASSES))
         if i % 2:
-            a = int(rng.integers(0, length - 6))
-            b = a + int(rng.integers(2, 6))
+            a = int(rng.integers(0, n - 4))
+            b = min(n, a + int(rng.integers(2, 6)))
             seq[a:b] = red[torch.from_numpy(rng.integers(0, len(red), b - a))]
             label[1] = 1.0
         else:
             label[0] = 1.0
         seqs.append(seq)
         labels.append(label)
-    return torch.stack(seqs), torch.stack(labels)
+        lengths.append(n)
+    return torch.stack(seqs), torch.stack(labels), torch.tensor(lengths)
 
 
 def build_demo_checkpoint(path: Path, steps: int = 300, seed: int = 0) -> Path:
@@ -111,8 +121,7 @@ def build_demo_checkpoint(path: Path, steps: int = 300, seed: int = 0) -> Path:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
     model.train()
     for _ in range(steps):
-        x, y = _batch(normal, red, rng, cfg.visual_length)
-        lengths = torch.full((len(x),), cfg.visual_length)
+        x, y, lengths = _batch(normal, red, rng, cfg.visual_length)
         out = model(x, lengths)
         loss = total_loss(out.logits1, out.logits2, out.text_features, y, lengths, 0.1)["total"]
         opt.zero_grad()
