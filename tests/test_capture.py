@@ -62,7 +62,7 @@ def test_synthetic_capture_publishes_everything_and_cleans_up(
     assert status.counters["capture_fps"] > 0 and status.info["source"] == "synthetic"
     pid = run.proc.pid
     assert shm_names(pid)
-    assert run.stop() == 0
+    assert run.stop() == 0, run.output()
     assert shm_names(pid) == [], "SIGTERM must unlink the ring"
     assert not list(run.directory.glob("*.sock")), "ipc files must be removed"
     assert run.recv_stats.malformed == 0
@@ -132,7 +132,7 @@ def test_rtsp_online_server_killed_and_restarted(
     assert run.last().counters["reconnects"] >= max(before, 1)
     count = len(run.snippets)
     assert wait_for(lambda: len(run.snippets) > count, 20)
-    assert run.stop() == 0
+    assert run.stop() == 0, run.output()
 
 
 @pytest.mark.slow
@@ -220,7 +220,7 @@ def test_rtsp_garbage_on_the_port_reconnects_and_never_crashes(
     assert status.state != "online" and run.alive()
     assert set(status.info["errors"]) <= {"codec", "timeout", "refused", "unknown"}
     assert "Traceback" not in run.output()
-    assert run.stop() == 0
+    assert run.stop() == 0, run.output()
 
 
 def test_rtsp_server_script_exists() -> None:

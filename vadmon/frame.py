@@ -546,4 +546,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    # A source thread may still be blocked inside FFmpeg (C++); letting the interpreter
+    # finalise would cancel it mid-call and abort ("exception not rethrown"). Everything we own
+    # (ring, sockets, ipc files) is already closed, so leave without finalisation.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
