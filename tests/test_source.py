@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 
 from tests.capture_support import RtspServer, free_port, rtsp_servers
+from vadmon.redact import redact_url, url_secrets
 from vadmon.source import (
     ErrorKind,
     FileSource,
     SourceError,
     StreamSource,
     SyntheticSource,
-    _redact,
     classify_stream_failure,
     open_source,
-    url_secrets,
 )
 
 
@@ -29,9 +28,9 @@ def rtsp_server(vtest_path: Path) -> Iterator[Callable[..., RtspServer]]:
 
 def test_redaction_and_secrets() -> None:
     url = "rtsp://bob:p%40ss%3Aw%25rd%2Fx@10.0.0.5:554/live?x=1"
-    assert _redact(url) == "rtsp://bob:***@10.0.0.5:554/live?x=1"
+    assert redact_url(url) == "rtsp://***@10.0.0.5:554/live?x=1"
     assert set(url_secrets(url)) == {"p%40ss%3Aw%25rd%2Fx", "p@ss:w%rd/x"}
-    assert _redact("rtsp://10.0.0.5/live") == "rtsp://10.0.0.5/live"
+    assert redact_url("rtsp://10.0.0.5/live") == "rtsp://10.0.0.5/live"
     src = StreamSource(url)
     assert "p%40ss" not in repr(src) and "p%40ss" not in src.description
 

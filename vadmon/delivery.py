@@ -33,6 +33,7 @@ import httpx
 
 from vadmon.errors import VadmonError
 from vadmon.outbox import Delivery, Outbox
+from vadmon.redact import redact_url
 from vadmon.signing import decode_secret, sign
 
 METRIC = "vadmon_webhook_deliveries_total"
@@ -59,7 +60,7 @@ class Endpoint:
             raise VadmonError("webhook endpoint has no secret", f"endpoint {self.name!r}")
 
     def __repr__(self) -> str:  # never print secrets
-        return f"Endpoint(name={self.name!r}, url={_redact(self.url)!r}, secrets=<{len(self.secrets)}>)"
+        return f"Endpoint(name={self.name!r}, url={redact_url(self.url)!r}, secrets=<{len(self.secrets)}>)"
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,6 @@ class DeliverySettings:
     max_retry_after_s: float = 3600.0
     poll_interval_s: float = 1.0
     batch: int = 100
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-        return parts._replace(netloc=netloc).geturl()
-    return url
 
 
 def _public(addr: str) -> bool:
@@ -101,23 +93,23 @@ def _public(addr: str) -> bool:
 def _split(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UrlRefused(f"webhook URL must be http(s)://host/..., got {_redact(url)!r}")
+        raise UrlRefused(f"webhook URL must be http(s)://host/..., got {redact_url(url)!r}")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise UrlRefused(f"bad port in webhook URL {_redact(url)!r}") from None
+        raise UrlRefused(f"bad port in webhook URL {redact_url(url)!r}") from None
     return parts.hostname, port
 
 
 def _check_addresses(url: str, addrs: list[str], allow_private: bool) -> None:
     if not addrs:
-        raise UrlRefused(f"webhook host of {_redact(url)!r} does not resolve")
+        raise UrlRefused(f"webhook host of {redact_url(url)!r} does not resolve")
     if allow_private:
         return
     bad = sorted({a for a in addrs if not _public(a)})
     if bad:
         raise UrlRefused(
-            f"webhook URL {_redact(url)!r} resolves to non-public address {bad[0]}",
+            f"webhook URL {redact_url(url)!r} resolves to non-public address {bad[0]}",
             "webhook endpoint",
             "set allow_private for this endpoint if the receiver is on your own network",
         )
@@ -315,7 +307,7 @@ class DeliveryWorker:
             self._counts["delivered"] += 1
             return True
         if result.status == 410:
-            n = outbox.disable_endpoint(ep.name, f"410 Gone from {_redact(ep.url)}", now)
+            n = outbox.disable_endpoint(ep.name, f"410 Gone from {redact_url(ep.url)}", now)
             self._counts["disabled"] += n
             return False
         self._counts["failed"] += 1

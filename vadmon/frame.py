@@ -36,9 +36,10 @@ import zmq
 from vadmon.errors import VadmonError
 from vadmon.heartbeat import HeartbeatSender
 from vadmon.messages import FrameHeader, PreviewFrame, Status
+from vadmon.redact import url_secrets
 from vadmon.ring import CameraRing
 from vadmon.snippet import SnippetAssembler, SnippetSettings
-from vadmon.source import ErrorKind, FrameSource, SourceError, open_source, url_secrets
+from vadmon.source import ErrorKind, FrameSource, SourceError, open_source
 from vadmon.transport import (
     SendStats,
     SocketLimits,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 MASK = "***"
 
@@ -84,3 +84,14 @@ def _secret_variants(secrets: Iterable[str]) -> list[str]:
         variants.update({secret, quote(secret, safe=""), quote(secret), quote(secret, safe="/:")})
     # longest first so that an encoded form is not half-replaced by a shorter raw one
     return sorted(variants, key=len, reverse=True)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password in every spelling it may appear in (raw, percent-decoded)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    if not password:
+        return []
+    return sorted({password, unquote(password)}, key=len, reverse=True)

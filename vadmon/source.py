@@ -25,6 +25,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from vadmon.redact import redact_url
+
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
 
@@ -57,30 +59,6 @@ class FrameSource(Protocol):
     def read(self) -> tuple[np.ndarray, float]: ...
 
     def close(self) -> None: ...
-
-
-def _redact(url: str) -> str:
-    """``scheme://user:***@host/...`` — minimal; the lead folds this into ``vadmon.redact``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//***@", url)
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}" if name else f"***@{host}"))
-
-
-def url_secrets(url: str) -> list[str]:
-    """The password in every spelling it may appear in (raw, percent-decoded)."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return []
-    if not password:
-        return []
-    return sorted({password, unquote(password)}, key=len, reverse=True)
 
 
 # --- synthetic ------------------------------------------------------------------------------
@@ -205,7 +183,7 @@ class StreamSource:
     fps: float = 0.0
 
     def __post_init__(self) -> None:
-        self.description = _redact(self.url)
+        self.description = redact_url(self.url)
         self._cap: cv2.VideoCapture | None = None
 
     def __repr__(self) -> str:
