@@ -37,3 +37,11 @@ def subprocess_env() -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint(tmp_path_factory) -> Path:
+    """The demo's tiny VadCLIP (fires on red flashes), trained once per test session."""
+    from vadmon.demo import build_demo_checkpoint
+
+    return build_demo_checkpoint(tmp_path_factory.mktemp("demo") / "demo-tiny.pt")
