@@ -150,10 +150,9 @@ def test_restart_any_order_and_sigterm_with_dead_downstream(
         alerts = mon.child("alerts")
         os.kill(alerts, signal.SIGKILL)
         mon.child("alerts", 30, not_pid=alerts)
-        # the truncated video: offline with retries, never a crash of the monitor
+        # the truncated video (a few frames, then garbage): errors, retries, monitor unharmed
         assert wait_for(lambda: listen.counter("broken", "reconnects") >= 2, 60), mon.output()
-        assert listen.state("broken") in {"offline", "connecting"}
-        assert listen.status("broken").info["last_error"]
+        assert listen.status("broken").info["last_error"]  # retried after an error each time
         assert mon.proc.poll() is None
         assert shm_segments(cfg)
         # SIGTERM with inference dead and alerts wedged: still down within the deadline
