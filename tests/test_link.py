@@ -18,7 +18,8 @@ import zmq
 from capture_support import free_port, wait_for
 from monitor_support import Listener, Monitor, short_dir, write_config
 
-from vadmon.crops import FRAME_HEIGHT, FRAME_WIDTH
+from vadmon import crops
+from vadmon.link import FRAME_HEIGHT, FRAME_WIDTH
 from vadmon.messages import MessageError, SnippetMessage, decode
 from vadmon.security import load_keypair, load_public_key
 from vadmon.transport import send_message
@@ -86,6 +87,7 @@ def push_snippets(endpoint: str, camera: str, n: int, curve_keys: tuple | None) 
 
 
 def test_payload_is_validated_by_shape() -> None:
+    assert (FRAME_WIDTH, FRAME_HEIGHT) == (crops.FRAME_WIDTH, crops.FRAME_HEIGHT)
     msg, payload = handmade_snippet("cam", 0)
     got, body = decode(msg.to_parts(payload))
     assert got == msg and body == payload

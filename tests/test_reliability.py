@@ -285,6 +285,20 @@ def test_rtsp_password_never_leaks(
     no_traceback(mon)
 
 
+def test_capture_and_supervisor_do_not_load_torch(subprocess_env: dict[str, str]) -> None:
+    """Per-camera memory (case 2): torch is ~500 MB and belongs to the inference process only."""
+    code = (
+        "import sys, vadmon.frame, vadmon.monitor, vadmon.commands.run, vadmon.console, "
+        "vadmon.alerts; from vadmon.frame import _from_config; print(sorted("
+        "m for m in ('torch', 'open_clip') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 # --- case 16: bad input through vadmon run / run_monitor.py ----------------------------------
 
 

@@ -24,7 +24,6 @@ import numpy as np
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from vadmon.crops import FRAME_HEIGHT, FRAME_WIDTH
 from vadmon.errors import VadmonError
 from vadmon.messages import SnippetMessage
 from vadmon.ring import RingReader
@@ -36,6 +35,10 @@ from vadmon.transport import (
     make_socket,
     start_authenticator,
 )
+
+# = vadmon.crops.FRAME_WIDTH/FRAME_HEIGHT (tests check); not imported from there because
+# vadmon.crops pulls in torch, which a capture process must not load (~500 MB per camera).
+FRAME_WIDTH, FRAME_HEIGHT = 340, 256
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vadmon.alerts import AlertSettings
 from vadmon.clip_writer import ClipSettings
@@ -18,12 +19,14 @@ from vadmon.delivery import DeliverySettings, Endpoint
 from vadmon.errors import VadmonError
 from vadmon.event import EventSettings
 from vadmon.frame import CaptureEndpoints, CaptureSettings, capture_endpoints
-from vadmon.inference import InferenceSettings
 from vadmon.link import LinkClient, LinkServer
 from vadmon.snippet import SnippetSettings
 from vadmon.supervisor import ChildSpec
 from vadmon.transport import ipc_endpoint
 from vadmon.watchdog import WatchdogSettings
+
+if TYPE_CHECKING:
+    from vadmon.inference import InferenceSettings
 
 
 def endpoints_dir(cfg: MonitorConfig) -> Path:
@@ -125,6 +128,8 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
 
 
 def inference_settings(cfg: MonitorConfig) -> InferenceSettings:
+    from vadmon.inference import InferenceSettings  # torch: only the inference process loads it
+
     cams = list(cfg.enabled_cameras())
     return InferenceSettings(
         snippet_endpoints=[camera_endpoints(cfg, c).snippets for c in cams],
