@@ -289,7 +289,7 @@ def test_capture_and_supervisor_do_not_load_torch(subprocess_env: dict[str, str]
     """Per-camera memory (case 2): torch is ~500 MB and belongs to the inference process only."""
     code = (
         "import sys, vadmon.frame, vadmon.monitor, vadmon.commands.run, vadmon.console, "
-        "vadmon.alerts; from vadmon.frame import _from_config; print(sorted("
+        "vadmon.alerts, vadmon.cli; vadmon.cli.build_parser(); print(sorted("
         "m for m in ('torch', 'open_clip') if m in sys.modules))"
     )
     out = subprocess.run(
@@ -297,6 +297,10 @@ def test_capture_and_supervisor_do_not_load_torch(subprocess_env: dict[str, str]
         timeout=120,
     )  # fmt: skip
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+    from vadmon.commands.extract import CROP_MODE_NAMES
+    from vadmon.crops import CROP_MODES
+
+    assert tuple(sorted(CROP_MODES)) == CROP_MODE_NAMES
 
 
 # --- case 16: bad input through vadmon run / run_monitor.py ----------------------------------

@@ -25,7 +25,8 @@ from vadmon.signing import generate_secret
 pytestmark = pytest.mark.slow
 FLASHING = "synthetic:w=320&h=240&fps=10&flash=12&flash_len=30"
 CAMERAS = {f"cam{i}": FLASHING for i in range(3)}
-WARMUP_S = 12.0
+# after (re)start: imports, model load, and the alert process's 30 s preview ring filling up
+WARMUP_S = 35.0
 
 
 def soak_seconds() -> float:
