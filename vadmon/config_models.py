@@ -333,10 +333,18 @@ class StorageConfig(_Model):
 
 
 class TcpConfig(_Model):
-    """Optional tcp:// endpoints for running processes on different hosts."""
+    """Capture and inference on different hosts: snippets (frames inline) over tcp + CURVE."""
 
-    bind: str | None = Field(None, pattern=r"^tcp://", description="e.g. tcp://0.0.0.0:5555.")
-    connect: str | None = Field(None, pattern=r"^tcp://", description="e.g. tcp://10.0.0.2:5555.")
+    bind: str | None = Field(
+        None,
+        pattern=r"^tcp://",
+        description="Inference host: bind the snippet PULL here, e.g. tcp://0.0.0.0:5555.",
+    )
+    connect: str | None = Field(
+        None,
+        pattern=r"^tcp://",
+        description="Capture host: send snippets to the inference host, e.g. tcp://10.0.0.2:5555.",
+    )
 
 
 class CurveConfig(_Model):
@@ -367,6 +375,12 @@ class TransportConfig(_Model):
     max_message_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Larger incoming messages are dropped."
     )
+
+    @model_validator(mode="after")
+    def _tcp_needs_curve(self) -> TransportConfig:
+        if self.tcp is not None and (self.tcp.bind or self.tcp.connect) and self.curve is None:
+            raise ValueError("tcp links need 'curve' keys (create them with 'vadmon keys')")
+        return self
 
 
 class DashboardConfig(_Model):

@@ -35,7 +35,8 @@ import zmq
 
 from vadmon.errors import VadmonError
 from vadmon.heartbeat import HeartbeatSender
-from vadmon.messages import FrameHeader, PreviewFrame, Status
+from vadmon.link import FramePacker, LinkClient, open_client
+from vadmon.messages import FrameHeader, PreviewFrame, SnippetMessage, Status
 from vadmon.redact import url_secrets
 from vadmon.ring import CameraRing
 from vadmon.snippet import SnippetAssembler, SnippetSettings
@@ -68,7 +69,8 @@ SCHEMA_NAMES = {
 @dataclass(frozen=True)
 class CaptureSettings:
     camera: str
-    source: str  # file path, rtsp://…, webcam index, or synthetic:…
+    # file path, rtsp://…, webcam index, or synthetic:… — may hold a password: not in repr
+    source: str = field(repr=False)
     loop: bool = True
     open_timeout_ms: int = 10000
     read_timeout_ms: int = 5000
@@ -86,7 +88,8 @@ class CaptureSettings:
 @dataclass(frozen=True)
 class CaptureEndpoints:
     publish: str  # PUB: frame / preview / status
-    snippets: str  # PUSH: snippet
+    snippets: str  # PUSH: snippet (bound ipc), or the tcp endpoint of ``link``
+    link: LinkClient | None = None  # set: connect to a remote inference host, frames inline
 
 
 def capture_endpoints(directory: str | Path, camera: str) -> CaptureEndpoints:
@@ -154,10 +157,17 @@ class Counters:
 class CaptureLoop:
     """State of one capture process; ``step()`` is one iteration of the loop."""
 
-    def __init__(self, settings: CaptureSettings, pub: zmq.Socket, push: zmq.Socket) -> None:
+    def __init__(
+        self,
+        settings: CaptureSettings,
+        pub: zmq.Socket,
+        push: zmq.Socket,
+        inline_frames: bool = False,
+    ) -> None:
         self.settings = settings
         self.pub = pub
         self.push = push
+        self.packer = FramePacker() if inline_frames else None
         self.heartbeat = HeartbeatSender.from_env()
         self.ring = CameraRing(settings.camera, settings.ring_slots)
         self.watchdog = Watchdog(settings.watchdog)
@@ -267,13 +277,24 @@ class CaptureLoop:
         snippet = self.snippets.push(self.seq, ts, slot, ring_name, shape)
         if snippet is not None:
             self.counters.snippets += 1
-            send_message(self.push, snippet, stats=self.snippet_stats)
+            self._send_snippet(snippet)
         if (
             self.settings.preview_fps > 0
             and now - self._last_preview >= 1 / self.settings.preview_fps
         ):
             self._last_preview = now
             self._publish_preview(frame, ts)
+
+    def _send_snippet(self, snippet: SnippetMessage) -> None:
+        if self.packer is None:
+            send_message(self.push, snippet, stats=self.snippet_stats)
+            return
+        # tcp link: copy + resize only when the link can take the message right now
+        packed = self.packer.pack(snippet) if self.push.poll(0, zmq.POLLOUT) else None
+        if packed is None:
+            self.snippet_stats.dropped += 1
+            return
+        send_message(self.push, packed[0], packed[1], self.snippet_stats)
 
     def _publish_preview(self, frame: np.ndarray, ts: float) -> None:
         height, width = frame.shape[:2]
@@ -337,6 +358,8 @@ class CaptureLoop:
 
     def close(self) -> None:
         self._stop_reader()
+        if self.packer is not None:
+            self.packer.close()
         self.ring.close()
         if self.heartbeat is not None:
             self.heartbeat.close()
@@ -360,12 +383,12 @@ def run_capture(
     loop: CaptureLoop | None = None
     try:
         pub = publisher(ctx, endpoints.publish, limits=SocketLimits(hwm=settings.pub_hwm))
-        push = pusher(
-            ctx,
-            endpoints.snippets,
-            limits=SocketLimits(hwm=settings.snippet_hwm, kernel_buffer_bytes=16384),
-        )
-        loop = CaptureLoop(settings, pub, push)
+        limits = SocketLimits(hwm=settings.snippet_hwm, kernel_buffer_bytes=16384)
+        if endpoints.link is not None:
+            push = open_client(ctx, endpoints.link, limits)
+        else:
+            push = pusher(ctx, endpoints.snippets, limits=limits)
+        loop = CaptureLoop(settings, pub, push, inline_frames=endpoints.link is not None)
         loop.start()
         while not stop.is_set():
             loop.step()

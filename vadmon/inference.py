@@ -27,6 +27,7 @@ import zmq
 from vadmon.embedding import SnippetEncoder
 from vadmon.errors import VadmonError
 from vadmon.heartbeat import HeartbeatSender
+from vadmon.link import LinkServer, open_server, unpack_frames
 from vadmon.messages import ScoreMessage, SnippetMessage
 from vadmon.ring import RingReader
 from vadmon.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
@@ -42,6 +43,7 @@ from vadmon.transport import (
 
 log = logging.getLogger("vadmon.inference")
 
+Received = tuple[SnippetMessage, bytes | None]
 DEFAULT_CLASSES = ["normal", "fighting", "shooting", "riot", "abuse", "car accident", "explosion"]
 
 
@@ -72,6 +74,7 @@ class InferenceSettings:
     per_camera_max: int = 2  # newest snippets kept per camera per batch
     hwm: int = 8
     heartbeat_s: float = 1.0
+    link: LinkServer | None = None  # set: snippets arrive over tcp+CURVE with frames inline
 
 
 def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
@@ -109,11 +112,14 @@ class InferenceLoop:
         self.runtime = runtime  # "device/precision", shown on the dashboard
         self.scorer = scorer
         self.encoder = encoder
-        self.pull = puller(
-            ctx, settings.snippet_endpoints[0], limits=SocketLimits(hwm=settings.hwm)
-        )
-        for ep in settings.snippet_endpoints[1:]:
-            self.pull.connect(ep)
+        limits = SocketLimits(hwm=settings.hwm)
+        self.auth = None
+        if settings.link is not None:
+            self.pull, self.auth = open_server(ctx, settings.link, limits)
+        else:
+            self.pull = puller(ctx, settings.snippet_endpoints[0], limits=limits)
+            for ep in settings.snippet_endpoints[1:]:
+                self.pull.connect(ep)
         self.pub = publisher(ctx, settings.score_endpoint, limits=SocketLimits(hwm=64))
         self.recv_stats = RecvStats()
         self.cameras: dict[str, CameraStats] = defaultdict(CameraStats)
@@ -123,38 +129,43 @@ class InferenceLoop:
         self.batches = 0
 
     # --- gather ------------------------------------------------------------------------------
-    def gather(self) -> list[SnippetMessage]:
+    def gather(self) -> list[Received]:
+        """Snippets with their payload (frames inline on tcp links, None on shared memory)."""
         first = recv_message(self.pull, 200, self.recv_stats)
         if first is None:
             return []
-        got = [first[0]]
+        got = [first]
         deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
         while len(got) < self.settings.batch_max * 4:
             left = max(0, int((deadline - time.monotonic()) * 1000))
             item = recv_message(self.pull, left, self.recv_stats)
             if item is None:
                 break
-            got.append(item[0])
-        return [m for m in got if isinstance(m, SnippetMessage)]
+            got.append(item)
+        return [(m, p) for m, p in got if isinstance(m, SnippetMessage)]
 
-    def select(self, msgs: list[SnippetMessage], now: float) -> list[SnippetMessage]:
+    def select(self, msgs: list[Received], now: float) -> list[Received]:
         """Latest wins: stale snippets and all but the newest few per camera are skipped."""
-        by_cam: dict[str, list[SnippetMessage]] = defaultdict(list)
-        for m in msgs:
+        by_cam: dict[str, list[Received]] = defaultdict(list)
+        for m, payload in msgs:
             if now - m.t_end > self.settings.max_age_s:
                 self.cameras[m.camera].skipped += 1
             else:
-                by_cam[m.camera].append(m)
-        keep: list[SnippetMessage] = []
+                by_cam[m.camera].append((m, payload))
+        keep: list[Received] = []
         for cam, items in by_cam.items():
-            items.sort(key=lambda m: m.snippet_index)
+            items.sort(key=lambda item: item[0].snippet_index)
             cut = len(items) - self.settings.per_camera_max
             if cut > 0:
                 self.cameras[cam].skipped += cut
             keep.extend(items[max(0, cut) :])
         return keep[: self.settings.batch_max]
 
-    def read_frames(self, msg: SnippetMessage) -> list[np.ndarray] | None:
+    def read_frames(self, msg: SnippetMessage, payload: bytes | None) -> list[np.ndarray] | None:
+        if payload is not None:
+            return unpack_frames(msg, payload)
+        if not msg.ring or self.settings.link is not None:
+            return None  # a remote peer must send frames, never name our shared memory
         reader = self.readers.get(msg.ring)
         if reader is None:
             try:
@@ -177,8 +188,8 @@ class InferenceLoop:
         t0 = time.time()
         msgs = self.select(self.gather(), time.time())
         ready: list[tuple[SnippetMessage, list[np.ndarray]]] = []
-        for m in msgs:
-            frames = self.read_frames(m)
+        for m, payload in msgs:
+            frames = self.read_frames(m, payload)
             if frames is None:
                 self.cameras[m.camera].skipped += 1
             else:
@@ -275,6 +286,8 @@ class InferenceLoop:
             reader.close()
         close_socket(self.pull)
         close_socket(self.pub, self.settings.score_endpoint)
+        if self.auth is not None:
+            self.auth.stop()
         if self.heartbeat is not None:
             self.heartbeat.close()
 

@@ -169,6 +169,18 @@ class SnippetMessage(Message):
         if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in self.seqs):
             raise MessageError("seqs must be non-negative integers")
 
+    def frame_bytes(self) -> int:
+        return self.height * self.width * self.channels
+
+    def check_payload(self, payload: bytes | None) -> None:
+        """Across hosts (no shared memory) the sampled frames ride along as one raw part:
+        exactly ``len(slots)`` uint8 frames of ``height×width×channels``, nothing else."""
+        if payload is not None and len(payload) != len(self.slots) * self.frame_bytes():
+            raise MessageError(
+                f"snippet payload has {len(payload)} bytes, header says {len(self.slots)} "
+                f"frames of {self.height}x{self.width}x{self.channels}"
+            )
+
 
 @dataclass(frozen=True)
 class ScoreMessage(Message):

@@ -10,26 +10,84 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vadmon.alerts import AlertSettings
 from vadmon.clip_writer import ClipSettings
 from vadmon.config import MonitorConfig
 from vadmon.delivery import DeliverySettings, Endpoint
+from vadmon.errors import VadmonError
 from vadmon.event import EventSettings
 from vadmon.frame import CaptureEndpoints, CaptureSettings, capture_endpoints
-from vadmon.inference import InferenceSettings
+from vadmon.link import LinkClient, LinkServer
 from vadmon.snippet import SnippetSettings
 from vadmon.supervisor import ChildSpec
 from vadmon.transport import ipc_endpoint
 from vadmon.watchdog import WatchdogSettings
+
+if TYPE_CHECKING:
+    from vadmon.inference import InferenceSettings
 
 
 def endpoints_dir(cfg: MonitorConfig) -> Path:
     return cfg.ipc_dir()
 
 
+ROLES = ("all", "capture", "inference")
+
+
+def link_client(cfg: MonitorConfig) -> LinkClient | None:
+    """Capture side of a tcp link (``transport.tcp.connect``), or None for shared memory."""
+    tcp, curve = cfg.transport.tcp, cfg.transport.curve
+    if tcp is None or tcp.connect is None or curve is None:
+        return None
+    need(curve.client_secret_file, "transport.curve.client_secret_file")
+    need(curve.server_public_file, "transport.curve.server_public_file")
+    return LinkClient(tcp.connect, curve.client_secret_file, curve.server_public_file)
+
+
+def link_server(cfg: MonitorConfig) -> LinkServer | None:
+    """Inference side of a tcp link (``transport.tcp.bind``), or None for shared memory."""
+    tcp, curve = cfg.transport.tcp, cfg.transport.curve
+    if tcp is None or tcp.bind is None or curve is None:
+        return None
+    need(curve.server_secret_file, "transport.curve.server_secret_file")
+    need(curve.allowed_clients_dir, "transport.curve.allowed_clients_dir")
+    return LinkServer(tcp.bind, curve.server_secret_file, curve.allowed_clients_dir)
+
+
+def need(value: object, key: str) -> None:
+    if value is None:
+        raise VadmonError(f"{key} is not set", "config", "tcp links need CURVE keys (vadmon keys)")
+
+
+def check_role(cfg: MonitorConfig, role: str) -> None:
+    """A split monitor needs the tcp side its role uses; one clear error otherwise."""
+    if role not in ROLES:
+        raise VadmonError(f"unknown role {role!r}", "--role", f"use one of {', '.join(ROLES)}")
+    tcp = cfg.transport.tcp
+    if role == "capture" and (tcp is None or tcp.connect is None):
+        raise VadmonError("--role capture needs transport.tcp.connect", "config")
+    if role == "inference" and (tcp is None or tcp.bind is None):
+        raise VadmonError("--role inference needs transport.tcp.bind", "config")
+    if role == "all" and tcp is not None and (tcp.bind is None) != (tcp.connect is None):
+        raise VadmonError(
+            "one host over tcp needs both transport.tcp.bind and transport.tcp.connect",
+            "config",
+            "or start the roles separately (--role capture / --role inference)",
+        )
+    if role != "inference":
+        link_client(cfg)
+    if role != "capture":
+        link_server(cfg)
+
+
 def camera_endpoints(cfg: MonitorConfig, camera: str) -> CaptureEndpoints:
-    return capture_endpoints(endpoints_dir(cfg), camera)
+    local = capture_endpoints(endpoints_dir(cfg), camera)
+    link = link_client(cfg)
+    if link is None:
+        return local
+    return CaptureEndpoints(publish=local.publish, snippets=link.connect, link=link)
 
 
 def score_endpoint(cfg: MonitorConfig) -> str:
@@ -70,6 +128,8 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
 
 
 def inference_settings(cfg: MonitorConfig) -> InferenceSettings:
+    from vadmon.inference import InferenceSettings  # torch: only the inference process loads it
+
     cams = list(cfg.enabled_cameras())
     return InferenceSettings(
         snippet_endpoints=[camera_endpoints(cfg, c).snippets for c in cams],
@@ -77,6 +137,7 @@ def inference_settings(cfg: MonitorConfig) -> InferenceSettings:
         batch_max=cfg.model.batch_max,
         batch_wait_ms=cfg.model.batch_wait_ms,
         hwm=cfg.transport.hwm,
+        link=link_server(cfg),
     )
 
 
@@ -118,12 +179,19 @@ def alert_settings(cfg: MonitorConfig) -> AlertSettings:
     )
 
 
-def child_specs(cfg: MonitorConfig, config_path: Path) -> list[ChildSpec]:
-    """The processes of one monitor: capture per enabled camera, inference, alerts."""
+def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> list[ChildSpec]:
+    """The processes of one monitor: capture per enabled camera, inference, alerts.
+
+    ``role`` splits a monitor across hosts: ``capture`` runs only the cameras (their snippets
+    go to ``transport.tcp.connect``), ``inference`` runs inference + alerts (bound on
+    ``transport.tcp.bind``)."""
     py = sys.executable
     conf = str(Path(config_path).resolve())
     env = dict(os.environ)
-    specs = [
+    specs: list[ChildSpec] = []
+    if role == "inference":
+        return specs + _backend_specs(py, conf, env)
+    specs += [
         ChildSpec(
             name=f"capture:{name}",
             argv=[py, "-m", "vadmon.frame", "--config", conf, "--camera", name],
@@ -132,15 +200,16 @@ def child_specs(cfg: MonitorConfig, config_path: Path) -> list[ChildSpec]:
         )
         for name in cfg.enabled_cameras()
     ]
-    specs.append(
+    return specs if role == "capture" else specs + _backend_specs(py, conf, env)
+
+
+def _backend_specs(py: str, conf: str, env: dict[str, str]) -> list[ChildSpec]:
+    return [
         ChildSpec(
             "inference", [py, "-m", "vadmon.inference", "--config", conf], env, heartbeat=True
-        )
-    )
-    specs.append(
-        ChildSpec("alerts", [py, "-m", "vadmon.alerts", "--config", conf], env, heartbeat=True)
-    )
-    return specs
+        ),
+        ChildSpec("alerts", [py, "-m", "vadmon.alerts", "--config", conf], env, heartbeat=True),
+    ]
 
 
 def run_monitor(
@@ -150,6 +219,7 @@ def run_monitor(
     systemd: bool = False,
     banner: str = "",
     duration_s: float | None = None,
+    role: str = "all",
 ) -> int:
     """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``)."""
     import threading
@@ -161,10 +231,11 @@ def run_monitor(
     from vadmon.transport import ipc_dir
 
     cfg = load_config(config_path)
+    check_role(cfg, role)
     ipc_dir(endpoints_dir(cfg))
     cfg.storage.dir.mkdir(parents=True, exist_ok=True)
     os.environ["VADMON_SHM_PREFIX"] = cfg.shm_prefix()
-    specs = child_specs(cfg, config_path)
+    specs = child_specs(cfg, config_path, role)
     sup = Supervisor(
         specs,
         cfg.supervisor,

@@ -37,6 +37,9 @@ from vadmon.sdnotify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("vadmon.supervisor")
 PR_SET_PDEATHSIG = 1
+# vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix;
+# restarting cannot fix a config, so the supervisor stops everything and exits with it too.
+BAD_INPUT_EXIT = 2
 
 
 @dataclass
@@ -136,6 +139,7 @@ class Supervisor:
         self.rng = rng or random.Random()
         self.children = {s.name: _Child(s, ChildStatus(s.name)) for s in specs}
         self.failure: str | None = None
+        self.failure_code = 1  # exit code of run() after a failure
         self.bad_heartbeats = 0  # malformed heartbeat messages (dropped)
         self.stray_heartbeats = 0
         self._stop_reason: str | None = None
@@ -183,6 +187,8 @@ class Supervisor:
             self.shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if self.failure and self.failure_code == BAD_INPUT_EXIT:
+            return BAD_INPUT_EXIT  # the child's own error line is the message
         if self.failure:
             print(f"vadmon supervisor: error: {self.failure}; stopped everything", file=sys.stderr)
             return 1
@@ -260,9 +266,17 @@ class Supervisor:
         if child.proc is None or child.proc.poll() is None:
             return
         reason = child.kill_reason or describe_exit(child.proc.returncode)
+        bad_input = not child.kill_reason and child.proc.returncode == BAD_INPUT_EXIT
         child.status.pid = None
         child.proc = None
-        if self._stop_reason is None:
+        if self._stop_reason is None and bad_input and child.spec.restart:
+            child.status.state, child.status.last_exit = "failed", reason
+            self.failure = f"child '{child.spec.name}' reported bad input"
+            self.failure_code = BAD_INPUT_EXIT
+            log.warning(
+                "%s stopped on bad input (%s); stopping everything", child.spec.name, reason
+            )
+        elif self._stop_reason is None:
             self._after_exit(child, reason, now, returncode_ok=reason == "exit code 0")
 
     def _after_exit(

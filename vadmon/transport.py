@@ -318,7 +318,10 @@ def recv_message(
     """Next valid message, or ``None`` on timeout or when the message was malformed (counted)."""
     if not sock.poll(timeout_ms, zmq.POLLIN):
         return None
-    parts = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+    try:
+        parts = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+    except zmq.Again:  # readiness can be spurious (e.g. a peer failing its CURVE handshake)
+        return None
     try:
         result = decode([p.buffer for p in parts])
     except MessageError as exc:

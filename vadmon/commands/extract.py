@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from vadmon.crops import CROP_MODES, ClipPreprocess
 from vadmon.errors import VadmonError
-from vadmon.extract import extract_videos, label_from_parent, label_mapping, plan_jobs
+
+# torch/open_clip load lazily: every `vadmon` command (the long-lived `vadmon run` supervisor
+# too) registers this parser, and importing torch here would cost each of them ~500 MB.
+CROP_MODE_NAMES = ("10crop", "center")  # = sorted(vadmon.crops.CROP_MODES); tested
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inputs", nargs="+", type=Path, help="video files or directories (searched recursively)"
     )
     p.add_argument("--out", "-o", type=Path, required=True, help="output directory")
-    p.add_argument("--crop-mode", choices=sorted(CROP_MODES), default="10crop")
+    p.add_argument("--crop-mode", choices=CROP_MODE_NAMES, default="10crop")
     p.add_argument(
         "--frames-per-snippet",
         type=int,
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", type=Path, help="CSV 'video,label' (default: parent folder name)")
     p.add_argument("--arch", default="ViT-B-16", help="CLIP architecture")
     p.add_argument("--pretrained", default="openai", help="CLIP weights tag or file ('' = none)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     p.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _encoder(args: argparse.Namespace):
     """The CLIP image encoder and the preprocessing its own config asks for (size, mean, std)."""
+    import torch
+
+    from vadmon.crops import ClipPreprocess
     from vadmon.model.clip_factory import create_clip, encode_images, image_spec
 
     model = create_clip(
@@ -63,6 +66,8 @@ def _encoder(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from vadmon.extract import extract_videos, label_from_parent, label_mapping, plan_jobs
+
     if not 1 <= args.frames_per_snippet <= 16:
         raise VadmonError("--frames-per-snippet must be 1..16", "command line")
     if args.batch_size < 1:

@@ -23,6 +23,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     dash.add_argument("--no-dashboard", dest="dashboard", action="store_false")
     p.add_argument("--systemd", action="store_true", help="sd_notify READY/WATCHDOG")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument(
+        "--role",
+        choices=["all", "capture", "inference"],
+        default="all",
+        help="split across hosts: 'capture' (cameras → transport.tcp.connect) or "
+        "'inference' (inference + alerts on transport.tcp.bind); default: everything here",
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -55,4 +62,5 @@ def run(args: argparse.Namespace) -> int:
         systemd=args.systemd,
         banner=banner,
         duration_s=args.duration,
+        role=args.role,
     )
