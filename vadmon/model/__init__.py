@@ -2,39 +2,43 @@
 
 Construction (``clip_factory``, ``checkpoint``) is separate from architecture (``adapter``,
 ``vadclip``), and model shapes are data (``config``, ``presets/``), as in open_clip.
+
+Names are resolved lazily (PEP 562): reading a preset (``vadmon.model.config``) must not load
+torch, because every ``vadmon`` command builds the full CLI parser and the capture and
+supervisor processes would otherwise carry ~500 MB of torch for nothing.
 """
 
-from vadmon.model.checkpoint import Checkpoint, import_published, load, load_model, save
-from vadmon.model.clip_factory import (
-    best_cpu_precision,
-    best_precision,
-    create_clip,
-    encode_images,
-    image_spec,
-)
-from vadmon.model.config import VadClipConfig, load_preset
-from vadmon.model.predict import score_features
-from vadmon.model.prompts import PromptCache
-from vadmon.model.stream import StreamingStep
-from vadmon.model.vadclip import VadCLIP, VadClipOutput, probabilities
+from __future__ import annotations
 
-__all__ = [
-    "Checkpoint",
-    "PromptCache",
-    "StreamingStep",
-    "VadCLIP",
-    "VadClipConfig",
-    "VadClipOutput",
-    "best_cpu_precision",
-    "best_precision",
-    "create_clip",
-    "encode_images",
-    "image_spec",
-    "import_published",
-    "load",
-    "load_model",
-    "load_preset",
-    "probabilities",
-    "save",
-    "score_features",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Checkpoint": "checkpoint",
+    "import_published": "checkpoint",
+    "load": "checkpoint",
+    "load_model": "checkpoint",
+    "save": "checkpoint",
+    "best_cpu_precision": "clip_factory",
+    "best_precision": "clip_factory",
+    "create_clip": "clip_factory",
+    "encode_images": "clip_factory",
+    "image_spec": "clip_factory",
+    "VadClipConfig": "config",
+    "load_preset": "config",
+    "score_features": "predict",
+    "PromptCache": "prompts",
+    "StreamingStep": "stream",
+    "VadCLIP": "vadclip",
+    "VadClipOutput": "vadclip",
+    "probabilities": "vadclip",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vadmon.model' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vadmon.model.{module}"), name)
