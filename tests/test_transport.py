@@ -19,6 +19,7 @@ import zmq
 
 from vadmon.errors import VadmonError
 from vadmon.messages import FrameHeader, Status
+from vadmon.security import generate_keypair, start_authenticator
 from vadmon.transport import (
     CurveClient,
     CurveServer,
@@ -27,7 +28,6 @@ from vadmon.transport import (
     SendStats,
     SocketLimits,
     frame_from_payload,
-    generate_keypair,
     ipc_dir,
     ipc_endpoint,
     puller,
@@ -35,7 +35,6 @@ from vadmon.transport import (
     recv_message,
     send_frame,
     send_message,
-    start_authenticator,
 )
 
 

@@ -27,13 +27,12 @@ from zmq.auth.thread import ThreadAuthenticator
 from vadmon.errors import VadmonError
 from vadmon.messages import SnippetMessage
 from vadmon.ring import RingReader
-from vadmon.security import load_allowed_clients, load_keypair, load_public_key
+from vadmon.security import load_allowed_clients, load_keypair, load_public_key, start_authenticator
 from vadmon.transport import (
     CurveClient,
     CurveServer,
     SocketLimits,
     make_socket,
-    start_authenticator,
 )
 
 # = vadmon.crops.FRAME_WIDTH/FRAME_HEIGHT (tests check); not imported from there because

@@ -24,8 +24,6 @@ from typing import Any
 
 import numpy as np
 import zmq
-import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 
 from vadmon.errors import VadmonError
 from vadmon.messages import (
@@ -36,12 +34,17 @@ from vadmon.messages import (
     MessageError,
     decode,
 )
+from vadmon.security import (
+    configure_curve_client,
+    configure_curve_server,
+    load_keypair,
+    load_public_key,
+)
 
 DEFAULT_HWM = 8
 DEFAULT_LINGER_MS = 200
 DEFAULT_MAX_MSG_BYTES = MAX_PAYLOAD_BYTES + MAX_HEADER_BYTES
 IPC_PATH_MAX = 100  # sun_path is 108 bytes on Linux, minus "ipc://" slack
-ZAP_DOMAIN = "vadmon"
 
 
 # --- ipc directory and endpoints -------------------------------------------------------------
@@ -157,52 +160,15 @@ class CurveClient:
     server_public_key_file: Path
 
 
-def generate_keypair(directory: str | Path, name: str) -> tuple[Path, Path]:
-    """Write ``name.key`` (public) and ``name.key_secret`` (0600) into ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(str(directory), name)
-    os.chmod(secret, 0o600)
-    return Path(public), Path(secret)
-
-
-def _load_keys(path: Path, need_secret: bool) -> tuple[bytes, bytes | None]:
-    try:
-        public, secret = zmq.auth.load_certificate(str(path))
-    except (OSError, ValueError) as exc:
-        raise VadmonError(
-            f"cannot read CURVE key: {exc}", str(path), "run key generation"
-        ) from None
-    if need_secret and not secret:
-        raise VadmonError(
-            "CURVE key file has no secret key", str(path), "use the *.key_secret file"
-        )
-    return public, secret
-
-
-def start_authenticator(ctx: zmq.Context, allowed_clients_dir: Path) -> ThreadAuthenticator:
-    """ZAP handler that accepts only CURVE clients whose public key is in the directory."""
-    auth = ThreadAuthenticator(ctx)
-    auth.start()
-    auth.configure_curve(domain=ZAP_DOMAIN, location=str(allowed_clients_dir))
-    return auth
-
-
 def _apply_curve(sock: zmq.Socket, endpoint: str, curve: CurveServer | CurveClient | None) -> None:
+    """Keys come from ``vadmon.security`` (which also refuses world-readable secret files)."""
     if curve is None or not endpoint.startswith("tcp://"):
         return
+    keypair = load_keypair(curve.secret_key_file)
     if isinstance(curve, CurveServer):
-        public, secret = _load_keys(curve.secret_key_file, need_secret=True)
-        sock.curve_secretkey = secret
-        sock.curve_publickey = public
-        sock.zap_domain = ZAP_DOMAIN.encode()
-        sock.curve_server = True
+        configure_curve_server(sock, keypair)  # empty ZAP domain: the authenticator's '*'
     else:
-        public, secret = _load_keys(curve.secret_key_file, need_secret=True)
-        server_public, _ = _load_keys(curve.server_public_key_file, need_secret=False)
-        sock.curve_secretkey = secret
-        sock.curve_publickey = public
-        sock.curve_serverkey = server_public
+        configure_curve_client(sock, keypair, load_public_key(curve.server_public_key_file))
 
 
 # --- sockets --------------------------------------------------------------------------------
