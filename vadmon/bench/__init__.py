@@ -33,6 +33,12 @@ REGISTRY: dict[str, BenchSpec] = {
         BenchSpec("step", "vadmon.bench.step", "streaming step vs full forward with prompts"),
         BenchSpec("scaling", "vadmon.bench.scaling", "cost per snippet vs window and cameras"),
         BenchSpec("transport", "vadmon.bench.transport", "frame transport: ring vs ZeroMQ copy"),
+        BenchSpec(
+            "monitor",
+            "vadmon.bench.monitor",
+            "whole monitor: cameras sustained, alert latency (~10 min; not in the default set)",
+            default=False,
+        ),
     )
 }
 
