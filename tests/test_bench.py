@@ -1,7 +1,9 @@
 """``vadmon bench --quick`` runs end to end and writes a well-formed result file.
 
 Only the schema is checked (keys, types, ratios present, baselines at exactly 1.0): timing
-values depend on the machine and its load, so they are never asserted.
+values depend on the machine and its load, so they are never asserted. ``transport`` starts
+real sender/receiver processes and ``monitor`` the real monitor (``vadmon run``) with the demo
+model, so this one run covers them end to end (about 45 s of the file's time).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from vadmon.model.clip_factory import cpu_has_native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
+BENCHES = ["clip", "step", "scaling", "transport", "monitor"]
 
 ENV_KEYS = {
     "date": str,
@@ -39,9 +42,9 @@ def quick_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-m", "vadmon", "bench", "--quick", "--threads", "1",
+        [sys.executable, "-m", "vadmon", "bench", *BENCHES, "--quick", "--threads", "1",
          "--json", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "clip" in proc.stdout and "snippets/s" in proc.stdout
@@ -56,12 +59,12 @@ def test_environment_block(quick_result: dict) -> None:
     assert env["threads"] == 1  # --threads is applied and recorded
     assert env["bf16_native"] == cpu_has_native_bf16()
     assert quick_result["settings"]["quick"] is True
-    assert quick_result["settings"]["names"] == ["clip", "step", "scaling"]
+    assert quick_result["settings"]["names"] == BENCHES
 
 
 def test_every_row_has_value_ratio_and_baseline(quick_result: dict) -> None:
     benches = quick_result["benchmarks"]
-    assert set(benches) == {"clip", "step", "scaling"}
+    assert set(benches) == set(BENCHES)
     for name, bench in benches.items():
         assert bench["rows"], name
         names = {row["name"] for row in bench["rows"]}
@@ -101,6 +104,36 @@ def test_step_fp32_streaming_matches_model(quick_result: dict) -> None:
     rows = {row["name"]: row for row in quick_result["benchmarks"]["step"]["rows"]}
     fp32 = rows["StreamingStep fp32"]["accuracy"]
     assert fp32["max_abs_coarse"] <= 1e-5 and fp32["max_abs_fine"] <= 1e-5
+
+
+def test_transport_rows_cover_modes_resolutions_and_target(quick_result: dict) -> None:
+    rows = quick_result["benchmarks"]["transport"]["rows"]
+    cells = {(row["group"], row["params"]["mode"]): row for row in rows}
+    for res in ("1080p", "720p"):
+        for mode in ("ring", "zmq", "memcpy"):
+            fps, cpu = cells[(f"{res} frames/s", mode)], cells[(f"{res} sender CPU @25fps", mode)]
+            assert fps["unit"] == "frames/s" and cpu["unit"] == "% of a core"
+            assert isinstance(cpu["params"]["vs_memcpy"], float)
+            assert isinstance(cpu["params"]["lost_frames"], int)
+    target = cells[("1080p sender CPU @25fps", "ring")]["params"]
+    assert target["target_pct"] == 5.0 and isinstance(target["meets_target"], bool)
+
+
+def test_monitor_rows_report_capacity_and_latencies(quick_result: dict) -> None:
+    rows = quick_result["benchmarks"]["monitor"]["rows"]
+    by_group: dict[str, list[dict]] = {}
+    for row in rows:
+        by_group.setdefault(row["group"], []).append(row)
+    one = {row["name"]: row for row in by_group["throughput"]}["1 camera"]
+    assert one["value"] is not None, one  # the real monitor scored snippets
+    assert isinstance(one["params"]["sustained"], bool)
+    assert isinstance(one["params"]["skipped"], int) and one["params"]["error"] == ""
+    (capacity,) = by_group["capacity"]
+    assert capacity["name"] == "max sustained cameras" and capacity["params"]["tried"] == [1]
+    for group in ("pipeline latency p50", "pipeline latency p95"):
+        assert [row["unit"] for row in by_group[group]] == ["ms"]
+    alert_groups = [g for g in by_group if g.startswith(("alert latency", "webhook latency"))]
+    assert len(alert_groups) == 4  # p50/p95 of snippet end → webhook and score → webhook
 
 
 def test_unknown_benchmark_is_one_line_error(subprocess_env: dict[str, str]) -> None:

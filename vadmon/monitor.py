@@ -245,5 +245,7 @@ def run_monitor(
     )
     console = MonitorConsole(cfg, sup, dashboard=dashboard, banner=banner)
     if duration_s:
-        threading.Timer(duration_s, lambda: sup.request_stop("duration reached")).start()
+        timer = threading.Timer(duration_s, lambda: sup.request_stop("duration reached"))
+        timer.daemon = True  # an earlier SIGTERM must not leave the process waiting for it
+        timer.start()
     return console.run()

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from vadmon.bench.core import BenchOptions, BenchResult, Row
 from vadmon.errors import VadmonError
+
+if TYPE_CHECKING:
+    from vadmon.bench.core import BenchOptions, BenchResult, Row
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,13 @@ REGISTRY: dict[str, BenchSpec] = {
         BenchSpec("clip", "vadmon.bench.clip", "CLIP image encode: precisions and layouts"),
         BenchSpec("step", "vadmon.bench.step", "streaming step vs full forward with prompts"),
         BenchSpec("scaling", "vadmon.bench.scaling", "cost per snippet vs window and cameras"),
+        BenchSpec("transport", "vadmon.bench.transport", "frame transport: ring vs ZeroMQ copy"),
+        BenchSpec(
+            "monitor",
+            "vadmon.bench.monitor",
+            "whole monitor: cameras sustained, alert latency (~10 min; not in the default set)",
+            default=False,
+        ),
     )
 }
 
@@ -42,6 +52,16 @@ def names(selected: list[str] | None) -> list[str]:
             f"unknown benchmark {unknown[0]!r}", fix=f"choose from: {', '.join(REGISTRY)}"
         )
     return list(dict.fromkeys(selected))
+
+
+def __getattr__(name: str) -> Any:
+    """``BenchOptions``/``BenchResult``/``Row`` on first use: ``vadmon.bench.core`` imports
+    torch (seconds), which the child processes of ``transport`` must not pay for."""
+    if name in ("BenchOptions", "BenchResult", "Row"):
+        from vadmon.bench import core
+
+        return getattr(core, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run(name: str, opts: BenchOptions) -> BenchResult:
