@@ -207,6 +207,14 @@ class ModelConfig(_Model):
     )
     batch_max: int = Field(16, ge=1, le=1024, description="Max snippets per CLIP batch.")
     batch_wait_ms: float = Field(20.0, ge=0, le=5000, description="Wait to fill a batch.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="torch CPU threads of the inference process; null = cores − 1 (at least 1), "
+        "leaving a core to capture and alerts. Measured on 2 cores (vadmon bench monitor): "
+        "1 thread sustains 4 cameras at 25 fps, 2 threads not even 1.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -75,6 +76,12 @@ class InferenceSettings:
     hwm: int = 8
     heartbeat_s: float = 1.0
     link: LinkServer | None = None  # set: snippets arrive over tcp+CURVE with frames inline
+
+
+def inference_threads(configured: int | None) -> int:
+    """Oversubscribed cores are the monitor's worst enemy: with capture and alerts running, torch
+    using every core makes inference slower, not faster (see ``model.threads``)."""
+    return configured or max(1, (os.cpu_count() or 2) - 1)
 
 
 def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
@@ -319,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         cfg = load_config(args.config)
+        torch.set_num_threads(inference_threads(cfg.model.threads))
         scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
         log.info("model ready: %s, %s", scorer.mode, runtime)
         return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime)
