@@ -92,7 +92,7 @@ def test_payload_is_validated_by_shape() -> None:
     got, body = decode(msg.to_parts(payload))
     assert got == msg and body == payload
     for bad in (payload[:-1], payload + b"\0", b""):
-        with pytest.raises(MessageError, match="snippet payload"):
+        with pytest.raises(MessageError, match="payload has"):
             decode(msg.to_parts(bad))
 
 

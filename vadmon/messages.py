@@ -107,6 +107,18 @@ def _check_frame_shape(height: int, width: int, channels: int) -> None:
         raise MessageError(f"frame channels {channels} not 1 or 3")
 
 
+def _check_frames_payload(
+    payload: bytes | None, frames: int, height: int, width: int, channels: int
+) -> None:
+    """Raw frames riding along must be exactly ``frames`` uint8 images of the header's shape."""
+    expected = frames * height * width * channels
+    if payload is not None and len(payload) != expected:
+        raise MessageError(
+            f"payload has {len(payload)} bytes, header says {frames} frame(s) of "
+            f"{height}x{width}x{channels} = {expected}"
+        )
+
+
 @dataclass(frozen=True)
 class FrameHeader(Message):
     """A frame written into a camera's shared-memory ring (pixels stay in shared memory)."""
@@ -136,11 +148,7 @@ class FrameHeader(Message):
 
     def check_payload(self, payload: bytes | None) -> None:
         """A whole frame sent over the socket (no ring) must be exactly h*w*c uint8 bytes."""
-        if payload is not None and len(payload) != self.frame_bytes():
-            raise MessageError(
-                f"frame payload has {len(payload)} bytes, header says "
-                f"{self.height}x{self.width}x{self.channels}={self.frame_bytes()}"
-            )
+        _check_frames_payload(payload, 1, self.height, self.width, self.channels)
 
 
 @dataclass(frozen=True)
@@ -175,11 +183,7 @@ class SnippetMessage(Message):
     def check_payload(self, payload: bytes | None) -> None:
         """Across hosts (no shared memory) the sampled frames ride along as one raw part:
         exactly ``len(slots)`` uint8 frames of ``height×width×channels``, nothing else."""
-        if payload is not None and len(payload) != len(self.slots) * self.frame_bytes():
-            raise MessageError(
-                f"snippet payload has {len(payload)} bytes, header says {len(self.slots)} "
-                f"frames of {self.height}x{self.width}x{self.channels}"
-            )
+        _check_frames_payload(payload, len(self.slots), self.height, self.width, self.channels)
 
 
 @dataclass(frozen=True)

@@ -173,8 +173,36 @@ class FileSource:
             self._cap = None
 
 
+class _LiveCapture:
+    """What a live OpenCV capture (stream or webcam) shares: adopt an opened capture, read with
+    a timeout error, release."""
+
+    description: str
+    fps: float
+    _cap: cv2.VideoCapture | None
+
+    def _adopt(self, cap: cv2.VideoCapture) -> None:
+        self._cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else 0.0
+
+    def read(self) -> tuple[np.ndarray, float]:
+        assert self._cap is not None, "open() first"
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            raise SourceError(
+                ErrorKind.TIMEOUT, f"{self.description}: no frame within the read timeout"
+            )
+        return frame, time.time()
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
 @dataclass
-class StreamSource:
+class StreamSource(_LiveCapture):
     """RTSP/RTMP/HTTP via FFmpeg, over TCP, with open and read timeouts set at open time."""
 
     url: str
@@ -203,25 +231,11 @@ class StreamSource:
             cap.release()
             kind, why = classify_stream_failure(self.url, self.open_timeout_ms / 1000)
             raise SourceError(kind, f"cannot open {self.description}: {why}")
-        self._cap = cap
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 0 < fps < 1000 else 0.0
-
-    def read(self) -> tuple[np.ndarray, float]:
-        assert self._cap is not None, "open() first"
-        ok, frame = self._cap.read()
-        if not ok or frame is None:
-            raise SourceError(ErrorKind.TIMEOUT, "no frame within the read timeout")
-        return frame, time.time()
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        self._adopt(cap)
 
 
 @dataclass
-class WebcamSource:
+class WebcamSource(_LiveCapture):
     index: int
     fps: float = 0.0
 
@@ -233,21 +247,7 @@ class WebcamSource:
         cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
             raise SourceError(ErrorKind.NOT_FOUND, f"no webcam at index {self.index}")
-        self._cap = cap
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 0 < fps < 1000 else 0.0
-
-    def read(self) -> tuple[np.ndarray, float]:
-        assert self._cap is not None, "open() first"
-        ok, frame = self._cap.read()
-        if not ok:
-            raise SourceError(ErrorKind.TIMEOUT, f"webcam {self.index} returned no frame")
-        return frame, time.time()
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        self._adopt(cap)
 
 
 # --- failure classification -----------------------------------------------------------------
