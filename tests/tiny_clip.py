@@ -1,7 +1,5 @@
 """A tiny randomly initialised open_clip model for extraction tests (no weights, no network).
 
-Stands in for ``vadmon.model.clip_factory.create_clip`` until that lands; swap the body of
-``tiny_clip`` for ``create_clip("vadmon-tiny", None, "cpu", "fp32")`` then.
 
 Also runnable as a module (``python -m tests.tiny_clip OUT VIDEO... [--hang-after N --marker F]``)
 so a test can kill a real extraction process midway.
@@ -10,33 +8,21 @@ so a test can kill a real extraction process midway.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-MODEL_NAME = "vadmon-test-tiny-clip"
-CONFIG = {
-    "embed_dim": 64,
-    "quick_gelu": True,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 1},
-}
 
-
-def tiny_clip(seed: int = 0):
-    """(encode, preprocess_cfg) of a tiny CLIP whose weights depend only on ``seed``."""
+def tiny_clip():
+    """(encode, preprocess_cfg) of ``vadmon-tiny`` (seeded random weights), built through the
+    package's own factory, i.e. open_clip's model-config mechanism."""
     import open_clip
 
-    if MODEL_NAME not in open_clip.list_models():
-        path = Path(tempfile.mkdtemp(prefix="vadmon-tiny-clip-")) / f"{MODEL_NAME}.json"
-        path.write_text(json.dumps(CONFIG))
-        open_clip.add_model_config(path)
-    torch.manual_seed(seed)
-    model = open_clip.create_model(MODEL_NAME).eval()
+    from vadmon.model.clip_factory import create_clip
+
+    model = create_clip("vadmon-tiny")
 
     def encode(batch: torch.Tensor) -> torch.Tensor:
         return model.encode_image(batch)
