@@ -35,6 +35,8 @@ class SnippetEncoder:
         """``snippets[i]`` = the sampled frames of snippet i → ``[len(snippets), D]`` fp32."""
         counts = [len(s) for s in snippets]
         flat = [f for s in snippets for f in s]
+        if any(not isinstance(f, np.ndarray) or f.ndim != 3 for f in flat):
+            raise ValueError("encode() takes a list of snippets, each a list of HxWx3 frames")
         if not flat:
             return torch.empty(0, 0)
         emb = encode_images(self.clip, self.prepare(flat)).cpu()
