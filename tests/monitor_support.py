@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
-from capture_support import wait_for
+from capture_support import rss_kib, wait_for  # noqa: F401  (re-exported for the soak tests)
 
 from vadmon.messages import ScoreMessage, Status
 from vadmon.transport import RecvStats, recv_message, subscriber
@@ -60,13 +60,6 @@ def role_of(argv: list[str]) -> str:
         if module in argv:
             return name
     return ""
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def marked_processes(marker: str) -> list[int]:

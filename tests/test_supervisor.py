@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+from monitor_support import alive, marked_processes
 
 from vadmon.cleanup import Cleanup
 from vadmon.config import SupervisorConfig
@@ -23,15 +24,6 @@ from vadmon.supervisor import ChildSpec, Supervisor, backoff_delay
 
 CHILD = Path(__file__).with_name("sup_child.py")
 pytestmark = pytest.mark.timeout(60)
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie (a container's PID 1 may never reap orphans)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -46,22 +38,6 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 def pids(directory: Path, name: str) -> list[int]:
     path = directory / f"{name}.pids"
     return [int(x) for x in path.read_text().split()] if path.exists() else []
-
-
-def marked_processes(marker: str) -> list[int]:
-    """Live processes whose environment carries ``VADMON_TEST_MARK=marker``."""
-    needle = f"VADMON_TEST_MARK={marker}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 def child(name: str, mode: str, directory: Path, env: dict[str, str], **kw) -> ChildSpec:
