@@ -18,9 +18,9 @@ from urllib.parse import quote
 import pytest
 import zmq
 
-from vadmon.frame import capture_endpoints
-from vadmon.messages import FrameHeader, PreviewFrame, SnippetMessage, Status
-from vadmon.transport import RecvStats, ipc_dir, puller, recv_message, subscriber
+from vadmon.capture.process import capture_endpoints
+from vadmon.runtime.messages import FrameHeader, PreviewFrame, SnippetMessage, Status
+from vadmon.runtime.transport import RecvStats, ipc_dir, puller, recv_message, subscriber
 
 TESTS = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -100,7 +100,7 @@ def rtsp_servers(vtest_path: Path) -> Iterator[Callable[..., RtspServer]]:
 
 @dataclass
 class Capture:
-    """A ``python -m vadmon.frame`` process plus listeners on everything it publishes."""
+    """A ``python -m vadmon.capture.process`` process plus listeners on everything it publishes."""
 
     camera: str
     args: list[str]
@@ -118,7 +118,7 @@ class Capture:
     def start(self) -> None:
         self.log_path = self.directory.parent / f"{self.camera}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, "-m", "vadmon.frame", "--camera", self.camera]
+        cmd = [sys.executable, "-m", "vadmon.capture.process", "--camera", self.camera]
         cmd += ["--ipc-dir", str(self.directory), *self.args]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         self._stop = threading.Event()

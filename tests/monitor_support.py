@@ -18,8 +18,8 @@ from pathlib import Path
 import zmq
 from capture_support import rss_kib, wait_for  # noqa: F401  (re-exported for the soak tests)
 
-from vadmon.messages import ScoreMessage, Status
-from vadmon.transport import RecvStats, recv_message, subscriber
+from vadmon.runtime.messages import ScoreMessage, Status
+from vadmon.runtime.transport import RecvStats, recv_message, subscriber
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,12 +50,12 @@ def cmdline(pid: int) -> list[str]:
 
 def role_of(argv: list[str]) -> str:
     """The supervisor's child name for a process command line (``capture:cam`` …)."""
-    if "vadmon.frame" in argv and "--camera" in argv:
+    if "vadmon.capture.process" in argv and "--camera" in argv:
         return "capture:" + argv[argv.index("--camera") + 1]
     for module, name in (
-        ("vadmon.inference", "inference"),
-        ("vadmon.alerts", "alerts"),
-        ("vadmon.cleanup", "janitor"),
+        ("vadmon.inference.process", "inference"),
+        ("vadmon.alerts.process", "alerts"),
+        ("vadmon.runtime.cleanup", "janitor"),
     ):
         if module in argv:
             return name

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from vadmon.heartbeat import HeartbeatSender
+from vadmon.runtime.heartbeat import HeartbeatSender
 
 
 def main() -> int:

@@ -21,10 +21,16 @@ import pytest
 import zmq
 from webhook_receiver import Receiver
 
-from vadmon.delivery import DeliverySettings, DeliveryWorker, Endpoint, build_body, new_msg_id
-from vadmon.messages import PreviewFrame, ScoreMessage, Status
-from vadmon.outbox import Outbox
-from vadmon.signing import generate_secret
+from vadmon.alerts.delivery import (
+    DeliverySettings,
+    DeliveryWorker,
+    Endpoint,
+    build_body,
+    new_msg_id,
+)
+from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.signing import generate_secret
+from vadmon.runtime.messages import PreviewFrame, ScoreMessage, Status
 
 SECRET = generate_secret()
 CLASSES = ["normal", "Fighting", "Abuse"]
@@ -67,7 +73,7 @@ class Harness:
         self.status.setsockopt(zmq.SUBSCRIBE, b"status")
         self.status.bind(f"ipc://{self.dir}/status")
         self.args = [
-            sys.executable, "-m", "vadmon.alerts", "--db", str(self.db),
+            sys.executable, "-m", "vadmon.alerts.process", "--db", str(self.db),
             "--media-dir", str(self.media), "--scores", f"ipc://{self.dir}/scores",
             "--previews", f"ipc://{self.dir}/previews", "--status", f"ipc://{self.dir}/status",
             "--webhook", webhook, "--allow-private", "--threshold", "0.5", "--hysteresis", "0.1",
@@ -290,7 +296,7 @@ def test_cli_registers_events_and_rejects_bad_input(tmp_path, subprocess_env):
 
 def test_alert_process_refuses_private_url_unless_allowed(tmp_path, subprocess_env):
     env = {**subprocess_env, "VADMON_WEBHOOK_SECRET": SECRET}
-    args = [sys.executable, "-m", "vadmon.alerts", "--db", str(tmp_path / "o.db"),
+    args = [sys.executable, "-m", "vadmon.alerts.process", "--db", str(tmp_path / "o.db"),
             "--media-dir", str(tmp_path), "--scores", "ipc:///nonexistent/a",
             "--previews", "ipc:///nonexistent/b", "--webhook", "http://10.0.0.8/hook"]  # fmt: skip
     out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)

@@ -22,7 +22,7 @@ from tests.capture_support import (
     shm_names,
     wait_for,
 )
-from vadmon.ring import RingReader
+from vadmon.runtime.ring import RingReader
 
 
 @pytest.fixture()
@@ -78,8 +78,8 @@ def test_slow_consumer_memory_flat_and_drops_counted(capture: Callable[..., Capt
     # a consumer that connects and never reads
     import zmq
 
-    from vadmon.frame import capture_endpoints
-    from vadmon.transport import puller, subscriber
+    from vadmon.capture.process import capture_endpoints
+    from vadmon.runtime.transport import puller, subscriber
 
     ctx = zmq.Context()
     endpoints = capture_endpoints(run.directory, "slow")

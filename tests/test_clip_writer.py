@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vadmon.clip_writer import ClipSettings, ClipWriter
-from vadmon.event import Event
-from vadmon.messages import PreviewFrame
+from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
+from vadmon.alerts.event import Event
+from vadmon.runtime.messages import PreviewFrame
 
 T0 = 1_700_000_000.0
 FPS = 10.0

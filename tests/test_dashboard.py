@@ -21,14 +21,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
 from rich.console import Console
 
+from vadmon.alerts.outbox import Outbox
 from vadmon.config import DashboardConfig, MetricsConfig
-from vadmon.dashboard import DEMO_BANNER, Dashboard, DashboardState, render, sparkline
-from vadmon.dashboard_app import outbox_snapshot
+from vadmon.dashboard.app import outbox_snapshot
+from vadmon.dashboard.live import DEMO_BANNER, Dashboard, DashboardState, render, sparkline
+from vadmon.dashboard.prometheus import PrometheusExporter, start_exporter
 from vadmon.errors import VadmonError
-from vadmon.heartbeat import TOPIC, HeartbeatSender, parse_heartbeat
-from vadmon.outbox import Outbox
-from vadmon.prometheus import PrometheusExporter, start_exporter
-from vadmon.supervisor import ChildStatus
+from vadmon.runtime.heartbeat import TOPIC, HeartbeatSender, parse_heartbeat
+from vadmon.runtime.supervisor import ChildStatus
 
 NOW = 1_718_000_000.0
 
@@ -411,7 +411,15 @@ def test_live_dashboard_in_tmux_fed_over_zeromq(
 
     # a second process: the synthetic feed, through the same socket
     feeder = subprocess.Popen(
-        [sys.executable, "-m", "vadmon.dashboard", "--demo-feed", endpoint, "--cameras", "demo-x"],
+        [
+            sys.executable,
+            "-m",
+            "vadmon.dashboard",
+            "--demo-feed",
+            endpoint,
+            "--cameras",
+            "demo-x",
+        ],
         env=subprocess_env,
     )
     try:

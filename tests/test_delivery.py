@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from webhook_receiver import Receiver
 
-from vadmon.delivery import (
+from vadmon.alerts.delivery import (
     DeliverySettings,
     DeliveryWorker,
     Endpoint,
@@ -20,8 +20,8 @@ from vadmon.delivery import (
     new_msg_id,
     parse_retry_after,
 )
-from vadmon.outbox import Outbox
-from vadmon.signing import SecretError, generate_secret
+from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.signing import SecretError, generate_secret
 
 SECRET = generate_secret()
 

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from vadmon.event import CameraEvents, EventSettings, EventTracker, Smoother, describe
-from vadmon.messages import ScoreMessage
+from vadmon.alerts.event import CameraEvents, EventSettings, EventTracker, Smoother, describe
+from vadmon.runtime.messages import ScoreMessage
 
 T0 = 1_700_000_000.0
 CLASSES = ["normal", "Fighting", "Abuse", "Explosion"]

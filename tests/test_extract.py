@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from tests.tiny_clip import tiny_clip
-from vadmon import crops as cr
-from vadmon import extract as ex
-from vadmon.annotations import read_list_csv
 from vadmon.errors import VadmonError
+from vadmon.model import crops as cr
+from vadmon.research import extract as ex
+from vadmon.research.annotations import read_list_csv
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from vadmon.commands import keys as keys_cmd
 from vadmon.errors import VadmonError
-from vadmon.security import (
+from vadmon.runtime.security import (
     configure_curve_client,
     configure_curve_server,
     generate_keypair,

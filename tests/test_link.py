@@ -18,11 +18,11 @@ import zmq
 from capture_support import free_port, wait_for
 from monitor_support import Listener, Monitor, short_dir, write_config
 
-from vadmon import crops
-from vadmon.link import FRAME_HEIGHT, FRAME_WIDTH
-from vadmon.messages import MessageError, SnippetMessage, decode
-from vadmon.security import load_keypair, load_public_key
-from vadmon.transport import send_message
+from vadmon.model import crops
+from vadmon.runtime.link import FRAME_HEIGHT, FRAME_WIDTH
+from vadmon.runtime.messages import MessageError, SnippetMessage, decode
+from vadmon.runtime.security import load_keypair, load_public_key
+from vadmon.runtime.transport import send_message
 
 pytestmark = pytest.mark.slow
 SOURCE = "synthetic:w=320&h=240&fps=10"
@@ -125,7 +125,7 @@ def test_split_hosts_over_curve_refuse_unknown_and_plaintext(
     time.sleep(2)
     inference = Monitor(inf_cfg, subprocess_env, role="inference").start()
     intruder = subprocess.Popen(
-        [sys.executable, "-m", "vadmon.frame", "--config", str(bad_cfg), "--camera", "intruder"],
+        [sys.executable, "-m", "vadmon.capture.process", "--config", str(bad_cfg), "--camera", "intruder"],
         env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     scores = Listener(inf_ipc, [])

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from vadmon import annotations as ann
-from vadmon import metrics as m
 from vadmon.errors import VadmonError
+from vadmon.research import annotations as ann
+from vadmon.research import metrics as m
 
 # --------------------------------------------------------------------------- official fixtures
 

@@ -21,8 +21,8 @@ import zmq
 from capture_support import rtsp_servers, wait_for
 from webhook_receiver import Receiver
 
-from vadmon.messages import ScoreMessage, Status, decode
-from vadmon.signing import generate_secret
+from vadmon.alerts.signing import generate_secret
+from vadmon.runtime.messages import ScoreMessage, Status, decode
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -266,9 +266,9 @@ def test_config_error_is_one_line_with_yaml_line(tmp_path, subprocess_env):
 
 def test_demo_checkpoint_fires_on_red(demo_checkpoint):
     """The forced-anomaly model really separates red flashes from normal footage."""
-    from vadmon.embedding import SnippetEncoder
+    from vadmon.inference.embedding import SnippetEncoder
+    from vadmon.inference.scores import VadClipStreamScorer
     from vadmon.model import load_model
-    from vadmon.scores import VadClipStreamScorer
 
     model = load_model(demo_checkpoint)
     scorer = VadClipStreamScorer(model, window=64)

@@ -32,13 +32,13 @@ from monitor_support import (
 )
 from webhook_receiver import Receiver
 
+from vadmon.alerts.signing import generate_secret
+from vadmon.capture.source import SyntheticSource
 from vadmon.config import load_config
-from vadmon.console import MonitorConsole
-from vadmon.heartbeat import Heartbeat
+from vadmon.dashboard.console import MonitorConsole
 from vadmon.monitor import capture_settings
-from vadmon.signing import generate_secret
-from vadmon.source import SyntheticSource
-from vadmon.supervisor import Supervisor
+from vadmon.runtime.heartbeat import Heartbeat
+from vadmon.runtime.supervisor import Supervisor
 
 SOURCE = "synthetic:w=320&h=240&fps=10"
 
@@ -289,8 +289,8 @@ def test_rtsp_password_never_leaks(
 def test_capture_and_supervisor_do_not_load_torch(subprocess_env: dict[str, str]) -> None:
     """Per-camera memory (case 2): torch is ~500 MB and belongs to the inference process only."""
     code = (
-        "import sys, vadmon.frame, vadmon.monitor, vadmon.commands.run, vadmon.console, "
-        "vadmon.alerts, vadmon.cli; vadmon.cli.build_parser(); print(sorted("
+        "import sys, vadmon.capture.process, vadmon.monitor, vadmon.commands.run, vadmon.dashboard.console, "
+        "vadmon.alerts.process, vadmon.cli; vadmon.cli.build_parser(); print(sorted("
         "m for m in ('torch', 'open_clip') if m in sys.modules))"
     )
     out = subprocess.run(
@@ -299,7 +299,7 @@ def test_capture_and_supervisor_do_not_load_torch(subprocess_env: dict[str, str]
     )  # fmt: skip
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
     from vadmon.commands.extract import CROP_MODE_NAMES
-    from vadmon.crops import CROP_MODES
+    from vadmon.model.crops import CROP_MODES
 
     assert tuple(sorted(CROP_MODES)) == CROP_MODE_NAMES
 

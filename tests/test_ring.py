@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vadmon.ring import SHM_DIR, CameraRing, RingReader, RingWriter, leaked_segments, unlink_leaked
+from vadmon.runtime.ring import (
+    SHM_DIR,
+    CameraRing,
+    RingReader,
+    RingWriter,
+    leaked_segments,
+    unlink_leaked,
+)
 
 
 def pattern(seq: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -24,7 +31,7 @@ def pattern(seq: int, shape: tuple[int, ...]) -> np.ndarray:
 WRITER_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np
-    from vadmon.ring import RingWriter
+    from vadmon.runtime.ring import RingWriter
     w = RingWriter("cam", slots=8, slot_bytes=48 * 64 * 3)
     slots = {}
     for seq in range(1, 13):
@@ -69,7 +76,7 @@ def test_round_trip_between_processes(subprocess_env: dict[str, str]) -> None:
 READER_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from vadmon.ring import RingReader
+    from vadmon.runtime.ring import RingReader
     r = RingReader(sys.argv[1])
     f = r.read(int(sys.argv[2]), int(sys.argv[3]))
     print(json.dumps({"sum": int(f.sum()), "shape": list(f.shape)}))
@@ -123,7 +130,7 @@ def test_multiprocessing_child_shares_tracker_without_unlinking() -> None:
 CONTINUOUS_WRITER = textwrap.dedent(
     """
     import sys, numpy as np
-    from vadmon.ring import RingWriter
+    from vadmon.runtime.ring import RingWriter
     w = RingWriter("cam", slots=2, slot_bytes=1024 * 1024 * 4)
     print(w.name, flush=True)
     frame = np.empty((1024, 1024, 4), np.uint8)
@@ -203,7 +210,7 @@ def test_leaked_segments_of_dead_processes_are_found(tmp_path: Path) -> None:
 
 
 def test_reader_rejects_foreign_names() -> None:
-    from vadmon.ring import RingError
+    from vadmon.runtime.ring import RingError
 
     with pytest.raises(RingError):
         RingReader("../etc/passwd")

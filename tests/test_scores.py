@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vadmon.config_models import ModelConfig
-from vadmon.inference import build_scorer
+from vadmon.capture.source import SyntheticSource
+from vadmon.config.models import ModelConfig
+from vadmon.inference.process import build_scorer
 from vadmon.model.clip_factory import create_clip
-from vadmon.source import SyntheticSource
 
 
 def frames(n: int, red: bool = False) -> list[list[np.ndarray]]:

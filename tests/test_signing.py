@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from vadmon.signing import (
+from vadmon.alerts.signing import (
     SecretError,
     WebhookVerificationError,
     decode_secret,

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from vadmon.snippet import SnippetAssembler, SnippetSettings, sample_positions
-from vadmon.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fingerprint
+from vadmon.capture.snippet import SnippetAssembler, SnippetSettings, sample_positions
+from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fingerprint
 
 SHAPE = (240, 320, 3)
 

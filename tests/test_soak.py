@@ -18,9 +18,9 @@ from capture_support import wait_for
 from monitor_support import Listener, Monitor, rss_kib, write_config
 from webhook_receiver import Receiver
 
+from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.signing import generate_secret
 from vadmon.config import load_config
-from vadmon.outbox import Outbox
-from vadmon.signing import generate_secret
 
 pytestmark = pytest.mark.slow
 FLASHING = "synthetic:w=320&h=240&fps=10&flash=12&flash_len=30"

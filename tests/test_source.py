@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from tests.capture_support import RtspServer, free_port, rtsp_servers
-from vadmon.redact import redact_url, url_secrets
-from vadmon.source import (
+from vadmon.capture.source import (
     ErrorKind,
     FileSource,
     SourceError,
@@ -19,6 +18,7 @@ from vadmon.source import (
     classify_stream_failure,
     open_source,
 )
+from vadmon.redact import redact_url, url_secrets
 
 
 @pytest.fixture()

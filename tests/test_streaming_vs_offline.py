@@ -11,10 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vadmon.embedding import SnippetEncoder
+from vadmon.inference.embedding import SnippetEncoder
+from vadmon.inference.scores import VadClipStreamScorer
 from vadmon.model import load_model
 from vadmon.model.predict import score_features
-from vadmon.scores import VadClipStreamScorer
 
 
 def recorded_embeddings(encoder: SnippetEncoder, vtest, snippets: int = 48) -> np.ndarray:

@@ -18,9 +18,9 @@ import pytest
 import zmq
 from monitor_support import alive, marked_processes
 
-from vadmon.cleanup import Cleanup
 from vadmon.config import SupervisorConfig
-from vadmon.supervisor import ChildSpec, Supervisor, backoff_delay
+from vadmon.runtime.cleanup import Cleanup
+from vadmon.runtime.supervisor import ChildSpec, Supervisor, backoff_delay
 
 CHILD = Path(__file__).with_name("sup_child.py")
 pytestmark = pytest.mark.timeout(60)
@@ -58,7 +58,7 @@ def start_supervisor_process(
 ) -> subprocess.Popen:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"children": children, "policy": policy}))
-    argv = [sys.executable, "-m", "vadmon.supervisor", "--spec", str(spec), *extra]
+    argv = [sys.executable, "-m", "vadmon.runtime.supervisor", "--spec", str(spec), *extra]
     return subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
 
 

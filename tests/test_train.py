@@ -17,11 +17,11 @@ import torch
 
 from tests import train_helpers as th
 from vadmon import cli
-from vadmon import train_data as td
 from vadmon.commands.train import parse_classes
 from vadmon.errors import VadmonError
 from vadmon.model import checkpoint as ckpt_mod
-from vadmon.train import TrainOptions, train
+from vadmon.research import train_data as td
+from vadmon.research.train import TrainOptions, train
 
 # --------------------------------------------------------------------------- split and batches
 
@@ -313,7 +313,7 @@ def test_eval_ground_truth_formats_agree(
     tiny_checkpoint: Path, small_data: dict[str, Path], tmp_path: Path
 ) -> None:
     """Segment CSV, UCF temporal file and published-style arrays describe the same truth."""
-    from vadmon.evaluate import GroundTruthSource, evaluate_checkpoint
+    from vadmon.research.evaluate import GroundTruthSource, evaluate_checkpoint
 
     videos = td.read_videos(small_data["test"])
     gt = {r.split(",")[0]: r.split(",") for r in small_data["gt"].read_text().splitlines()[1:]}

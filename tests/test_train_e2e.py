@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from tests import synth_videos as sv
-from vadmon.annotations import read_list_csv
 from vadmon.model import checkpoint as ckpt_mod
+from vadmon.research.annotations import read_list_csv
 
 TINY = ["--arch", "vadmon-tiny", "--pretrained", "", "--device", "cpu", "--no-progress"]
 

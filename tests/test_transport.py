@@ -18,9 +18,9 @@ import pytest
 import zmq
 
 from vadmon.errors import VadmonError
-from vadmon.messages import FrameHeader, Status
-from vadmon.security import generate_keypair, start_authenticator
-from vadmon.transport import (
+from vadmon.runtime.messages import FrameHeader, Status
+from vadmon.runtime.security import generate_keypair, start_authenticator
+from vadmon.runtime.transport import (
     CurveClient,
     CurveServer,
     FramePool,
@@ -138,7 +138,7 @@ def test_malformed_messages_are_counted_and_receiver_keeps_running(
 BINDER = textwrap.dedent(
     """
     import sys, zmq
-    from vadmon.transport import publisher
+    from vadmon.runtime.transport import publisher
     ctx = zmq.Context()
     sock = publisher(ctx, sys.argv[1])
     print("BOUND", flush=True)

@@ -31,8 +31,8 @@ def tiny_clip():
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vadmon.crops import ClipPreprocess
-    from vadmon.extract import extract_videos
+    from vadmon.model.crops import ClipPreprocess
+    from vadmon.research.extract import extract_videos
 
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)

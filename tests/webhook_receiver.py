@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from vadmon.signing import WebhookVerificationError, verify
+from vadmon.alerts.signing import WebhookVerificationError, verify
 
 
 @dataclass

@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 import torch
 
-from vadmon.embedding import SnippetEncoder
+from vadmon.capture.source import SyntheticSource
+from vadmon.inference.embedding import SnippetEncoder
 from vadmon.model import checkpoint
 from vadmon.model.clip_factory import create_clip
 from vadmon.model.config import VadClipConfig
 from vadmon.model.losses import total_loss
 from vadmon.model.vadclip import VadCLIP
-from vadmon.source import SyntheticSource
 
 DEMO_CLASSES = ["normal", "explosion", "fighting"]
 BANNER = "PIPELINE DEMO: random tiny CLIP, scores mean nothing about real video"

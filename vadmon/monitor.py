@@ -12,21 +12,21 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vadmon.alerts import AlertSettings
-from vadmon.clip_writer import ClipSettings
+from vadmon.alerts.clip_writer import ClipSettings
+from vadmon.alerts.delivery import DeliverySettings, Endpoint
+from vadmon.alerts.event import EventSettings
+from vadmon.alerts.process import AlertSettings
+from vadmon.capture.process import CaptureEndpoints, CaptureSettings, capture_endpoints
+from vadmon.capture.snippet import SnippetSettings
+from vadmon.capture.watchdog import WatchdogSettings
 from vadmon.config import MonitorConfig
-from vadmon.delivery import DeliverySettings, Endpoint
 from vadmon.errors import VadmonError
-from vadmon.event import EventSettings
-from vadmon.frame import CaptureEndpoints, CaptureSettings, capture_endpoints
-from vadmon.link import LinkClient, LinkServer
-from vadmon.snippet import SnippetSettings
-from vadmon.supervisor import ChildSpec
-from vadmon.transport import ipc_endpoint
-from vadmon.watchdog import WatchdogSettings
+from vadmon.runtime.link import LinkClient, LinkServer
+from vadmon.runtime.supervisor import ChildSpec
+from vadmon.runtime.transport import ipc_endpoint
 
 if TYPE_CHECKING:
-    from vadmon.inference import InferenceSettings
+    from vadmon.inference.process import InferenceSettings
 
 
 def endpoints_dir(cfg: MonitorConfig) -> Path:
@@ -128,7 +128,9 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
 
 
 def inference_settings(cfg: MonitorConfig) -> InferenceSettings:
-    from vadmon.inference import InferenceSettings  # torch: only the inference process loads it
+    from vadmon.inference.process import (
+        InferenceSettings,  # torch: only the inference process loads it
+    )
 
     cams = list(cfg.enabled_cameras())
     return InferenceSettings(
@@ -194,7 +196,7 @@ def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> lis
     specs += [
         ChildSpec(
             name=f"capture:{name}",
-            argv=[py, "-m", "vadmon.frame", "--config", conf, "--camera", name],
+            argv=[py, "-m", "vadmon.capture.process", "--config", conf, "--camera", name],
             env=env,
             heartbeat=True,
         )
@@ -206,9 +208,14 @@ def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> lis
 def _backend_specs(py: str, conf: str, env: dict[str, str]) -> list[ChildSpec]:
     return [
         ChildSpec(
-            "inference", [py, "-m", "vadmon.inference", "--config", conf], env, heartbeat=True
+            "inference",
+            [py, "-m", "vadmon.inference.process", "--config", conf],
+            env,
+            heartbeat=True,
         ),
-        ChildSpec("alerts", [py, "-m", "vadmon.alerts", "--config", conf], env, heartbeat=True),
+        ChildSpec(
+            "alerts", [py, "-m", "vadmon.alerts.process", "--config", conf], env, heartbeat=True
+        ),
     ]
 
 
@@ -224,11 +231,11 @@ def run_monitor(
     """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``)."""
     import threading
 
-    from vadmon.cleanup import Cleanup
     from vadmon.config import load_config
-    from vadmon.console import MonitorConsole
-    from vadmon.supervisor import Supervisor
-    from vadmon.transport import ipc_dir
+    from vadmon.dashboard.console import MonitorConsole
+    from vadmon.runtime.cleanup import Cleanup
+    from vadmon.runtime.supervisor import Supervisor
+    from vadmon.runtime.transport import ipc_dir
 
     cfg = load_config(config_path)
     check_role(cfg, role)

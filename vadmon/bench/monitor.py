@@ -32,6 +32,7 @@ from pathlib import Path
 
 import zmq
 
+from vadmon.alerts.signing import generate_secret
 from vadmon.bench import procs
 from vadmon.bench.core import BenchOptions, BenchResult, Row
 from vadmon.bench.monitor_setup import (
@@ -47,9 +48,8 @@ from vadmon.bench.monitor_setup import (
     write_config,
     write_video,
 )
-from vadmon.messages import MessageError, ScoreMessage, Status, decode
-from vadmon.signing import generate_secret
-from vadmon.transport import ipc_dir
+from vadmon.runtime.messages import MessageError, ScoreMessage, Status, decode
+from vadmon.runtime.transport import ipc_dir
 
 SNIPPET_FRAMES = 16
 SNIPPET_RATE = FPS / SNIPPET_FRAMES

@@ -23,8 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vadmon.alerts.signing import WebhookVerificationError, verify
 from vadmon.bench.inputs import VTEST
-from vadmon.signing import WebhookVerificationError, verify
 
 FPS = 25.0
 SIZE = (640, 360)

@@ -23,7 +23,7 @@ from typing import Any
 from vadmon.bench import procs
 from vadmon.bench.core import BenchOptions, BenchResult, Row
 from vadmon.bench.transport_peer import RING_SLOTS
-from vadmon.transport import ipc_dir, ipc_endpoint
+from vadmon.runtime.transport import ipc_dir, ipc_endpoint
 
 RESOLUTIONS = {"1080p": (1080, 1920), "720p": (720, 1280)}
 MODES = {

@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import zmq
 
-from vadmon.messages import FrameHeader, Status
-from vadmon.ring import CameraRing, RingReader
-from vadmon.transport import (
+from vadmon.runtime.messages import FrameHeader, Status
+from vadmon.runtime.ring import CameraRing, RingReader
+from vadmon.runtime.transport import (
     FramePool,
     RecvStats,
     SendStats,

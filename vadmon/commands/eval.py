@@ -19,7 +19,7 @@ def add_gt_args(p: argparse.ArgumentParser) -> None:
 
 
 def gt_from_args(args: argparse.Namespace):
-    from vadmon.evaluate import GroundTruthSource
+    from vadmon.research.evaluate import GroundTruthSource
 
     gt = GroundTruthSource(args.gt_temporal, args.gt_segments, args.gt_labels, args.gt_csv)
     gt.kind()  # conflicting options fail before any model is loaded
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vadmon.evaluate import evaluate_checkpoint, summary_lines, write_report
+    from vadmon.research.evaluate import evaluate_checkpoint, summary_lines, write_report
 
     if not args.test_list.is_file():
         raise VadmonError("test list not found", str(args.test_list), "check --test-list")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         write_report(report, args.report)
         print(f"report → {args.report}")
     if args.plots:
-        from vadmon.eval_plots import plot_report
+        from vadmon.research.eval_plots import plot_report
 
         names = [n.strip() for n in (args.plot_videos or "").split(",") if n.strip()]
         top = args.plot_top if args.plot_top is not None else (0 if names else 5)

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vadmon.alerts.outbox import Outbox
 from vadmon.errors import VadmonError
-from vadmon.outbox import Outbox
 
 DEFAULT_DB = Path(os.environ.get("VADMON_DB", "vadmon-data/outbox.db"))
 _RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}

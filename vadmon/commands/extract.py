@@ -9,7 +9,7 @@ from vadmon.errors import VadmonError
 
 # torch/open_clip load lazily: every `vadmon` command (the long-lived `vadmon run` supervisor
 # too) registers this parser, and importing torch here would cost each of them ~500 MB.
-CROP_MODE_NAMES = ("10crop", "center")  # = sorted(vadmon.crops.CROP_MODES); tested
+CROP_MODE_NAMES = ("10crop", "center")  # = sorted(vadmon.model.crops.CROP_MODES); tested
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,8 +44,8 @@ def _encoder(args: argparse.Namespace):
     """The CLIP image encoder and the preprocessing its own config asks for (size, mean, std)."""
     import torch
 
-    from vadmon.crops import ClipPreprocess
     from vadmon.model.clip_factory import create_clip, encode_images, image_spec
+    from vadmon.model.crops import ClipPreprocess
 
     model = create_clip(
         args.arch, args.pretrained or None, device=args.device, precision=args.precision
@@ -66,7 +66,7 @@ def _encoder(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from vadmon.extract import extract_videos, label_from_parent, label_mapping, plan_jobs
+    from vadmon.research.extract import extract_videos, label_from_parent, label_mapping, plan_jobs
 
     if not 1 <= args.frames_per_snippet <= 16:
         raise VadmonError("--frames-per-snippet must be 1..16", "command line")

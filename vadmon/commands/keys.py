@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vadmon.security import generate_keypair, load_public_key
+from vadmon.runtime.security import generate_keypair, load_public_key
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vadmon.train import HYPER_KEYS, TrainOptions, train
+    from vadmon.research.train import HYPER_KEYS, TrainOptions, train
 
     if not args.train_list.is_file():
         raise VadmonError("train list not found", str(args.train_list), "check --train-list")

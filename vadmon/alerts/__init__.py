@@ -1,0 +1,1 @@
+"""Alerts process: scores → events (snapshot, clip) → durable outbox → signed webhooks."""

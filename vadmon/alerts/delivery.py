@@ -1,0 +1,355 @@
+"""Webhook delivery worker: outbox rows → signed HTTP POSTs, in its own thread.
+
+The worker owns an asyncio loop in a background thread so that (a) the alert loop never waits on
+the network and (b) every attempt runs under one wall-clock deadline (``asyncio.wait_for``):
+socket timeouts alone reset on every byte, so a receiver dripping one byte a second would hold
+an attempt forever. Endpoints are served concurrently (one slow receiver does not delay the
+others) and rows of one endpoint in order.
+
+Policy per response: 2xx delivered; 410 Gone disables the endpoint; 429/503 honour
+``Retry-After``; 3xx is a failure (redirects are never followed: a redirect could point a signed
+alert anywhere); anything else, including timeouts, retries with jittered exponential backoff
+until ``max_attempts``, then the row becomes a dead letter (replayable with the same id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import random
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from vadmon.alerts.outbox import Delivery, Outbox
+from vadmon.alerts.signing import decode_secret, sign
+from vadmon.errors import VadmonError
+from vadmon.redact import redact_url
+
+METRIC = "vadmon_webhook_deliveries_total"
+MAX_PAYLOAD_BYTES = 20_000
+
+
+class UrlRefused(VadmonError):
+    """A webhook URL that is malformed or resolves to a non-public address (SSRF guard)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One webhook receiver. ``name`` identifies it in the outbox (keep it stable)."""
+
+    name: str
+    url: str
+    secrets: tuple[str, ...]
+    allow_private: bool = False
+
+    def __post_init__(self) -> None:
+        for s in self.secrets:
+            decode_secret(s)  # refuse short/malformed secrets at configuration time
+        if not self.secrets:
+            raise VadmonError("webhook endpoint has no secret", f"endpoint {self.name!r}")
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Endpoint(name={self.name!r}, url={redact_url(self.url)!r}, secrets=<{len(self.secrets)}>)"
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    endpoints: tuple[Endpoint, ...] = ()
+    max_attempts: int = 8
+    backoff_base_s: float = 2.0
+    backoff_max_s: float = 600.0
+    attempt_deadline_s: float = 10.0
+    connect_timeout_s: float = 5.0
+    max_retry_after_s: float = 3600.0
+    poll_interval_s: float = 1.0
+    batch: int = 100
+
+
+def _public(addr: str) -> bool:
+    ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_loopback
+        or ip.is_link_local
+        or ip.is_private
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+    )
+
+
+def _split(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UrlRefused(f"webhook URL must be http(s)://host/..., got {redact_url(url)!r}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise UrlRefused(f"bad port in webhook URL {redact_url(url)!r}") from None
+    return parts.hostname, port
+
+
+def _check_addresses(url: str, addrs: list[str], allow_private: bool) -> None:
+    if not addrs:
+        raise UrlRefused(f"webhook host of {redact_url(url)!r} does not resolve")
+    if allow_private:
+        return
+    bad = sorted({a for a in addrs if not _public(a)})
+    if bad:
+        raise UrlRefused(
+            f"webhook URL {redact_url(url)!r} resolves to non-public address {bad[0]}",
+            "webhook endpoint",
+            "set allow_private for this endpoint if the receiver is on your own network",
+        )
+
+
+def check_url(url: str, allow_private: bool = False) -> None:
+    """Refuse loopback/link-local/private targets unless allowed (call at config time)."""
+    host, port = _split(url)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UrlRefused(f"cannot resolve webhook host {host!r}: {exc}") from None
+    _check_addresses(url, [i[4][0] for i in infos], allow_private)
+
+
+async def _check_url_async(url: str, allow_private: bool) -> None:
+    host, port = _split(url)
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UrlRefused(f"cannot resolve webhook host {host!r}: {exc}") from None
+    _check_addresses(url, [str(i[4][0]) for i in infos], allow_private)
+
+
+def new_msg_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+def build_body(kind: str, data: dict[str, Any], ts: float | None = None) -> str:
+    """Standard Webhooks payload ``{type, timestamp, data}``; stored and re-sent byte-identical."""
+    when = datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc)
+    body = json.dumps(
+        {"type": f"vadmon.event.{kind}", "timestamp": when.isoformat(), "data": data},
+        separators=(",", ":"),
+    )
+    if len(body.encode()) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"webhook payload is {len(body)} bytes, limit {MAX_PAYLOAD_BYTES}")
+    return body
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta-seconds or HTTP-date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class _Result:
+    status: int | None = None
+    retry_after: str | None = None
+    error: str = ""
+    location: str = ""
+
+
+@dataclass
+class DeliveryWorker:
+    """Background sender; ``counters()`` is safe to call from any thread."""
+
+    db_path: str
+    settings: DeliverySettings
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._counts: dict[str, int] = dict.fromkeys(
+            ("attempts", "delivered", "failed", "dead", "disabled", "refused"), 0
+        )
+        self._stop = threading.Event()
+        self._flush_until = 0.0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._endpoints = {ep.name: ep for ep in self.settings.endpoints}
+
+    # --- control (any thread) -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="vadmon-delivery", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Called after enqueue so new alerts go out without waiting for the poll interval."""
+        loop, ev = self._loop, self._wake
+        if loop is not None and ev is not None:
+            loop.call_soon_threadsafe(ev.set)
+
+    def stop(self, flush_s: float = 2.0) -> None:
+        """Keep delivering due rows for up to ``flush_s``, then stop; pending rows stay queued."""
+        self._flush_until = time.time() + flush_s
+        self._stop.set()
+        self.wake()
+        if self._thread is not None:
+            self._thread.join(flush_s + self.settings.attempt_deadline_s + 2.0)
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    def prometheus(self) -> dict[str, int]:
+        """``{'vadmon_webhook_deliveries_total{status="delivered"}': n, ...}``."""
+        return {f'{METRIC}{{status="{k}"}}': v for k, v in self._counts.items() if k != "attempts"}
+
+    def run_once(self) -> int:
+        """Deliver everything due now, synchronously (tests, CLI)."""
+        return asyncio.run(self._once_with_client())
+
+    # --- worker thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    def _client(self) -> httpx.AsyncClient:
+        s = self.settings
+        timeout = httpx.Timeout(s.attempt_deadline_s, connect=s.connect_timeout_s)
+        return httpx.AsyncClient(follow_redirects=False, timeout=timeout, trust_env=False)
+
+    async def _once_with_client(self) -> int:
+        outbox = Outbox(self.db_path)
+        try:
+            async with self._client() as client:
+                return await self._deliver_due(outbox, client)
+        finally:
+            outbox.close()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        outbox = Outbox(self.db_path)
+        try:
+            async with self._client() as client:
+                while True:
+                    self._wake.clear()
+                    sent = await self._deliver_due(outbox, client)
+                    if self._stop.is_set() and (sent == 0 or time.time() >= self._flush_until):
+                        return
+                    await self._sleep(outbox)
+        finally:
+            outbox.close()
+
+    async def _sleep(self, outbox: Outbox) -> None:
+        assert self._wake is not None
+        wait = self.settings.poll_interval_s
+        nxt = outbox.next_due_at()
+        if nxt is not None:
+            wait = min(wait, max(0.0, nxt - time.time()))
+        if self._stop.is_set():
+            wait = min(wait, max(0.0, self._flush_until - time.time()))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def _deliver_due(self, outbox: Outbox, client: httpx.AsyncClient) -> int:
+        rows = outbox.due(time.time(), self.settings.batch)
+        by_endpoint: dict[str, list[Delivery]] = {}
+        for row in rows:
+            by_endpoint.setdefault(row.endpoint, []).append(row)
+        jobs = [self._serve(outbox, client, name, items) for name, items in by_endpoint.items()]
+        await asyncio.gather(*jobs)
+        return len(rows)
+
+    async def _serve(
+        self, outbox: Outbox, client: httpx.AsyncClient, name: str, rows: list[Delivery]
+    ) -> None:
+        ep = self._endpoints.get(name)
+        for row in rows:
+            if ep is None:
+                outbox.mark_dead(row, row.attempts, "endpoint no longer configured", time.time())
+                self._counts["dead"] += 1
+                continue
+            if not await self._deliver(outbox, client, ep, row):
+                return  # endpoint disabled: the rest of its rows were disabled too
+
+    async def _deliver(
+        self, outbox: Outbox, client: httpx.AsyncClient, ep: Endpoint, row: Delivery
+    ) -> bool:
+        try:
+            await asyncio.wait_for(_check_url_async(ep.url, ep.allow_private), 5.0)
+        except (UrlRefused, asyncio.TimeoutError) as exc:
+            self._counts["refused"] += 1
+            self._counts["dead"] += 1
+            reason = exc.line() if isinstance(exc, UrlRefused) else "DNS lookup timed out"
+            outbox.mark_dead(row, row.attempts, f"refused: {reason}", time.time())
+            return True
+        self._counts["attempts"] += 1
+        result = await self._post(client, ep, row)
+        now = time.time()
+        attempts = row.attempts + 1
+        if result.status is not None and 200 <= result.status < 300:
+            outbox.mark_delivered(row, attempts, now)
+            self._counts["delivered"] += 1
+            return True
+        if result.status == 410:
+            n = outbox.disable_endpoint(ep.name, f"410 Gone from {redact_url(ep.url)}", now)
+            self._counts["disabled"] += n
+            return False
+        self._counts["failed"] += 1
+        error = result.error or f"HTTP {result.status}"
+        if result.status is not None and 300 <= result.status < 400:
+            error = (
+                f"HTTP {result.status} redirect not followed (Location: {result.location[:200]})"
+            )
+        if attempts >= self.settings.max_attempts:
+            outbox.mark_dead(row, attempts, f"{error} after {attempts} attempts", now)
+            self._counts["dead"] += 1
+            return True
+        delay = self._backoff(attempts)
+        if result.status in (429, 503):
+            after = parse_retry_after(result.retry_after, now)
+            if after is not None:
+                delay = min(after, self.settings.max_retry_after_s)
+        outbox.mark_retry(row, attempts, now + delay, error, now)
+        return True
+
+    def _backoff(self, attempts: int) -> float:
+        """Exponential with "equal jitter": between half and all of base·2^(n-1), capped."""
+        s = self.settings
+        full = min(s.backoff_max_s, s.backoff_base_s * 2 ** (attempts - 1))
+        return full * (0.5 + 0.5 * self.rng.random())
+
+    async def _post(self, client: httpx.AsyncClient, ep: Endpoint, row: Delivery) -> _Result:
+        body = row.payload.encode()
+        headers = sign(list(ep.secrets), row.msg_id, body)
+        headers.update({"content-type": "application/json", "user-agent": "vadmon-webhooks/1"})
+
+        async def attempt() -> _Result:
+            async with client.stream("POST", ep.url, content=body, headers=headers) as resp:
+                return _Result(
+                    status=resp.status_code,
+                    retry_after=resp.headers.get("retry-after"),
+                    location=resp.headers.get("location", ""),
+                )
+
+        try:
+            return await asyncio.wait_for(attempt(), self.settings.attempt_deadline_s)
+        except asyncio.TimeoutError:
+            return _Result(error=f"deadline of {self.settings.attempt_deadline_s:g} s exceeded")
+        except httpx.HTTPError as exc:
+            return _Result(error=f"{type(exc).__name__}: {str(exc)[:200]}")

@@ -1,0 +1,1 @@
+"""Capture process (one per camera): source → watchdog → shared-memory ring → snippets."""

@@ -1,0 +1,114 @@
+"""Snippet assembly: group frames into 16-frame snippets and pick the frames to embed.
+
+VadCLIP works on snippets of 16 frames and embeds k of them (k=1: the middle frame). Frames are
+counted either one per source frame, or on a virtual clock at a configured fps (so a 30 fps and
+a 10 fps camera both give snippets that span the same time): each tick of the clock takes the
+first real frame at or after it, which skips frames when the source is faster and repeats one
+when it is slower. Pure logic: no sockets, no clocks of its own, so it is tested directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vadmon.runtime.messages import SnippetMessage
+
+
+@dataclass(frozen=True)
+class SnippetSettings:
+    frames_per_snippet: int = 16
+    samples: int = 1  # frames per snippet handed to the image encoder
+    fps: float = 0.0  # 0: count source frames; > 0: resample on a clock at this rate
+
+    def __post_init__(self) -> None:
+        if self.frames_per_snippet < 1:
+            raise ValueError("frames_per_snippet must be at least 1")
+        if not 1 <= self.samples <= self.frames_per_snippet:
+            raise ValueError("samples must be between 1 and frames_per_snippet")
+        if self.fps < 0:
+            raise ValueError("fps must be >= 0")
+
+
+def sample_positions(frames: int, samples: int) -> list[int]:
+    """Evenly spaced positions, each at the centre of its 1/k share (k=1 → the middle)."""
+    return [int((i + 0.5) * frames / samples) for i in range(samples)]
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    seq: int
+    ts: float
+    slot: int
+
+
+@dataclass
+class SnippetAssembler:
+    """Feed frames with ``push``; returns a ``SnippetMessage`` each time a snippet completes."""
+
+    camera: str
+    settings: SnippetSettings = field(default_factory=SnippetSettings)
+    snippet_index: int = 0
+    _frames: list[FrameRef] = field(default_factory=list)
+    _next_tick: float | None = None
+    _ring: str = ""
+    _shape: tuple[int, int, int] = (0, 0, 0)
+
+    def reset(self) -> None:
+        """Drop the partial snippet (source reconnected or ring replaced)."""
+        self._frames.clear()
+        self._next_tick = None
+
+    def push(
+        self, seq: int, ts: float, slot: int, ring: str, shape: tuple[int, int, int]
+    ) -> SnippetMessage | None:
+        if ring != self._ring or shape != self._shape:
+            self.reset()
+            self._ring, self._shape = ring, shape
+        ref = FrameRef(seq, ts, slot)
+        if self.settings.fps <= 0:
+            self._frames.append(ref)
+        else:
+            self._push_resampled(ref)
+        if len(self._frames) < self.settings.frames_per_snippet:
+            return None
+        return self._emit()
+
+    def _push_resampled(self, ref: FrameRef) -> None:
+        period = 1.0 / self.settings.fps
+        if self._next_tick is None:
+            self._next_tick = ref.ts
+        if ref.ts + 1e-9 < self._next_tick:
+            return  # source faster than the clock: skip this frame
+        # a gap longer than one snippet is a restart, not something to fill with copies
+        if ref.ts - self._next_tick > period * self.settings.frames_per_snippet:
+            self._frames.clear()
+            self._next_tick = ref.ts
+        while (
+            self._next_tick <= ref.ts + 1e-9
+            and len(self._frames) < self.settings.frames_per_snippet
+        ):
+            self._frames.append(ref)
+            self._next_tick += period
+
+    def _emit(self) -> SnippetMessage:
+        frames = self._frames[: self.settings.frames_per_snippet]
+        picks = [
+            frames[i]
+            for i in sample_positions(self.settings.frames_per_snippet, self.settings.samples)
+        ]
+        msg = SnippetMessage(
+            camera=self.camera,
+            snippet_index=self.snippet_index,
+            t_start=frames[0].ts,
+            t_end=frames[-1].ts,
+            ring=self._ring,
+            height=self._shape[0],
+            width=self._shape[1],
+            slots=[p.slot for p in picks],
+            seqs=[p.seq for p in picks],
+            channels=self._shape[2],
+            frames_in_snippet=self.settings.frames_per_snippet,
+        )
+        self.snippet_index += 1
+        self._frames = self._frames[self.settings.frames_per_snippet :]
+        return msg

@@ -1,0 +1,209 @@
+"""Loading a config file: YAML with lines → env substitution → defaults merge → validation.
+
+The goal is one error line a user can act on: the file and line, the YAML path, what is
+wrong and (when we can tell) what was probably meant. Input values are echoed only when they
+are numbers or booleans, because string values may be substituted secrets.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from vadmon.config.models import MonitorConfig
+from vadmon.config.yamlfile import Located, load_yaml
+from vadmon.errors import VadmonError
+from vadmon.redact import redact_text
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> MonitorConfig:
+    """Read and validate a YAML config file; any problem is a one-line ``VadmonError``."""
+    path = Path(path)
+    where = str(path)
+    if not path.exists():
+        raise VadmonError("config file not found", where, "check the path (see configs/*.yaml)")
+    if not path.is_file():
+        raise VadmonError("config path is not a file", where, "pass a .yaml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise VadmonError("config file is not UTF-8 text", where, "save it as UTF-8") from None
+    except OSError as exc:
+        raise VadmonError(f"cannot read config file ({exc.strerror})", where) from None
+    return load_config_text(text, where, env)
+
+
+def load_config_text(
+    text: str, where: str = "<config>", env: Mapping[str, str] | None = None
+) -> MonitorConfig:
+    """Validate config ``text``; ``where`` names it in error messages; ``env`` defaults to
+    ``os.environ`` (passing a dict keeps tests independent of the real environment)."""
+    located = load_yaml(text, where, os.environ if env is None else env)
+    if not isinstance(located.data, dict):
+        raise VadmonError(
+            "config must be a mapping at the top level", f"{where}:1", "start with 'cameras:'"
+        )
+    merge_defaults(located)
+    try:
+        return MonitorConfig.model_validate(located.data)
+    except ValidationError as exc:
+        raise _to_vadmon_error(exc, located, where) from None
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON schema of the config file (titles, descriptions, bounds, defaults)."""
+    return MonitorConfig.model_json_schema()
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` wins; nested mappings merge key by key; lists are replaced, not joined."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def merge_defaults(located: Located) -> None:
+    """Merge ``defaults`` into each camera in place and point inherited paths at their line."""
+    data = located.data
+    defaults = data.get("defaults") or {}
+    cameras = data.get("cameras")
+    if not isinstance(defaults, dict) or not isinstance(cameras, dict):
+        return
+    inherited = [(p, v) for p, v in located.lines.items() if p[:1] == ("defaults",) and len(p) > 1]
+    for name, camera in cameras.items():
+        if camera is None:
+            camera = {}
+        if not isinstance(camera, dict):
+            continue
+        cameras[name] = deep_merge(defaults, camera)
+        for path, line in inherited:
+            target = ("cameras", name, *path[1:])
+            located.lines.setdefault(target, line)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _to_vadmon_error(exc: ValidationError, located: Located, where: str) -> VadmonError:
+    problems = sorted(
+        (_describe(err, located) for err in exc.errors(include_url=False)), key=lambda p: p[0]
+    )
+    line, what, shown, fix = problems[0]
+    if len(problems) > 1:
+        more = len(problems) - 1
+        fix = (fix + "; " if fix else "") + f"{more} more problem(s) after this one"
+    scrub = located.secrets
+    return VadmonError(
+        redact_text(what, scrub), f"{where}:{line} ({shown})", redact_text(fix, scrub)
+    )
+
+
+def _describe(err: Mapping[str, Any], located: Located) -> tuple[int, str, str, str]:
+    path = _data_path(tuple(err["loc"]), located.data)
+    line, shown = located.line_of(path)
+    key = str(path[-1]) if path else ""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return line, f"unknown key '{key}'", shown, _suggest(path)
+    if kind == "missing":
+        return line, f"missing required key '{key}'", shown, _field_help(path, "add it")
+    message = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    message = message[:1].lower() + message[1:]
+    value = err.get("input")
+    if kind != "value_error" and (value is None or isinstance(value, bool | int | float)):
+        message += f" (got {value!r})"
+    if kind == "value_error" and _model_at(path) is not None:
+        return line, message, shown, ""  # a whole-section check: the message says it all
+    return line, message, shown, _field_help(path, "")
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
+    """The part of pydantic's ``loc`` that exists in the data (drops union member tags)."""
+    path: list[str | int] = []
+    current = data
+    for part in loc:
+        if _has(current, part):
+            current = current[part]
+        elif isinstance(current, dict) and isinstance(part, str):
+            path.append(part)  # a missing key: name it, then stop
+            break
+        else:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+def _has(container: Any, part: Any) -> bool:
+    if isinstance(container, dict):
+        return part in container
+    return isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container)
+
+
+def _suggest(path: tuple[str | int, ...]) -> str:
+    model = _model_at(path[:-1])
+    if model is None:
+        return "remove it"
+    valid = list(model.model_fields)
+    close = difflib.get_close_matches(str(path[-1]), valid, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"{hint}valid keys: {', '.join(valid)}"
+
+
+def _field_help(path: tuple[str | int, ...], fallback: str) -> str:
+    model = _model_at(path[:-1]) if path else None
+    field = model.model_fields.get(str(path[-1])) if model else None
+    if field is not None and field.description:
+        return f"{path[-1]}: {field.description}"
+    return fallback
+
+
+def _model_at(path: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The pydantic model describing the mapping at ``path`` (None if not a model)."""
+    tp: Any = MonitorConfig
+    for part in path:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return None
+            tp = field.annotation
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        elif typing.get_origin(tp) is list:
+            tp = typing.get_args(tp)[0]
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    """Optional[X] / Union[X, None] / Annotated[X, ...] -> X (first model member wins)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        for member in members:
+            inner = _unwrap(member)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+        return members[0] if len(members) == 1 else tp
+    return tp

@@ -1,0 +1,493 @@
+"""The config schema: pydantic models for the monitor's YAML file.
+
+Loading and error reporting live in ``vadmon.config.load``; import both through
+``vadmon.config``. Models forbid unknown keys; field titles/descriptions/bounds are the
+user documentation, so keep them accurate when adding fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from vadmon.redact import redact_url
+
+CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "file"}
+EVENT_TYPES = ("start", "update", "end")
+Seconds = Annotated[float, Field(gt=0, le=86400)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+
+# --------------------------------------------------------------------------- cameras
+
+
+class PreviewConfig(_Model):
+    """Downscaled JPEG preview stream used for the dashboard, snapshots and clips."""
+
+    fps: float = Field(5.0, gt=0, le=60, title="Preview fps", description="JPEG previews/s.")
+    max_width: int = Field(640, ge=64, le=4096, description="Previews wider are downscaled.")
+    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality (10-100).")
+
+
+class SmoothingConfig(_Model):
+    """Score smoothing before the threshold; EMA reacts fast, median rejects single spikes."""
+
+    kind: Literal["ema", "median", "none"] = Field("ema", description="ema | median | none.")
+    window: int = Field(3, ge=1, le=64, description="Median window (snippets).")
+    alpha: float = Field(0.5, gt=0, le=1, description="EMA weight of the newest score.")
+
+
+class AlertsConfig(_Model):
+    """Turns the per-snippet anomaly score into start/update/end events."""
+
+    threshold: float = Field(0.5, ge=0, le=1, description="Smoothed score that opens an event.")
+    hysteresis: float = Field(
+        0.1, ge=0, le=1, description="Event closes below threshold - hysteresis."
+    )
+    min_duration_s: float = Field(
+        2.0, ge=0, le=3600, description="Score must stay above threshold this long to open."
+    )
+    cutoff_s: float = Field(
+        3.0, ge=0, le=3600, description="Score must stay below the close level this long to end."
+    )
+    smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
+    cooldown_s: float = Field(
+        30.0, ge=0, le=86400, description="No new event for the same camera+label within this."
+    )
+    pre_capture_s: float = Field(5.0, ge=0, le=120, description="Clip seconds before start.")
+    post_capture_s: float = Field(5.0, ge=0, le=120, description="Clip seconds after end.")
+    labels_ignore: list[str] = Field(
+        default_factory=lambda: ["normal"], description="Class labels that never raise events."
+    )
+
+    @model_validator(mode="after")
+    def _close_level_not_negative(self) -> AlertsConfig:
+        if self.hysteresis > self.threshold:
+            raise ValueError("hysteresis must not exceed threshold (close level would be < 0)")
+        return self
+
+
+class CameraSettings(_Model):
+    """Per-camera settings; also the shape of the top-level ``defaults:`` section."""
+
+    enabled: bool = Field(True, description="Disabled cameras are validated but not started.")
+    fps: float | None = Field(
+        None, gt=0, le=240, description="Resample to this fps; null keeps the source fps."
+    )
+    loop: bool = Field(False, description="Files only: restart at the end instead of stopping.")
+    realtime: bool = Field(
+        True, description="Files only: pace reading at the source fps like a live camera."
+    )
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP lower transport.")
+    open_timeout_s: Seconds = Field(10.0, description="Give up opening the stream after this.")
+    read_timeout_s: Seconds = Field(5.0, description="Give up a single frame read after this.")
+    stall_timeout_s: Seconds = Field(
+        10.0, description="No frame for this long: state 'stalled', then reconnect."
+    )
+    frozen_timeout_s: Seconds | None = Field(
+        30.0, description="Identical frames for this long: reconnect (null = off)."
+    )
+    backoff_initial_s: Seconds = Field(1.0, description="First reconnect delay (jittered).")
+    backoff_max_s: Seconds = Field(60.0, description="Reconnect delay cap; never gives up.")
+    preview: PreviewConfig = Field(default_factory=PreviewConfig)
+    ring_slots: int = Field(
+        32, ge=2, le=1024, description="Frames held in the shared-memory ring for this camera."
+    )
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> CameraSettings:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        return self
+
+
+class CameraConfig(CameraSettings):
+    """One camera. ``source`` may hold credentials: repr/str always show it redacted."""
+
+    source: str | int = Field(
+        ...,
+        description=(
+            "rtsp://, rtmp://, http(s):// URL, webcam index (int) or video file path. "
+            "Use ${ENV} placeholders for passwords."
+        ),
+    )
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_kind(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("source must be a URL, a file path or a webcam index")
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("source must not be empty")
+            scheme = value.split("://", 1)[0].lower() if "://" in value else None
+            if scheme is not None and scheme not in STREAM_SCHEMES:
+                raise ValueError(
+                    f"unsupported URL scheme '{scheme}' (use {', '.join(sorted(STREAM_SCHEMES))})"
+                )
+        elif isinstance(value, int) and value < 0:
+            raise ValueError("webcam index must be >= 0")
+        return value
+
+    @property
+    def source_kind(self) -> Literal["url", "webcam", "file"]:
+        if isinstance(self.source, int):
+            return "webcam"
+        return "url" if "://" in self.source and not self.source.startswith("file://") else "file"
+
+    @property
+    def source_redacted(self) -> str:
+        return redact_url(self.source)
+
+    def __repr_args__(self):  # noqa: ANN204 - pydantic's own signature
+        for name, value in super().__repr_args__():
+            yield (
+                name,
+                (redact_url(value) if name == "source" and isinstance(value, str) else value),
+            )
+
+
+# --------------------------------------------------------------------------- model
+
+
+class ModelConfig(_Model):
+    """Which anomaly model scores the snippets."""
+
+    mode: Literal["vadclip", "zeroshot"] = Field(
+        "vadclip", description="vadclip: trained checkpoint; zeroshot: CLIP prompts only."
+    )
+    checkpoint: Path | None = Field(None, description="VadCLIP checkpoint (required for vadclip).")
+    clip_arch: str = Field("ViT-B-16", min_length=1, description="open_clip architecture name.")
+    clip_pretrained: str | None = Field(
+        None,
+        description=(
+            "open_clip pretrained tag (e.g. 'openai') or local weights file; optional when the "
+            "checkpoint carries CLIP. Weights are never downloaded."
+        ),
+    )
+    class_names: list[str] | None = Field(
+        None, min_length=2, description="Override the checkpoint's class names (first = normal)."
+    )
+    extra_classes: list[str] = Field(
+        default_factory=list, description="Extra free-text classes for the A-Branch / zero-shot."
+    )
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto|cpu|cuda[:N]."
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="CLIP image tower + adapter precision; auto = bf16 on CPUs with native bf16 "
+        "and on GPUs that have it (vadmon bench clip), else fp32 (fp16 on older GPUs).",
+    )
+    window: int = Field(
+        256,
+        ge=1,
+        le=4096,
+        description="Snippets in the sliding window (<= checkpoint visual length).",
+    )
+    snippet_frames: int = Field(16, ge=1, le=256, description="Frames per snippet.")
+    frames_per_snippet: int = Field(
+        1, ge=1, le=256, description="Frames per snippet sent through CLIP (averaged)."
+    )
+    batch_max: int = Field(16, ge=1, le=1024, description="Max snippets per CLIP batch.")
+    batch_wait_ms: float = Field(20.0, ge=0, le=5000, description="Wait to fill a batch.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="torch CPU threads of the inference process; null = cores − 1 (at least 1), "
+        "leaving a core to capture and alerts. Measured on 2 cores (vadmon bench monitor): "
+        "1 thread sustains 4 cameras at 25 fps, 2 threads not even 1.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.mode == "vadclip" and self.checkpoint is None:
+            raise ValueError("mode 'vadclip' needs 'checkpoint' (or use mode: zeroshot)")
+        if self.mode == "zeroshot" and self.clip_pretrained is None:
+            raise ValueError("mode 'zeroshot' needs 'clip_pretrained' (CLIP weights)")
+        if self.frames_per_snippet > self.snippet_frames:
+            raise ValueError("frames_per_snippet must be <= snippet_frames")
+        return self
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+class WebhookConfig(_Model):
+    """A Standard Webhooks endpoint receiving event start/update/end messages."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$", description="Unique id.")
+    url: str = Field(..., description="http(s) URL of the receiver.")
+    secret: SecretStr = Field(
+        ..., description="Signing secret 'whsec_<base64>' (>= 24 bytes decoded); use ${ENV}."
+    )
+    events: list[Literal["start", "update", "end"]] = Field(
+        default_factory=lambda: list(EVENT_TYPES), min_length=1, description="Event types sent."
+    )
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Overall deadline per attempt.")
+    max_attempts: int = Field(8, ge=1, le=100, description="Then the message is a dead letter.")
+    backoff_initial_s: float = Field(1.0, gt=0, le=3600, description="First retry delay.")
+    backoff_max_s: float = Field(300.0, gt=0, le=86400, description="Retry delay cap.")
+    allow_private: bool = Field(
+        False, description="Allow loopback/private/link-local receivers (refused by default)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("webhook url must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_format(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not raw.startswith("whsec_"):
+            raise ValueError("webhook secret must start with 'whsec_'")
+        try:
+            key = base64.b64decode(raw[len("whsec_") :], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("webhook secret after 'whsec_' must be base64") from None
+        if len(key) < 24:
+            raise ValueError(f"webhook secret decodes to {len(key)} bytes; at least 24 required")
+        return value
+
+    @model_validator(mode="after")
+    def _private_hosts(self) -> WebhookConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        if not self.allow_private and _is_private_host(urlsplit(self.url).hostname or ""):
+            raise ValueError(
+                "webhook url points at a loopback/private/link-local address; "
+                "set allow_private: true if that is intended"
+            )
+        return self
+
+    def signing_key(self) -> bytes:
+        """The HMAC key: base64-decoded part after ``whsec_``."""
+        return base64.b64decode(self.secret.get_secret_value()[len("whsec_") :])
+
+    def __repr_args__(self):  # noqa: ANN204
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "url" else value)
+
+
+def _is_private_host(host: str) -> bool:
+    """Literal addresses only; delivery re-checks resolved addresses at send time."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        ".localhost"
+    ):
+        return True
+    try:
+        addr = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not addr.is_global
+
+
+# --------------------------------------------------------------------------- the rest
+
+
+class RetentionConfig(_Model):
+    """How long stored events and media are kept."""
+
+    events_days: float = Field(30.0, gt=0, le=3650, description="Event records (SQLite).")
+    media_days: float = Field(7.0, gt=0, le=3650, description="Snapshots and clips.")
+    max_media_gb: float | None = Field(
+        None, gt=0, description="Delete oldest media above this size (null = no limit)."
+    )
+
+
+class StorageConfig(_Model):
+    """Where events, clips, snapshots and the webhook outbox live."""
+
+    dir: Path = Field(Path("runs"), description="Root directory for everything written.")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @property
+    def events_db(self) -> Path:
+        return self.dir / "events.sqlite"
+
+    @property
+    def outbox_db(self) -> Path:
+        return self.dir / "outbox.sqlite"
+
+    @property
+    def clips_dir(self) -> Path:
+        return self.dir / "clips"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.dir / "snapshots"
+
+
+class TcpConfig(_Model):
+    """Capture and inference on different hosts: snippets (frames inline) over tcp + CURVE."""
+
+    bind: str | None = Field(
+        None,
+        pattern=r"^tcp://",
+        description="Inference host: bind the snippet PULL here, e.g. tcp://0.0.0.0:5555.",
+    )
+    connect: str | None = Field(
+        None,
+        pattern=r"^tcp://",
+        description="Capture host: send snippets to the inference host, e.g. tcp://10.0.0.2:5555.",
+    )
+
+
+class CurveConfig(_Model):
+    """CURVE encryption/authentication for tcp links (keys from ``vadmon keys``)."""
+
+    server_secret_file: Path | None = Field(None, description="Server *.key_secret file.")
+    server_public_file: Path | None = Field(None, description="Server *.key (clients need it).")
+    client_secret_file: Path | None = Field(None, description="This client's *.key_secret.")
+    allowed_clients_dir: Path | None = Field(
+        None, description="Directory of client public *.key files the server accepts."
+    )
+
+
+class TransportConfig(_Model):
+    """ZeroMQ transport between processes (ipc by default)."""
+
+    ipc_dir: Path | None = Field(
+        None,
+        description=(
+            "Directory (mode 0700) for ipc sockets; default $XDG_RUNTIME_DIR/vadmon-<instance> "
+            "or /tmp/vadmon-<uid>-<instance>."
+        ),
+    )
+    tcp: TcpConfig | None = Field(None, description="tcp endpoints (null = ipc only).")
+    curve: CurveConfig | None = Field(None, description="CURVE keys (needed with tcp).")
+    hwm: int = Field(8, ge=1, le=100000, description="High-water mark per socket (messages).")
+    linger_ms: int = Field(200, ge=0, le=60000, description="Close waits at most this long.")
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Larger incoming messages are dropped."
+    )
+
+    @model_validator(mode="after")
+    def _tcp_needs_curve(self) -> TransportConfig:
+        if self.tcp is not None and (self.tcp.bind or self.tcp.connect) and self.curve is None:
+            raise ValueError("tcp links need 'curve' keys (create them with 'vadmon keys')")
+        return self
+
+
+class DashboardConfig(_Model):
+    """Terminal dashboard (rich)."""
+
+    enabled: Literal["auto"] | bool = Field("auto", description="auto = only on a terminal.")
+    refresh_hz: float = Field(4.0, gt=0, le=30, description="Redraws per second.")
+
+
+class MetricsConfig(_Model):
+    """Prometheus exporter."""
+
+    prometheus_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve /metrics on this port (null = off)."
+    )
+    prometheus_host: str = Field("127.0.0.1", description="Bind address for /metrics.")
+
+
+class SupervisorConfig(_Model):
+    """Process supervision: restarts, crash loops, heartbeats, shutdown."""
+
+    restart_backoff_initial_s: float = Field(0.5, gt=0, le=3600, description="First restart delay.")
+    restart_backoff_max_s: float = Field(30.0, gt=0, le=3600, description="Restart delay cap.")
+    crash_loop_restarts: int = Field(
+        5, ge=1, le=1000, description="K: a child may restart K times within the window..."
+    )
+    crash_loop_window_s: float = Field(
+        60.0, gt=0, le=86400, description="...T seconds; one more crash stops everything."
+    )
+    shutdown_deadline_s: float = Field(
+        10.0, gt=0, le=600, description="SIGTERM, wait this long, then SIGKILL."
+    )
+    heartbeat_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="Child silent this long (e.g. SIGSTOPped) is killed."
+    )
+    heartbeat_startup_s: float = Field(
+        120.0, gt=0, le=3600, description="Allowed time until a child's first heartbeat."
+    )
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> SupervisorConfig:
+        if self.restart_backoff_max_s < self.restart_backoff_initial_s:
+            raise ValueError("restart_backoff_max_s must be >= restart_backoff_initial_s")
+        return self
+
+
+class MonitorConfig(_Model):
+    """The whole monitor: cameras, model, alert delivery and process plumbing."""
+
+    instance: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,31}$",
+        description="Instance name; separates ipc dirs/shared memory of monitors on one host.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    defaults: CameraSettings = Field(
+        default_factory=CameraSettings,
+        description="Deep-merged into every camera (camera values win).",
+    )
+    cameras: dict[str, CameraConfig] = Field(..., min_length=1, description="Cameras by name.")
+    model: ModelConfig = Field(
+        ..., description="The anomaly model (no default: weights are local)."
+    )
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    transport: TransportConfig = Field(default_factory=TransportConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+
+    @field_validator("cameras")
+    @classmethod
+    def _camera_names(cls, cameras: dict[str, CameraConfig]) -> dict[str, CameraConfig]:
+        for name in cameras:
+            if not CAMERA_NAME.match(name):
+                raise ValueError(f"camera name '{name}' must be 1-64 letters, digits, '_' or '-'")
+        return cameras
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, hooks: list[WebhookConfig]) -> list[WebhookConfig]:
+        names = [h.name for h in hooks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate webhook name(s): {', '.join(dupes)}")
+        return hooks
+
+    def enabled_cameras(self) -> dict[str, CameraConfig]:
+        return {name: cam for name, cam in self.cameras.items() if cam.enabled}
+
+    def ipc_dir(self) -> Path:
+        """The ipc socket directory (configured, or per-user runtime dir + instance)."""
+        if self.transport.ipc_dir is not None:
+            return self.transport.ipc_dir
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        if runtime and Path(runtime).is_dir():
+            return Path(runtime) / f"vadmon-{self.instance}"
+        return Path(tempfile.gettempdir()) / f"vadmon-{os.getuid()}-{self.instance}"
+
+    def shm_prefix(self) -> str:
+        """Name prefix of this instance's shared-memory segments (for cleanup)."""
+        return f"vadmon-{os.getuid()}-{self.instance}-"

@@ -1,0 +1,1 @@
+"""What the operator sees: the live terminal dashboard, service-mode log lines, Prometheus."""

@@ -1,0 +1,302 @@
+"""Pure rendering of a ``StateView`` into rich renderables sized for a terminal.
+
+Sized explicitly (width × height) rather than left to rich, because the dashboard must stay
+readable in a 100×30 tmux pane: every part gets a fixed line budget, cells are cut with an
+ellipsis instead of wrapping, and cameras beyond the budget collapse into a "+N more" line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from vadmon.dashboard.state import (
+    CameraView,
+    DashboardState,
+    EventView,
+    ProcessView,
+    QueueView,
+    StateView,
+)
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+DASH = "—"
+STATE_STYLE = {
+    "online": "bold green",
+    "connecting": "yellow",
+    "stalled": "bold magenta",
+    "offline": "bold red",
+}
+PROCESS_STYLE = {
+    "running": "green",
+    "alive": "green",
+    "backoff": "yellow",
+    "pending": "yellow",
+    "failed": "bold red",
+    "silent": "bold red",
+    "exited": "dim",
+    "stopped": "dim",
+    "stopping": "dim",
+}
+KIND_STYLE = {"start": "bold red", "open": "bold red", "update": "yellow", "end": "green"}
+# camera table: fixed column widths; the sparkline takes what is left
+CAM_COLUMNS = (
+    ("camera", 14, "left"),
+    ("state", 10, "left"),
+    ("cap/s", 5, "right"),
+    ("inf/s", 5, "right"),
+    ("skip", 5, "right"),
+    ("lat ms", 6, "right"),
+    ("score", 5, "right"),
+    ("trend", 0, "left"),
+    ("label", 16, "left"),
+)
+RIGHT_PANEL_WIDTH = 38
+QUEUE_PANEL_HEIGHT = 4
+
+
+def sparkline(values: Sequence[float], width: int) -> str:
+    """Scores in [0, 1] as unicode blocks on a fixed scale (so a calm camera looks calm)."""
+    if width <= 0:
+        return ""
+    last = list(values)[-width:]
+    top = len(BLOCKS) - 1
+    chars = [BLOCKS[min(max(int(v * len(BLOCKS)), 0), top)] for v in last]
+    return "".join(chars).rjust(width)
+
+
+def render(
+    state: DashboardState | StateView,
+    width: int = 100,
+    height: int = 30,
+    *,
+    now: float | None = None,
+    threshold: float = 0.5,
+) -> RenderableType:
+    """The whole dashboard in at most ``height`` lines of at most ``width`` columns."""
+    view = state if isinstance(state, StateView) else state.view(now)
+    parts: list[RenderableType] = [_line(_header(view), width)]
+    if view.banner:
+        parts.append(_line(Text(view.banner, style="bold black on yellow"), width, "center"))
+    free = max(height - len(parts), 2)
+    bottom = _bottom_height(free)
+    parts.append(_cameras(view.cameras, width, free - bottom, threshold))
+    if bottom:
+        parts.append(_bottom(view, width, bottom))
+    return Group(*parts)
+
+
+def _line(text: Text, width: int, justify: str = "left") -> Text:
+    text.no_wrap, text.overflow, text.justify = True, "ellipsis", justify
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def _bottom_height(free: int) -> int:
+    """Events/queue/process panels: 12 lines when there is room, none below 8 free lines."""
+    if free < 8:
+        return 0
+    return max(6, min(12, free // 2))
+
+
+# --- header ---------------------------------------------------------------------------------
+
+
+def _header(view: StateView) -> Text:
+    online = sum(c.state == "online" for c in view.cameras)
+    inf = view.inference
+    text = Text()
+    text.append("vadmon ", style="bold cyan")
+    text.append(time.strftime("%H:%M:%S", time.localtime(view.now)))
+    text.append(f"  cameras {online}/{len(view.cameras)} online")
+    if inf.stale:
+        text.append("  inference —", style="red")
+    else:
+        desc = " ".join(x for x in (inf.device, inf.precision, inf.mode) if x)
+        text.append(f"  inference {desc or 'up'}")
+    alert = view.alert_latency
+    if alert.count:
+        text.append(f"  alert lat {alert.total / alert.count:.2f}s")
+    if view.queue.events_total is not None:
+        text.append(f"  events {int(view.queue.events_total)}")
+    return text
+
+
+# --- cameras --------------------------------------------------------------------------------
+
+
+def _cameras(
+    cams: Sequence[CameraView], width: int, lines: int, threshold: float
+) -> RenderableType:
+    fixed = sum(w for _, w, _ in CAM_COLUMNS) + len(CAM_COLUMNS) - 1
+    spark_w = max(4, min(60, width - fixed))
+    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    table.width = min(width, fixed + spark_w)
+    for title, w, justify in CAM_COLUMNS:
+        table.add_column(
+            title,
+            width=w or spark_w,
+            justify=justify,
+            no_wrap=True,
+            overflow="ellipsis",
+            header_style="bold",
+        )
+    rows = max(lines - 1, 1)
+    shown = list(cams) if len(cams) <= rows else list(cams)[: max(rows - 1, 0)]
+    for cam in shown:
+        table.add_row(*_camera_cells(cam, spark_w, threshold))
+    if not cams:
+        table.add_row(Text("no cameras yet", style="dim"))
+    hidden = list(cams)[len(shown) :]
+    if not hidden:
+        return table
+    down = sum(c.state in ("offline", "stalled") for c in hidden)
+    more = Text(f"+{len(hidden)} more", style="bold")
+    if down:
+        more.append(f" ({down} offline/stalled)", style="red")
+    return Group(table, _line(more, width))
+
+
+def _camera_cells(cam: CameraView, spark_w: int, threshold: float) -> list[Text]:
+    inf_style = "dim" if cam.inference_stale else ""
+    alarm = cam.score is not None and cam.score >= threshold
+    label = Text(cam.label or DASH, style="bold red" if alarm else inf_style)
+    if cam.label_prob is not None:
+        label.append(f" {cam.label_prob:.2f}", style="dim")
+    return [
+        Text(cam.name),
+        Text(cam.state, style=STATE_STYLE.get(cam.state, "")),
+        _num(cam.capture_fps, "{:.1f}"),
+        _num(cam.inference_fps, "{:.1f}", inf_style),
+        _count(cam.skipped_total, inf_style),
+        _num(cam.latency_ms, "{:.0f}", inf_style),
+        _num(cam.score, "{:.2f}", "bold red" if alarm else inf_style),
+        Text(sparkline(cam.history, spark_w), style="red" if alarm else "cyan"),
+        label,
+    ]
+
+
+def _num(value: float | None, fmt: str, style: str = "") -> Text:
+    return Text(DASH, style="dim") if value is None else Text(fmt.format(value), style=style)
+
+
+def _count(value: float | None, style: str = "") -> Text:
+    """Counters in at most 5 columns: 1234, 12.3k, 4.5M."""
+    if value is None:
+        return Text(DASH, style="dim")
+    if value < 10_000:
+        return Text(f"{value:.0f}", style=style)
+    if value < 1_000_000:
+        return Text(f"{value / 1000:.1f}k", style=style)
+    return Text(f"{value / 1_000_000:.1f}M", style=style)
+
+
+# --- bottom: events | webhook queue + processes -------------------------------------------------
+
+
+def _bottom(view: StateView, width: int, height: int) -> RenderableType:
+    right_w = RIGHT_PANEL_WIDTH if width >= 90 else max(24, width * 2 // 5)
+    left_w = max(width - right_w, 20)
+    grid = Table.grid(padding=0)
+    grid.add_column(width=left_w, no_wrap=True)
+    grid.add_column(width=right_w, no_wrap=True)
+    queue_h = min(QUEUE_PANEL_HEIGHT, height // 2)
+    right = Group(
+        Panel(_queue(view.queue), title="webhooks", height=queue_h, width=right_w),
+        Panel(
+            _processes(view.processes, height - queue_h - 3),
+            title="processes",
+            height=height - queue_h,
+            width=right_w,
+        ),
+    )
+    events = Panel(
+        _events(view.events, height - 3), title="recent events", height=height, width=left_w
+    )
+    grid.add_row(events, right)
+    return grid
+
+
+def _events(events: Sequence[EventView], rows: int) -> RenderableType:
+    if not events:
+        return Text("no events yet", style="dim")
+    table = _small_table(
+        ("time", 8, "left"),
+        ("camera", 14, "left"),
+        ("label", 18, "left"),
+        ("prob", 4, "right"),
+        ("dur", 6, "right"),
+        ("state", 6, "left"),
+    )
+    for ev in events[: max(rows, 1)]:
+        start = time.strftime("%H:%M:%S", time.localtime(ev.start)) if ev.start else DASH
+        table.add_row(
+            Text(start),
+            Text(ev.camera),
+            Text(ev.label),
+            _num(ev.prob, "{:.2f}"),
+            Text(_duration(ev.duration)),
+            Text(ev.kind, style=KIND_STYLE.get(ev.kind, "")),
+        )
+    return table
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return DASH
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def _queue(q: QueueView) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    pairs = (("pending", q.pending), ("retrying", q.retrying))
+    pairs2 = (("delivered", q.delivered), ("dead", q.dead))
+    for i, row in enumerate((pairs, pairs2)):
+        if i:
+            text.append("\n")
+        for key, value in row:
+            shown = DASH if value is None else f"{value:.0f}"
+            style = "bold red" if key == "dead" and value else ""
+            text.append(f"{key:<10}")
+            text.append(f"{shown:<7}", style=style)
+    return text
+
+
+def _processes(procs: Sequence[ProcessView], rows: int) -> RenderableType:
+    if not procs:
+        return Text("no processes", style="dim")
+    table = _small_table(("process", 18, "left"), ("state", 8, "left"), ("rst", 3, "right"))
+    rows = max(rows, 1)
+    shown = procs if len(procs) <= rows else procs[: rows - 1]
+    for p in shown:
+        table.add_row(
+            Text(p.name),
+            Text(p.state, style=PROCESS_STYLE.get(p.state, "")),
+            Text(str(p.restarts), style="yellow" if p.restarts else "dim"),
+        )
+    if len(shown) < len(procs):
+        table.add_row(Text(f"+{len(procs) - len(shown)} more", style="bold"))
+    return table
+
+
+def _small_table(*columns: tuple[str, int, str]) -> Table:
+    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    for title, w, justify in columns:
+        table.add_column(
+            title,
+            max_width=w,
+            justify=justify,
+            no_wrap=True,
+            overflow="ellipsis",
+            header_style="bold",
+        )
+    return table

@@ -1,0 +1,1 @@
+"""Inference process: snippets from every camera → CLIP batch → per-camera window → scores."""

@@ -1,0 +1,43 @@
+"""Snippet frames → CLIP embeddings, batched across cameras.
+
+Each sampled frame follows the published feature recipe (340×256 resize, centre crop, CLIP
+preprocessing) so streaming embeddings live in the same space as the features the adapter was
+trained on; a snippet's embedding is the mean over its sampled frames (k = 1: one frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from vadmon.model.clip_factory import encode_images, image_spec
+from vadmon.model.crops import ClipPreprocess, crops_of
+
+
+class SnippetEncoder:
+    """One CLIP forward for all snippets that are ready, whichever camera they came from."""
+
+    def __init__(self, clip: torch.nn.Module, crop_index: int = 0) -> None:
+        self.clip = clip
+        spec = image_spec(clip)
+        self.preprocess = ClipPreprocess(size=spec.size, mean=spec.mean, std=spec.std)
+        self.crop_index = crop_index
+
+    def prepare(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """BGR uint8 frames → normalised ``[N, 3, S, S]``."""
+        crops = np.stack([crops_of(f, (self.crop_index,))[0] for f in frames])
+        return self.preprocess(crops)
+
+    @torch.inference_mode()
+    def encode(self, snippets: Sequence[Sequence[np.ndarray]]) -> torch.Tensor:
+        """``snippets[i]`` = the sampled frames of snippet i → ``[len(snippets), D]`` fp32."""
+        counts = [len(s) for s in snippets]
+        flat = [f for s in snippets for f in s]
+        if any(not isinstance(f, np.ndarray) or f.ndim != 3 for f in flat):
+            raise ValueError("encode() takes a list of snippets, each a list of HxWx3 frames")
+        if not flat:
+            return torch.empty(0, 0)
+        emb = encode_images(self.clip, self.prepare(flat)).cpu()
+        return torch.stack([chunk.mean(0) for chunk in torch.split(emb, counts)])

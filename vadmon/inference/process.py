@@ -1,0 +1,339 @@
+"""The inference process: snippets from every camera → one CLIP batch → windows → scores.
+
+One loop, top to bottom: gather ready snippets (PULL, connected to every camera) → drop stale
+ones and keep only the newest few per camera (a process that was stopped or slow catches up on
+*new* frames, never a backlog) → copy the sampled frames out of the shared-memory rings (a slot
+overwritten meanwhile is a counted skip) → one CLIP forward → per-camera sliding-window VadCLIP
+(or zero-shot) → ``ScoreMessage`` on PUB → heartbeat to the supervisor.
+
+Run: ``python -m vadmon.inference.process --config configs/x.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import zmq
+
+from vadmon.errors import VadmonError
+from vadmon.inference.embedding import SnippetEncoder
+from vadmon.inference.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
+from vadmon.runtime.heartbeat import HeartbeatSender
+from vadmon.runtime.link import LinkServer, open_server, unpack_frames
+from vadmon.runtime.messages import ScoreMessage, SnippetMessage
+from vadmon.runtime.ring import RingReader
+from vadmon.runtime.transport import (
+    RecvStats,
+    SocketLimits,
+    close_socket,
+    publisher,
+    puller,
+    recv_message,
+    send_message,
+)
+
+log = logging.getLogger("vadmon.inference.process")
+
+Received = tuple[SnippetMessage, bytes | None]
+DEFAULT_CLASSES = ["normal", "fighting", "shooting", "riot", "abuse", "car accident", "explosion"]
+
+
+@dataclass
+class CameraStats:
+    snippets: int = 0
+    skipped: int = 0
+    score: float = 0.0
+    label: str = ""
+    label_prob: float = 0.0
+    latency_ms: float = 0.0
+    last_ts: float = 0.0
+    last_index: int = -1
+    times: list[float] = field(default_factory=list)
+
+    def fps(self, now: float, span_s: float = 10.0) -> float:
+        self.times = [t for t in self.times if now - t <= span_s]
+        return len(self.times) / span_s
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    snippet_endpoints: list[str]
+    score_endpoint: str
+    batch_max: int = 16
+    batch_wait_ms: float = 20.0
+    max_age_s: float = 4.0  # snippets older than this when we get to them are skipped
+    per_camera_max: int = 2  # newest snippets kept per camera per batch
+    hwm: int = 8
+    heartbeat_s: float = 1.0
+    link: LinkServer | None = None  # set: snippets arrive over tcp+CURVE with frames inline
+
+
+def inference_threads(configured: int | None) -> int:
+    """Oversubscribed cores are the monitor's worst enemy: with capture and alerts running, torch
+    using every core makes inference slower, not faster (see ``model.threads``)."""
+    return configured or max(1, (os.cpu_count() or 2) - 1)
+
+
+def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
+    """Model section of the config → (scorer, encoder, precision) ready to run."""
+    from vadmon.model import checkpoint
+    from vadmon.model.clip_factory import best_precision, resolve_device
+
+    device = str(resolve_device(device))
+    precision = model_cfg.precision
+    if precision == "auto":
+        precision = best_precision(device)
+    if model_cfg.mode == "vadclip":
+        ckpt = checkpoint.load(model_cfg.checkpoint)
+        names = list(model_cfg.class_names or ckpt.config.class_names)
+        names += [c for c in model_cfg.extra_classes if c not in names]
+        model = ckpt.build(device, precision)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+        scorer = VadClipStreamScorer(model, names, model_cfg.window, dtype=dtype)
+        return scorer, SnippetEncoder(model.clipmodel), f"{device}/{precision}"
+    from vadmon.model.clip_factory import create_clip
+
+    clip = create_clip(
+        model_cfg.clip_arch, model_cfg.clip_pretrained, device=device, precision=precision
+    )
+    names = list(model_cfg.class_names or DEFAULT_CLASSES)
+    names += [c for c in model_cfg.extra_classes if c not in names]
+    return ZeroShotScorer(clip, names), SnippetEncoder(clip), f"{device}/{precision}"
+
+
+class InferenceLoop:
+    def __init__(
+        self, settings: InferenceSettings, scorer, encoder: SnippetEncoder, ctx, runtime: str = ""
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime  # "device/precision", shown on the dashboard
+        self.scorer = scorer
+        self.encoder = encoder
+        limits = SocketLimits(hwm=settings.hwm)
+        self.auth = None
+        if settings.link is not None:
+            self.pull, self.auth = open_server(ctx, settings.link, limits)
+        else:
+            self.pull = puller(ctx, settings.snippet_endpoints[0], limits=limits)
+            for ep in settings.snippet_endpoints[1:]:
+                self.pull.connect(ep)
+        self.pub = publisher(ctx, settings.score_endpoint, limits=SocketLimits(hwm=64))
+        self.recv_stats = RecvStats()
+        self.cameras: dict[str, CameraStats] = defaultdict(CameraStats)
+        self.readers: dict[str, RingReader] = {}
+        self.heartbeat = HeartbeatSender.from_env(ctx)
+        self._last_beat = 0.0
+        self.batches = 0
+
+    # --- gather ------------------------------------------------------------------------------
+    def gather(self) -> list[Received]:
+        """Snippets with their payload (frames inline on tcp links, None on shared memory)."""
+        first = recv_message(self.pull, 200, self.recv_stats)
+        if first is None:
+            return []
+        got = [first]
+        deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
+        while len(got) < self.settings.batch_max * 4:
+            left = max(0, int((deadline - time.monotonic()) * 1000))
+            item = recv_message(self.pull, left, self.recv_stats)
+            if item is None:
+                break
+            got.append(item)
+        return [(m, p) for m, p in got if isinstance(m, SnippetMessage)]
+
+    def select(self, msgs: list[Received], now: float) -> list[Received]:
+        """Latest wins: stale snippets and all but the newest few per camera are skipped."""
+        by_cam: dict[str, list[Received]] = defaultdict(list)
+        for m, payload in msgs:
+            if now - m.t_end > self.settings.max_age_s:
+                self.cameras[m.camera].skipped += 1
+            else:
+                by_cam[m.camera].append((m, payload))
+        keep: list[Received] = []
+        for cam, items in by_cam.items():
+            items.sort(key=lambda item: item[0].snippet_index)
+            cut = len(items) - self.settings.per_camera_max
+            if cut > 0:
+                self.cameras[cam].skipped += cut
+            keep.extend(items[max(0, cut) :])
+        return keep[: self.settings.batch_max]
+
+    def read_frames(self, msg: SnippetMessage, payload: bytes | None) -> list[np.ndarray] | None:
+        if payload is not None:
+            return unpack_frames(msg, payload)
+        if not msg.ring or self.settings.link is not None:
+            return None  # a remote peer must send frames, never name our shared memory
+        reader = self.readers.get(msg.ring)
+        if reader is None:
+            try:
+                reader = self.readers[msg.ring] = RingReader(msg.ring)
+            except (FileNotFoundError, OSError, ValueError):
+                return None
+        frames = []
+        for slot, seq in zip(msg.slots, msg.seqs, strict=True):
+            try:
+                frame = reader.read(slot, seq)
+            except (IndexError, ValueError):
+                return None
+            if frame is None:
+                return None
+            frames.append(frame)
+        return frames
+
+    # --- one step ----------------------------------------------------------------------------
+    def step(self) -> None:
+        t0 = time.time()
+        msgs = self.select(self.gather(), time.time())
+        ready: list[tuple[SnippetMessage, list[np.ndarray]]] = []
+        for m, payload in msgs:
+            frames = self.read_frames(m, payload)
+            if frames is None:
+                self.cameras[m.camera].skipped += 1
+            else:
+                ready.append((m, frames))
+        if ready:
+            self.process(ready, t0)
+        self.beat()
+
+    def process(self, ready: list[tuple[SnippetMessage, list[np.ndarray]]], t0: float) -> None:
+        t_read = time.time()
+        emb = self.encoder.encode([frames for _, frames in ready])
+        t_enc = time.time()
+        # a camera appears once per scorer call: score in rounds of distinct cameras
+        pending = list(zip([m for m, _ in ready], emb, strict=True))
+        while pending:
+            seen: set[str] = set()
+            now_round, later = [], []
+            for m, e in pending:
+                (later if m.camera in seen else now_round).append((m, e))
+                seen.add(m.camera)
+            pending = later
+            for m, _ in now_round:
+                stats = self.cameras[m.camera]
+                if m.snippet_index <= stats.last_index:  # capture restarted: new stream
+                    self.scorer.reset(m.camera)
+                stats.last_index = m.snippet_index
+            cams = [m.camera for m, _ in now_round]
+            results = self.scorer.score(cams, torch.stack([e for _, e in now_round]))
+            t_adapt = time.time()
+            for (m, _), res in zip(now_round, results, strict=True):
+                self.publish(
+                    m,
+                    res,
+                    {"read": t_read - t0, "encode": t_enc - t_read, "adapter": t_adapt - t_enc},
+                )
+        self.batches += 1
+
+    def publish(self, m: SnippetMessage, res: SnippetScore, timings: dict[str, float]) -> None:
+        now = time.time()
+        timings = dict(timings, latency=now - m.t_end)
+        msg = ScoreMessage(
+            camera=m.camera,
+            snippet_index=m.snippet_index,
+            t_start=m.t_start,
+            t_end=m.t_end,
+            score=res.score,
+            fine=res.fine,
+            class_names=self.scorer.class_names,
+            class_probs=res.class_probs,
+            timings=timings,
+            mode=self.scorer.mode,
+            t_emitted=now,
+        )
+        send_message(self.pub, msg)
+        st = self.cameras[m.camera]
+        st.snippets += 1
+        st.times.append(now)
+        st.score = res.score
+        st.label, st.label_prob = msg.top_class()
+        st.latency_ms = timings["latency"] * 1000
+        st.last_ts = m.t_end
+
+    def beat(self) -> None:
+        now = time.time()
+        if self.heartbeat is None or now - self._last_beat < self.settings.heartbeat_s:
+            return
+        self._last_beat = now
+        cams = {
+            name: {
+                "score": s.score,
+                "label": s.label,
+                "label_prob": s.label_prob,
+                "fps": s.fps(now),
+                "skipped_total": s.skipped,
+                "snippets_total": s.snippets,
+                "latency_ms": s.latency_ms,
+                "last_ts": s.last_ts,
+            }
+            for name, s in self.cameras.items()
+        }
+        self.heartbeat.beat(
+            state="running",
+            counters={"malformed": self.recv_stats.malformed, "batches": self.batches},
+            info={
+                "mode": self.scorer.mode,
+                "device": self.runtime.split("/")[0],
+                "precision": self.runtime.split("/")[-1],
+                "cameras": cams,
+            },
+        )
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+        close_socket(self.pull)
+        close_socket(self.pub, self.settings.score_endpoint)
+        if self.auth is not None:
+            self.auth.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.close()
+
+
+def run_inference(
+    settings: InferenceSettings, scorer, encoder, stop: threading.Event, runtime: str = ""
+) -> int:
+    ctx = zmq.Context()
+    loop = InferenceLoop(settings, scorer, encoder, ctx, runtime)
+    try:
+        while not stop.is_set():
+            loop.step()
+    finally:
+        loop.close()
+        ctx.term()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vadmon.config import load_config
+    from vadmon.monitor import inference_settings
+
+    p = argparse.ArgumentParser(prog="python -m vadmon.inference.process")
+    p.add_argument("--config", required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s inference %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        cfg = load_config(args.config)
+        torch.set_num_threads(inference_threads(cfg.model.threads))
+        scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
+        log.info("model ready: %s, %s", scorer.mode, runtime)
+        return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime)
+    except VadmonError as exc:
+        print(f"vadmon inference: error: {exc.line()}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Research workflow: feature extraction, training, evaluation with the paper's metrics."""

@@ -1,0 +1,132 @@
+"""Removing what a monitor leaves behind: ipc socket dirs and shared-memory segments.
+
+An orderly shutdown runs :func:`run_cleanup` itself. A supervisor killed with SIGKILL cannot,
+and its children die with it (PDEATHSIG), so nobody would. Hence the *janitor*: a tiny
+process in its own session that blocks reading a pipe whose only write end the supervisor
+holds. When the supervisor goes away, however it goes, the read returns EOF; the janitor
+gives the children a moment to die and then removes the same targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHM_DIR = Path("/dev/shm")
+
+
+@dataclass
+class Cleanup:
+    """Targets removed on exit. ``paths`` and ``shm_prefixes`` are data so that the janitor
+    can handle them too; ``hooks`` run only in an orderly shutdown."""
+
+    paths: list[Path] = field(default_factory=list)
+    shm_prefixes: list[str] = field(default_factory=list)
+    hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def has_data_targets(self) -> bool:
+        return bool(self.paths or self.shm_prefixes)
+
+
+def remove_shm(prefix: str, shm_dir: Path = SHM_DIR) -> list[str]:
+    """Unlink POSIX shared-memory segments whose name starts with ``prefix``."""
+    if not prefix or "/" in prefix:
+        raise ValueError(f"invalid shared-memory prefix {prefix!r}")
+    removed = []
+    for entry in shm_dir.glob(f"{prefix}*"):
+        try:
+            entry.unlink()
+            removed.append(entry.name)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def remove_path(path: Path) -> bool:
+    """Remove a file or a directory tree; missing is fine."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def run_cleanup(cleanup: Cleanup, run_hooks: bool = True) -> list[str]:
+    """Remove everything; returns problems as text (cleanup must not abort shutdown)."""
+    problems = []
+    if run_hooks:
+        for hook in cleanup.hooks:
+            try:
+                hook()
+            except Exception as exc:  # a failing hook must not stop the others
+                problems.append(f"cleanup hook {getattr(hook, '__name__', hook)}: {exc}")
+    for path in cleanup.paths:
+        try:
+            remove_path(path)
+        except OSError as exc:
+            problems.append(f"remove {path}: {exc.strerror}")
+    for prefix in cleanup.shm_prefixes:
+        try:
+            remove_shm(prefix)
+        except OSError as exc:
+            problems.append(f"remove shm {prefix}*: {exc.strerror}")
+    return problems
+
+
+def start_janitor(
+    cleanup: Cleanup, env: dict[str, str] | None = None
+) -> tuple[int, subprocess.Popen]:
+    """Start the janitor; returns (write_fd, process). Close write_fd to release it."""
+    read_fd, write_fd = os.pipe()
+    argv = [sys.executable, "-m", "vadmon.runtime.cleanup", "--fd", str(read_fd)]
+    for path in cleanup.paths:
+        argv += ["--path", str(path)]
+    for prefix in cleanup.shm_prefixes:
+        argv += ["--shm-prefix", prefix]
+    try:
+        proc = subprocess.Popen(
+            argv, pass_fds=(read_fd,), start_new_session=True, env=env, stdin=subprocess.DEVNULL
+        )
+    finally:
+        os.close(read_fd)
+    return write_fd, proc
+
+
+def janitor_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vadmon.runtime.cleanup")
+    parser.add_argument("--fd", type=int, required=True, help="pipe read end to wait on")
+    parser.add_argument("--path", action="append", default=[], type=Path)
+    parser.add_argument("--shm-prefix", action="append", default=[])
+    parser.add_argument("--grace-s", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # outlive the supervisor's signals; EOF ends us
+    while True:  # returns b"" once every write end is closed
+        try:
+            if not os.read(args.fd, 4096):
+                break
+        except InterruptedError:
+            continue
+    cleanup = Cleanup(paths=args.path, shm_prefixes=args.shm_prefix)
+    time.sleep(args.grace_s)  # children are being killed by PDEATHSIG right now
+    run_cleanup(cleanup, run_hooks=False)
+    time.sleep(args.grace_s)  # a segment created in the last instant before death
+    problems = run_cleanup(cleanup, run_hooks=False)
+    for problem in problems:
+        print(f"vadmon janitor: {problem}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(janitor_main())

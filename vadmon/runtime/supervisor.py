@@ -1,0 +1,456 @@
+"""Starts the monitor's processes, keeps them alive, and takes them all down together.
+
+Each child is a real OS process in its own session (so a terminal's Ctrl-C reaches only the
+supervisor, which then shuts down in order) with PDEATHSIG=SIGKILL (so a supervisor killed
+outright takes its children with it). Crashed children restart with jittered exponential
+backoff; K restarts within T seconds is a crash loop and stops everything with a non-zero
+exit naming the child. Children that send application heartbeats (``vadmon.runtime.heartbeat``) and
+then fall silent — wedged, or SIGSTOPped — are SIGKILLed and restarted like a crash.
+
+Everything runs on the calling thread: PDEATHSIG fires when the *thread* that forked the
+child exits, so spawning from a helper thread would kill children at random.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import ctypes
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import zmq
+
+from vadmon.config import SupervisorConfig
+from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
+from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, MAX_BYTES, Heartbeat, parse_heartbeat
+from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
+
+log = logging.getLogger("vadmon.runtime.supervisor")
+PR_SET_PDEATHSIG = 1
+# vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix;
+# restarting cannot fix a config, so the supervisor stops everything and exits with it too.
+BAD_INPUT_EXIT = 2
+
+
+@dataclass
+class ChildSpec:
+    """How to run one child. ``heartbeat``: the child promises application heartbeats."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] | None = None
+    restart: bool = True
+    heartbeat: bool = False
+    cwd: str | None = None
+
+
+@dataclass
+class ChildStatus:
+    """What the dashboard shows per child (a copy; safe to keep)."""
+
+    name: str
+    state: str = "pending"  # pending|running|backoff|stopping|stopped|exited|failed
+    pid: int | None = None
+    starts: int = 0
+    restarts: int = 0
+    heartbeat_kills: int = 0
+    last_exit: str = ""
+    last_heartbeat: float | None = None  # unix time of the child's last heartbeat
+    last_backoff_s: float | None = None
+
+
+@dataclass
+class _Child:
+    spec: ChildSpec
+    status: ChildStatus
+    proc: subprocess.Popen | None = None
+    started_mono: float = 0.0
+    heartbeat_mono: float | None = None
+    restart_at: float | None = None
+    consecutive: int = 0
+    crashes: collections.deque = field(default_factory=collections.deque)
+    kill_reason: str = ""
+
+
+class CrashLoop(RuntimeError):
+    """A child restarted too often; the supervisor stops everything."""
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, so restarts of many
+    children spread out but never collapse to zero delay."""
+    cap = min(maximum, initial * (2 ** max(0, attempt - 1)))
+    return cap / 2 + rng.uniform(0, cap / 2)
+
+
+def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None] | None:
+    """Build the preexec hook in the parent; only async-signal-safe work happens in the child."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+class Supervisor:
+    """Owns the children. Use ``run()`` from a CLI, or ``start``/``poll``/``shutdown`` in tests."""
+
+    def __init__(
+        self,
+        specs: list[ChildSpec],
+        policy: SupervisorConfig | None = None,
+        *,
+        heartbeat_endpoint: str | None = None,
+        cleanup: Cleanup | None = None,
+        systemd: bool = False,
+        rng: random.Random | None = None,
+    ) -> None:
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate child names in {names}")
+        self.policy = policy or SupervisorConfig()
+        self.heartbeat_endpoint = heartbeat_endpoint
+        self.cleanup = cleanup or Cleanup()
+        self.systemd = systemd
+        self.rng = rng or random.Random()
+        self.children = {s.name: _Child(s, ChildStatus(s.name)) for s in specs}
+        self.failure: str | None = None
+        self.failure_code = 1  # exit code of run() after a failure
+        self.bad_heartbeats = 0  # malformed heartbeat messages (dropped)
+        self.stray_heartbeats = 0
+        self._stop_reason: str | None = None
+        self._force = False
+        self._context: zmq.Context | None = None
+        self._pull: zmq.Socket | None = None
+        self._janitor_fd: int | None = None
+        self._janitor: subprocess.Popen | None = None
+        self._watchdog_every = watchdog_interval_s() if systemd else None
+        self._watchdog_next = 0.0
+        self._preexec = _pdeathsig_preexec(os.getpid())
+        # called with every valid heartbeat (the dashboard and metrics read them)
+        self.listeners: list[Callable[[Heartbeat], None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Bind the heartbeat socket, start the janitor, spawn every child, notify systemd."""
+        if self.heartbeat_endpoint:
+            self._context = zmq.Context()
+            self._pull = self._context.socket(zmq.PULL)
+            self._pull.setsockopt(zmq.LINGER, 0)
+            self._pull.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
+            self._pull.setsockopt(zmq.RCVHWM, 1000)
+            self._pull.bind(self.heartbeat_endpoint)
+        if self.cleanup.has_data_targets():
+            self._janitor_fd, self._janitor = start_janitor(self.cleanup)
+        for child in self.children.values():
+            self._spawn(child)
+        if self.systemd:
+            sd_notify("READY=1\nSTATUS=children started")
+
+    def run(self, on_tick: Callable[[], None] | None = None) -> int:
+        """Supervise until SIGTERM/SIGINT, a crash loop, or all non-restarting children exit.
+        Returns 0 after an orderly stop, 1 after a crash loop or a failed child.
+        ``on_tick`` runs after every poll (the dashboard redraws from it)."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while self._stop_reason is None and self.failure is None and self._anything_left():
+                self.poll(0.1)
+                if on_tick is not None:
+                    on_tick()
+        finally:
+            self.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self.failure and self.failure_code == BAD_INPUT_EXIT:
+            return BAD_INPUT_EXIT  # the child's own error line is the message
+        if self.failure:
+            print(f"vadmon supervisor: error: {self.failure}; stopped everything", file=sys.stderr)
+            return 1
+        failed = [c.status for c in self.children.values() if c.status.state == "failed"]
+        return 1 if failed else 0
+
+    def request_stop(self, reason: str) -> None:
+        if self._stop_reason is not None:
+            self._force = True  # second request: stop waiting politely
+        self._stop_reason = reason
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.request_stop(signal.Signals(signum).name)
+
+    # ------------------------------------------------------------------ one iteration
+
+    def poll(self, timeout_s: float = 0.1) -> None:
+        """Wait up to ``timeout_s`` for heartbeats, then reap, restart and watchdog."""
+        self._receive_heartbeats(timeout_s)
+        now = time.monotonic()
+        for child in self.children.values():
+            self._reap(child, now)
+            self._check_heartbeat(child, now)
+            if child.restart_at is not None and now >= child.restart_at and not self.failure:
+                self._spawn(child)
+        if self._watchdog_every and now >= self._watchdog_next:
+            sd_notify("WATCHDOG=1")
+            self._watchdog_next = now + self._watchdog_every
+
+    def heartbeat(self, name: str, ts: float | None = None, pid: int | None = None) -> bool:
+        """Record a heartbeat for ``name``; ignored if it comes from a previous incarnation."""
+        child = self.children.get(name)
+        if child is None or child.proc is None or child.proc.returncode is not None:
+            return False
+        if pid is not None and pid != child.proc.pid:
+            return False
+        child.heartbeat_mono = time.monotonic()
+        child.status.last_heartbeat = ts if ts is not None else time.time()
+        return True
+
+    def status(self) -> dict[str, ChildStatus]:
+        return {name: ChildStatus(**asdict(c.status)) for name, c in self.children.items()}
+
+    # ------------------------------------------------------------------ internals
+
+    def _spawn(self, child: _Child) -> None:
+        spec = child.spec
+        env = dict(os.environ if spec.env is None else spec.env)
+        env[ENV_NAME] = spec.name
+        if self.heartbeat_endpoint:
+            env[ENV_ENDPOINT] = self.heartbeat_endpoint
+        child.restart_at = None
+        child.kill_reason = ""
+        child.heartbeat_mono = None
+        try:
+            child.proc = subprocess.Popen(
+                spec.argv,
+                env=env,
+                cwd=spec.cwd,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=self._preexec,
+            )
+        except OSError as exc:
+            child.proc = None
+            self._after_exit(child, f"cannot start: {exc.strerror or exc}", time.monotonic())
+            return
+        child.started_mono = time.monotonic()
+        child.status.pid = child.proc.pid
+        child.status.state = "running"
+        child.status.starts += 1
+        log.info("started %s (pid %d)", spec.name, child.proc.pid)
+
+    def _reap(self, child: _Child, now: float) -> None:
+        if child.proc is None or child.proc.poll() is None:
+            return
+        reason = child.kill_reason or describe_exit(child.proc.returncode)
+        bad_input = not child.kill_reason and child.proc.returncode == BAD_INPUT_EXIT
+        child.status.pid = None
+        child.proc = None
+        if self._stop_reason is None and bad_input and child.spec.restart:
+            child.status.state, child.status.last_exit = "failed", reason
+            self.failure = f"child '{child.spec.name}' reported bad input"
+            self.failure_code = BAD_INPUT_EXIT
+            log.warning(
+                "%s stopped on bad input (%s); stopping everything", child.spec.name, reason
+            )
+        elif self._stop_reason is None:
+            self._after_exit(child, reason, now, returncode_ok=reason == "exit code 0")
+
+    def _after_exit(
+        self, child: _Child, reason: str, now: float, returncode_ok: bool = False
+    ) -> None:
+        status, spec = child.status, child.spec
+        status.last_exit = reason
+        if not spec.restart:
+            status.state = "exited" if returncode_ok else "failed"
+            log.info("%s %s (not restarted)", spec.name, reason)
+            return
+        if now - child.started_mono >= self.policy.crash_loop_window_s:
+            child.consecutive = 0  # it ran stably for a while: start the backoff afresh
+        child.crashes.append(now)
+        while child.crashes and child.crashes[0] < now - self.policy.crash_loop_window_s:
+            child.crashes.popleft()
+        if len(child.crashes) > self.policy.crash_loop_restarts:
+            status.state = "failed"
+            self.failure = (
+                f"child '{spec.name}' crashed {len(child.crashes)} times within "
+                f"{self.policy.crash_loop_window_s:g} s (last: {reason})"
+            )
+            log.error("%s", self.failure)
+            return
+        child.consecutive += 1
+        delay = backoff_delay(
+            child.consecutive,
+            self.policy.restart_backoff_initial_s,
+            self.policy.restart_backoff_max_s,
+            self.rng,
+        )
+        child.restart_at = now + delay
+        status.state = "backoff"
+        status.restarts += 1
+        status.last_backoff_s = delay
+        log.warning("%s %s; restarting in %.2f s", spec.name, reason, delay)
+
+    def _check_heartbeat(self, child: _Child, now: float) -> None:
+        if not child.spec.heartbeat or child.proc is None or child.kill_reason:
+            return
+        if not self.heartbeat_endpoint:
+            return
+        if child.heartbeat_mono is None:
+            silent, limit = now - child.started_mono, self.policy.heartbeat_startup_s
+        else:
+            silent, limit = now - child.heartbeat_mono, self.policy.heartbeat_timeout_s
+        if silent < limit:
+            return
+        child.kill_reason = f"no heartbeat for {silent:.1f} s (killed)"
+        child.status.heartbeat_kills += 1
+        log.warning("%s: %s", child.spec.name, child.kill_reason)
+        self._signal(child, signal.SIGKILL)
+
+    def _receive_heartbeats(self, timeout_s: float) -> None:
+        if self._pull is None:
+            time.sleep(timeout_s)
+            return
+        if not self._pull.poll(int(timeout_s * 1000)):
+            return
+        while True:
+            try:
+                frames = self._pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            beat = parse_heartbeat(frames)
+            if beat is not None:
+                for listener in self.listeners:
+                    listener(beat)
+            if beat is None:
+                self.bad_heartbeats += 1
+            elif not self.heartbeat(beat.process, beat.ts, beat.pid):
+                self.stray_heartbeats += 1  # unknown name or a previous incarnation
+
+    def _signal(self, child: _Child, sig: int) -> None:
+        if child.proc is None or child.proc.returncode is not None:
+            return
+        try:
+            os.killpg(child.proc.pid, sig)  # the child's whole session: its helpers too
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            child.proc.send_signal(sig)
+
+    def _anything_left(self) -> bool:
+        return any(c.proc is not None or c.restart_at is not None for c in self.children.values())
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        """SIGTERM every child, wait up to the deadline, SIGKILL the rest, then clean up."""
+        if self.systemd:
+            sd_notify("STOPPING=1")
+        if self._stop_reason is None:
+            self._stop_reason = self.failure or "shutdown"
+        running = [c for c in self.children.values() if c.proc is not None]
+        for child in running:
+            child.status.state = "stopping"
+            child.restart_at = None
+            self._signal(child, signal.SIGTERM)
+            self._signal(child, signal.SIGCONT)  # a stopped child must run to see SIGTERM
+        deadline = time.monotonic() + self.policy.shutdown_deadline_s
+        while not self._force and time.monotonic() < deadline and self._alive(running):
+            time.sleep(0.05)
+        for child in self._alive(running):
+            log.warning("%s ignored SIGTERM; sending SIGKILL", child.spec.name)
+            self._signal(child, signal.SIGKILL)
+        for child in running:
+            if child.proc is not None:
+                child.proc.wait(timeout=10)
+                child.status.last_exit = describe_exit(child.proc.returncode)
+                child.proc, child.status.pid = None, None
+            if child.status.state == "stopping":
+                child.status.state = "stopped"
+        for child in self.children.values():
+            child.restart_at = None
+        self._close_heartbeats()
+        for problem in run_cleanup(self.cleanup):
+            log.warning("%s", problem)
+        self._release_janitor()
+
+    def _alive(self, children: list[_Child]) -> list[_Child]:
+        return [c for c in children if c.proc is not None and c.proc.poll() is None]
+
+    def _close_heartbeats(self) -> None:
+        if self._pull is not None:
+            self._pull.close(linger=0)
+            self._pull = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+
+    def _release_janitor(self) -> None:
+        if self._janitor_fd is not None:
+            os.close(self._janitor_fd)
+            self._janitor_fd = None
+        if self._janitor is not None:
+            try:
+                self._janitor.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._janitor.kill()
+            self._janitor = None
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def load_specs(path: Path) -> tuple[list[ChildSpec], SupervisorConfig]:
+    """``{"children": [ChildSpec fields...], "policy": {SupervisorConfig fields}}``."""
+    data = json.loads(path.read_text())
+    specs = [ChildSpec(**entry) for entry in data["children"]]
+    return specs, SupervisorConfig(**data.get("policy", {}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vadmon.runtime.supervisor", description="Run and watch child processes."
+    )
+    parser.add_argument("--spec", type=Path, required=True, help="JSON file with children/policy")
+    parser.add_argument("--heartbeat", help="endpoint to bind for heartbeats (ipc:// or tcp://)")
+    parser.add_argument("--cleanup-path", action="append", default=[], type=Path)
+    parser.add_argument("--shm-prefix", action="append", default=[])
+    parser.add_argument("--systemd", action="store_true", help="sd_notify READY/WATCHDOG")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="vadmon supervisor: %(message)s")
+    specs, policy = load_specs(args.spec)
+    supervisor = Supervisor(
+        specs,
+        policy,
+        heartbeat_endpoint=args.heartbeat,
+        cleanup=Cleanup(paths=args.cleanup_path, shm_prefixes=args.shm_prefix),
+        systemd=args.systemd,
+    )
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

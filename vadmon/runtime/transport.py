@@ -1,0 +1,370 @@
+"""ZeroMQ socket helpers with the safety limits every vadmon link needs.
+
+- ipc endpoints live in a private 0700 directory, and binding refuses an endpoint that another
+  live process already serves (libzmq would silently steal the socket file otherwise).
+- Every socket has bounded high-water marks and LINGER, so a dead peer can neither grow memory
+  nor hold shutdown hostage; receivers cap the message size (MAXMSGSIZE).
+- ``recv_message`` decodes with ``vadmon.runtime.messages.decode`` and counts malformed messages instead
+  of raising: a hostile or buggy peer cannot crash a receiver.
+- tcp:// links can use CURVE: the server checks client keys against an allow-list directory
+  through a ZAP authenticator, so unknown keys and plaintext peers are refused.
+- ``FramePool`` + ``send_frame`` send whole frames zero-copy and only reuse a buffer after
+  libzmq reports it released, so frames in flight are never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from vadmon.errors import VadmonError
+from vadmon.runtime.messages import (
+    MAX_HEADER_BYTES,
+    MAX_PAYLOAD_BYTES,
+    FrameHeader,
+    Message,
+    MessageError,
+    decode,
+)
+from vadmon.runtime.security import (
+    configure_curve_client,
+    configure_curve_server,
+    load_keypair,
+    load_public_key,
+)
+
+DEFAULT_HWM = 8
+DEFAULT_LINGER_MS = 200
+DEFAULT_MAX_MSG_BYTES = MAX_PAYLOAD_BYTES + MAX_HEADER_BYTES
+IPC_PATH_MAX = 100  # sun_path is 108 bytes on Linux, minus "ipc://" slack
+
+
+# --- ipc directory and endpoints -------------------------------------------------------------
+
+
+def default_ipc_dir() -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) if runtime and Path(runtime).is_dir() else Path("/tmp")
+    return base / f"vadmon-{os.getuid()}"
+
+
+def ipc_dir(path: str | Path | None = None) -> Path:
+    """Create (or check) the private directory for ipc sockets: owned by us, mode 0700.
+
+    Anyone who can open the socket file can inject messages, so a directory that others can
+    enter is refused rather than silently used.
+    """
+    directory = Path(path) if path else default_ipc_dir()
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+        raise VadmonError(
+            f"cannot create ipc directory ({exc.strerror})",
+            str(directory),
+            "choose another --ipc-dir",
+        ) from None
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise VadmonError("ipc path is not a directory", str(directory), "choose another --ipc-dir")
+    if info.st_uid != os.getuid():
+        raise VadmonError(
+            "ipc directory is owned by another user", str(directory), "choose another --ipc-dir"
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(directory, 0o700)
+    return directory
+
+
+def ipc_endpoint(directory: str | Path, name: str) -> str:
+    """``ipc://<dir>/<name>.sock`` with a name safe for a file system path."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    path = Path(directory) / f"{safe}.sock"
+    if len(str(path)) > IPC_PATH_MAX:
+        raise VadmonError(
+            f"ipc socket path is too long ({len(str(path))} > {IPC_PATH_MAX} bytes)",
+            str(path),
+            "use a shorter --ipc-dir",
+        )
+    return f"ipc://{path}"
+
+
+def ipc_path(endpoint: str) -> Path | None:
+    return Path(endpoint[len("ipc://") :]) if endpoint.startswith("ipc://") else None
+
+
+def endpoint_is_live(endpoint: str, timeout_s: float = 0.5) -> bool:
+    """True when some process accepts connections on this ipc socket file."""
+    path = ipc_path(endpoint)
+    if path is None or not path.exists():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(timeout_s)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def bind(sock: zmq.Socket, endpoint: str) -> None:
+    """Bind, refusing an ipc endpoint another live process serves; stale files are removed."""
+    path = ipc_path(endpoint)
+    if path is not None:
+        if endpoint_is_live(endpoint):
+            raise VadmonError(
+                "endpoint already in use by another running process",
+                endpoint,
+                "stop the other vadmon instance or use a different --ipc-dir",
+            )
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        raise VadmonError(f"cannot bind: {exc.strerror}", endpoint, "free the address") from None
+
+
+def unlink_endpoint(endpoint: str) -> None:
+    path = ipc_path(endpoint)
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+# --- CURVE ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurveServer:
+    """Server side of a CURVE link: its secret key file and the allowed clients' public keys."""
+
+    secret_key_file: Path
+    allowed_clients_dir: Path
+
+
+@dataclass(frozen=True)
+class CurveClient:
+    """Client side: its own key pair file and the server's public key file."""
+
+    secret_key_file: Path
+    server_public_key_file: Path
+
+
+def _apply_curve(sock: zmq.Socket, endpoint: str, curve: CurveServer | CurveClient | None) -> None:
+    """Keys come from ``vadmon.runtime.security`` (which also refuses world-readable secret files)."""
+    if curve is None or not endpoint.startswith("tcp://"):
+        return
+    keypair = load_keypair(curve.secret_key_file)
+    if isinstance(curve, CurveServer):
+        configure_curve_server(sock, keypair)  # empty ZAP domain: the authenticator's '*'
+    else:
+        configure_curve_client(sock, keypair, load_public_key(curve.server_public_key_file))
+
+
+# --- sockets --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """Bounds on queued messages, shutdown time and accepted message size."""
+
+    hwm: int = DEFAULT_HWM
+    linger_ms: int = DEFAULT_LINGER_MS
+    max_msg_bytes: int = DEFAULT_MAX_MSG_BYTES
+    # Kernel socket buffer (0: OS default). Small buffers keep "latest wins" honest: the OS
+    # would otherwise queue hundreds of small messages behind a stopped consumer.
+    kernel_buffer_bytes: int = 0
+
+
+def make_socket(
+    ctx: zmq.Context,
+    kind: int,
+    endpoint: str,
+    *,
+    do_bind: bool,
+    limits: SocketLimits = SocketLimits(),  # noqa: B008 - frozen dataclass, safe default
+    curve: CurveServer | CurveClient | None = None,
+    topics: tuple[bytes, ...] = (),
+) -> zmq.Socket:
+    """One socket with HWM, LINGER, MAXMSGSIZE (receivers) and optional CURVE, bound/connected."""
+    sock = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, limits.linger_ms)
+    sock.setsockopt(zmq.SNDHWM, limits.hwm)
+    sock.setsockopt(zmq.RCVHWM, limits.hwm)
+    if kind in (zmq.SUB, zmq.PULL):
+        sock.setsockopt(zmq.MAXMSGSIZE, limits.max_msg_bytes)
+    if limits.kernel_buffer_bytes > 0:
+        sock.setsockopt(zmq.SNDBUF, limits.kernel_buffer_bytes)
+        sock.setsockopt(zmq.RCVBUF, limits.kernel_buffer_bytes)
+    if kind == zmq.PUSH and not do_bind:
+        # No pipe before the peer is really there: sends fail fast (counted) instead of queueing.
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+    if kind == zmq.SUB:
+        for topic in topics or (b"",):
+            sock.setsockopt(zmq.SUBSCRIBE, topic)
+    _apply_curve(sock, endpoint, curve)
+    try:
+        if do_bind:
+            bind(sock, endpoint)
+        else:
+            sock.connect(endpoint)
+    except BaseException:
+        sock.close(linger=0)
+        raise
+    return sock
+
+
+def publisher(ctx: zmq.Context, endpoint: str, *, do_bind: bool = True, **kw: Any) -> zmq.Socket:
+    return make_socket(ctx, zmq.PUB, endpoint, do_bind=do_bind, **kw)
+
+
+def subscriber(ctx: zmq.Context, endpoint: str, *, do_bind: bool = False, **kw: Any) -> zmq.Socket:
+    return make_socket(ctx, zmq.SUB, endpoint, do_bind=do_bind, **kw)
+
+
+def pusher(ctx: zmq.Context, endpoint: str, *, do_bind: bool = True, **kw: Any) -> zmq.Socket:
+    return make_socket(ctx, zmq.PUSH, endpoint, do_bind=do_bind, **kw)
+
+
+def puller(ctx: zmq.Context, endpoint: str, *, do_bind: bool = False, **kw: Any) -> zmq.Socket:
+    return make_socket(ctx, zmq.PULL, endpoint, do_bind=do_bind, **kw)
+
+
+def close_socket(sock: zmq.Socket, endpoint: str | None = None) -> None:
+    """Close with the socket's bounded LINGER and remove our ipc file."""
+    sock.close()
+    if endpoint:
+        unlink_endpoint(endpoint)
+
+
+# --- sending and receiving ------------------------------------------------------------------
+
+
+@dataclass
+class RecvStats:
+    received: int = 0
+    malformed: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class SendStats:
+    sent: int = 0
+    dropped: int = 0
+
+
+def send_message(
+    sock: zmq.Socket, msg: Message, payload: bytes | None = None, stats: SendStats | None = None
+) -> bool:
+    """Non-blocking send: when the peer's queue is full (or no peer), drop and count."""
+    try:
+        sock.send_multipart(msg.to_parts(payload), flags=zmq.NOBLOCK)
+    except zmq.Again:
+        if stats is not None:
+            stats.dropped += 1
+        return False
+    if stats is not None:
+        stats.sent += 1
+    return True
+
+
+def recv_message(
+    sock: zmq.Socket, timeout_ms: int, stats: RecvStats | None = None
+) -> tuple[Message, bytes | None] | None:
+    """Next valid message, or ``None`` on timeout or when the message was malformed (counted)."""
+    if not sock.poll(timeout_ms, zmq.POLLIN):
+        return None
+    try:
+        parts = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+    except zmq.Again:  # readiness can be spurious (e.g. a peer failing its CURVE handshake)
+        return None
+    try:
+        result = decode([p.buffer for p in parts])
+    except MessageError as exc:
+        if stats is not None:
+            stats.malformed += 1
+            stats.last_error = str(exc)[:200]
+        return None
+    if stats is not None:
+        stats.received += 1
+    return result
+
+
+def frame_from_payload(header: FrameHeader, payload: bytes) -> np.ndarray:
+    """View a whole-frame payload (already length-checked by ``decode``) as HxWxC uint8."""
+    header.check_payload(payload)
+    return np.frombuffer(payload, np.uint8).reshape(header.height, header.width, header.channels)
+
+
+@dataclass
+class FramePool:
+    """Reusable frame buffers for zero-copy sends.
+
+    libzmq keeps a reference to a zero-copy buffer until the bytes have left the process; the
+    tracker says when. ``acquire`` only hands out buffers whose last send is done, and allocates
+    (up to ``max_buffers``) or reports ``None`` (the caller drops the frame) otherwise.
+    """
+
+    shape: tuple[int, ...]
+    max_buffers: int = 8
+    _free: list[np.ndarray] = field(default_factory=list)
+    _busy: list[tuple[np.ndarray, zmq.MessageTracker]] = field(default_factory=list)
+    allocated: int = 0
+
+    def acquire(self) -> np.ndarray | None:
+        self._reap()
+        if self._free:
+            return self._free.pop()
+        if self.allocated < self.max_buffers:
+            self.allocated += 1
+            return np.empty(self.shape, np.uint8)
+        return None
+
+    def release(self, buf: np.ndarray, tracker: zmq.MessageTracker | None) -> None:
+        if tracker is None or tracker.done:
+            self._free.append(buf)
+        else:
+            self._busy.append((buf, tracker))
+
+    def _reap(self) -> None:
+        still: list[tuple[np.ndarray, zmq.MessageTracker]] = []
+        for buf, tracker in self._busy:
+            if tracker.done:
+                self._free.append(buf)
+            else:
+                still.append((buf, tracker))
+        self._busy = still
+
+
+def send_frame(
+    sock: zmq.Socket,
+    header: FrameHeader,
+    frame: np.ndarray,
+    pool: FramePool | None = None,
+    stats: SendStats | None = None,
+) -> bool:
+    """Send a whole frame zero-copy (``copy=False``); the buffer goes back to ``pool`` tracked."""
+    parts = [header.topic, header.header(), memoryview(np.ascontiguousarray(frame)).cast("B")]
+    try:
+        tracker = sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False, track=True)
+    except zmq.Again:
+        if stats is not None:
+            stats.dropped += 1
+        if pool is not None:
+            pool.release(frame, None)
+        return False
+    if stats is not None:
+        stats.sent += 1
+    if pool is not None:
+        pool.release(frame, tracker)
+    return True
