@@ -100,7 +100,7 @@ def rtsp_servers(vtest_path: Path) -> Iterator[Callable[..., RtspServer]]:
 
 @dataclass
 class Capture:
-    """A ``python -m vadmon.capture.process`` process plus listeners on everything it publishes."""
+    """A ``python -m vadmon.capture`` process plus listeners on everything it publishes."""
 
     camera: str
     args: list[str]
@@ -118,7 +118,7 @@ class Capture:
     def start(self) -> None:
         self.log_path = self.directory.parent / f"{self.camera}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, "-m", "vadmon.capture.process", "--camera", self.camera]
+        cmd = [sys.executable, "-m", "vadmon.capture", "--camera", self.camera]
         cmd += ["--ipc-dir", str(self.directory), *self.args]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         self._stop = threading.Event()

@@ -289,8 +289,8 @@ def test_rtsp_password_never_leaks(
 def test_capture_and_supervisor_do_not_load_torch(subprocess_env: dict[str, str]) -> None:
     """Per-camera memory (case 2): torch is ~500 MB and belongs to the inference process only."""
     code = (
-        "import sys, vadmon.capture.process, vadmon.monitor, vadmon.commands.run, vadmon.dashboard.console, "
-        "vadmon.alerts.process, vadmon.cli; vadmon.cli.build_parser(); print(sorted("
+        "import sys, vadmon.capture.__main__, vadmon.monitor, vadmon.commands.run, vadmon.dashboard.console, "
+        "vadmon.alerts.__main__, vadmon.cli; vadmon.cli.build_parser(); print(sorted("
         "m for m in ('torch', 'open_clip') if m in sys.modules))"
     )
     out = subprocess.run(
