@@ -1,7 +1,7 @@
 """Entry of the inference process: ``python -m vadmon.inference --config X``.
 
 The only inference code that knows the config: it loads it, asks the composition root
-(``vadmon.monitor``) for the settings, builds the scorer and runs ``vadmon.inference.process``.
+(``vadmon.settings``) for the settings, builds the scorer and runs ``vadmon.inference.process``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from vadmon.config import load_config
 from vadmon.errors import VadmonError
 from vadmon.inference.process import build_scorer, inference_threads, run_inference
-from vadmon.monitor import inference_settings
+from vadmon.settings import inference_settings
 
 log = logging.getLogger("vadmon.inference")
 
