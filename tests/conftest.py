@@ -31,6 +31,24 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, where python3-gi lives
 PYTHON = sys.executable
 
 
+def cpu_flags() -> set[str]:
+    """This machine's CPU flags, read here rather than through vadmon so tests can catch a
+    wrong parse in vadmon's own reader."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def native_bf16() -> bool:
+    """AVX-512-BF16 or AMX-BF16: the CPUs where bf16 weights beat fp32."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
