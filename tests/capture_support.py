@@ -19,13 +19,13 @@ from urllib.parse import quote
 import pytest
 import zmq
 from config_support import write_config
+from conftest import SYSTEM_PYTHON, require_rtsp_server
 
 from vadmon.capture.process import capture_endpoints
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
 from vadmon.runtime.transport import RecvStats, ipc_dir, puller, recv_message, subscriber
 
 TESTS = Path(__file__).resolve().parent
-SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 def free_port() -> int:
@@ -85,8 +85,7 @@ class RtspServer:
 
 def rtsp_servers(vtest_path: Path) -> Iterator[Callable[..., RtspServer]]:
     """Fixture body: ``make(user=..., password=...)`` → a started server (all killed after)."""
-    if not Path(SYSTEM_PYTHON).exists():
-        pytest.fail("Debian's /usr/bin/python3 with python3-gi is needed (see .ci/run)")
+    require_rtsp_server()
     servers: list[RtspServer] = []
 
     def make(**kw: str) -> RtspServer:

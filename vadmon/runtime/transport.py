@@ -65,14 +65,20 @@ def ipc_dir(path: str | Path | None = None) -> Path:
         raise VadmonError(
             f"cannot create ipc directory ({exc.strerror})",
             str(directory),
-            "choose another --ipc-dir",
+            "set another transport.ipc_dir in the config",
         ) from None
     info = directory.lstat()
     if not stat.S_ISDIR(info.st_mode):
-        raise VadmonError("ipc path is not a directory", str(directory), "choose another --ipc-dir")
+        raise VadmonError(
+            "ipc path is not a directory",
+            str(directory),
+            "set another transport.ipc_dir in the config",
+        )
     if info.st_uid != os.getuid():
         raise VadmonError(
-            "ipc directory is owned by another user", str(directory), "choose another --ipc-dir"
+            "ipc directory is owned by another user",
+            str(directory),
+            "set another transport.ipc_dir in the config",
         )
     if stat.S_IMODE(info.st_mode) != 0o700:
         os.chmod(directory, 0o700)
@@ -87,7 +93,7 @@ def ipc_endpoint(directory: str | Path, name: str) -> str:
         raise VadmonError(
             f"ipc socket path is too long ({len(str(path))} > {IPC_PATH_MAX} bytes)",
             str(path),
-            "use a shorter --ipc-dir",
+            "use a shorter transport.ipc_dir in the config",
         )
     return f"ipc://{path}"
 
@@ -120,7 +126,7 @@ def bind(sock: zmq.Socket, endpoint: str) -> None:
             raise VadmonError(
                 "endpoint already in use by another running process",
                 endpoint,
-                "stop the other vadmon instance or use a different --ipc-dir",
+                "stop the other vadmon instance or use a different transport.ipc_dir",
             )
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
