@@ -85,7 +85,7 @@ class CaptureSettings:
 
 @dataclass(frozen=True)
 class CaptureEndpoints:
-    publish: str  # PUB: frame / preview / status
+    publish: str  # PUB: preview / status
     snippets: str  # PUSH: snippet (bound ipc), or the tcp endpoint of ``link``
     link: LinkClient | None = None  # set: connect to a remote inference host, frames inline
 
