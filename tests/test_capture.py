@@ -109,6 +109,19 @@ def test_slow_consumer_memory_flat_and_drops_counted(capture: Callable[..., Capt
         ctx.term()
 
 
+def test_log_level_comes_from_the_config(capture: Callable[..., Capture]) -> None:
+    """``log_level`` reaches the capture process: info logs the connection, warning does not."""
+    runs = {
+        level: capture(f"log{level}", "synthetic:w=64&h=48&fps=20", log_level=level)
+        for level in ("info", "warning")
+    }
+    for run in runs.values():
+        assert run.wait_state({"online"}, 20), run.output()
+        assert run.stop() == 0, run.output()
+    assert "INFO camera loginfo: connecting to synthetic" in runs["info"].output()
+    assert "INFO" not in runs["warning"].output(), runs["warning"].output()
+
+
 def test_bad_source_spec_is_one_error_line(capture: Callable[..., Capture]) -> None:
     run = capture("bad", "ftp://example/stream")
     assert wait_for(lambda: not run.alive(), 20)
