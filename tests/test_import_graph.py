@@ -135,6 +135,23 @@ def test_model_imports_only_itself_and_leaf_utilities() -> None:
     assert not any(bad.values()), f"vadmon.model reaches outside itself: {bad}"
 
 
+def test_process_code_never_imports_the_composition_root() -> None:
+    """Only a process's entry module (``__main__``) may turn the config into settings: the loops
+    take settings dataclasses, so they run the same under ``vadmon run`` and in a test."""
+    graph = import_graph(PACKAGE)
+    roots = {"vadmon.monitor", "vadmon.settings"}
+    processes = ("vadmon.capture", "vadmon.inference", "vadmon.alerts")
+    entries = {f"{p}.__main__" for p in processes}
+    assert entries <= graph.keys()
+    offenders = {
+        name: sorted(deps & roots)
+        for name, deps in graph.items()
+        if name.startswith(processes) and name not in entries and deps & roots
+    }
+    assert not offenders, f"process code imports the composition root: {offenders}"
+    assert all(graph[e] & roots for e in entries), "each entry asks vadmon.settings"
+
+
 def test_few_loose_modules_at_the_top() -> None:
     loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
     assert len(loose) <= MAX_LOOSE, f"{len(loose)} modules at the top of vadmon/: {loose}"
