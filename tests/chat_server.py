@@ -116,9 +116,7 @@ class ChatServer:
                 reply = {
                     "id": "chatcmpl-1",
                     "object": "chat.completion",
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": REPLY}}
-                    ],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY}}],
                 }
                 self._send(200, json.dumps(reply).encode())
 

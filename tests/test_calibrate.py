@@ -17,8 +17,9 @@ from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.config import load_config
 
 DT = 1.6  # seconds per snippet at 10 fps
-BASE = EventSettings(threshold=0.5, hysteresis=0.1, min_duration_s=2.0, cutoff_s=3.0,
-                     cooldown_s=30.0)
+BASE = EventSettings(
+    threshold=0.5, hysteresis=0.1, min_duration_s=2.0, cutoff_s=3.0, cooldown_s=30.0
+)
 
 
 def normal_stream(seed: int, hours: float, t0: float = 1_700_000_000.0) -> list:
@@ -31,7 +32,9 @@ def normal_stream(seed: int, hours: float, t0: float = 1_700_000_000.0) -> list:
     for i in range(1, n):
         x[i] = -3.0 + 0.93 * (x[i - 1] + 3.0) + shocks[i]
     values = 1 / (1 + np.exp(-x))
-    return [score(i, t0, float(v), [1 - v, v / 3, v / 3, v / 3], dt=DT) for i, v in enumerate(values)]
+    return [
+        score(i, t0, float(v), [1 - v, v / 3, v / 3, v / 3], dt=DT) for i, v in enumerate(values)
+    ]
 
 
 def per_day(scores, threshold: float) -> float:
@@ -56,16 +59,25 @@ def test_calibrated_threshold_meets_the_target_on_held_out_footage():
 def test_choose_is_robust_to_a_bump_in_the_curve():
     from vadmon.alerts.calibrate import CurvePoint
 
-    pts = [CurvePoint(0.5, 9, 9.0), CurvePoint(0.6, 1, 1.0), CurvePoint(0.7, 5, 5.0),
-           CurvePoint(0.8, 0, 0.0)]
+    pts = [
+        CurvePoint(0.5, 9, 9.0),
+        CurvePoint(0.6, 1, 1.0),
+        CurvePoint(0.7, 5, 5.0),
+        CurvePoint(0.8, 0, 0.0),
+    ]
     assert choose(pts, 2.0).threshold == 0.8
     assert choose(pts, 5.0).threshold == 0.6
     assert choose([CurvePoint(0.9, 3, 3.0)], 1.0) is None
 
 
 def run_cli(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vadmon", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vadmon", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_cli_writes_an_override_the_config_loader_applies(tmp_path, subprocess_env):
@@ -76,9 +88,20 @@ def test_cli_writes_an_override_the_config_loader_applies(tmp_path, subprocess_e
         writer.write(msg)
     writer.close()
     assert load_config(config).cameras["door"].alerts.threshold == 0.6
-    out = run_cli(subprocess_env, "calibrate", "--config", str(config), "--camera", "door",
-                  "--from", str(logs), "--target-false-alarms-per-day", "4",
-                  "--plot", str(tmp_path / "curve.png"))
+    out = run_cli(
+        subprocess_env,
+        "calibrate",
+        "--config",
+        str(config),
+        "--camera",
+        "door",
+        "--from",
+        str(logs),
+        "--target-false-alarms-per-day",
+        "4",
+        "--plot",
+        str(tmp_path / "curve.png"),
+    )
     assert out.returncode == 0, out.stderr
     written = tmp_path / "monitor.calibration.yaml"
     assert f"written to {written}" in out.stdout
@@ -97,8 +120,18 @@ def test_cli_writes_an_override_the_config_loader_applies(tmp_path, subprocess_e
     for i in range(400):
         w.write(score(i, 1_700_000_000.0 + (i // 40) * 120, 1.0, [0, 1, 0, 0], dt=DT))
     w.close()
-    bad = run_cli(subprocess_env, "calibrate", "--config", str(config), "--camera", "door",
-                  "--from", str(hot), "--target-false-alarms-per-day", "1")
+    bad = run_cli(
+        subprocess_env,
+        "calibrate",
+        "--config",
+        str(config),
+        "--camera",
+        "door",
+        "--from",
+        str(hot),
+        "--target-false-alarms-per-day",
+        "1",
+    )
     assert bad.returncode == 2 and "no threshold meets the target" in bad.stderr
     assert bad.stderr.count("\n") == 1
     assert load_config(config).cameras["door"].alerts.threshold == threshold  # untouched
@@ -117,14 +150,40 @@ def test_broken_calibration_file_is_one_clear_error(tmp_path):
 
 
 def test_calibrate_from_a_real_video_with_the_monitor_pipeline(
-    tmp_path, subprocess_env, vtest_path: Path, demo_checkpoint: Path
+    tmp_path, subprocess_env, vtest_path: Path
 ):
+    """Real footage through the monitor's own snippet assembly, encoder and scorer (zero-shot
+    with a local tiny-CLIP weights file: no training, no download)."""
+    import torch
+
+    from vadmon.model.clip_factory import create_clip
+
+    weights = tmp_path / "tiny-clip.pt"
+    torch.save(create_clip("vadmon-tiny").state_dict(), weights)
     config = write_config(tmp_path)
-    text = config.read_text().replace("checkpoint: model.pt", f"checkpoint: {demo_checkpoint}")
-    config.write_text(text)
-    out = run_cli(subprocess_env, "calibrate", "--config", str(config), "--camera", "door",
-                  "--video", str(vtest_path), "--target-false-alarms-per-day", "100000",
-                  "--dry-run")
+    model = (
+        f"model: {{mode: zeroshot, clip_arch: vadmon-tiny, clip_pretrained: {weights}, "
+        "class_names: [normal, fighting, explosion]}"
+    )
+    config.write_text(
+        config.read_text().replace("model: {mode: vadclip, checkpoint: model.pt}", model)
+    )
+    out = run_cli(
+        subprocess_env,
+        "calibrate",
+        "--config",
+        str(config),
+        "--camera",
+        "door",
+        "--video",
+        str(vtest_path),
+        "--target-false-alarms-per-day",
+        "100000",
+        "--dry-run",
+    )
     assert out.returncode == 0, out.stderr
-    assert "normal footage" in out.stdout and "0.01" in out.stdout
+    # vtest.avi: 795 frames at 10 fps = 49 snippets of 16 frames = 78 s of scored footage
+    assert "events/day on 0.02 h of normal" in out.stdout
+    # the grid starts at the hysteresis (0.1); any threshold meets a huge target: the lowest wins
+    assert "0.10 ←" in out.stdout
     assert not (tmp_path / "monitor.calibration.yaml").exists()

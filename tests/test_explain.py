@@ -95,7 +95,10 @@ def test_webhooks_and_events_cli_carry_the_explanation(tmp_path, subprocess_env)
     db = tmp_path / "data" / "outbox.sqlite"
     out = subprocess.run(
         [sys.executable, "-m", "vadmon", "events", "--db", str(db)],
-        capture_output=True, text=True, env=subprocess_env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     assert "text: Explosion (" in out.stdout

@@ -18,7 +18,10 @@ from vadmon.alerts.scorelog import ScoreLogWriter, read_logs
 def run_cli(env, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "vadmon", *args],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -37,8 +40,13 @@ def record_run(tmp_path: Path) -> tuple[Path, list[dict]]:
             value = 0.9 if hot else float(rng.uniform(0, 0.4))
             probs = [0.1, 0.7, 0.1, 0.1] if hot else [0.8, 0.1, 0.05, 0.05]
             pipe.on_message(score(i, t0 + 100, value, probs, camera="yard").to_parts())
-        drive(pipe, lambda: len([e for e in pipe.outbox.list_events(None, None, 100)
-                                 if e["state"] == "closed"]) == 3)
+        drive(
+            pipe,
+            lambda: (
+                len([e for e in pipe.outbox.list_events(None, None, 100) if e["state"] == "closed"])
+                == 3
+            ),
+        )
         assert pipe.tracker.counters()["suppressed_cooldown"] == 1
     finally:
         pipe.shutdown()
