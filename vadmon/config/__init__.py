@@ -1,7 +1,7 @@
 """The monitor configuration: one YAML file, validated by pydantic models.
 
-The models (``vadmon.config.models`` with its ``camera`` and ``webhook`` sections) are the single source of defaults and double as the
-documentation (``vadmon config schema`` prints them as JSON schema). Everything forbids
+The models (``vadmon.config.models`` with its ``camera``, ``webhook`` and ``explain`` sections)
+are the single source of defaults and double as the documentation (``vadmon config schema`` prints them as JSON schema). Everything forbids
 unknown keys, so a typo fails at start-up with the YAML line instead of being ignored.
 
 Loading (``load_config``, in ``vadmon.config.load``) does, in order: parse YAML keeping line

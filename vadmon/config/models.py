@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from vadmon.config.base import StrictModel
 from vadmon.config.camera import CAMERA_NAME, CameraConfig, CameraSettings
+from vadmon.config.explain import ExplainConfig, ScoreLogConfig
 from vadmon.config.webhook import WebhookConfig
 
 # --------------------------------------------------------------------------- model
@@ -237,6 +238,13 @@ class MonitorConfig(StrictModel):
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    score_log: ScoreLogConfig = Field(default_factory=ScoreLogConfig)
+    calibration_file: Path | None = Field(
+        None,
+        description="Per-camera thresholds written by `vadmon calibrate`; null: "
+        "<config name>.calibration.yaml beside the config, when it exists.",
+    )
 
     @field_validator("cameras")
     @classmethod

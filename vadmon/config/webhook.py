@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from vadmon.config.base import StrictModel
 from vadmon.redact import redact_url
 
-EVENT_TYPES = ("start", "update", "end")
+EVENT_TYPES = ("start", "update", "end", "explained")
 
 
 class WebhookConfig(StrictModel):
@@ -24,7 +24,7 @@ class WebhookConfig(StrictModel):
     secret: SecretStr = Field(
         ..., description="Signing secret 'whsec_<base64>' (>= 24 bytes decoded); use ${ENV}."
     )
-    events: list[Literal["start", "update", "end"]] = Field(
+    events: list[Literal["start", "update", "end", "explained"]] = Field(
         default_factory=lambda: list(EVENT_TYPES), min_length=1, description="Event types sent."
     )
     timeout_s: float = Field(10.0, gt=0, le=300, description="Overall deadline per attempt.")
