@@ -318,13 +318,24 @@ def test_alert_process_refuses_private_url_unless_allowed(tmp_path, subprocess_e
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     out = alerts(secret="whsec_c2hvcnQ=")
     assert out.returncode == 2 and "at least 24" in out.stderr
-    # allowed, the address is checked again when sending: the process starts and stays up
+    # allowed, the address is checked again when sending: the process runs (heartbeats) and
+    # stops cleanly on SIGTERM
     config = write_config(tmp_path, webhooks=[{**hook, "allow_private": True}])
+    ctx = zmq.Context()
+    beats = ctx.socket(zmq.PULL)
+    beats.setsockopt(zmq.LINGER, 0)
+    endpoint = f"ipc://{tempfile.mkdtemp(prefix='vadm-')}/beats"
+    beats.bind(endpoint)
+    env = {**subprocess_env, ENV_ENDPOINT: endpoint, ENV_NAME: "alerts"}
     proc = subprocess.Popen([sys.executable, "-m", "vadmon.alerts", "--config", str(config)],
-                            env=subprocess_env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        time.sleep(3)
-        assert proc.poll() is None, proc.stderr.read()
-    finally:
+        assert beats.poll(120_000), "no heartbeat from the alert process"
+        assert parse_heartbeat(beats.recv_multipart()) is not None
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        assert proc.wait(30) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        ctx.destroy(0)
