@@ -25,6 +25,7 @@ from vadmon.alerts.delivery import (
     DeliverySettings,
     DeliveryWorker,
     Endpoint,
+    RetryPolicy,
     build_body,
     new_msg_id,
 )
@@ -256,8 +257,10 @@ def test_dead_letter_listed_by_cli_and_replayed_with_same_id(tmp_path, subproces
     ev = {"id": "1700000000.000000-abcdef", "camera": "lobby", "label": "Fighting",
           "start_ts": 1_700_000_000.0}  # fmt: skip
     with Receiver([SECRET], script=[("status", 500, {})] * 2) as rx:
-        ep = Endpoint("main", rx.url, (SECRET,), allow_private=True)
-        settings = DeliverySettings((ep,), max_attempts=2, backoff_base_s=0.01)
+        retry = RetryPolicy(max_attempts=2, backoff_base_s=0.01, backoff_max_s=1.0,
+                            attempt_deadline_s=10.0)  # fmt: skip
+        ep = Endpoint("main", rx.url, (SECRET,), True, events=("start",), retry=retry)
+        settings = DeliverySettings((ep,))
         worker = DeliveryWorker(str(db), settings)
         outbox = Outbox(db)
         msg_id = new_msg_id()

@@ -14,6 +14,7 @@ from vadmon.alerts.delivery import (
     DeliverySettings,
     DeliveryWorker,
     Endpoint,
+    RetryPolicy,
     UrlRefused,
     build_body,
     check_url,
@@ -22,6 +23,7 @@ from vadmon.alerts.delivery import (
 )
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.signing import SecretError, generate_secret
+from vadmon.config.models import EVENT_TYPES
 
 SECRET = generate_secret()
 
@@ -35,11 +37,24 @@ def event(i: int = 0) -> dict:
 def setup(
     tmp_path: Path, url: str, allow_private: bool = True, **kw
 ) -> tuple[Outbox, DeliveryWorker]:
-    ep = Endpoint("main", url, (SECRET,), allow_private=allow_private)
-    opts = dict(max_attempts=5, backoff_base_s=0.05, attempt_deadline_s=1.0, poll_interval_s=0.05)
-    opts.update(kw)
+    policy = dict(max_attempts=5, backoff_base_s=0.05, backoff_max_s=600.0, attempt_deadline_s=1.0)
+    policy.update({k: kw.pop(k) for k in list(kw) if k in policy})
+    ep = endpoint("main", url, allow_private, **policy)
     db = tmp_path / "outbox.db"
-    return Outbox(db), DeliveryWorker(str(db), DeliverySettings(endpoints=(ep,), **opts))
+    settings = DeliverySettings(endpoints=(ep,), **{"poll_interval_s": 0.05, **kw})
+    worker = DeliveryWorker(str(db), settings)
+    return Outbox(db), worker
+
+
+def endpoint(
+    name: str, url: str, allow_private=True, events=EVENT_TYPES, secret=SECRET, **policy
+) -> Endpoint:
+    """An endpoint with a quick retry policy (``policy`` overrides its fields)."""
+    retry = dict(max_attempts=5, backoff_base_s=0.05, backoff_max_s=600.0, attempt_deadline_s=1.0)
+    retry.update(policy)
+    return Endpoint(
+        name, url, (secret,), allow_private, events=tuple(events), retry=RetryPolicy(**retry)
+    )
 
 
 def enqueue(outbox: Outbox, i: int = 0, kind: str = "start") -> str:
@@ -165,8 +180,8 @@ def test_private_urls_refused_unless_allowed(tmp_path):
 def test_endpoint_refuses_short_secret_and_hides_secrets():
     short = "whsec_" + base64.b64encode(b"k" * 16).decode()
     with pytest.raises(SecretError):
-        Endpoint("main", "https://8.8.8.8/", (short,))
-    ep = Endpoint("main", "https://user:pw@8.8.8.8/", (SECRET,))
+        endpoint("main", "https://8.8.8.8/", secret=short)
+    ep = endpoint("main", "https://user:pw@8.8.8.8/")
     assert SECRET not in repr(ep) and "pw" not in repr(ep)
 
 

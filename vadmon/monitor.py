@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vadmon.alerts.clip_writer import ClipSettings
-from vadmon.alerts.delivery import DeliverySettings, Endpoint
+from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy
 from vadmon.alerts.event import EventSettings
 from vadmon.alerts.process import AlertSettings
 from vadmon.capture.process import CaptureEndpoints, CaptureSettings, capture_endpoints
 from vadmon.capture.snippet import SnippetSettings
 from vadmon.capture.watchdog import WatchdogSettings
-from vadmon.config import MonitorConfig
+from vadmon.config import MonitorConfig, WebhookConfig
 from vadmon.errors import VadmonError
 from vadmon.runtime.link import LinkClient, LinkServer
 from vadmon.runtime.supervisor import ChildSpec
@@ -152,23 +152,27 @@ def event_settings(alerts) -> EventSettings:
         cutoff_s=alerts.cutoff_s,
         smoothing=sm.kind,
         smoothing_k=sm.window,
+        smoothing_alpha=sm.alpha,
         cooldown_s=alerts.cooldown_s,
+        labels_ignore=tuple(alerts.labels_ignore),
     )
+
+
+def webhook_endpoint(w: WebhookConfig) -> Endpoint:
+    """One configured webhook → its endpoint, with its own event filter and retry policy."""
+    retry = RetryPolicy(
+        max_attempts=w.max_attempts,
+        backoff_base_s=w.backoff_initial_s,
+        backoff_max_s=w.backoff_max_s,
+        attempt_deadline_s=w.timeout_s,
+    )
+    allow = w.allow_private if isinstance(w.allow_private, bool) else tuple(w.allow_private)
+    secret = (w.secret.get_secret_value(),)
+    return Endpoint(w.name, w.url, secret, allow, events=tuple(w.events), retry=retry)
 
 
 def alert_settings(cfg: MonitorConfig) -> AlertSettings:
-    endpoints = tuple(
-        Endpoint(w.name, w.url, (w.secret.get_secret_value(),), w.allow_private)
-        for w in cfg.webhooks
-    )
-    first = cfg.webhooks[0] if cfg.webhooks else None
-    delivery = DeliverySettings(
-        endpoints=endpoints,
-        max_attempts=first.max_attempts if first else 8,
-        backoff_base_s=first.backoff_initial_s if first else 2.0,
-        backoff_max_s=first.backoff_max_s if first else 600.0,
-        attempt_deadline_s=first.timeout_s if first else 10.0,
-    )
+    delivery = DeliverySettings(endpoints=tuple(webhook_endpoint(w) for w in cfg.webhooks))
     cams = cfg.enabled_cameras()
     pre = max((c.alerts.pre_capture_s for c in cams.values()), default=5.0)
     post = max((c.alerts.post_capture_s for c in cams.values()), default=5.0)

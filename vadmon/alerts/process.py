@@ -29,6 +29,7 @@ from vadmon.alerts.delivery import (
     DeliverySettings,
     DeliveryWorker,
     Endpoint,
+    RetryPolicy,
     build_body,
     check_url,
     new_msg_id,
@@ -65,7 +66,7 @@ class AlertPipeline:
         self.tracker = EventTracker(settings.events, settings.per_camera)
         self.clips = ClipWriter(settings.clips)
         self.worker = DeliveryWorker(str(settings.db_path), settings.delivery)
-        self.endpoints = [ep.name for ep in settings.delivery.endpoints]
+        self.endpoints = settings.delivery.endpoints
         self.counters: dict[str, int] = collections.defaultdict(int)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=40)
 
@@ -137,7 +138,8 @@ class AlertPipeline:
             }
         )
         body = build_body(kind, data)
-        self.outbox.enqueue(data, kind, new_msg_id(), body, self.endpoints, state=state)
+        targets = [ep.name for ep in self.endpoints if ep.wants(kind)]  # webhook `events`
+        self.outbox.enqueue(data, kind, new_msg_id(), body, targets, state=state)
         self.counters["queued"] += 1
         self.counters[f"queued_{kind}"] += 1
         self.worker.wake()
@@ -282,8 +284,16 @@ def settings_from_args(args: argparse.Namespace) -> AlertSettings:
         raise VadmonError(
             f"environment variable {args.secret_env} is not set", "--secret-env", "export whsec_…"
         )
+    retry = RetryPolicy(args.max_attempts, args.backoff_base, 600.0, args.deadline)
     endpoints = tuple(
-        Endpoint(f"webhook{i}" if i else "default", url, (secret,), args.allow_private)
+        Endpoint(
+            f"webhook{i}" if i else "default",
+            url,
+            (secret,),
+            args.allow_private,
+            events=("start", "update", "end"),
+            retry=retry,
+        )
         for i, url in enumerate(args.webhook)
     )
     try:
@@ -295,6 +305,8 @@ def settings_from_args(args: argparse.Namespace) -> AlertSettings:
             cooldown_s=args.cooldown,
             smoothing=args.smoothing,
             smoothing_k=args.smoothing_k,
+            smoothing_alpha=2.0 / (args.smoothing_k + 1),
+            labels_ignore=(),
             update_interval_s=args.update_interval,
         )
     except ValueError as exc:
@@ -303,12 +315,7 @@ def settings_from_args(args: argparse.Namespace) -> AlertSettings:
         db_path=args.db,
         clips=ClipSettings(args.media_dir, pre_s=args.pre, post_s=args.post),
         events=events,
-        delivery=DeliverySettings(
-            endpoints=endpoints,
-            max_attempts=args.max_attempts,
-            backoff_base_s=args.backoff_base,
-            attempt_deadline_s=args.deadline,
-        ),
+        delivery=DeliverySettings(endpoints=endpoints),
         flush_s=args.flush,
     )
 
