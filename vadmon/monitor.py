@@ -16,6 +16,7 @@ from vadmon.alerts.clip_writer import ClipSettings
 from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy
 from vadmon.alerts.event import EventSettings
 from vadmon.alerts.process import AlertSettings
+from vadmon.atomic import make_dirs
 from vadmon.capture.process import CaptureEndpoints, CaptureSettings, capture_endpoints
 from vadmon.capture.snippet import SnippetSettings
 from vadmon.capture.watchdog import WatchdogSettings
@@ -244,7 +245,7 @@ def run_monitor(
     cfg = load_config(config_path)
     check_role(cfg, role)
     ipc_dir(endpoints_dir(cfg))
-    cfg.storage.dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(cfg.storage.dir, private=True)  # event data: 0700 when we create it
     os.environ["VADMON_SHM_PREFIX"] = cfg.shm_prefix()
     specs = child_specs(cfg, config_path, role)
     sup = Supervisor(

@@ -70,7 +70,7 @@ def encode_mp4(frames: list[Frame], path: Path, default_fps: float = 10.0) -> st
         return None
     h, w = images[0].shape[:2]
     try:
-        with atomic_path(path, suffix=".mp4") as tmp:
+        with atomic_path(path, suffix=".mp4", private=True) as tmp:
             writer = cv2.VideoWriter(
                 str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), clip_fps(frames, default_fps), (w, h)
             )
@@ -124,7 +124,7 @@ class ClipWriter:
         target = event.peak_ts or event.start_ts
         best = min(ring, key=lambda f: abs(f.ts - target))
         path = self._dir(event.camera) / f"{safe_name(event.id)}.jpg"
-        atomic_write_bytes(path, best.jpeg)
+        atomic_write_bytes(path, best.jpeg, private=True)
         self.counters["snapshots"] += 1
         return str(path)
 

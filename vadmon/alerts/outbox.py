@@ -13,6 +13,7 @@ per commit costs nothing noticeable and buys "nothing lost" across power cuts to
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vadmon.atomic import PRIVATE_FILE, make_dirs
 from vadmon.errors import VadmonError
 
 STATUSES = ("pending", "delivered", "dead", "disabled")
@@ -91,7 +93,7 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
             )
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -99,6 +101,20 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """The outbox holds event data: its directory (if we create it) 0700, the file 0600.
+
+    SQLite gives the ``-wal``/``-shm`` files the database file's mode, so creating the empty
+    database file ourselves with 0600 is enough, whatever the umask."""
+    make_dirs(path.parent, private=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    os.fchmod(fd, PRIVATE_FILE)
+    os.close(fd)
 
 
 class Outbox:
