@@ -117,6 +117,8 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
         camera=camera,
         source=str(cam.source),
         loop=cam.loop,
+        realtime=cam.realtime,
+        rtsp_transport=cam.rtsp_transport,
         open_timeout_ms=int(cam.open_timeout_s * 1000),
         read_timeout_ms=int(cam.read_timeout_s * 1000),
         ring_slots=cam.ring_slots,

@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from vadmon.capture.snippet import SnippetAssembler, SnippetSettings
 from vadmon.capture.source import ErrorKind, FrameSource, SourceError, open_source
 from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fingerprint
 from vadmon.errors import VadmonError
-from vadmon.redact import url_secrets
+from vadmon.redact import secret_variants, url_secrets
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import FramePacker, LinkClient, open_client
 from vadmon.runtime.messages import FrameHeader, PreviewFrame, SnippetMessage, Status
@@ -72,6 +73,8 @@ class CaptureSettings:
     # file path, rtsp://…, webcam index, or synthetic:… — may hold a password: not in repr
     source: str = field(repr=False)
     loop: bool = True
+    realtime: bool = field(kw_only=True)  # files: pace at the source fps
+    rtsp_transport: str = field(kw_only=True)  # tcp | udp
     open_timeout_ms: int = 10000
     read_timeout_ms: int = 5000
     ring_slots: int = 48
@@ -195,7 +198,17 @@ class CaptureLoop:
             item = None
             time.sleep(0.05)
         now = time.monotonic()
-        if isinstance(item, SourceError):
+        if (
+            isinstance(item, SourceError)
+            and item.kind is ErrorKind.ENDED
+            and not self.settings.loop
+        ):
+            log.info(
+                "camera %s: end of %s (loop: false): done", self.settings.camera, self.description
+            )
+            self._stop_reader()
+            self.watchdog.end()
+        elif isinstance(item, SourceError):
             log.warning("camera %s: %s", self.settings.camera, item)
             self._apply(self.watchdog.on_error(now, item.kind.value))
         elif item is not None:
@@ -230,14 +243,7 @@ class CaptureLoop:
             self.reader.start()
 
     def _build_source(self) -> FrameSource:
-        s = self.settings
-        source = open_source(
-            s.source,
-            loop=s.loop,
-            open_timeout_ms=s.open_timeout_ms,
-            read_timeout_ms=s.read_timeout_ms,
-        )
-        return source
+        return build_source(self.settings)
 
     def _stop_reader(self) -> None:
         if self.reader is not None:
@@ -365,6 +371,18 @@ class CaptureLoop:
             self.heartbeat.close()
 
 
+def build_source(s: CaptureSettings) -> FrameSource:
+    """The (unopened) source for these settings: where the camera's config keys take effect."""
+    return open_source(
+        s.source,
+        loop=s.loop,
+        realtime=s.realtime,
+        rtsp_transport=s.rtsp_transport,
+        open_timeout_ms=s.open_timeout_ms,
+        read_timeout_ms=s.read_timeout_ms,
+    )
+
+
 def open_source_description(settings: CaptureSettings) -> str:
     try:
         return open_source(settings.source).description
@@ -411,8 +429,10 @@ class StderrScrubber:
     echoes (e.g. in an error naming the URL) never reaches the log.
     """
 
-    def __init__(self, secrets: list[str]) -> None:
-        self.secrets = [s.encode() for s in secrets if s]
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # exact values (raw and encoded), never shorter than MIN_SECRET_LEN: masking a guessed
+        # one-letter "password" would scramble every log line and protect nothing
+        self.secrets = [s.encode() for s in secret_variants(secrets)]
         self._thread: threading.Thread | None = None
 
     def install(self) -> None:
@@ -473,6 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publish", default="", help="override the PUB endpoint")
     p.add_argument("--snippets", default="", help="override the snippet PUSH endpoint")
     p.add_argument("--no-loop", action="store_true", help="files: stop at the end")
+    p.add_argument("--no-realtime", action="store_true", help="files: read as fast as possible")
+    p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
     p.add_argument("--fps", type=float, default=0.0, help="snippet clock (0: every source frame)")
     p.add_argument("--frames-per-snippet", type=int, default=16)
     p.add_argument("--samples", type=int, default=1, help="frames per snippet to embed")
@@ -506,6 +528,8 @@ def settings_from_args(args: argparse.Namespace) -> CaptureSettings:
         camera=args.camera,
         source=args.source,
         loop=not args.no_loop,
+        realtime=not args.no_realtime,
+        rtsp_transport=args.rtsp_transport,
         open_timeout_ms=args.open_timeout_ms,
         read_timeout_ms=args.read_timeout_ms,
         ring_slots=args.ring_slots,
@@ -516,14 +540,17 @@ def settings_from_args(args: argparse.Namespace) -> CaptureSettings:
     )
 
 
-def _from_config(args: argparse.Namespace) -> tuple[CaptureSettings, CaptureEndpoints]:
+def _from_config(
+    args: argparse.Namespace,
+) -> tuple[CaptureSettings, CaptureEndpoints, tuple[str, ...]]:
     from vadmon.config import load_config
     from vadmon.monitor import camera_endpoints, capture_settings
 
     cfg = load_config(args.config)
     if args.camera not in cfg.cameras:
         raise VadmonError(f"camera {args.camera!r} is not in the config", args.config)
-    return capture_settings(cfg, args.camera), camera_endpoints(cfg, args.camera)
+    settings = capture_settings(cfg, args.camera)
+    return settings, camera_endpoints(cfg, args.camera), cfg.secret_values()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -532,14 +559,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.config and not args.source:
         parser.error("give --config or --source")
     preset: tuple[CaptureSettings, CaptureEndpoints] | None = None
+    secrets: tuple[str, ...] = ()
     if args.config:
         try:
-            preset = _from_config(args)
+            settings, endpoints, secrets = _from_config(args)
         except VadmonError as exc:
             print(f"vadmon capture: error: {exc.line()}", file=sys.stderr)
             return 2
-        args.source = preset[0].source
-    scrubber = StderrScrubber(url_secrets(args.source))
+        preset = (settings, endpoints)
+        args.source = settings.source
+    scrubber = StderrScrubber([*secrets, *url_secrets(args.source)])
     scrubber.install()
     logging.basicConfig(
         level=args.log_level.upper(),

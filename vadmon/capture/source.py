@@ -12,6 +12,7 @@ Source descriptions are always redacted: a URL's password never reaches a log li
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import socket
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -203,12 +204,13 @@ class _LiveCapture:
 
 @dataclass
 class StreamSource(_LiveCapture):
-    """RTSP/RTMP/HTTP via FFmpeg, over TCP, with open and read timeouts set at open time."""
+    """RTSP/RTMP/HTTP via FFmpeg (RTSP over ``rtsp_transport``), with open and read timeouts."""
 
     url: str
     open_timeout_ms: int = 10000
     read_timeout_ms: int = 5000
     fps: float = 0.0
+    rtsp_transport: str = "tcp"  # tcp | udp (RTSP lower transport; camera config key)
 
     def __post_init__(self) -> None:
         self.description = redact_url(self.url)
@@ -218,8 +220,9 @@ class StreamSource(_LiveCapture):
         return f"StreamSource({self.description!r})"
 
     def open(self) -> None:
-        # Must be in the environment before the FFmpeg backend opens the stream.
-        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+        # Read by the FFmpeg backend when it opens the stream; one camera per capture process,
+        # so the process environment is this camera's.
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.rtsp_transport}"
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             self.open_timeout_ms,
@@ -253,6 +256,7 @@ class WebcamSource(_LiveCapture):
 # --- failure classification -----------------------------------------------------------------
 
 _STATUS = re.compile(rb"^(?:RTSP|HTTP)/\d\.\d (\d{3})")
+_DIGEST_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 def classify_stream_failure(url: str, timeout_s: float = 5.0) -> tuple[ErrorKind, str]:
@@ -283,26 +287,24 @@ def classify_stream_failure(url: str, timeout_s: float = 5.0) -> tuple[ErrorKind
 def _ask_server(
     conn: socket.socket, url: str, scheme: str, timeout_s: float
 ) -> tuple[ErrorKind, str]:
+    """One request without credentials; only when the server challenges (401) and the URL has
+    credentials, answer the challenge once (Digest when offered, so the password never
+    crosses the wire; Basic only when that is all the server accepts)."""
     parts = urlsplit(url)
     bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    lines = [f"DESCRIBE {bare} RTSP/1.0", "CSeq: 1", "Accept: application/sdp"]
-    if scheme == "http":
-        lines = [f"HEAD {parts.path or '/'} HTTP/1.0", f"Host: {parts.hostname}"]
-    if parts.username is not None:
-        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        lines.append("Authorization: Basic " + base64.b64encode(creds).decode())
     conn.settimeout(timeout_s)
     try:
-        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        reply = conn.recv(512)
+        code, headers = _request(conn, scheme, bare, parts, 1, None)
+        if code == 401 and parts.username is not None and scheme == "rtsp":
+            auth = _answer_challenge(headers, parts, bare)
+            if auth is not None:
+                code, headers = _request(conn, scheme, bare, parts, 2, auth)
     except TimeoutError:
         return ErrorKind.TIMEOUT, "server accepted the connection but did not answer"
     except OSError as exc:
         return ErrorKind.REFUSED, f"connection dropped ({exc.strerror})"
-    match = _STATUS.match(reply)
-    if not match:
+    if code is None:
         return ErrorKind.CODEC, "server does not speak " + scheme.upper()
-    code = int(match.group(1))
     if code in (401, 403):
         return ErrorKind.AUTH, f"server answered {code}: check user and password"
     if code == 404:
@@ -310,6 +312,51 @@ def _ask_server(
     if code < 300:
         return ErrorKind.CODEC, "server is fine but the stream could not be decoded"
     return ErrorKind.UNKNOWN, f"server answered {code}"
+
+
+def _request(
+    conn: socket.socket, scheme: str, bare: str, parts: SplitResult, cseq: int, auth: str | None
+) -> tuple[int | None, list[str]]:
+    """Send DESCRIBE (RTSP) or HEAD (HTTP); return the status code and the header lines."""
+    lines = [f"DESCRIBE {bare} RTSP/1.0", f"CSeq: {cseq}", "Accept: application/sdp"]
+    if scheme == "http":
+        lines = [f"HEAD {parts.path or '/'} HTTP/1.0", f"Host: {parts.hostname}"]
+    if auth is not None:
+        lines.append(f"Authorization: {auth}")
+    conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply and len(reply) < 16384:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    match = _STATUS.match(reply)
+    head = reply.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return (int(match.group(1)) if match else None), head
+
+
+def _answer_challenge(headers: list[str], parts: SplitResult, uri: str) -> str | None:
+    """The ``Authorization`` value for the server's ``WWW-Authenticate`` challenge."""
+    challenges = [h.split(":", 1)[1].strip() for h in headers if ":" in h and
+                  h.split(":", 1)[0].strip().lower() == "www-authenticate"]  # fmt: skip
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    for challenge in challenges:
+        if challenge.lower().startswith("digest "):
+            params = dict(_DIGEST_PARAM.findall(challenge))
+            realm, nonce = params.get("realm", ""), params.get("nonce", "")
+            ha1 = _md5(f"{user}:{realm}:{password}")
+            response = _md5(f"{ha1}:{nonce}:{_md5(f'DESCRIBE:{uri}')}")
+            return (
+                f'Digest username="{user}", realm="{realm}", nonce="{nonce}", '
+                f'uri="{uri}", response="{response}"'
+            )
+    if any(c.lower().startswith("basic") for c in challenges):
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    return None
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 # --- factory --------------------------------------------------------------------------------
@@ -336,16 +383,22 @@ def parse_synthetic(spec: str) -> SyntheticSource:
 
 
 def open_source(
-    spec: str, *, loop: bool = True, open_timeout_ms: int = 10000, read_timeout_ms: int = 5000
+    spec: str,
+    *,
+    loop: bool = True,
+    realtime: bool = True,
+    rtsp_transport: str = "tcp",
+    open_timeout_ms: int = 10000,
+    read_timeout_ms: int = 5000,
 ) -> FrameSource:
     """Build (not open) the source a spec names: URL, ``synthetic:…``, webcam index or file."""
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in STREAM_SCHEMES:
-        return StreamSource(spec, open_timeout_ms, read_timeout_ms)
+        return StreamSource(spec, open_timeout_ms, read_timeout_ms, rtsp_transport=rtsp_transport)
     if spec.startswith("synthetic"):
         return parse_synthetic(spec)
     if spec.isdigit() or spec.startswith("webcam:"):
         return WebcamSource(int(spec.rpartition(":")[2]))
     if scheme:
         raise ValueError(f"unsupported URL scheme {scheme!r}; use one of {STREAM_SCHEMES}")
-    return FileSource(Path(spec), loop=loop)
+    return FileSource(Path(spec), loop=loop, realtime=realtime)

@@ -53,9 +53,11 @@ def load_config_text(
         )
     merge_defaults(located)
     try:
-        return MonitorConfig.model_validate(located.data)
+        config = MonitorConfig.model_validate(located.data)
     except ValidationError as exc:
         raise _to_vadmon_error(exc, located, where) from None
+    config._secrets = tuple(dict.fromkeys(located.secrets))
+    return config
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from vadmon.netpolicy import Network, allowed_networks, refused_host
 from vadmon.redact import redact_url
@@ -461,6 +469,12 @@ class MonitorConfig(_Model):
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    _secrets: tuple[str, ...] = PrivateAttr(default=())
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every ``${ENV}`` value substituted into the file (raw and as encoded into URLs):
+        log scrubbers mask exactly these, instead of guessing a password from a URL."""
+        return self._secrets
 
     @field_validator("cameras")
     @classmethod

@@ -31,6 +31,7 @@ STATE_STYLE = {
     "connecting": "yellow",
     "stalled": "bold magenta",
     "offline": "bold red",
+    "ended": "dim",
 }
 PROCESS_STYLE = {
     "running": "green",

@@ -50,8 +50,8 @@ CAPTURE_PREFIX = "capture:"
 INFERENCE_PROCESS = "inference"
 ALERTS_PROCESS = "alerts"
 
-CameraState = Literal["connecting", "online", "stalled", "offline"]
-CAMERA_STATES: tuple[str, ...] = ("connecting", "online", "stalled", "offline")
+CameraState = Literal["connecting", "online", "stalled", "offline", "ended"]
+CAMERA_STATES: tuple[str, ...] = ("connecting", "online", "stalled", "offline", "ended")
 EventKind = Literal["start", "update", "end"]
 MAX_RECENT_EVENTS = 10
 
