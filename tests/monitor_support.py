@@ -94,6 +94,7 @@ def write_config(
     camera_extra: str = "",
     supervisor: str = "",
     transport: str = "",
+    storage: str = "",
     alerts: str = "threshold: 0.6, min_duration_s: 1.0, cutoff_s: 2.0, cooldown_s: 5",
 ) -> Path:
     """A monitor config: fast reconnects, small timeouts, the demo model."""
@@ -122,6 +123,7 @@ model:
   batch_wait_ms: 10
 storage:
   dir: {path.parent / ("data-" + instance)}
+{storage}
 transport:
   ipc_dir: {ipc}
 {transport}

@@ -16,6 +16,7 @@ from vadmon.alerts.clip_writer import ClipSettings
 from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy
 from vadmon.alerts.event import EventSettings
 from vadmon.alerts.process import AlertSettings
+from vadmon.alerts.retention import RetentionSettings
 from vadmon.atomic import make_dirs
 from vadmon.capture.process import CaptureEndpoints, CaptureSettings, capture_endpoints
 from vadmon.capture.snippet import SnippetSettings
@@ -35,6 +36,7 @@ def endpoints_dir(cfg: MonitorConfig) -> Path:
 
 
 ROLES = ("all", "capture", "inference")
+DAY_S = 86400.0
 
 
 def link_client(cfg: MonitorConfig) -> LinkClient | None:
@@ -180,11 +182,24 @@ def alert_settings(cfg: MonitorConfig) -> AlertSettings:
     pre = max((c.alerts.pre_capture_s for c in cams.values()), default=5.0)
     post = max((c.alerts.post_capture_s for c in cams.values()), default=5.0)
     return AlertSettings(
+        retention=retention_settings(cfg),
         db_path=cfg.storage.outbox_db,
-        clips=ClipSettings(cfg.storage.dir / "media", pre_s=pre, post_s=post),
+        clips=ClipSettings(cfg.storage.media_dir, pre_s=pre, post_s=post),
         events=event_settings(cfg.defaults.alerts),
         per_camera={name: event_settings(c.alerts) for name, c in cams.items()},
         delivery=delivery,
+    )
+
+
+def retention_settings(cfg: MonitorConfig) -> RetentionSettings:
+    r = cfg.storage.retention
+    return RetentionSettings(
+        media_dir=cfg.storage.media_dir,
+        media_max_age_s=r.media_days * DAY_S,
+        media_max_bytes=None if r.max_media_gb is None else int(r.max_media_gb * 1e9),
+        events_max_age_s=r.events_days * DAY_S,
+        outbox_max_bytes=None if r.max_outbox_mb is None else int(r.max_outbox_mb * 1e6),
+        interval_s=r.check_interval_s,
     )
 
 

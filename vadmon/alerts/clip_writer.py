@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from vadmon.alerts.event import Event
+from vadmon.alerts.retention import MediaStore
 from vadmon.atomic import atomic_path, atomic_write_bytes
 from vadmon.runtime.messages import PreviewFrame
 
@@ -89,8 +90,9 @@ def encode_mp4(frames: list[Frame], path: Path, default_fps: float = 10.0) -> st
 class ClipWriter:
     """Per-camera preview rings, snapshots, and clip recordings keyed by event id."""
 
-    def __init__(self, settings: ClipSettings) -> None:
+    def __init__(self, settings: ClipSettings, store: MediaStore | None = None) -> None:
         self.s = settings
+        self.store = store  # retention: media quota (None: no limits)
         self.rings: dict[str, deque[Frame]] = {}
         self.recordings: dict[str, _Recording] = {}
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vadmon-clip")
@@ -124,6 +126,9 @@ class ClipWriter:
         target = event.peak_ts or event.start_ts
         best = min(ring, key=lambda f: abs(f.ts - target))
         path = self._dir(event.camera) / f"{safe_name(event.id)}.jpg"
+        protected = {*self.protected(), event.id}
+        if self.store is not None and not self.store.make_room(len(best.jpeg), protected):
+            return None  # no room under the media cap: the event goes out without it
         atomic_write_bytes(path, best.jpeg, private=True)
         self.counters["snapshots"] += 1
         return str(path)
@@ -175,6 +180,10 @@ class ClipWriter:
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
 
+    def protected(self) -> set[str]:
+        """File stems retention must not touch: events open or with a clip still to cut."""
+        return {safe_name(event_id) for event_id in self.recordings}
+
     def _submit(self, rec: _Recording) -> None:
         path = self._dir(rec.event.camera) / f"{safe_name(rec.event.id)}.mp4"
         # frames that arrived before the end was known may lie beyond the post-roll
@@ -188,5 +197,10 @@ class ClipWriter:
             path = rec.future.result(0)
         except Exception:
             path = None
-        self.counters["clips" if path else "clip_errors"] += 1
+        if path is None:
+            self.counters["clip_errors"] += 1
+            return None
+        if self.store is not None and not self.store.admit(Path(path), self.protected()):
+            return None  # over the media cap even after pruning: deleted, counted there
+        self.counters["clips"] += 1
         return path

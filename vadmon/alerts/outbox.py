@@ -26,6 +26,8 @@ from vadmon.atomic import PRIVATE_FILE, make_dirs
 from vadmon.errors import VadmonError
 
 STATUSES = ("pending", "delivered", "dead", "disabled")
+FINISHED_EVENT_STATES = ("closed", "interrupted")  # retention may delete these (never open)
+WAL_LIMIT_BYTES = 1 << 20  # the WAL is truncated to this after a checkpoint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -58,6 +60,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (msg_id, endpoint)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event_id);
 CREATE TABLE IF NOT EXISTS endpoints (
     name TEXT PRIMARY KEY,
     disabled_at REAL,
@@ -95,7 +98,9 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
     else:
         _create_private(path)
         conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None)
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # new files: retention can shrink them
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(SCHEMA)
     conn.row_factory = sqlite3.Row
@@ -279,6 +284,48 @@ class Outbox:
     def disabled_endpoints(self) -> dict[str, str]:
         rows = self.conn.execute("SELECT name, reason FROM endpoints WHERE disabled_at IS NOT NULL")
         return {r["name"]: r["reason"] or "" for r in rows}
+
+    # --- retention --------------------------------------------------------------------------
+
+    def live_bytes(self) -> int:
+        """Bytes the rows occupy (pages in use); the file itself may hold free pages too."""
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def prune(self, before: float | None, max_bytes: int | None, batch: int = 50) -> int:
+        """Delete finished events (closed, no webhook row pending) with their webhook rows:
+        those last updated before ``before``, then oldest first while over ``max_bytes``.
+        Returns the number of events deleted; free pages go back to the file system."""
+        removed = 0
+        if before is not None:
+            removed += self._delete_finished("AND e.updated_at < ?", (before,))
+        while max_bytes is not None and self.live_bytes() > max_bytes:
+            n = self._delete_finished("", (), batch)
+            if n == 0:
+                break  # only open events / pending rows left: they are never deleted
+            removed += n
+        if removed:
+            self.conn.executescript("PRAGMA incremental_vacuum;")  # steps to the end
+        return removed
+
+    def _delete_finished(self, extra: str, args: tuple[float, ...], limit: int = -1) -> int:
+        states = ",".join("?" * len(FINISHED_EVENT_STATES))
+        with self._tx() as db:
+            ids = [
+                r[0]
+                for r in db.execute(
+                    f"SELECT e.id FROM events e WHERE e.state IN ({states}) {extra}"
+                    " AND NOT EXISTS (SELECT 1 FROM deliveries d"
+                    "   WHERE d.event_id = e.id AND d.status = 'pending')"
+                    " ORDER BY e.updated_at, e.start_ts LIMIT ?",
+                    (*FINISHED_EVENT_STATES, *args, limit),
+                )
+            ]
+            db.executemany("DELETE FROM deliveries WHERE event_id = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
+        return len(ids)
 
     # --- readers (CLI, dashboard) ---------------------------------------------------------
 

@@ -36,6 +36,7 @@ from vadmon.alerts.delivery import (
 )
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
 from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.retention import MediaStore, RetentionSettings
 from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
@@ -50,6 +51,7 @@ class AlertSettings:
     events: EventSettings = field(default_factory=EventSettings)
     per_camera: dict[str, EventSettings] = field(default_factory=dict)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    retention: RetentionSettings = field(kw_only=True)
     heartbeat_s: float = 1.0
     flush_s: float = 3.0
     max_pending: int = 10_000
@@ -64,7 +66,9 @@ class AlertPipeline:
             check_url(ep.url, ep.allow_private)
         self.outbox = Outbox(settings.db_path, max_pending=settings.max_pending)
         self.tracker = EventTracker(settings.events, settings.per_camera)
-        self.clips = ClipWriter(settings.clips)
+        self.media = MediaStore(settings.retention)
+        self.clips = ClipWriter(settings.clips, self.media)
+        self.next_prune = 0.0
         self.worker = DeliveryWorker(str(settings.db_path), settings.delivery)
         self.endpoints = settings.delivery.endpoints
         self.counters: dict[str, int] = collections.defaultdict(int)
@@ -99,6 +103,16 @@ class AlertPipeline:
         self._handle(self.tracker.expire(now))
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
+        if now >= self.next_prune:
+            self.prune(now)
+
+    def prune(self, now: float) -> None:
+        """Retention by age and size (media and outbox); open events are never touched."""
+        r = self.s.retention
+        self.next_prune = now + r.interval_s
+        self.media.prune(now, self.clips.protected())
+        before = None if r.events_max_age_s is None else now - r.events_max_age_s
+        self.counters["outbox_pruned"] += self.outbox.prune(before, r.outbox_max_bytes)
 
     def shutdown(self) -> None:
         self._handle(self.tracker.close_all("alert process shutting down"))
@@ -150,6 +164,7 @@ class AlertPipeline:
             self.counters,
             self.tracker.counters(),
             self.clips.counters,
+            self.media.counters,
             {f"deliveries_{k}": v for k, v in self.worker.counters().items()},
             {f"outbox_{k}": v for k, v in self.outbox.counts().items()},
         ):
@@ -311,9 +326,11 @@ def settings_from_args(args: argparse.Namespace) -> AlertSettings:
         )
     except ValueError as exc:
         raise VadmonError(str(exc), "event settings") from None
+    keep_all = RetentionSettings(args.media_dir, None, None, None, None, interval_s=60.0)
     return AlertSettings(
         db_path=args.db,
         clips=ClipSettings(args.media_dir, pre_s=args.pre, post_s=args.post),
+        retention=keep_all,
         events=events,
         delivery=DeliverySettings(endpoints=endpoints),
         flush_s=args.flush,
