@@ -210,3 +210,15 @@ def test_loop_false_ends_the_camera_at_the_end_of_the_file(
     last = run.last()
     assert last.state == "ended" and last.counters["frames"] == frames <= 8
     assert last.counters["reconnects"] == 0 and run.alive()
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", True), ("warning", False)])
+def test_log_level_reaches_the_capture_process(
+    capture: Callable[..., Capture], tmp_path: Path, level: str, shown: bool
+) -> None:
+    text = camera_yaml("synthetic:w=64&h=48&fps=10", capture.directory) + f"log_level: {level}\n"
+    path = tmp_path / "cam.yaml"
+    path.write_text(text)
+    run = capture("door", ["--config", str(path)])
+    assert run.wait_state({"online"}, 30), run.output()
+    assert ("connecting to synthetic" in run.output()) is shown, run.output()

@@ -7,6 +7,7 @@ URL on the command line, where credentials would be visible in ``ps``) plus thei
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -37,6 +38,12 @@ def endpoints_dir(cfg: MonitorConfig) -> Path:
 
 ROLES = ("all", "capture", "inference")
 DAY_S = 86400.0
+
+
+def process_log_level(cfg: MonitorConfig) -> str:
+    """A child's log level: the supervisor's (``vadmon run --log-level`` or the config's), else
+    the config's ``log_level`` when the process is started on its own."""
+    return os.environ.get("VADMON_LOG_LEVEL") or cfg.log_level.upper()
 
 
 def link_client(cfg: MonitorConfig) -> LinkClient | None:
@@ -249,8 +256,12 @@ def run_monitor(
     banner: str = "",
     duration_s: float | None = None,
     role: str = "all",
+    log_level: str | None = None,
 ) -> int:
-    """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``)."""
+    """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``).
+
+    ``log_level`` (the command line's) overrides the config's ``log_level`` for every process.
+    """
     import threading
 
     from vadmon.config import load_config
@@ -260,6 +271,9 @@ def run_monitor(
     from vadmon.runtime.transport import ipc_dir
 
     cfg = load_config(config_path)
+    level = (log_level or cfg.log_level).upper()
+    logging.getLogger().setLevel(level)
+    os.environ["VADMON_LOG_LEVEL"] = level  # children inherit it (see process_log_level)
     check_role(cfg, role)
     ipc_dir(endpoints_dir(cfg))
     make_dirs(cfg.storage.dir, private=True)  # event data: 0700 when we create it

@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backoff-max", type=float, default=60.0)
     p.add_argument("--open-timeout-ms", type=int, default=10000)
     p.add_argument("--read-timeout-ms", type=int, default=5000)
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default=None, help="default: the config's log_level, INFO")
     return p
 
 
@@ -544,12 +544,13 @@ def _from_config(
     args: argparse.Namespace,
 ) -> tuple[CaptureSettings, CaptureEndpoints, tuple[str, ...]]:
     from vadmon.config import load_config
-    from vadmon.monitor import camera_endpoints, capture_settings
+    from vadmon.monitor import camera_endpoints, capture_settings, process_log_level
 
     cfg = load_config(args.config)
     if args.camera not in cfg.cameras:
         raise VadmonError(f"camera {args.camera!r} is not in the config", args.config)
     settings = capture_settings(cfg, args.camera)
+    args.log_level = args.log_level or process_log_level(cfg)
     return settings, camera_endpoints(cfg, args.camera), cfg.secret_values()
 
 
@@ -571,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     scrubber = StderrScrubber([*secrets, *url_secrets(args.source)])
     scrubber.install()
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=(args.log_level or "INFO").upper(),
         stream=sys.stderr,
         format=f"%(asctime)s capture[{args.camera}] %(levelname)s %(message)s",
     )

@@ -315,7 +315,7 @@ def run_inference(
 
 def main(argv: list[str] | None = None) -> int:
     from vadmon.config import load_config
-    from vadmon.monitor import inference_settings
+    from vadmon.monitor import inference_settings, process_log_level
 
     p = argparse.ArgumentParser(prog="python -m vadmon.inference.process")
     p.add_argument("--config", required=True)
@@ -326,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         cfg = load_config(args.config)
+        logging.getLogger().setLevel(process_log_level(cfg))
         torch.set_num_threads(inference_threads(cfg.model.threads))
         scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
         log.info("model ready: %s, %s", scorer.mode, runtime)
