@@ -464,7 +464,9 @@ class MonitorConfig(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,31}$",
         description="Instance name; separates ipc dirs/shared memory of monitors on one host.",
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of every process (vadmon run --log-level overrides it)."
+    )
     defaults: CameraSettings = Field(
         default_factory=CameraSettings,
         description="Deep-merged into every camera (camera values win).",
