@@ -105,7 +105,8 @@ def test_cross_field_checks() -> None:
 
 def test_env_substitution() -> None:
     config = load(BASE)
-    assert config.cameras["lobby"].source == "rtsp://admin:p@ss:w%rd/x@10.0.0.5:554/s1"
+    # the password is percent-encoded into the URL's user-info (else '@ : / %' split it)
+    assert config.cameras["lobby"].source == "rtsp://admin:p%40ss%3Aw%25rd%2Fx@10.0.0.5:554/s1"
     config = load(BASE.replace("fps: 25", "fps: ${DOOR_FPS}"), {**ENV, "DOOR_FPS": "12.5"})
     assert config.cameras["door"].fps == 12.5
     config = load(BASE.replace("models/vadclip-ucf.pt", "$${LITERAL}.pt"))
