@@ -30,6 +30,7 @@ from vadmon.config import MonitorConfig
 REPO = Path(__file__).resolve().parents[1]
 REACH = "tests/test_config_keys.py::test_key_reaches_process_settings"
 CAM = "cameras.<name>."
+NARRATE = "tests/test_narrate.py::test_explained_webhook_follows_start_with_a_well_formed_request"
 TABLE: dict[str, str] = {
     "instance": REACH,
     "log_level": "tests/test_camera_source_keys.py::test_log_level_reaches_the_capture_process",
@@ -137,6 +138,21 @@ TABLE: dict[str, str] = {
     "test_sigstopped_child_detected_by_heartbeat_and_replaced",
     "supervisor.heartbeat_startup_s": "tests/test_supervisor.py::"
     "test_sigstopped_child_detected_by_heartbeat_and_replaced",
+    "explain.phrases": "tests/test_explain.py::test_explanation_names_class_timing_and_phrases",
+    "explain.top_k": "tests/test_explain.py::test_phrase_bank_finds_the_phrase_an_embedding_points_at",
+    "explain.narrate.url": NARRATE,
+    "explain.narrate.model": NARRATE,  # request shape; the value itself is not asserted
+    "explain.narrate.api_key": NARRATE,
+    "explain.narrate.timeout_s": "tests/test_narrate.py::test_hanging_server_never_delays_or_loses_the_alert",
+    "explain.narrate.concurrency": NARRATE,  # not asserted on its own
+    "explain.narrate.max_per_hour": "tests/test_narrate.py::test_hourly_budget_skips_and_counts",
+    "explain.narrate.keyframes": NARRATE,
+    "explain.narrate.max_tokens": NARRATE,  # not asserted on its own
+    "explain.narrate.allow_private": NARRATE,
+    "score_log.enabled": "tests/test_replay.py::test_score_log_can_be_switched_off",
+    "score_log.keep_hours": "tests/test_replay.py::"
+    "test_score_log_rotates_prunes_and_survives_torn_lines_and_bad_disks",
+    "calibration_file": "tests/test_calibrate.py::test_broken_calibration_file_is_one_clear_error",
 }
 
 # --------------------------------------------------------------------------- the schema walk
