@@ -272,3 +272,14 @@ class Listener:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def outbox_drained(db: Path) -> bool:
+    """No webhook row still pending in the outbox at ``db`` (read-only look)."""
+    from vadmon.alerts.outbox import Outbox
+
+    reader = Outbox(db, readonly=True)
+    try:
+        return reader.counts()["pending"] == 0
+    finally:
+        reader.close()

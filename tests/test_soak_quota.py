@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from capture_support import wait_for
-from monitor_support import Listener, Monitor, write_config
+from monitor_support import Listener, Monitor, outbox_drained, write_config
 from webhook_receiver import Receiver
 
 from vadmon.alerts.outbox import Outbox
@@ -88,14 +88,7 @@ def test_soak_with_a_tiny_disk_quota(
                 assert mon.proc.poll() is None, mon.output()[-3000:]
                 time.sleep(0.25)
 
-            def drained() -> bool:
-                reader = Outbox(db, readonly=True)
-                try:
-                    return reader.counts()["pending"] == 0
-                finally:
-                    reader.close()
-
-            assert wait_for(drained, 60, 0.5)
+            assert wait_for(lambda: outbox_drained(db), 60, 0.5)
             assert mon.stop() == 0
         finally:
             listen.close()
