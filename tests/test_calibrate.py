@@ -18,7 +18,13 @@ from vadmon.config import load_config
 
 DT = 1.6  # seconds per snippet at 10 fps
 BASE = EventSettings(
-    threshold=0.5, hysteresis=0.1, min_duration_s=2.0, cutoff_s=3.0, cooldown_s=30.0
+    threshold=0.5,
+    hysteresis=0.1,
+    min_duration_s=2.0,
+    cutoff_s=3.0,
+    cooldown_s=30.0,
+    smoothing_alpha=0.5,
+    labels_ignore=(),
 )
 
 

@@ -16,7 +16,11 @@ from vadmon.runtime.messages import MessageError, ScoreMessage, decode
 
 
 def test_explanation_names_class_timing_and_phrases() -> None:
-    tracker = EventTracker(EventSettings(threshold=0.5, min_duration_s=1.0, cutoff_s=1.0))
+    tracker = EventTracker(
+        EventSettings(
+            threshold=0.5, min_duration_s=1.0, cutoff_s=1.0, smoothing_alpha=0.5, labels_ignore=()
+        )
+    )
     t0 = 1_700_000_000.0
     out = []
     # fighting leads at first, explosion takes over; the score peaks at snippet 6
