@@ -22,10 +22,11 @@ import pytest
 from tcp_recorder import TcpRecorder
 
 from tests.capture_support import Capture, RtspServer, capture_runs, rtsp_servers, wait_for
+from vadmon.capture.probe import classify_stream_failure
 from vadmon.capture.process import build_source
-from vadmon.capture.source import ErrorKind, classify_stream_failure
-from vadmon.config import MonitorConfig, load_config, load_config_text
-from vadmon.monitor import capture_settings
+from vadmon.capture.source import ErrorKind
+from vadmon.config import MonitorConfig, load_config_text
+from vadmon.settings import capture_settings
 
 PASSWORD = "p@ss:w/rd%"
 ENCODED = "p%40ss%3Aw%2Frd%25"
@@ -41,14 +42,8 @@ def rtsp_server(vtest_path: Path) -> Iterator[Callable[..., RtspServer]]:
     yield from rtsp_servers(vtest_path)
 
 
-def camera_yaml(source: str, ipc: Path, extra: str = "") -> str:
-    return f"""
-cameras:
-  door: {{source: "{source}", open_timeout_s: 3, read_timeout_s: 2, stall_timeout_s: 2,
-          backoff_initial_s: 0.2, backoff_max_s: 1 {extra}}}
-model: {{mode: vadclip, checkpoint: x.pt}}
-transport: {{ipc_dir: "{ipc}"}}
-"""
+FAST = {"open_timeout_s": 3, "read_timeout_s": 2, "stall_timeout_s": 2,
+        "backoff_initial_s": 0.2, "backoff_max_s": 1}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- credentials
@@ -78,9 +73,9 @@ def test_capture_streams_with_a_password_full_of_url_characters(
     server = rtsp_server(user="cam", password=PASSWORD)
     subprocess_env.update(CAM_USER="cam", CAM_PASS=PASSWORD)  # the capture process's env
     source = f"rtsp://${{CAM_USER}}:${{CAM_PASS}}@127.0.0.1:{server.port}/test"
-    run = capture("door", ["--config", str(write(tmp_path, source, capture.directory))])
+    run = capture("door", source, FAST, False)
     assert run.wait_state({"online"}, 30), run.output()
-    assert wait_for(lambda: len(run.frames) > 5, 20), run.output()
+    assert wait_for(lambda: len(run.previews) > 3, 20), run.output()
     out = run.output()
     assert "Port missing" not in out and PASSWORD not in out and ENCODED not in out
     assert "capture[door]" in out, out  # the letter p is not masked everywhere
@@ -91,18 +86,12 @@ def test_raw_password_in_a_url_does_not_scramble_the_logs(
 ) -> None:
     server = rtsp_server(user="cam", password=PASSWORD)
     raw = f"rtsp://cam:{PASSWORD}@127.0.0.1:{server.port}/test"  # pasted, not encoded
-    run = capture("door", ["--source", raw, "--open-timeout-ms", "2000", "--backoff-max", "1"])
+    run = capture("door", raw, FAST, False)
     assert wait_for(lambda: "connecting to" in run.output(), 20), run.output()
     time.sleep(2)
     out = run.output()
     assert "capture[door]" in out and "ca***ture" not in out, out
     assert "w/rd%" not in out, out
-
-
-def write(tmp_path: Path, source: str, ipc: Path, extra: str = "") -> Path:
-    path = tmp_path / "cam.yaml"
-    path.write_text(camera_yaml(source, ipc, extra))
-    return path
 
 
 def test_failed_open_probe_sends_no_preemptive_credentials(
@@ -142,8 +131,7 @@ def test_rtsp_transport_is_what_ffmpeg_asks_for(
     server = rtsp_server()
     with TcpRecorder(server.port) as rec:
         source = f"rtsp://127.0.0.1:{rec.port}/test"
-        cfg = write(tmp_path, source, capture.directory, f", rtsp_transport: {transport}")
-        run = capture("door", ["--config", str(cfg)])
+        run = capture("door", source, {**FAST, "rtsp_transport": transport}, False)
         assert run.wait_state({"online"}, 30), run.output()
         setup = [line for line in rec.sent().split(b"\r\n") if line.startswith(b"Transport:")]
     assert setup and all(wire in line for line in setup), setup
@@ -197,9 +185,7 @@ def test_loop_false_ends_the_camera_at_the_end_of_the_file(
     capture: Callable[..., Capture], tmp_path: Path, loop: bool
 ) -> None:
     video = short_video(tmp_path / "short.avi")
-    cfg = write(tmp_path, str(video), capture.directory, f", loop: {str(loop).lower()}")
-    assert load_config(cfg).cameras["door"].loop is loop
-    run = capture("door", ["--config", str(cfg)])
+    run = capture("door", str(video), {**FAST, "loop": loop}, False)
     if loop:
         assert wait_for(lambda: run.statuses and run.last().counters["frames"] > 20, 30)
         assert run.state == "online"
@@ -216,9 +202,6 @@ def test_loop_false_ends_the_camera_at_the_end_of_the_file(
 def test_log_level_reaches_the_capture_process(
     capture: Callable[..., Capture], tmp_path: Path, level: str, shown: bool
 ) -> None:
-    text = camera_yaml("synthetic:w=64&h=48&fps=10", capture.directory) + f"log_level: {level}\n"
-    path = tmp_path / "cam.yaml"
-    path.write_text(text)
-    run = capture("door", ["--config", str(path)])
+    run = capture("door", "synthetic:w=64&h=48&fps=10", FAST, False, log_level=level)
     assert run.wait_state({"online"}, 30), run.output()
     assert ("connecting to synthetic" in run.output()) is shown, run.output()

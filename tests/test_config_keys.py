@@ -331,11 +331,11 @@ def _set(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 def process_view(cfg: MonitorConfig) -> str:
     """Everything ``vadmon.monitor`` hands the processes it starts (and the supervisor)."""
     from vadmon.inference.process import inference_threads
-    from vadmon.monitor import (
+    from vadmon.monitor import child_specs
+    from vadmon.settings import (
         alert_settings,
         camera_endpoints,
         capture_settings,
-        child_specs,
         inference_settings,
     )
 
@@ -365,7 +365,7 @@ def test_key_reaches_process_settings(key: str) -> None:
 
 def _camera_events(alerts: dict[str, Any]):
     from vadmon.alerts.event import CameraEvents
-    from vadmon.monitor import event_settings
+    from vadmon.settings import event_settings
 
     cfg = MonitorConfig.model_validate(_set(BASE, CAM + "alerts", alerts))
     return CameraEvents("lobby", event_settings(cfg.cameras["lobby"].alerts))

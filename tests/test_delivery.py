@@ -8,13 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from config_support import delivery_settings, endpoint
 from webhook_receiver import Receiver
 
 from vadmon.alerts.delivery import (
-    DeliverySettings,
     DeliveryWorker,
-    Endpoint,
-    RetryPolicy,
     UrlRefused,
     build_body,
     check_url,
@@ -23,7 +21,6 @@ from vadmon.alerts.delivery import (
 )
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.signing import SecretError, generate_secret
-from vadmon.config.models import EVENT_TYPES
 
 SECRET = generate_secret()
 
@@ -37,24 +34,12 @@ def event(i: int = 0) -> dict:
 def setup(
     tmp_path: Path, url: str, allow_private: bool = True, **kw
 ) -> tuple[Outbox, DeliveryWorker]:
-    policy = dict(max_attempts=5, backoff_base_s=0.05, backoff_max_s=600.0, attempt_deadline_s=1.0)
-    policy.update({k: kw.pop(k) for k in list(kw) if k in policy})
-    ep = endpoint("main", url, allow_private, **policy)
+    retry = dict(max_attempts=5, backoff_base_s=0.05, attempt_deadline_s=1.0)
+    retry.update({k: kw.pop(k) for k in list(kw) if k in retry})
+    ep = endpoint("main", url, SECRET, allow_private, **retry)
     db = tmp_path / "outbox.db"
-    settings = DeliverySettings(endpoints=(ep,), **{"poll_interval_s": 0.05, **kw})
-    worker = DeliveryWorker(str(db), settings)
-    return Outbox(db), worker
-
-
-def endpoint(
-    name: str, url: str, allow_private=True, events=EVENT_TYPES, secret=SECRET, **policy
-) -> Endpoint:
-    """An endpoint with a quick retry policy (``policy`` overrides its fields)."""
-    retry = dict(max_attempts=5, backoff_base_s=0.05, backoff_max_s=600.0, attempt_deadline_s=1.0)
-    retry.update(policy)
-    return Endpoint(
-        name, url, (secret,), allow_private, events=tuple(events), retry=RetryPolicy(**retry)
-    )
+    settings = delivery_settings((ep,), **{"poll_interval_s": 0.05, **kw})
+    return Outbox(db), DeliveryWorker(str(db), settings)
 
 
 def enqueue(outbox: Outbox, i: int = 0, kind: str = "start") -> str:
@@ -180,8 +165,8 @@ def test_private_urls_refused_unless_allowed(tmp_path):
 def test_endpoint_refuses_short_secret_and_hides_secrets():
     short = "whsec_" + base64.b64encode(b"k" * 16).decode()
     with pytest.raises(SecretError):
-        endpoint("main", "https://8.8.8.8/", secret=short)
-    ep = endpoint("main", "https://user:pw@8.8.8.8/")
+        endpoint("main", "https://8.8.8.8/", short)
+    ep = endpoint("main", "https://user:pw@8.8.8.8/", SECRET)
     assert SECRET not in repr(ep) and "pw" not in repr(ep)
 
 

@@ -21,8 +21,8 @@ from test_webhook_config import config, hook, score
 
 from vadmon.alerts.process import AlertPipeline
 from vadmon.atomic import atomic_path, atomic_write_text
-from vadmon.monitor import alert_settings
 from vadmon.runtime.messages import PreviewFrame
+from vadmon.settings import alert_settings
 
 
 @contextmanager

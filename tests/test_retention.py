@@ -19,8 +19,8 @@ from webhook_receiver import Receiver
 from vadmon.alerts.delivery import build_body, new_msg_id
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.process import AlertPipeline
-from vadmon.monitor import alert_settings
 from vadmon.runtime.messages import PreviewFrame
+from vadmon.settings import alert_settings
 
 DAY = 86400.0
 T0 = 1_700_000_000.0

@@ -20,8 +20,8 @@ from vadmon.alerts.process import AlertPipeline
 from vadmon.alerts.signing import generate_secret
 from vadmon.config import MonitorConfig, load_config_text
 from vadmon.errors import VadmonError
-from vadmon.monitor import alert_settings
 from vadmon.runtime.messages import ScoreMessage
+from vadmon.settings import alert_settings
 
 SECRET = generate_secret()
 T0 = 1_700_000_000.0

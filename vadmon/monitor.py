@@ -1,75 +1,24 @@
 """The monitor: config → one capture process per camera, one inference, one alerts process.
 
-This module is the only place that maps the user's config onto each process's own settings
-dataclasses, and onto the supervisor's child specs. Children receive the config *path* (never a
-URL on the command line, where credentials would be visible in ``ps``) plus their role.
+This module maps the user's config onto the supervisor's child specs; ``vadmon.settings`` maps
+it onto each process's own settings dataclasses (each process's entry module asks it). Children
+receive the config *path* (never a URL on the command line, where credentials would be visible
+in ``ps``) plus their role.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from vadmon.alerts.clip_writer import ClipSettings
-from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy, check_url
-from vadmon.alerts.event import EventSettings
-from vadmon.alerts.narrate import NarrateSettings
-from vadmon.alerts.process import AlertSettings, ScoreLogSettings
-from vadmon.alerts.retention import RetentionSettings
 from vadmon.atomic import make_dirs
-from vadmon.capture.process import CaptureEndpoints, CaptureSettings, capture_endpoints
-from vadmon.capture.snippet import SnippetSettings
-from vadmon.capture.watchdog import WatchdogSettings
-from vadmon.config import MonitorConfig, WebhookConfig
+from vadmon.config import MonitorConfig
 from vadmon.errors import VadmonError
-from vadmon.runtime.link import LinkClient, LinkServer
-from vadmon.runtime.supervisor import ChildSpec
-from vadmon.runtime.transport import ipc_endpoint
-
-if TYPE_CHECKING:
-    from vadmon.inference.process import InferenceSettings
-
-
-def endpoints_dir(cfg: MonitorConfig) -> Path:
-    return cfg.ipc_dir()
-
+from vadmon.runtime.child import ChildSpec
+from vadmon.settings import endpoints_dir, heartbeat_endpoint, link_client, link_server
 
 ROLES = ("all", "capture", "inference")
-DAY_S = 86400.0
-
-
-def process_log_level(cfg: MonitorConfig) -> str:
-    """A child's log level: the supervisor's (``vadmon run --log-level`` or the config's), else
-    the config's ``log_level`` when the process is started on its own."""
-    return os.environ.get("VADMON_LOG_LEVEL") or cfg.log_level.upper()
-
-
-def link_client(cfg: MonitorConfig) -> LinkClient | None:
-    """Capture side of a tcp link (``transport.tcp.connect``), or None for shared memory."""
-    tcp, curve = cfg.transport.tcp, cfg.transport.curve
-    if tcp is None or tcp.connect is None or curve is None:
-        return None
-    need(curve.client_secret_file, "transport.curve.client_secret_file")
-    need(curve.server_public_file, "transport.curve.server_public_file")
-    return LinkClient(tcp.connect, curve.client_secret_file, curve.server_public_file)
-
-
-def link_server(cfg: MonitorConfig) -> LinkServer | None:
-    """Inference side of a tcp link (``transport.tcp.bind``), or None for shared memory."""
-    tcp, curve = cfg.transport.tcp, cfg.transport.curve
-    if tcp is None or tcp.bind is None or curve is None:
-        return None
-    need(curve.server_secret_file, "transport.curve.server_secret_file")
-    need(curve.allowed_clients_dir, "transport.curve.allowed_clients_dir")
-    return LinkServer(tcp.bind, curve.server_secret_file, curve.allowed_clients_dir)
-
-
-def need(value: object, key: str) -> None:
-    if value is None:
-        raise VadmonError(f"{key} is not set", "config", "tcp links need CURVE keys (vadmon keys)")
 
 
 def check_role(cfg: MonitorConfig, role: str) -> None:
@@ -91,153 +40,6 @@ def check_role(cfg: MonitorConfig, role: str) -> None:
         link_client(cfg)
     if role != "capture":
         link_server(cfg)
-
-
-def camera_endpoints(cfg: MonitorConfig, camera: str) -> CaptureEndpoints:
-    local = capture_endpoints(endpoints_dir(cfg), camera)
-    link = link_client(cfg)
-    if link is None:
-        return local
-    return CaptureEndpoints(publish=local.publish, snippets=link.connect, link=link)
-
-
-def score_endpoint(cfg: MonitorConfig) -> str:
-    return ipc_endpoint(endpoints_dir(cfg), "scores")
-
-
-def heartbeat_endpoint(cfg: MonitorConfig) -> str:
-    return ipc_endpoint(endpoints_dir(cfg), "supervisor")
-
-
-def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
-    cam = cfg.cameras[camera]
-    snippet = SnippetSettings(
-        frames_per_snippet=cfg.model.snippet_frames,
-        samples=cfg.model.frames_per_snippet,
-        fps=float(cam.fps or 0.0),
-    )
-    watchdog = WatchdogSettings(
-        stall_timeout_s=cam.stall_timeout_s,
-        connect_timeout_s=max(cam.open_timeout_s * 2, cam.stall_timeout_s),
-        backoff_base_s=cam.backoff_initial_s,
-        backoff_max_s=cam.backoff_max_s,
-        frozen_timeout_s=float(cam.frozen_timeout_s or 0.0),
-    )
-    return CaptureSettings(
-        camera=camera,
-        source=str(cam.source),
-        loop=cam.loop,
-        realtime=cam.realtime,
-        rtsp_transport=cam.rtsp_transport,
-        open_timeout_ms=int(cam.open_timeout_s * 1000),
-        read_timeout_ms=int(cam.read_timeout_s * 1000),
-        ring_slots=cam.ring_slots,
-        snippet=snippet,
-        watchdog=watchdog,
-        preview_fps=cam.preview.fps,
-        preview_width=cam.preview.max_width,
-        jpeg_quality=cam.preview.jpeg_quality,
-    )
-
-
-def inference_settings(cfg: MonitorConfig) -> InferenceSettings:
-    from vadmon.inference.process import (
-        InferenceSettings,  # torch: only the inference process loads it
-    )
-
-    cams = list(cfg.enabled_cameras())
-    return InferenceSettings(
-        snippet_endpoints=[camera_endpoints(cfg, c).snippets for c in cams],
-        score_endpoint=score_endpoint(cfg),
-        batch_max=cfg.model.batch_max,
-        batch_wait_ms=cfg.model.batch_wait_ms,
-        hwm=cfg.transport.hwm,
-        link=link_server(cfg),
-    )
-
-
-def event_settings(alerts) -> EventSettings:
-    sm = alerts.smoothing
-    return EventSettings(
-        threshold=alerts.threshold,
-        hysteresis=alerts.hysteresis,
-        min_duration_s=alerts.min_duration_s,
-        cutoff_s=alerts.cutoff_s,
-        smoothing=sm.kind,
-        smoothing_k=sm.window,
-        smoothing_alpha=sm.alpha,
-        cooldown_s=alerts.cooldown_s,
-        labels_ignore=tuple(alerts.labels_ignore),
-    )
-
-
-def webhook_endpoint(w: WebhookConfig) -> Endpoint:
-    """One configured webhook → its endpoint, with its own event filter and retry policy."""
-    retry = RetryPolicy(
-        max_attempts=w.max_attempts,
-        backoff_base_s=w.backoff_initial_s,
-        backoff_max_s=w.backoff_max_s,
-        attempt_deadline_s=w.timeout_s,
-    )
-    allow = w.allow_private if isinstance(w.allow_private, bool) else tuple(w.allow_private)
-    secret = (w.secret.get_secret_value(),)
-    return Endpoint(w.name, w.url, secret, allow, events=tuple(w.events), retry=retry)
-
-
-def alert_settings(cfg: MonitorConfig) -> AlertSettings:
-    delivery = DeliverySettings(endpoints=tuple(webhook_endpoint(w) for w in cfg.webhooks))
-    cams = cfg.enabled_cameras()
-    pre = max((c.alerts.pre_capture_s for c in cams.values()), default=5.0)
-    post = max((c.alerts.post_capture_s for c in cams.values()), default=5.0)
-    return AlertSettings(
-        retention=retention_settings(cfg),
-        db_path=cfg.storage.outbox_db,
-        clips=ClipSettings(cfg.storage.media_dir, pre_s=pre, post_s=post),
-        events=event_settings(cfg.defaults.alerts),
-        per_camera={name: event_settings(c.alerts) for name, c in cams.items()},
-        delivery=delivery,
-        narrate=narrate_settings(cfg),
-        score_log=score_log_settings(cfg),
-    )
-
-
-def score_log_settings(cfg: MonitorConfig) -> ScoreLogSettings | None:
-    log = cfg.score_log
-    return ScoreLogSettings(score_log_dir(cfg), log.keep_hours) if log.enabled else None
-
-
-def score_log_dir(cfg: MonitorConfig) -> Path:
-    return cfg.storage.dir / "scores"
-
-
-def narrate_settings(cfg: MonitorConfig) -> NarrateSettings | None:
-    n = cfg.explain.narrate
-    if n.url is None:
-        return None
-    if not n.allow_private:
-        check_url(n.url, allow_private=False)
-    return NarrateSettings(
-        url=n.url,
-        model=n.model,
-        api_key=n.api_key.get_secret_value() if n.api_key else "",
-        timeout_s=n.timeout_s,
-        concurrency=n.concurrency,
-        max_per_hour=n.max_per_hour,
-        keyframes=n.keyframes,
-        max_tokens=n.max_tokens,
-    )
-
-
-def retention_settings(cfg: MonitorConfig) -> RetentionSettings:
-    r = cfg.storage.retention
-    return RetentionSettings(
-        media_dir=cfg.storage.media_dir,
-        media_max_age_s=r.media_days * DAY_S,
-        media_max_bytes=None if r.max_media_gb is None else int(r.max_media_gb * 1e9),
-        events_max_age_s=r.events_days * DAY_S,
-        outbox_max_bytes=None if r.max_outbox_mb is None else int(r.max_outbox_mb * 1e6),
-        interval_s=r.check_interval_s,
-    )
 
 
 def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> list[ChildSpec]:
@@ -284,12 +86,8 @@ def run_monitor(
     banner: str = "",
     duration_s: float | None = None,
     role: str = "all",
-    log_level: str | None = None,
 ) -> int:
-    """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``).
-
-    ``log_level`` (the command line's) overrides the config's ``log_level`` for every process.
-    """
+    """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``)."""
     import threading
 
     from vadmon.config import load_config
@@ -299,9 +97,6 @@ def run_monitor(
     from vadmon.runtime.transport import ipc_dir
 
     cfg = load_config(config_path)
-    level = (log_level or cfg.log_level).upper()
-    logging.getLogger().setLevel(level)
-    os.environ["VADMON_LOG_LEVEL"] = level  # children inherit it (see process_log_level)
     check_role(cfg, role)
     ipc_dir(endpoints_dir(cfg))
     make_dirs(cfg.storage.dir, private=True)  # event data: 0700 when we create it

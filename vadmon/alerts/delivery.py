@@ -85,11 +85,11 @@ class Endpoint:
 class DeliverySettings:
     """Worker-wide settings; retries are per endpoint (``Endpoint.retry``)."""
 
-    endpoints: tuple[Endpoint, ...] = ()
-    connect_timeout_s: float = 5.0
-    max_retry_after_s: float = 3600.0
-    poll_interval_s: float = 1.0
-    batch: int = 100
+    endpoints: tuple[Endpoint, ...]
+    connect_timeout_s: float
+    max_retry_after_s: float
+    poll_interval_s: float
+    batch: int
 
 
 def _split(url: str) -> tuple[str, int]:

@@ -6,10 +6,8 @@ input is ``expire(now)``, which closes an event whose scores stopped arriving.
 
 Definitions (all per camera):
 
-- smoothing: ``ema`` with weight ``smoothing_alpha`` on the newest score, ``median`` of the
-  last k scores, or ``none``.
-- ignored labels: an event whose label (see below) is in ``labels_ignore`` is suppressed
-  (counted, never sent), e.g. a class that is routine for this camera.
+- smoothing: ``ema`` (weight ``smoothing_alpha`` on the newest score), ``median`` of k, ``none``.
+- ``labels_ignore``: an event with such a label (below) is suppressed (counted, never sent).
 - open: the smoothed score stays ≥ ``threshold`` from the ``t_start`` of the first such snippet
   to the ``t_end`` of the current one for at least ``min_duration_s``. The event starts at that
   first snippet's ``t_start``.
@@ -50,21 +48,21 @@ SMOOTHING = ("ema", "median", "none")
 class EventSettings:
     """Alert thresholds for one camera (the lead maps config → this)."""
 
-    threshold: float = 0.5
-    hysteresis: float = 0.1
-    min_duration_s: float = 1.0
-    cutoff_s: float = 2.0
-    smoothing: str = "ema"
-    smoothing_k: int = 3
-    cooldown_s: float = 30.0
-    update_interval_s: float = 5.0
-    peak_delta: float = 0.05
-    max_events_per_window: int = 10
-    rate_window_s: float = 600.0
-    stale_s: float = 10.0
-    normal_label: str = "normal"
-    smoothing_alpha: float = field(kw_only=True)  # EMA weight of the newest score
-    labels_ignore: tuple[str, ...] = field(kw_only=True)  # labels that never raise events
+    threshold: float
+    hysteresis: float
+    min_duration_s: float
+    cutoff_s: float
+    smoothing: str
+    smoothing_k: int
+    smoothing_alpha: float  # EMA weight of the newest score
+    labels_ignore: tuple[str, ...]  # labels that never raise events
+    cooldown_s: float
+    update_interval_s: float
+    peak_delta: float
+    max_events_per_window: int
+    rate_window_s: float
+    stale_s: float
+    normal_label: str
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHING:
@@ -392,18 +390,6 @@ class EventTracker:
 
     def close_all(self, reason: str) -> list[EventMessage]:
         return [m for cam in self.cameras.values() for m in cam.close_now(reason)]
-
-    def set_paths(
-        self, event_id: str, snapshot: str | None = None, clip: str | None = None
-    ) -> None:
-        """Record artefact paths so later update/end snapshots carry them."""
-        for cam in self.cameras.values():
-            ev = cam.open_event
-            if ev is not None and ev.id == event_id:
-                if snapshot is not None:
-                    ev.snapshot_path = snapshot
-                if clip is not None:
-                    ev.clip_path = clip
 
     def counters(self) -> dict[str, int]:
         total: dict[str, int] = {}

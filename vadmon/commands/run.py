@@ -30,7 +30,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="split across hosts: 'capture' (cameras → transport.tcp.connect) or "
         "'inference' (inference + alerts on transport.tcp.bind); default: everything here",
     )
-    p.add_argument("--log-level", default=None, help="overrides the config's log_level")
+    p.add_argument("--log-level", default="INFO")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from vadmon.monitor import run_monitor
 
     logging.basicConfig(
-        level=(args.log_level or "INFO").upper(),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     banner = ""
     config = args.config
@@ -64,5 +63,4 @@ def run(args: argparse.Namespace) -> int:
         banner=banner,
         duration_s=args.duration,
         role=args.role,
-        log_level=args.log_level,
     )
