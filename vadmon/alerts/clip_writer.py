@@ -38,6 +38,9 @@ class ClipSettings:
     default_fps: float
 
 
+NO_ROOM = ""  # encode_mp4's answer when the media cap has no room for the clip
+
+
 @dataclass(frozen=True)
 class Frame:
     ts: float
@@ -63,13 +66,20 @@ def clip_fps(frames: list[Frame], default: float) -> float:
     return float(min(60.0, max(1.0, (len(frames) - 1) / (frames[-1].ts - frames[0].ts))))
 
 
-def encode_mp4(frames: list[Frame], path: Path, default_fps: float) -> str | None:
-    """Write ``frames`` as an mp4v MP4 at ``path`` atomically; None when nothing decodes."""
+def encode_mp4(
+    frames: list[Frame],
+    path: Path,
+    default_fps: float,
+    quota: tuple[MediaStore, set[str]] | None = None,
+) -> str | None:
+    """Write ``frames`` as an mp4v MP4 at ``path`` atomically; None when nothing decodes,
+    ``NO_ROOM`` when the media cap (``quota``: store, protected ids) cannot take it."""
     images = [cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR) for f in frames]
     images = [img for img in images if img is not None]
     if not images:
         return None
     h, w = images[0].shape[:2]
+    reserved = 0
     try:
         with atomic_path(path, suffix=".mp4", private=True) as tmp:
             writer = cv2.VideoWriter(
@@ -82,9 +92,23 @@ def encode_mp4(frames: list[Frame], path: Path, default_fps: float) -> str | Non
                     writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
             finally:
                 writer.release()
+            if quota is not None:  # room is reserved before the clip becomes visible
+                size = tmp.stat().st_size
+                if not quota[0].reserve(size, quota[1]):
+                    raise _NoRoom
+                reserved = size
+    except _NoRoom:
+        return NO_ROOM
     except OSError:
         return None
+    finally:
+        if reserved:
+            quota[0].release(reserved)  # type: ignore[index]
     return str(path)
+
+
+class _NoRoom(Exception):
+    """The media cap leaves no room for this clip (it is dropped, the event still goes out)."""
 
 
 class ClipWriter:
@@ -127,9 +151,14 @@ class ClipWriter:
         best = min(ring, key=lambda f: abs(f.ts - target))
         path = self._dir(event.camera) / f"{safe_name(event.id)}.jpg"
         protected = {*self.protected(), event.id}
-        if self.store is not None and not self.store.make_room(len(best.jpeg), protected):
+        size = len(best.jpeg)
+        if self.store is not None and not self.store.reserve(size, protected):
             return None  # no room under the media cap: the event goes out without it
-        atomic_write_bytes(path, best.jpeg, private=True)
+        try:
+            atomic_write_bytes(path, best.jpeg, private=True)
+        finally:
+            if self.store is not None:
+                self.store.release(size)
         self.counters["snapshots"] += 1
         return str(path)
 
@@ -189,7 +218,10 @@ class ClipWriter:
         # frames that arrived before the end was known may lie beyond the post-roll
         until = (rec.end_ts if rec.end_ts is not None else rec.event.start_ts) + self.s.post_s
         frames = [f for f in rec.frames if f.ts <= until]
-        rec.future = self.pool.submit(encode_mp4, frames, path, self.s.default_fps)
+        quota = None
+        if self.store is not None:
+            quota = (self.store, {*self.protected(), rec.event.id})
+        rec.future = self.pool.submit(encode_mp4, frames, path, self.s.default_fps, quota)
 
     def _result(self, rec: _Recording) -> str | None:
         assert rec.future is not None
@@ -197,10 +229,10 @@ class ClipWriter:
             path = rec.future.result(0)
         except Exception:
             path = None
+        if path == NO_ROOM:
+            return None  # over the media cap even after pruning: counted by the store
         if path is None:
             self.counters["clip_errors"] += 1
             return None
-        if self.store is not None and not self.store.admit(Path(path), self.protected()):
-            return None  # over the media cap even after pruning: deleted, counted there
         self.counters["clips"] += 1
         return path

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,11 @@ class MediaStore:
     def __init__(self, settings: RetentionSettings) -> None:
         self.s = settings
         self.counters = {"media_pruned": 0, "media_pruned_bytes": 0, "media_skipped": 0}
+        # the alert loop (snapshots) and the clip encoder thread write concurrently: room is
+        # reserved under the lock and counted until the file is visible, so the sum of what is
+        # on disk never passes the cap, not even between a clip's rename and the next prune
+        self.lock = threading.Lock()
+        self.reserved = 0
 
     def files(self) -> list[_File]:
         """Finished media files, oldest first (temporary ``.name.*`` files are not ours yet)."""
@@ -77,7 +83,10 @@ class MediaStore:
 
     def prune(self, now: float, protected: Iterable[str]) -> int:
         """Delete media past ``media_max_age_s``, then oldest until under ``media_max_bytes``."""
-        keep = set(protected)
+        with self.lock:
+            return self._prune(now, set(protected))
+
+    def _prune(self, now: float, keep: set[str]) -> int:
         removed = 0
         files = self.files()
         if self.s.media_max_age_s is not None:
@@ -88,31 +97,21 @@ class MediaStore:
         removed += self._shrink(files, 0, keep)
         return removed
 
-    def make_room(self, nbytes: int, protected: Iterable[str]) -> bool:
-        """Free space for a new file of ``nbytes``; False (counted) when the cap cannot allow it."""
-        if self.s.media_max_bytes is None:
+    def reserve(self, nbytes: int, protected: Iterable[str]) -> bool:
+        """Room for a new file of ``nbytes`` (oldest others pruned); False (counted) when the
+        cap cannot allow it. Call ``release(nbytes)`` once the file is in place (or not)."""
+        with self.lock:
+            if self.s.media_max_bytes is not None:
+                self._shrink(self.files(), nbytes + self.reserved, set(protected))
+                if self.usage() + self.reserved + nbytes > self.s.media_max_bytes:
+                    self.counters["media_skipped"] += 1
+                    return False
+            self.reserved += nbytes
             return True
-        keep = set(protected)
-        files = self.files()
-        self._shrink(files, nbytes, keep)
-        if self.usage() + nbytes <= self.s.media_max_bytes:
-            return True
-        self.counters["media_skipped"] += 1
-        return False
 
-    def admit(self, path: Path, protected: Iterable[str]) -> bool:
-        """A file already written (a clip, whose size is known only now) stays only if the cap
-        holds with it; otherwise it is deleted (it is ours, just made) and False returned."""
-        if self.s.media_max_bytes is None:
-            return True
-        keep = {*protected, path.stem}
-        self._shrink(self.files(), 0, keep)
-        if self.usage() <= self.s.media_max_bytes:
-            return True
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        self.counters["media_skipped"] += 1
-        return False
+    def release(self, nbytes: int) -> None:
+        with self.lock:
+            self.reserved -= nbytes
 
     def _shrink(self, files: list[_File], extra: int, keep: set[str]) -> int:
         cap = self.s.media_max_bytes
