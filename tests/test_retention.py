@@ -115,8 +115,8 @@ def test_no_room_under_the_cap_sends_the_event_without_media(tmp_path: Path) -> 
     assert start["type"].endswith("start") and start["data"]["snapshot_path"] is None
     assert end["type"].endswith("end") and end["data"]["clip_path"] is None
     assert status.counters["media_skipped"] >= 1
-    assert not other.exists()  # a closed event's file was pruned first to try to make room
-    assert not any(p.suffix in (".jpg", ".mp4") for p in media.rglob("*"))
+    assert other.exists()  # nothing deleted in vain for a file that could never fit
+    assert [p for p in media.rglob("*") if p.suffix in (".jpg", ".mp4")] == [other]
 
 
 def closed_event(outbox: Outbox, i: int, when: float, pending: bool = False) -> None:

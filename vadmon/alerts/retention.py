@@ -101,11 +101,15 @@ class MediaStore:
         """Room for a new file of ``nbytes`` (oldest others pruned); False (counted) when the
         cap cannot allow it. Call ``release(nbytes)`` once the file is in place (or not)."""
         with self.lock:
-            if self.s.media_max_bytes is not None:
-                self._shrink(self.files(), nbytes + self.reserved, set(protected))
-                if self.usage() + self.reserved + nbytes > self.s.media_max_bytes:
-                    self.counters["media_skipped"] += 1
+            cap = self.s.media_max_bytes
+            if cap is not None:
+                keep = set(protected)
+                files = self.files()
+                kept = sum(f.size for f in files if f.event_id in keep)
+                if kept + self.reserved + nbytes > cap:  # would not fit even after pruning:
+                    self.counters["media_skipped"] += 1  # delete nothing for it
                     return False
+                self._shrink(files, nbytes + self.reserved, keep)
             self.reserved += nbytes
             return True
 
