@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vadmon.errors import VadmonError
@@ -39,6 +41,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+@contextlib.contextmanager
+def demo_progress(workdir: Path) -> Iterator[Callable[[int, int], None]]:
+    """A bar for the demo model's training (seconds when idle, minutes on a loaded CPU)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    print(f"vadmon demo: model and data in {workdir}", flush=True)
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bar = Progress(*columns)
+    tasks: list[int] = []  # the bar appears only if the model has to be trained
+
+    def update(done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+            tasks.append(bar.add_task("training the tiny demo model", total=total))
+        bar.update(tasks[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        bar.stop()
+
+
 def run(args: argparse.Namespace) -> int:
     from vadmon.monitor import run_monitor
 
@@ -51,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
         from vadmon.demo import BANNER, demo_config
 
         workdir = args.demo_dir or Path(tempfile.gettempdir()) / "vadmon-demo"
-        print(f"vadmon demo: preparing the tiny demo model in {workdir} …", flush=True)
-        config = demo_config(workdir)
+        with demo_progress(workdir) as progress:
+            config = demo_config(workdir, progress)
         banner = BANNER
     if config is None:
         raise VadmonError("no config given", fix="pass --config configs/NAME.yaml or --demo")
