@@ -60,7 +60,8 @@ def demo_progress(workdir: Path) -> Iterator[Callable[[int, int], None]]:
     try:
         yield update
     finally:
-        bar.stop()
+        if tasks:
+            bar.stop()
 
 
 def run(args: argparse.Namespace) -> int:
