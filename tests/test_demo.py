@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import av
 import cv2
@@ -66,7 +65,11 @@ class PreviewWatcher(threading.Thread):
         sub.close(0)
 
     def onsets(self) -> list[float]:
-        return [ts for (ts, red), (_, before) in zip(self.seen[1:], self.seen) if red and not before]
+        return [
+            ts
+            for (ts, red), (_, before) in zip(self.seen[1:], self.seen[:-1], strict=True)
+            if red and not before
+        ]
 
 
 def clip_frames(path: str) -> list[np.ndarray]:

@@ -11,6 +11,11 @@ from pathlib import Path
 
 from vadmon.errors import VadmonError
 
+DESCRIPTION = (
+    "Start the monitor: a supervisor with one capture process per camera, the inference "
+    "process and the alerts process (events, snapshots, clips, webhooks)."
+)
+
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="monitor config YAML (see configs/)")
@@ -21,8 +26,20 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--demo-dir", type=Path, help="where the demo keeps its model and data")
     dash = p.add_mutually_exclusive_group()
-    dash.add_argument("--dashboard", dest="dashboard", action="store_true", default=None)
-    dash.add_argument("--no-dashboard", dest="dashboard", action="store_false")
+    dash.add_argument(
+        "--dashboard",
+        dest="dashboard",
+        action="store_true",
+        default=None,
+        help="live terminal view (default: the config's dashboard.enabled, "
+        "where auto means on when stdout is a terminal)",
+    )
+    dash.add_argument(
+        "--no-dashboard",
+        dest="dashboard",
+        action="store_false",
+        help="service mode: plain log lines instead of the live view (systemd, docker)",
+    )
     p.add_argument("--systemd", action="store_true", help="sd_notify READY/WATCHDOG")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument(
@@ -36,7 +53,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the monitor", description=__doc__)
+    p = sub.add_parser("run", help="run the monitor", description=DESCRIPTION)
     add_run_arguments(p)
     p.set_defaults(handler=run)
 
