@@ -23,6 +23,8 @@ COMMANDS: list[str] = [
     "vadmon.commands.keys",
     "vadmon.commands.secret",
     "vadmon.commands.events",
+    "vadmon.commands.replay",
+    "vadmon.commands.calibrate",
     "vadmon.commands.run",
     "vadmon.commands.bench",
 ]
