@@ -7,13 +7,11 @@ No driver is needed: the page writes the element's state into the DOM on ``loade
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from conftest import require_tool
 
 PAGE = """<!doctype html><html><body>
 <video id="v" src="{src}" preload="auto" muted></video><pre id="out">pending</pre>
@@ -29,17 +27,6 @@ v.addEventListener("error", () => report("error"));
 """
 
 
-def chromium_path() -> str:
-    """The Chromium binary; skipped outside CI when absent, a failure with CI=true."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    reason = "chromium missing: apt-get install chromium (done by .ci/run)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 def play(video: Path, timeout_s: float = 60.0) -> dict:
     """Load ``video`` in a page beside it; returns the element's readyState, duration, size."""
     video = Path(video).resolve()
@@ -47,7 +34,7 @@ def play(video: Path, timeout_s: float = 60.0) -> dict:
     page.write_text(PAGE.format(src=video.name))
     try:
         out = subprocess.run(
-            [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu",
+            [require_tool("chromium", "chromium"), "--headless", "--no-sandbox", "--disable-gpu",
              "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
             capture_output=True, text=True, timeout=timeout_s, check=False,
         )  # fmt: skip
