@@ -104,7 +104,7 @@ def test_clip_covers_pre_and_post_roll(tmp_path, previews):
         ready = cw.poll(now=frame.ts)
         time.sleep(0.02)
     ((event, path),) = ready
-    assert event.end_ts == T0 + 12.0 and path.endswith(".mp4")
+    assert event.end_ts == T0 + 12.0 and path.endswith("lobby/1700000008.000000-abc123.mp4")
     with av.open(path) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"

@@ -41,6 +41,31 @@ def test_shipped_demo_config_matches_the_generated_one():
     assert "defaults:\n" + DEMO_DEFAULTS + "cameras:" in text
 
 
+def test_demo_model_reports_progress_and_leaves_thread_count(tmp_path):
+    """The bar in `run --demo` is driven by these calls: the embedding pass, then every step."""
+    import torch
+
+    from vadmon.demo import build_demo_checkpoint
+
+    threads = torch.get_num_threads()
+    calls: list[tuple[int, int]] = []
+    path = build_demo_checkpoint(tmp_path / "m.pt", steps=3, progress=lambda *a: calls.append(a))
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert path.is_file() and torch.get_num_threads() == threads
+
+
+def test_demo_progress_bar_only_when_training(tmp_path, capsys):
+    from vadmon.commands.run import demo_progress
+
+    with demo_progress(tmp_path) as update:
+        pass  # model already there: no bar
+    assert "training" not in capsys.readouterr().out
+    with demo_progress(tmp_path) as update:
+        for done in range(4):
+            update(done, 3)
+    assert "training the tiny demo model" in capsys.readouterr().out
+
+
 class PreviewWatcher(threading.Thread):
     """Records (ts, red?) for every preview the camera publishes."""
 
@@ -114,6 +139,7 @@ def test_demo_one_event_per_flash_with_peak_snapshot_and_playable_clip(
         assert ev["end_ts"] is not None and 2.0 <= ev["end_ts"] - ev["start_ts"] <= 8.0, ev
         snap = cv2.imread(ev["snapshot_path"])
         assert snap.shape == (240, 320, 3) and is_red(snap), ev["snapshot_path"]
+        assert ev["clip_path"].endswith(f"/{ev['id']}.mp4")
         frames = clip_frames(ev["clip_path"])
         assert not is_red(frames[0]), "pre-roll must start before the flash"
         assert any(is_red(f) for f in frames)

@@ -79,7 +79,8 @@ def _images(frames: Sequence[TimedJpeg]) -> list[tuple[float, np.ndarray]]:
 
 
 def encode_clip(frames: Sequence[TimedJpeg], stem: Path, default_fps: float = 10.0) -> str | None:
-    """Write ``frames`` to ``stem`` + the encoder's suffix; the path, or None if none decodes.
+    """Write ``frames`` to ``stem`` + the encoder's suffix (``.mp4``); the path, or None if
+    no frame decodes.
 
     ``default_fps`` sets the last frame's length (and a single frame's) when no rate can be
     measured from the timestamps.
@@ -90,7 +91,7 @@ def encode_clip(frames: Sequence[TimedJpeg], stem: Path, default_fps: float = 10
     if len(images) < 1 or min(images[0][1].shape[:2]) < 2:
         return None
     enc = pick_encoder()
-    path = Path(stem).with_suffix(enc.suffix)
+    path = Path(stem).parent / (Path(stem).name + enc.suffix)  # ids hold dots: no with_suffix
     h, w = images[0][1].shape[:2]
     t0 = images[0][0]
     span = images[-1][0] - t0
