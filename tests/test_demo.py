@@ -23,8 +23,8 @@ from monitor_support import REPO, short_dir
 from vadmon.alerts.outbox import Outbox
 from vadmon.config import load_config
 from vadmon.demo import DEMO_DEFAULTS, demo_config
-from vadmon.monitor import camera_endpoints
 from vadmon.runtime.messages import PreviewFrame, decode
+from vadmon.settings import camera_endpoints
 
 RUN_S = 70.0  # flashes at 20, 40 and 60 s after the camera starts
 FLASH_S = 4.0

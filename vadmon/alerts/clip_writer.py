@@ -29,12 +29,12 @@ PEAK_SLACK_S = 1.0  # a preview further than this from the peak is not the peak'
 @dataclass(frozen=True)
 class ClipSettings:
     out_dir: Path
-    pre_s: float = 5.0
-    post_s: float = 5.0
-    ring_s: float = 30.0
-    max_clip_s: float = 120.0
-    finish_grace_s: float = 5.0
-    default_fps: float = 10.0
+    pre_s: float
+    post_s: float
+    ring_s: float
+    max_clip_s: float
+    finish_grace_s: float
+    default_fps: float
 
 
 @dataclass(frozen=True)
