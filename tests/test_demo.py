@@ -136,7 +136,10 @@ def test_demo_one_event_per_flash_with_peak_snapshot_and_playable_clip(
         assert len(mine) == 1, (onset, events)
         ev = mine[0]
         assert -1.0 <= ev["start_ts"] - onset <= 1.5, (onset, ev)
-        assert ev["end_ts"] is not None and 2.0 <= ev["end_ts"] - ev["start_ts"] <= 8.0, ev
+        assert ev["end_ts"] is not None, ev
+        print(f"flash at {onset:.2f}: event starts {ev['start_ts'] - onset:+.2f} s after it, "
+              f"lasts {ev['end_ts'] - ev['start_ts']:.2f} s")  # fmt: skip
+        assert 2.0 <= ev["end_ts"] - ev["start_ts"] <= 8.0, ev
         snap = cv2.imread(ev["snapshot_path"])
         assert snap.shape == (240, 320, 3) and is_red(snap), ev["snapshot_path"]
         assert ev["clip_path"].endswith(f"/{ev['id']}.mp4")
