@@ -106,7 +106,7 @@ def _opts(data: dict[str, Path], name: str, **kw) -> TrainOptions:
         "output": data["root"] / f"{name}.pt",
         "work_dir": data["root"] / name,
         "clip_arch": "vadmon-tiny",
-        "clip_pretrained": None,
+        "clip_pretrained": "",
         "classes": parse_classes(th.CLASSES),
         "visual_length": 32,
         "overrides": {
@@ -117,6 +117,7 @@ def _opts(data: dict[str, Path], name: str, **kw) -> TrainOptions:
             "batch_anomaly": 3,
         },
         "val_fraction": 0.25,
+        "val_crop": 1,
         "device": "cpu",
         "log": lambda _line: None,
     }
@@ -173,7 +174,7 @@ def _cli_train(data: dict[str, Path], name: str, *extra: str) -> list[str]:
         "--clip-arch", "vadmon-tiny", "--clip-pretrained", "",
         "--classes", th.CLASSES, "--visual-length", "32",
         "--epochs", "4", "--lr", "5e-4", "--milestones", "2",
-        "--batch-normal", "2", "--batch-anomaly", "2", "--val-fraction", "0.25",
+        "--batch-normal", "2", "--batch-anomaly", "2", "--val-fraction", "0.25", "--val-crop", "1",
         "--device", "cpu", "--no-progress", *extra,
     ]  # fmt: skip
 
@@ -220,7 +221,7 @@ def test_sigkill_after_a_checkpoint_then_resume_is_exact(
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(small_data: dict[str, Path]) -> Path:
-    opts = _opts(small_data, "evalmodel", val_fraction=0.0)
+    opts = _opts(small_data, "evalmodel", val_fraction=0.0, val_crop=0)
     opts.overrides = {**opts.overrides, "epochs": 1}
     train(opts)
     return opts.output

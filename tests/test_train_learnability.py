@@ -25,7 +25,7 @@ def test_weak_labels_learn_frame_localisation(tmp_path: Path) -> None:
         output=tmp_path / "model.pt",
         work_dir=tmp_path / "run",
         clip_arch="vadmon-tiny",
-        clip_pretrained=None,
+        clip_pretrained="",
         classes=parse_classes(th.CLASSES),
         visual_length=64,
         overrides={
@@ -36,6 +36,7 @@ def test_weak_labels_learn_frame_localisation(tmp_path: Path) -> None:
             "batch_anomaly": 8,
         },
         val_fraction=0.2,
+        val_crop=1,
         device="cpu",
         log=lambda _line: None,
     )
