@@ -50,7 +50,11 @@ def choose_videos(
         if report.gt_kind is not None
         else "|video score − video label|"
     )
-    return ranked, f"the {n} largest errors ({what})"
+    return ranked, f"the {n} largest errors by {what}"
+
+
+def _box(extent) -> list[float]:
+    return [round(float(v), 1) for v in (extent.x0, extent.y0, extent.x1, extent.y1)]
 
 
 def _safe_name(video: str) -> str:
@@ -58,7 +62,8 @@ def _safe_name(video: str) -> str:
 
 
 def plot_video(video: VideoResult, out_dir: Path, normal: frozenset[str] = NORMAL) -> Path:
-    """Write ``<video>.png`` (score vs frame, anomalous GT shaded) and ``<video>.json``."""
+    """Write ``<video>.png`` (score vs frame, events shaded, legend outside the axes) and
+    ``<video>.json`` (the plotted numbers and the rendered layout)."""
     try:
         import matplotlib
 
@@ -88,8 +93,13 @@ def plot_video(video: VideoResult, out_dir: Path, normal: frozenset[str] = NORMA
     ax.set_ylabel("anomaly score")
     ax.set_title(f"{video.video} ({video.label})")
     # outside the axes, so it never hides a curve
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     fig.tight_layout()
+    fig.canvas.draw()
+    layout = {  # rendered boxes in pixels, so a program can check the legend hides no curve
+        "axes": _box(ax.get_window_extent()),
+        "legend": _box(legend.get_window_extent()),
+    }
     png = out_dir / f"{_safe_name(video.video)}.png"
     tmp = png.with_name("." + png.name + ".tmp.png")
     fig.savefig(tmp, bbox_inches="tight")
@@ -105,6 +115,7 @@ def plot_video(video: VideoResult, out_dir: Path, normal: frozenset[str] = NORMA
         "segments": segments,
         "segment_labels": labels,
         "probe": None if video.probe is None else [round(float(x), 6) for x in video.probe],
+        "layout": layout,
     }
     atomic_write_text(png.with_suffix(".json"), json.dumps(data) + "\n")
     return png
