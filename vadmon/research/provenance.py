@@ -12,7 +12,6 @@ commands say so instead of guessing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ import torch
 from vadmon import __version__
 from vadmon.atomic import atomic_write_text
 from vadmon.errors import VadmonError
+from vadmon.research.train_state import tensor_checksum
 
 SIDECAR = "features.json"
 FORMAT = "vadmon-features"
@@ -107,17 +107,11 @@ class FeatureOrigin:
 def clip_checksum(clip: torch.nn.Module) -> str:
     """Content hash of a CLIP's weights, independent of the module it sits in.
 
-    Sum and sum of squares per tensor in fp64 (cheap on a 150 M-parameter tower) over the CLIP's
-    own state-dict keys, so extraction (bare open_clip model) and training (``clipmodel.`` inside
-    VadCLIP) hash the same weights to the same string.
+    Over the CLIP's own state-dict keys, so extraction (bare open_clip model) and training
+    (``clipmodel.`` inside VadCLIP) hash the same weights to the same string; 8 significant
+    digits, so summation order on another CPU does not change it.
     """
-    h = hashlib.sha256()
-    state = clip.state_dict()
-    for key in sorted(state):
-        t = state[key].detach().double().cpu()
-        h.update(key.encode())
-        h.update(f"{t.sum().item():.8e}:{(t * t).sum().item():.8e}".encode())
-    return h.hexdigest()[:16]
+    return tensor_checksum(clip.state_dict(), digits=8)
 
 
 def embed_width(clip: torch.nn.Module) -> int:
