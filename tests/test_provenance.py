@@ -133,7 +133,14 @@ def test_train_refuses_another_tower_before_any_work(
     assert "extracted with other CLIP weights (vadmon-tiny/x.bin" in err
     assert "training on" not in out and not (data["root"] / "otherweights").exists()
 
+    # Test features of another recipe than the training features: refused before training.
+    argv = _train_argv(data, "othertest", "--test-list", str(list_path))
+    rc, out, err = _cli(capsys, *argv)
+    assert rc == 2 and "test features differ from the training features (clip_checksum" in err
+    assert "training on" not in out and not (data["root"] / "othertest").exists()
+
     # A list that mixes both recipes is refused too.
+    argv = _train_argv(data, "otherweights", "--clip-pretrained", "")
     mixed = tmp_path / "mixed.csv"
     rows = data["train"].read_text().splitlines() + list_path.read_text().splitlines()[1:]
     mixed.write_text("\n".join(rows) + "\n")
@@ -170,3 +177,27 @@ def test_eval_and_score_refuse_features_of_another_tower(
         one = next(feats.glob("*__0.npy"))
         rc, _, err = _cli(capsys, "score", str(model), str(one), "-o", str(npz), "--device", "cpu")
         assert rc == 2 and message in err and not npz.exists(), err
+
+
+def test_one_flag_vocabulary_and_device_default() -> None:
+    """The CLIP tower is --clip-arch/--clip-pretrained wherever a command builds one (the
+    config's model.clip_arch/model.clip_pretrained), and --device defaults to auto everywhere."""
+    from vadmon.config.models import ModelConfig
+
+    parser = cli.build_parser()
+    minimal = {
+        "extract": ["v.mp4", "-o", "out"],
+        "train": ["--train-list", "l.csv", "-o", "m.pt"],
+        "eval": ["m.pt", "--test-list", "l.csv"],
+        "score": ["m.pt", "f.npy", "-o", "s.npz"],
+    }
+    for command, argv in minimal.items():
+        args = parser.parse_args([command, *argv])
+        assert args.device == "auto", command
+    for command in ("extract", "train"):
+        args = parser.parse_args(
+            [command, *minimal[command], "--clip-arch", "A", "--clip-pretrained", "w.bin"]
+        )
+        assert (args.clip_arch, args.clip_pretrained) == ("A", "w.bin")
+    assert {"clip_arch", "clip_pretrained"} <= set(ModelConfig.model_fields)
+    assert ModelConfig.model_fields["device"].default == "auto"
