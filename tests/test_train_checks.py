@@ -162,3 +162,26 @@ def test_train_states_steps_threads_and_warnings(tmp_path: Path) -> None:
     assert "warning: validation holds 2 normal + 2 anomalous videos" in text
     assert "12 samples give 1 steps per epoch with batches of 64+64: using 1+1" in text
     assert "(12 samples, 6 steps per epoch)" in text and "1 thread" in text
+
+
+def test_train_refuses_a_feature_width_before_training_starts(tmp_path: Path) -> None:
+    """Features without a sidecar (published, other tools) still get their width checked
+    before the first line about training is printed."""
+    listed = th.write_features(th.make_videos(8, seed=1, prefix="x"), tmp_path / "f", 1, seed=2)
+    for path in (tmp_path / "f").glob("*.npy"):
+        np.save(path, np.load(path)[:, :32])
+    lines: list[str] = []
+    opts = TrainOptions(
+        train_list=listed,
+        output=tmp_path / "m.pt",
+        work_dir=tmp_path / "run",
+        clip_arch="vadmon-tiny",
+        clip_pretrained="",
+        classes=parse_classes(th.CLASSES),
+        val_crop=0,
+        device="cpu",
+        log=lines.append,
+    )
+    with pytest.raises(VadmonError, match="features are 32-wide but the model's CLIP embeds 64"):
+        train(opts)
+    assert not lines and not opts.work_dir.exists()
