@@ -134,6 +134,24 @@ def test_probe_separates_visible_events_from_invisible_ones(tmp_path: Path) -> N
     assert result[0.0].auc < 0.65 and "barely show these events" in result[0.0].verdict()
 
 
+def _tiny_opts(listed: Path, root: Path, lines: list[str], **kw) -> TrainOptions:
+    """One epoch of the UCF preset with the tiny random tower, logging into ``lines``."""
+    return TrainOptions(
+        train_list=listed,
+        output=root / "m.pt",
+        work_dir=root / "run",
+        clip_arch="vadmon-tiny",
+        clip_pretrained="",
+        classes=parse_classes(th.CLASSES),
+        visual_length=32,
+        overrides={"epochs": 1},
+        val_crop=0,
+        device="cpu",
+        log=lines.append,
+        **kw,
+    )
+
+
 def test_train_states_steps_threads_and_warnings(tmp_path: Path) -> None:
     videos = th.make_videos(16, seed=6, prefix="w")
     for v in videos:  # anomalous videos twice as long: a shortcut waiting to be learned
@@ -141,22 +159,7 @@ def test_train_states_steps_threads_and_warnings(tmp_path: Path) -> None:
             v.snippets *= 2
     listed = th.write_features(videos, tmp_path / "f", crops=1, seed=7)
     lines: list[str] = []
-    opts = TrainOptions(
-        train_list=listed,
-        output=tmp_path / "m.pt",
-        work_dir=tmp_path / "run",
-        clip_arch="vadmon-tiny",
-        clip_pretrained="",
-        classes=parse_classes(th.CLASSES),
-        visual_length=32,
-        overrides={"epochs": 1},
-        val_fraction=0.25,
-        val_crop=0,
-        device="cpu",
-        threads=1,
-        log=lines.append,
-    )
-    assert train(opts).finished
+    assert train(_tiny_opts(listed, tmp_path, lines, val_fraction=0.25, threads=1)).finished
     text = "\n".join(lines)
     assert "anomalous training videos are" in text and "longer than normal ones" in text
     assert "warning: validation holds 2 normal + 2 anomalous videos" in text
@@ -171,17 +174,7 @@ def test_train_refuses_a_feature_width_before_training_starts(tmp_path: Path) ->
     for path in (tmp_path / "f").glob("*.npy"):
         np.save(path, np.load(path)[:, :32])
     lines: list[str] = []
-    opts = TrainOptions(
-        train_list=listed,
-        output=tmp_path / "m.pt",
-        work_dir=tmp_path / "run",
-        clip_arch="vadmon-tiny",
-        clip_pretrained="",
-        classes=parse_classes(th.CLASSES),
-        val_crop=0,
-        device="cpu",
-        log=lines.append,
-    )
+    opts = _tiny_opts(listed, tmp_path, lines)
     with pytest.raises(VadmonError, match="features are 32-wide but the model's CLIP embeds 64"):
         train(opts)
     assert not lines and not opts.work_dir.exists()
