@@ -327,19 +327,6 @@ def add_probe(report: EvalReport, width: int) -> None:
         r.probe = sc
 
 
-def resolve_crop(explicit: int | None, preset: str | None, meta: dict[str, Any]) -> tuple:
-    """(crop, where it came from): ``--crop``, else the preset's test crop, else the crop the
-    checkpoint was validated on, else none (a list with one file per video)."""
-    if explicit is not None:
-        return explicit, "--crop"
-    if preset is not None and load_preset(preset).train.get("test_crop") is not None:
-        return load_preset(preset).train["test_crop"], f"preset {preset} test crop"
-    val_crop = (meta.get("hyper") or {}).get("val_crop")
-    if val_crop is not None:
-        return val_crop, "the checkpoint's validation crop"
-    return None, "the only file listed per video"
-
-
 def evaluate_checkpoint(
     checkpoint: Path,
     test_list: Path,
@@ -358,7 +345,7 @@ def evaluate_checkpoint(
     label_map = dict(ck.label_map)
     if preset is not None:
         label_map = label_map or load_preset(preset).label_map
-    crop, crop_source = resolve_crop(crop, preset, ck.meta)
+    crop, crop_source = td.resolve_crop(crop, preset, ck.meta)
     videos = td.read_videos(Path(test_list))
     files = [v.path_for_crop(crop, "--crop") for v in videos]
     features = prov.check_checkpoint(ck, files, str(checkpoint))

@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from vadmon.errors import VadmonError
+from vadmon.model.config import load_preset
 from vadmon.model.losses import multi_hot
 from vadmon.model.sequence import check_features, uniform_resample
 from vadmon.research.annotations import ListEntry, read_list_csv
@@ -59,6 +61,21 @@ class Video:
             str(self.paths[0].parent),
             f"extract it (vadmon extract --crop-mode 10crop) or pass {flag} {known[0]}",
         )
+
+
+def resolve_crop(
+    explicit: int | None, preset: str | None, meta: dict[str, Any]
+) -> tuple[int | None, str]:
+    """(crop, where it came from): ``--crop``, else the preset's test crop, else the crop the
+    checkpoint was validated on, else none (a list with one file per video)."""
+    if explicit is not None:
+        return explicit, "--crop"
+    if preset is not None and load_preset(preset).train.get("test_crop") is not None:
+        return load_preset(preset).train["test_crop"], f"preset {preset} test crop"
+    val_crop = (meta.get("hyper") or {}).get("val_crop")
+    if val_crop is not None:
+        return val_crop, "the checkpoint's validation crop"
+    return None, "the only file listed per video"
 
 
 def resolve_path(path: str, list_file: Path) -> Path:
