@@ -160,24 +160,13 @@ class _Run:
     clip_checksum: str
 
 
-def _features_origin(opts: TrainOptions, crop: int | None) -> prov.FeatureOrigin | None:
-    """The training features' origin; test features must share it and hold the scoring crop."""
-    videos = td.read_videos(opts.train_list)
-    origin = prov.origin_of_files([p for v in videos for p in v.paths], "the train list")
-    if opts.test_list is not None:
-        test = td.read_videos(opts.test_list)
-        files = tc.check_crop_files(test, crop, "--val-crop")
-        prov.check_same(origin, prov.origin_of_files(files, "the test list"), "test")
-    return origin
-
-
 def _prepare(opts: TrainOptions) -> _Run:
     """Everything checked and built before the first step: a mistake stops here, in one line."""
     preset = load_preset(opts.preset)
     hyper = resolve_hyper(preset.train, opts)
     device = resolve_device(opts.device)
     videos = td.read_videos(opts.train_list)
-    origin = _features_origin(opts, hyper.val_crop)
+    origin = tc.features_origin(videos, opts.test_list, hyper.val_crop)
     if opts.checkpoint_init is None:
         arch, pretrained = tc.resolve_tower(opts.clip_arch, opts.clip_pretrained, origin)
         opts = replace(opts, clip_arch=arch, clip_pretrained=pretrained)

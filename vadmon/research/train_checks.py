@@ -21,7 +21,7 @@ from scipy.stats import mannwhitneyu
 
 from vadmon.errors import VadmonError
 from vadmon.research import train_data as td
-from vadmon.research.provenance import FeatureOrigin
+from vadmon.research.provenance import FeatureOrigin, check_same, origin_of_files
 
 DEFAULT_ARCH, DEFAULT_PRETRAINED = "ViT-B-16", "openai"
 MIN_VAL_PER_CLASS = 10  # below this, one video flips validation AUC by ≥ 1/10
@@ -47,6 +47,17 @@ def resolve_tower(
         else:
             pretrained = DEFAULT_PRETRAINED if arch == DEFAULT_ARCH else ""
     return arch, pretrained
+
+
+def features_origin(
+    videos: Sequence[td.Video], test_list: Path | None, crop: int | None
+) -> FeatureOrigin | None:
+    """The training features' origin; test features must share it and hold the scoring crop."""
+    origin = origin_of_files([p for v in videos for p in v.paths], "the train list")
+    if test_list is not None:
+        files = check_crop_files(td.read_videos(test_list), crop, "--val-crop")
+        check_same(origin, origin_of_files(files, "the test list"), "test")
+    return origin
 
 
 def check_crop_files(videos: Sequence[td.Video], crop: int | None, what: str) -> list[Path]:
