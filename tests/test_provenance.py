@@ -157,6 +157,7 @@ def test_eval_and_score_refuse_features_of_another_tower(
                         "--crop", "0", "--report", str(report), *TINY)  # fmt: skip
     assert rc == 0, err
     assert json.loads(report.read_text())["features"]["crop_mode"] == "center"
+    assert "no features.json" not in out
 
     cases = {
         "weights": (_tiny_origin("center", clip_checksum="f" * 16), "other CLIP weights"),

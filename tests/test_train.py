@@ -276,6 +276,7 @@ def test_eval_reports_metrics_and_plots(
     assert "frame coarse (C-Branch): AUC" in out and "frame fine (A-Branch): AUC" in out
     assert "mAP@IoU 0.1:" in out
     assert "scored crop 0 (the checkpoint's validation crop)" in out
+    assert "no features.json" in out  # written by the test, not by vadmon extract
     assert "supervised linear probe (frame labels, 3-fold by video): frame AUC" in out
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["videos"] == 6 and report["ground_truth"] == "csv"

@@ -367,6 +367,8 @@ def summary_lines(report: EvalReport) -> list[str]:
     lines = [f"{len(report.videos)} videos, ground truth: {report.gt_kind or 'video labels only'}"]
     crop = "as listed" if report.crop is None else str(report.crop)
     lines.append(f"scored crop {crop} ({report.crop_source or 'as asked'})")
+    if report.checkpoint is not None and report.features is None:
+        lines.append(prov.UNCHECKED)
     if report.video_auc is not None:
         lines.append(f"video-level AUC (C-Branch top-k): {report.video_auc:.4f}")
     for name, m in (("coarse (C-Branch)", report.coarse), ("fine (A-Branch)", report.fine)):

@@ -42,6 +42,12 @@ COMPATIBLE_KEYS = (
 )
 
 
+UNCHECKED = (
+    "note: the features have no features.json (not written by vadmon extract): their tower, "
+    "crops and sampling cannot be checked"
+)
+
+
 @dataclass(frozen=True)
 class FeatureOrigin:
     """The recipe of a feature directory (one sidecar per ``vadmon extract`` output dir)."""

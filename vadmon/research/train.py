@@ -167,6 +167,8 @@ def _prepare(opts: TrainOptions) -> _Run:
     device = resolve_device(opts.device)
     videos = td.read_videos(opts.train_list)
     origin = tc.features_origin(videos, opts.test_list, hyper.val_crop)
+    if origin is None:
+        opts.log(prov.UNCHECKED)
     if opts.checkpoint_init is None:
         arch, pretrained = tc.resolve_tower(opts.clip_arch, opts.clip_pretrained, origin)
         opts = replace(opts, clip_arch=arch, clip_pretrained=pretrained)
