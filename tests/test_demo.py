@@ -140,6 +140,12 @@ def test_demo_one_event_per_flash_with_peak_snapshot_and_playable_clip(
         print(f"flash at {onset:.2f}: event starts {ev['start_ts'] - onset:+.2f} s after it, "
               f"lasts {ev['end_ts'] - ev['start_ts']:.2f} s")  # fmt: skip
         assert 2.0 <= ev["end_ts"] - ev["start_ts"] <= 8.0, ev
+        why = ev["explanation"]["text"]  # the class and the timing, in words
+        print(f"explanation: {why}")
+        assert why.startswith(f"{ev['label'].capitalize()} (") or why.startswith(ev["label"])
+        assert f"stayed above {cfg.cameras['synthetic'].alerts.threshold:.2f} for" in why
+        assert f"for {ev['duration_s']:.1f} s" in why and "after onset" in why
+        assert "frames best match" in why  # the phrase bank ran in the real inference process
         snap = cv2.imread(ev["snapshot_path"])
         assert snap.shape == (240, 320, 3) and is_red(snap), ev["snapshot_path"]
         assert ev["clip_path"].endswith(f"/{ev['id']}.mp4")
