@@ -20,9 +20,10 @@ from capture_support import wait_for
 from monitor_support import Listener, Monitor, outbox_drained, write_config
 from webhook_receiver import Receiver
 
-from vadmon.alerts.clip_writer import Frame, encode_mp4
+from vadmon.alerts.clip_writer import Frame
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.signing import generate_secret
+from vadmon.alerts.video import encode_clip
 from vadmon.capture.source import SyntheticSource
 from vadmon.config import load_config
 
@@ -54,8 +55,9 @@ def clip_bytes(path: Path, seconds: float) -> int:
         ok, jpeg = cv2.imencode(".jpg", src.render(i * 2), [cv2.IMWRITE_JPEG_QUALITY, 80])
         assert ok
         frames.append(Frame(i / 5.0, jpeg.tobytes()))
-    assert encode_mp4(frames, path, 5.0) == str(path)
-    return path.stat().st_size
+    written = encode_clip(frames, path.with_suffix(""), 5.0)
+    assert written
+    return Path(written).stat().st_size
 
 
 def outbox_live(db: Path) -> int:

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-MEDIA_SUFFIXES = (".jpg", ".mp4")
+MEDIA_SUFFIXES = (".jpg", ".mp4", ".webm")
 
 
 @dataclass(frozen=True)
