@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vadmon.commands import preset_help
 from vadmon.errors import VadmonError
 from vadmon.model.config import list_presets
 
@@ -39,7 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", type=Path, help="vadmon checkpoint (train or import-checkpoint)")
     p.add_argument("--test-list", type=Path, required=True, help="list CSV path,label")
-    p.add_argument("--preset", choices=list_presets(), help="label map if the checkpoint has none")
+    p.add_argument(
+        "--preset",
+        choices=list_presets(),
+        help=preset_help("label map, used when the checkpoint has none"),
+    )
     p.add_argument("--crop", type=int, help="crop index when the list has several per video")
     add_gt_args(p)
     p.add_argument("--report", type=Path, help="write the JSON report here")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vadmon.commands import preset_help
 from vadmon.commands.eval import add_gt_args, gt_from_args
 from vadmon.errors import VadmonError
 from vadmon.model.config import list_presets
@@ -42,7 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "test list). State is saved every epoch in --work-dir; --resume continues exactly.",
     )
     p.add_argument("--train-list", type=Path, required=True, help="list CSV path,label")
-    p.add_argument("--preset", choices=list_presets(), default="ucf")
+    p.add_argument(
+        "--preset",
+        choices=list_presets(),
+        default="ucf",
+        help=preset_help("published hyper-parameters, class names and label map (default ucf)"),
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="final checkpoint (.pt)")
     p.add_argument("--work-dir", type=Path, help="state/history dir (default runs/<output name>)")
     src = p.add_argument_group("model source")

@@ -26,8 +26,8 @@ from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
 from vadmon.runtime.heartbeat import HeartbeatSender
-from vadmon.runtime.link import LinkServer, open_server, unpack_frames
-from vadmon.runtime.messages import ScoreMessage, SnippetMessage
+from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
+from vadmon.runtime.messages import PreviewFrame, ScoreMessage, SnippetMessage
 from vadmon.runtime.ring import RingReader
 from vadmon.runtime.transport import (
     RecvStats,
@@ -55,6 +55,8 @@ class CameraStats:
     latency_ms: float = 0.0
     last_ts: float = 0.0
     last_index: int = -1
+    previews_relayed: int = 0
+    previews_refused: int = 0
     times: list[float] = field(default_factory=list)
 
     def fps(self, now: float, span_s: float = 10.0) -> float:
@@ -153,7 +155,21 @@ class InferenceLoop:
             if item is None:
                 break
             got.append(item)
+        for m, p in got:
+            if isinstance(m, PreviewFrame):
+                self.relay(m, p)
         return [(m, p) for m, p in got if isinstance(m, SnippetMessage)]
+
+    def relay(self, msg: PreviewFrame, payload: bytes | None) -> None:
+        """Previews over a tcp link go on to alerts; only for cameras that send snippets."""
+        if self.settings.link is None or msg.camera not in self.cameras:
+            self.recv_stats.malformed += 1
+            return
+        stats = self.cameras[msg.camera]
+        if relay_preview(self.pub, msg, payload):
+            stats.previews_relayed += 1
+        else:
+            stats.previews_refused += 1
 
     def select(self, msgs: list[Received], now: float) -> list[Received]:
         """Latest wins: stale snippets and all but the newest few per camera are skipped."""
@@ -289,6 +305,8 @@ class InferenceLoop:
                 "snippets_total": s.snippets,
                 "latency_ms": s.latency_ms,
                 "last_ts": s.last_ts,
+                "previews_relayed": s.previews_relayed,
+                "previews_refused": s.previews_refused,
             }
             for name, s in self.cameras.items()
         }
