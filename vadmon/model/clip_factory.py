@@ -79,7 +79,7 @@ def _missing_weights(arch: str, pretrained: str, why: str) -> VadmonError:
         fix=(
             "connect once so open_clip can cache the tag, point at a local weights file "
             "(monitor config: model.clip_pretrained: /path/to/weights.bin; vadmon train: "
-            "--clip-pretrained FILE; vadmon extract: --pretrained FILE), or import a published "
+            "--clip-pretrained FILE; vadmon extract: --clip-pretrained FILE), or import a published "
             "VadCLIP checkpoint (vadmon import-checkpoint model_ucf.pth --preset ucf), which "
             "carries CLIP"
         ),
