@@ -148,10 +148,35 @@ def test_clip_is_finished_after_grace_when_frames_stop(tmp_path, previews):
     while not ready and time.monotonic() < deadline:
         ready = cw.poll(now=T0 + 10.5)  # camera went silent: grace elapsed
         time.sleep(0.02)
-    ((_, path),) = ready
+    ((event, path),) = ready
     cap = cv2.VideoCapture(path)
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30  # frames 20..49 (T0+2 .. T0+4.9)
     cap.release()
+    assert event.clip_gaps == [[T0 + 4.9, T0 + 9.0]]  # the silent end is marked, not filled
+    assert event.to_dict()["clip_gaps"] == event.clip_gaps
+    cw.close()
+
+
+def test_a_gap_inside_the_clip_is_marked(tmp_path, previews):
+    """Frames lost on the way (a link outage) leave a marked hole; nothing is invented."""
+    cw = ClipWriter(clip_settings(tmp_path, pre_s=1.0, post_s=1.0, finish_grace_s=0.0))
+    ev = make_event(T0 + 2.0, T0 + 2.5, end=T0 + 12.0)
+    for frame, jpeg in previews[:130]:
+        if frame.ts == T0 + 2.0:
+            cw.begin(ev)
+        if not 50 <= frame.seq < 90:  # 4 s missing
+            cw.add(frame, jpeg)
+    cw.end(ev)
+    deadline = time.monotonic() + 30
+    ready = []
+    while not ready and time.monotonic() < deadline:
+        ready = cw.poll(now=T0 + 20.0)
+        time.sleep(0.02)
+    ((event, path),) = ready
+    assert event.clip_gaps == [[T0 + 4.9, T0 + 9.0]]
+    with av.open(path) as container:
+        # pre-roll from T0+1 (frame 10) to the end of the previews (129), less the 40 lost
+        assert sum(1 for _ in container.decode(video=0)) == 120 - 40
     cw.close()
 
 

@@ -47,10 +47,16 @@ def test_demo_model_reports_progress_and_leaves_thread_count(tmp_path):
     from vadmon.demo import build_demo_checkpoint
 
     threads = torch.get_num_threads()
-    calls: list[tuple[int, int]] = []
-    path = build_demo_checkpoint(tmp_path / "m.pt", steps=3, progress=lambda *a: calls.append(a))
-    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
-    assert path.is_file() and torch.get_num_threads() == threads
+    torch.set_num_threads(3)  # not the 1 the tests run with (conftest), so a lost restore shows
+    try:
+        calls: list[tuple[int, int]] = []
+        path = build_demo_checkpoint(
+            tmp_path / "m.pt", steps=3, progress=lambda *a: calls.append(a)
+        )
+        assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
+        assert path.is_file() and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_demo_progress_bar_only_when_training(tmp_path, capsys):

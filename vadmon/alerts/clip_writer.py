@@ -52,6 +52,20 @@ class _Recording:
     future: Future[str | None] | None = None
 
 
+def missing_spans(stamps: list[float], start: float, until: float) -> list[list[float]]:
+    """Stretches of ``[start, until]`` with no frame: more than 3 typical frame intervals (and
+    at least 1 s) between frames, or before the first / after the last. A clip that spans a link
+    outage or a dead camera says where its frames are missing instead of pretending."""
+    if not stamps:
+        return [[round(start, 3), round(until, 3)]]
+    steps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a)
+    limit = max(1.0, 3 * steps[len(steps) // 2]) if steps else 1.0
+    edges = [start, *stamps, until]
+    return [
+        [round(a, 3), round(b, 3)] for a, b in zip(edges, edges[1:], strict=False) if b - a > limit
+    ]
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:100] or "_"
 
@@ -174,6 +188,8 @@ class ClipWriter:
         # frames that arrived before the end was known may lie beyond the post-roll
         until = (rec.end_ts if rec.end_ts is not None else rec.event.start_ts) + self.s.post_s
         frames = [f for f in rec.frames if f.ts <= until]
+        start = rec.event.start_ts - self.s.pre_s
+        rec.event.clip_gaps = missing_spans([f.ts for f in frames], start, until)
         quota = None
         if self.store is not None:
             quota = (self.store, {*self.protected(), rec.event.id})
