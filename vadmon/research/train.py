@@ -6,11 +6,8 @@ published code picks the epoch with the best *test* AUC. Here the test set is ne
 during training. A validation split of the training list is held out by video, and the epoch
 with the best validation score is kept.
 
-Validation metric: the training lists only carry video-level labels (no frame ground truth
-exists for UCF-Crime/XD-Violence training videos), so the score is the video-level ROC-AUC of the
-C-Branch video score (mean of the top-k snippet probabilities, k = int(T/16 + 1) — the same
-statistic the MIL loss trains) against the weak label; ties are broken by the lower validation
-MIL-BCE. With ``val_fraction = 0`` the last epoch is kept.
+The training lists carry video labels only, so the validation score is a video-level AUC
+(``vadmon.research.validation``); with ``val_fraction = 0`` the last epoch is kept.
 """
 
 from __future__ import annotations
@@ -21,17 +18,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from vadmon.errors import VadmonError
 from vadmon.model import checkpoint as ckpt_mod
 from vadmon.model.adapter import window_mask
 from vadmon.model.clip_factory import create_clip, resolve_device
 from vadmon.model.config import VadClipConfig, load_preset
-from vadmon.model.losses import topk_count, total_loss
-from vadmon.model.predict import score_features
+from vadmon.model.losses import total_loss
 from vadmon.model.vadclip import VadCLIP
 from vadmon.research import provenance as prov
 from vadmon.research import train_checks as tc
@@ -46,6 +40,7 @@ from vadmon.research.train_options import (
     progress_bar,
     resolve_hyper,
 )
+from vadmon.research.validation import better, validate
 
 # --------------------------------------------------------------------------- setup
 
@@ -99,46 +94,6 @@ def build_model(opts: TrainOptions) -> tuple[VadCLIP, dict[str, str]]:
         class_names=names,
     )
     return VadCLIP(config, clip), label_map or preset.label_map
-
-
-# --------------------------------------------------------------------------- validation
-
-
-@torch.no_grad()
-def video_scores(
-    model: VadCLIP, videos: list[td.Video], crop: int | None
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """C-Branch video score (top-k mean of snippet probabilities) per video, and the snippets."""
-    model.eval()
-    text = model.encode_prompts(model.config.class_names)
-    scores, per_snippet = [], []
-    for v in videos:
-        path = v.path_for_crop(crop, "--val-crop")
-        feats = td.load_feature_file(path, model.config.visual_width)
-        coarse = score_features(model, feats, text_features=text, where=str(path))["coarse"]
-        k = topk_count(len(coarse))
-        scores.append(float(np.sort(coarse)[::-1][:k].mean()))
-        per_snippet.append(coarse)
-    return np.asarray(scores), per_snippet
-
-
-def validate(
-    model: VadCLIP, videos: list[td.Video], normal: list[bool], crop: int | None
-) -> dict[str, float]:
-    scores, _ = video_scores(model, videos, crop)
-    target = np.asarray([0.0 if n else 1.0 for n in normal])
-    p = np.clip(scores, 1e-7, 1 - 1e-7)
-    bce = float(-(target * np.log(p) + (1 - target) * np.log(1 - p)).mean())
-    return {"video_auc": float(roc_auc_score(target, scores)), "bce": bce}
-
-
-def _better(val: dict[str, float], best: dict[str, Any] | None) -> bool:
-    if best is None:
-        return True
-    ref = best["validation"]
-    if not ref:
-        return True  # no validation: the latest epoch wins
-    return (val["video_auc"], -val["bce"]) > (ref["video_auc"], -ref["bce"])
 
 
 # --------------------------------------------------------------------------- the run
@@ -359,7 +314,7 @@ def _train(opts: TrainOptions, threads: int) -> TrainResult:
                 if (run.val_videos)
                 else {}
             )
-            improved = _better(val, best)
+            improved = better(val, best)
             if improved:
                 best = {"epoch": epoch, "validation": val, "adapter": _adapter_cpu(run.model)}
             rec = {
