@@ -35,7 +35,7 @@ import zmq
 from vadmon.capture.frame import SourceReader
 from vadmon.capture.preview_link import LinkPreviews
 from vadmon.capture.snippet import SnippetAssembler, SnippetSettings
-from vadmon.capture.source import FrameSource, SourceError, open_source
+from vadmon.capture.source import ErrorKind, FrameSource, SourceError, open_source
 from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fingerprint
 from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import HeartbeatSender
@@ -71,6 +71,8 @@ class CaptureSettings:
     # file path, rtsp://…, webcam index, or synthetic:… — may hold a password: not in repr
     source: str = field(repr=False)
     loop: bool
+    realtime: bool  # files: pace at the source fps
+    rtsp_transport: str  # tcp | udp
     open_timeout_ms: int
     read_timeout_ms: int
     ring_slots: int
@@ -155,7 +157,17 @@ class CaptureLoop:
             item = None
             time.sleep(0.05)
         now = time.monotonic()
-        if isinstance(item, SourceError):
+        if (
+            isinstance(item, SourceError)
+            and item.kind is ErrorKind.ENDED
+            and not self.settings.loop
+        ):
+            log.info(
+                "camera %s: end of %s (loop: false): done", self.settings.camera, self.description
+            )
+            self._stop_reader()
+            self.watchdog.end()
+        elif isinstance(item, SourceError):
             log.warning("camera %s: %s", self.settings.camera, item)
             self._apply(self.watchdog.on_error(now, item.kind.value))
         elif item is not None:
@@ -192,14 +204,7 @@ class CaptureLoop:
             self.reader.start()
 
     def _build_source(self) -> FrameSource:
-        s = self.settings
-        source = open_source(
-            s.source,
-            loop=s.loop,
-            open_timeout_ms=s.open_timeout_ms,
-            read_timeout_ms=s.read_timeout_ms,
-        )
-        return source
+        return build_source(self.settings)
 
     def _stop_reader(self) -> None:
         if self.reader is not None:
@@ -319,6 +324,18 @@ class CaptureLoop:
         self.ring.close()
         if self.heartbeat is not None:
             self.heartbeat.close()
+
+
+def build_source(s: CaptureSettings) -> FrameSource:
+    """The (unopened) source for these settings: where the camera's config keys take effect."""
+    return open_source(
+        s.source,
+        loop=s.loop,
+        realtime=s.realtime,
+        rtsp_transport=s.rtsp_transport,
+        open_timeout_ms=s.open_timeout_ms,
+        read_timeout_ms=s.read_timeout_ms,
+    )
 
 
 def open_source_description(settings: CaptureSettings) -> str:
