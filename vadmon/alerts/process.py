@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import logging
 import os
 import signal
 import sys
@@ -37,9 +38,21 @@ from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
 from vadmon.alerts.outbox import Outbox
 from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import HeartbeatSender
+from vadmon.runtime.logs import fields, setup_logging
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
+from vadmon.runtime.status_schema import MAX_RECENT_EVENTS
 
 MAX_BATCH = 500
+log = logging.getLogger("vadmon.alerts")
+
+
+def log_event(ev: dict[str, Any], clip: str | None, reason: str) -> None:
+    """One line per event message for service mode (journald, Loki), e.g. ``event start
+    camera=door label=Fighting prob=0.81 score=0.93 snapshot=...``; JSON keeps them as keys."""
+    keys = ("camera", "label", "prob", "score", "snapshot")
+    extra = {k: ev[k] for k in keys if ev.get(k) is not None}
+    extra.update({k: v for k, v in (("clip", clip), ("reason", reason)) if v})
+    log.info("event %s", ev["kind"], extra=fields(**extra, event=ev["id"]))
 
 
 @dataclass(frozen=True)
@@ -125,17 +138,19 @@ class AlertPipeline:
         self._enqueue("end", event.to_dict(), "closed")
 
     def _enqueue(self, kind: str, data: dict[str, Any], state: str) -> None:
-        self.recent.appendleft(
-            {
-                "id": data.get("id", ""),
-                "camera": data.get("camera", ""),
-                "label": data.get("label", ""),
-                "prob": data.get("label_prob", 0.0),
-                "start": data.get("start_ts", 0.0),
-                "duration": data.get("duration_s", 0.0),
-                "kind": kind,
-            }
-        )
+        recent = {
+            "id": data.get("id", ""),
+            "camera": data.get("camera", ""),
+            "label": data.get("label", ""),
+            "prob": data.get("label_prob", 0.0),
+            "score": data.get("peak_score"),
+            "start": data.get("start_ts", 0.0),
+            "duration": data.get("duration_s", 0.0),
+            "kind": kind,
+            "snapshot": data.get("snapshot_path"),
+        }
+        self.recent.appendleft(recent)
+        log_event(recent, data.get("clip_path"), data.get("reason") or "")
         body = build_body(kind, data)
         self.outbox.enqueue(data, kind, new_msg_id(), body, self.endpoints, state=state)
         self.counters["queued"] += 1
@@ -169,7 +184,12 @@ class AlertPipeline:
             ts=time.time(),
             state="running",
             counters=counters,
-            info={"open_events": open_events, "recent_events": list(seen.values())[:10]},
+            info={
+                "open_events": open_events,
+                "webhooks": len(self.endpoints),
+                "recent_events": list(seen.values())[:MAX_RECENT_EVENTS],
+                "alert_latency": self.worker.latency.body(),
+            },
         )
 
 
@@ -316,6 +336,7 @@ def settings_from_args(args: argparse.Namespace) -> AlertSettings:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging("alerts")
     try:
         if args.config:
             from vadmon.config import load_config

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import tempfile
 from pathlib import Path
 
 from vadmon.errors import VadmonError
+from vadmon.runtime.logs import ENV_FORMAT, FORMATS, setup_logging
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,6 +32,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "'inference' (inference + alerts on transport.tcp.bind); default: everything here",
     )
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="plain",
+        help="log lines of every process: plain text, or one JSON object per line "
+        "(journald, Loki); with the live view they go to files in the run directory",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,9 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vadmon.monitor import run_monitor
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    os.environ[ENV_FORMAT] = args.log_format  # the children inherit it
+    setup_logging("supervisor", args.log_level)
     banner = ""
     config = args.config
     if args.demo:

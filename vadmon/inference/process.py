@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,8 +30,15 @@ from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, unpack_frames
+from vadmon.runtime.logs import setup_logging
 from vadmon.runtime.messages import ScoreMessage, SnippetMessage
 from vadmon.runtime.ring import RingReader
+from vadmon.runtime.status_schema import (
+    INFERENCE_LATENCY_BUCKETS,
+    MAX_RECENT_SCORES,
+    Histogram,
+    RateMeter,
+)
 from vadmon.runtime.transport import (
     RecvStats,
     SocketLimits,
@@ -58,11 +65,9 @@ class CameraStats:
     latency_ms: float = 0.0
     last_ts: float = 0.0
     last_index: int = -1
-    times: list[float] = field(default_factory=list)
-
-    def fps(self, now: float, span_s: float = 10.0) -> float:
-        self.times = [t for t in self.times if now - t <= span_s]
-        return len(self.times) / span_s
+    rate: RateMeter = field(default_factory=lambda: RateMeter(window_s=10.0))
+    # every score, newest last: the heartbeat carries them all, not one sample per beat
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_SCORES))
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class InferenceLoop:
         self.heartbeat = HeartbeatSender.from_env(ctx)
         self._last_beat = 0.0
         self.batches = 0
+        self.latency = Histogram(INFERENCE_LATENCY_BUCKETS)  # every published score
 
     # --- gather ------------------------------------------------------------------------------
     def gather(self) -> list[Received]:
@@ -253,7 +259,9 @@ class InferenceLoop:
         send_message(self.pub, msg)
         st = self.cameras[m.camera]
         st.snippets += 1
-        st.times.append(now)
+        st.rate.add()
+        st.recent.append(round(min(max(res.score, 0.0), 1.0), 3))
+        self.latency.observe(timings["latency"])
         st.score = res.score
         st.label, st.label_prob = msg.top_class()
         st.latency_ms = timings["latency"] * 1000
@@ -264,16 +272,19 @@ class InferenceLoop:
         if self.heartbeat is None or now - self._last_beat < self.settings.heartbeat_s:
             return
         self._last_beat = now
+        # keep the beat well under heartbeat.MAX_BYTES however many cameras there are
+        keep = max(8, min(MAX_RECENT_SCORES, 6000 // max(1, len(self.cameras))))
         cams = {
             name: {
                 "score": s.score,
                 "label": s.label,
                 "label_prob": s.label_prob,
-                "fps": s.fps(now),
+                "fps": s.rate.rate(),
                 "skipped_total": s.skipped,
                 "snippets_total": s.snippets,
                 "latency_ms": s.latency_ms,
                 "last_ts": s.last_ts,
+                "recent_scores": list(s.recent)[-keep:],
             }
             for name, s in self.cameras.items()
         }
@@ -285,6 +296,7 @@ class InferenceLoop:
                 "device": self.runtime.split("/")[0],
                 "precision": self.runtime.split("/")[-1],
                 "cameras": cams,
+                "latency": self.latency.body(),
             },
         )
 
@@ -320,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vadmon.inference.process")
     p.add_argument("--config", required=True)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s inference %(message)s")
+    setup_logging("inference")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -23,6 +23,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ import zmq
 from vadmon.config import SupervisorConfig
 from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, MAX_BYTES, Heartbeat, parse_heartbeat
+from vadmon.runtime.logs import ChildLog, wait_threads
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("vadmon.runtime.supervisor")
@@ -128,6 +130,7 @@ class Supervisor:
         cleanup: Cleanup | None = None,
         systemd: bool = False,
         rng: random.Random | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -138,10 +141,15 @@ class Supervisor:
         self.systemd = systemd
         self.rng = rng or random.Random()
         self.children = {s.name: _Child(s, ChildStatus(s.name)) for s in specs}
+        # set: children's stdout/stderr go to rotating files here, never to our terminal
+        self.log_dir = log_dir
+        self.logs: dict[str, ChildLog] = {}
+        self._pumps: list[threading.Thread] = []
         self.failure: str | None = None
         self.failure_code = 1  # exit code of run() after a failure
         self.bad_heartbeats = 0  # malformed heartbeat messages (dropped)
         self.stray_heartbeats = 0
+        self.bad_bodies = 0  # heartbeats whose status body failed validation (liveness kept)
         self._stop_reason: str | None = None
         self._force = False
         self._context: zmq.Context | None = None
@@ -188,6 +196,9 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self.failure and self.failure_code == BAD_INPUT_EXIT:
+            for name, child in self.children.items():  # its line went to a file: repeat it
+                if child.status.state == "failed" and name in self.logs:
+                    print(self.logs[name].error_line(), file=sys.stderr)
             return BAD_INPUT_EXIT  # the child's own error line is the message
         if self.failure:
             print(f"vadmon supervisor: error: {self.failure}; stopped everything", file=sys.stderr)
@@ -218,16 +229,23 @@ class Supervisor:
             sd_notify("WATCHDOG=1")
             self._watchdog_next = now + self._watchdog_every
 
-    def heartbeat(self, name: str, ts: float | None = None, pid: int | None = None) -> bool:
-        """Record a heartbeat for ``name``; ignored if it comes from a previous incarnation."""
+    def heartbeat(self, name: str, ts: float, pid: int) -> bool:
+        """Record a heartbeat for ``name``; only the running incarnation's own pid counts, so a
+        forged or stale beat cannot keep a wedged (SIGSTOPped) child "alive"."""
         child = self.children.get(name)
         if child is None or child.proc is None or child.proc.returncode is not None:
             return False
-        if pid is not None and pid != child.proc.pid:
+        if pid != child.proc.pid:
             return False
         child.heartbeat_mono = time.monotonic()
         child.status.last_heartbeat = ts if ts is not None else time.time()
         return True
+
+    def child_log(self, name: str) -> ChildLog:
+        if name not in self.logs:
+            assert self.log_dir is not None
+            self.logs[name] = ChildLog(self.log_dir, name)
+        return self.logs[name]
 
     def status(self) -> dict[str, ChildStatus]:
         return {name: ChildStatus(**asdict(c.status)) for name, c in self.children.items()}
@@ -243,12 +261,15 @@ class Supervisor:
         child.restart_at = None
         child.kill_reason = ""
         child.heartbeat_mono = None
+        to_file = self.log_dir is not None
         try:
             child.proc = subprocess.Popen(
                 spec.argv,
                 env=env,
                 cwd=spec.cwd,
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if to_file else None,
+                stderr=subprocess.STDOUT if to_file else None,
                 start_new_session=True,
                 preexec_fn=self._preexec,
             )
@@ -256,6 +277,9 @@ class Supervisor:
             child.proc = None
             self._after_exit(child, f"cannot start: {exc.strerror or exc}", time.monotonic())
             return
+        if to_file and child.proc.stdout is not None:
+            self._pumps = [t for t in self._pumps if t.is_alive()]
+            self._pumps.append(self.child_log(spec.name).pump(child.proc.stdout))
         child.started_mono = time.monotonic()
         child.status.pid = child.proc.pid
         child.status.state = "running"
@@ -342,13 +366,22 @@ class Supervisor:
             except zmq.Again:
                 return
             beat = parse_heartbeat(frames)
-            if beat is not None:
-                for listener in self.listeners:
-                    listener(beat)
             if beat is None:
                 self.bad_heartbeats += 1
             elif not self.heartbeat(beat.process, beat.ts, beat.pid):
-                self.stray_heartbeats += 1  # unknown name or a previous incarnation
+                self.stray_heartbeats += 1  # unknown name or a previous incarnation: no state
+            else:
+                self._accepted(beat)
+
+    def _accepted(self, beat: Heartbeat) -> None:
+        """Only beats from our own children reach the listeners, so their state is bounded by
+        the configured process names."""
+        if beat.problem:
+            self.bad_bodies += 1
+            if self.bad_bodies in (1, 10, 100, 1000):
+                log.warning("%s sent a status the schema rejects (%s)", beat.process, beat.problem)
+        for listener in self.listeners:
+            listener(beat)
 
     def _signal(self, child: _Child, sig: int) -> None:
         if child.proc is None or child.proc.returncode is not None:
@@ -393,6 +426,9 @@ class Supervisor:
         for child in self.children.values():
             child.restart_at = None
         self._close_heartbeats()
+        wait_threads(self._pumps)
+        for child_log in self.logs.values():
+            child_log.close()
         for problem in run_cleanup(self.cleanup):
             log.warning("%s", problem)
         self._release_janitor()
