@@ -39,6 +39,7 @@ CAMERA_GAUGES: tuple[tuple[str, str, CameraGetter], ...] = (
 )
 CAMERA_COUNTERS: tuple[tuple[str, str, CameraGetter], ...] = (
     ("vadmon_skipped_snippets_total", "Snippets skipped (latest wins).", lambda c: c.skipped_total),
+    ("vadmon_scored_snippets_total", "Snippets scored by inference.", lambda c: c.scored_total),
     ("vadmon_reconnects_total", "Capture reconnects.", lambda c: c.reconnects_total),
     ("vadmon_stalls_total", "Times a stream was declared stalled.", lambda c: c.stalls_total),
     ("vadmon_frames_total", "Frames captured.", lambda c: c.frames_total),

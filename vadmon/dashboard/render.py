@@ -95,7 +95,7 @@ def render(
     parts.append(_cameras(view.cameras, width, free - bottom, threshold))
     if bottom:
         parts.append(_bottom(view, width, bottom))
-    parts.append(_line(_hint(view), width))
+    parts.append(_line(_hint(view, width), width))
     return Group(*parts)
 
 
@@ -114,12 +114,16 @@ def _bottom_height(free: int, cameras: int) -> int:
     return max(6, free - max(camera_lines, 2))
 
 
-def _hint(view: StateView) -> Text:
+def _hint(view: StateView, width: int) -> Text:
+    """Keys, and where the processes' log lines went (cut from the left: the end of a path is
+    the part that tells)."""
     text = Text("Ctrl-C", style="bold")
     text.append(" stop", style="dim")
     if view.log_dir:
         text.append("   logs ", style="dim")
-        text.append(view.log_dir)
+        room = width - len(text.plain)
+        path = view.log_dir
+        text.append(path if len(path) <= room else "…" + path[-max(room - 1, 1) :])
     return text
 
 
@@ -152,12 +156,12 @@ def _header(view: StateView) -> Text:
 def _cameras(
     cams: Sequence[CameraView], width: int, lines: int, threshold: float
 ) -> RenderableType:
-    rest = width - FIXED_WIDTH
+    rest = width - FIXED_WIDTH - 1
     label_w = max(LABEL_MIN, min(LABEL_MAX, rest * 2 // 5))
-    spark_w = max(SPARK_MIN, min(MAX_RECENT_SCORES, rest - label_w))
+    spark_w = max(SPARK_MIN, min(MAX_RECENT_SCORES, rest - label_w - 1))
     table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
-    table.width = min(width, FIXED_WIDTH + spark_w + label_w)
-    columns = (*CAM_COLUMNS, ("trend", spark_w, "left"), ("label / reason", label_w, "left"))
+    table.width = min(width, FIXED_WIDTH + spark_w + 1 + label_w)
+    columns = (*CAM_COLUMNS, ("trend · label · why not online", spark_w + 1 + label_w, "left"))
     for title, w, justify in columns:
         table.add_column(
             title, width=w, justify=justify, no_wrap=True, overflow="ellipsis", header_style="bold"
@@ -189,22 +193,23 @@ def _camera_cells(cam: CameraView, spark_w: int, threshold: float) -> list[Text]
         _count(cam.skipped_total, inf_style),
         _num(cam.latency_ms, "{:.0f}", inf_style),
         _num(cam.score, "{:.2f}", "bold red" if alarm else inf_style),
-        Text(sparkline(cam.history, spark_w), style="red" if alarm else "cyan"),
-        _label_or_reason(cam, alarm),
+        _trend(cam, spark_w, alarm),
     ]
 
 
-def _label_or_reason(cam: CameraView, alarm: bool) -> Text:
-    """Why a camera is down; the winning label only while the score is over the threshold
+def _trend(cam: CameraView, spark_w: int, alarm: bool) -> Text:
+    """Why a camera is not online, across the whole cell (its sparkline says nothing then);
+    otherwise the sparkline, then the winning label only while the score is over the threshold
     (a calm camera's top class, "fighting 0.03", would read as an alarm)."""
     if cam.reason:
         return Text(cam.reason, style=STATE_STYLE.get(cam.state, "yellow"))
-    if not alarm or not cam.label:
-        return Text("")
-    label = Text(cam.label, style="bold red")
-    if cam.label_prob is not None:
-        label.append(f" {cam.label_prob:.2f}", style="dim")
-    return label
+    text = Text(sparkline(cam.history, spark_w), style="red" if alarm else "cyan")
+    if alarm and cam.label:
+        text.append(" ")
+        text.append(cam.label, style="bold red")
+        if cam.label_prob is not None:
+            text.append(f" {cam.label_prob:.2f}", style="dim")
+    return text
 
 
 def _num(value: float | None, fmt: str, style: str = "") -> Text:

@@ -72,6 +72,7 @@ class CameraView:
     label_prob: float | None = None
     inference_fps: float | None = None
     skipped_total: float | None = None
+    scored_total: float | None = None
     latency_ms: float | None = None
     inference_stale: bool = False
     history: tuple[float, ...] = ()
@@ -255,6 +256,7 @@ class DashboardState:
             label_prob=d.label_prob,
             inference_fps=d.fps,
             skipped_total=d.skipped_total,
+            scored_total=d.snippets_total,
             latency_ms=d.latency_ms,
             history=tuple(d.recent_scores),
         )
