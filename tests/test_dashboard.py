@@ -8,18 +8,24 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+import zmq
+from capture_support import Capture, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
 from rich.console import Console
+from test_alerts import CALM, FIGHT, SECRET, Harness
+from webhook_receiver import Receiver
 
 from vadmon.alerts.outbox import Outbox
 from vadmon.config import DashboardConfig, MetricsConfig
@@ -28,7 +34,14 @@ from vadmon.dashboard.console import DEMO_BANNER, Dashboard, DashboardState, ren
 from vadmon.dashboard.prometheus import PrometheusExporter, start_exporter
 from vadmon.dashboard.render import MIN_HEIGHT, MIN_WIDTH
 from vadmon.errors import VadmonError
-from vadmon.runtime.heartbeat import TOPIC, HeartbeatSender, parse_heartbeat
+from vadmon.runtime.heartbeat import (
+    ENV_ENDPOINT,
+    ENV_NAME,
+    TOPIC,
+    HeartbeatSender,
+    parse_heartbeat,
+)
+from vadmon.runtime.logs import ENV_FORMAT
 from vadmon.runtime.status_schema import (
     ALERT_LATENCY_BUCKETS,
     INFERENCE_LATENCY_BUCKETS,
@@ -601,3 +614,127 @@ def test_exporters_have_private_registries_and_follow_the_state() -> None:
     finally:
         a.stop()
         b.stop()
+
+
+# --- the real heartbeats of the real processes --------------------------------------------------
+
+
+def _collect(pull: zmq.Socket, seconds: float, until=None) -> list:
+    beats, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if pull.poll(100):
+            hb = parse_heartbeat(pull.recv_multipart())
+            assert hb is not None
+            beats.append(hb)
+            if until is not None and until(beats):
+                break
+    return beats
+
+
+def _pull(endpoint: str) -> tuple[zmq.Context, zmq.Socket]:
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.bind(endpoint)
+    return ctx, pull
+
+
+def test_real_capture_heartbeats_rate_state_reason_and_log_lines(subprocess_env) -> None:
+    """Two real capture processes: a synthetic 10 fps camera and an RTSP camera nobody serves.
+    Their heartbeats validate, the rate has no start-up burst, the refused one says why, and
+    each logs one line per state change (JSON for the second)."""
+    ipc = Path(tempfile.mkdtemp(prefix="vh-", dir="/tmp"))
+    endpoint = f"ipc://{ipc}/hb"
+    ctx, pull = _pull(endpoint)
+    env = {**subprocess_env, ENV_ENDPOINT: endpoint}
+    try:
+        door = Capture(
+            "door",
+            ["--source", "synthetic:w=64&h=48&fps=10"],
+            {**env, ENV_NAME: "capture:door"},
+            ipc / "d",
+        )
+        gate = Capture(
+            "gate",
+            ["--source", f"rtsp://127.0.0.1:{free_port()}/x", "--backoff-base", "0.3"],
+            {**env, ENV_NAME: "capture:gate", ENV_FORMAT: "json"},
+            ipc / "g",
+        )
+        for run in (door, gate):
+            run.directory.mkdir(mode=0o700)
+            run.start()
+
+        def enough(beats: list) -> bool:
+            door_fps = [b.body.counters.fps for b in beats if b.process == "capture:door"]
+            gate_errors = [b.body.info.error for b in beats if b.process == "capture:gate"]
+            return len(door_fps) >= 5 and door_fps[-1] is not None and any(gate_errors)
+
+        beats = _collect(pull, 60, enough)
+        assert enough(beats), [(b.process, b.body) for b in beats]
+    finally:
+        for run in (door, gate):
+            run.stop()
+        pull.close()
+        ctx.term()
+        shutil.rmtree(ipc, ignore_errors=True)
+    assert all(b.body is not None and not b.problem for b in beats), beats
+    door_fps = [b.body.counters.fps for b in beats if b.process == "capture:door"]
+    assert door_fps[0] is None  # not "562 fps" from one frame after a few milliseconds
+    rates = [f for f in door_fps if f is not None]
+    assert max(rates) <= 15 and 5 <= rates[-1] <= 12, door_fps
+    state = DashboardState(["door", "gate"])
+    for hb in beats:
+        state.update_heartbeat(hb)
+    text = record(state, now=time.time())
+    assert "online" in line_with(text, "door")
+    gate_row = line_with(text, "gate")
+    assert re.search(r"(connecting|offline) .*refused", gate_row), text
+    door_log = door.output()
+    assert re.search(r"capture:door INFO camera state online .*previous=connecting", door_log)
+    records = [json.loads(x) for x in gate.output().splitlines() if x.startswith("{")]
+    changes = [r for r in records if r["msg"].startswith("camera state")]
+    assert changes and changes[0]["camera"] == "gate" and changes[0]["process"] == "capture:gate"
+    assert any("refused" in r.get("reason", "") for r in changes), changes
+
+
+def test_real_alert_heartbeats_count_every_delivery_and_log_events(subprocess_env) -> None:
+    """The alert process's heartbeat carries the delivery-latency histogram (one observation
+    per delivered webhook) and the process logs one line per event message."""
+    with Receiver([SECRET]) as rx:
+        h = Harness({**subprocess_env}, rx.url)
+        endpoint = f"ipc://{h.dir}/hb"
+        h.env.update({ENV_ENDPOINT: endpoint, ENV_NAME: "alerts"})
+        ctx, pull = _pull(endpoint)
+        try:
+            h.start()
+            base = time.time()
+            for k in range(10):
+                high = 2 <= k <= 5
+                h.score(k, base, 0.9 if high else 0.1, FIGHT if high else CALM)
+                time.sleep(0.05)
+            delivered = rx.wait_for(2, timeout=60, ok_only=True)
+
+            def settled(beats: list) -> bool:
+                info = beats[-1].body.info
+                return info.alert_latency is not None and info.alert_latency.count >= 2
+
+            beats = _collect(pull, 30, settled)
+            h.proc.send_signal(signal.SIGTERM)
+            log_text = h.proc.stderr.read().decode()
+            assert h.proc.wait(20) == 0
+        finally:
+            pull.close()
+            ctx.term()
+            h.close()
+    last = beats[-1]
+    assert last.body is not None and not last.problem
+    hist = last.body.info.alert_latency
+    assert hist.count == len(delivered) == last.body.counters.delivered
+    assert 0 < hist.sum / hist.count < 10
+    assert last.body.info.webhooks == 1
+    kinds = [e.kind for e in last.body.info.recent_events]
+    assert "end" in kinds or "start" in kinds
+    start_line = line_with(log_text, "event start")
+    for needle in ("camera=lobby", "label=Fighting", "prob=", "score=0.9", "snapshot=", "event="):
+        assert needle in start_line, start_line
+    assert "event end" in log_text

@@ -190,6 +190,7 @@ class CaptureLoop:
 
     def start(self) -> None:
         self._apply(self.watchdog.start(time.monotonic()))
+        self._log_state_change()
 
     def step(self) -> None:
         if self.reader is not None:
