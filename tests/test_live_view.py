@@ -9,7 +9,6 @@ The pane is read at 100×30, 160×50 and 60×15: no child's log line may appear 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from capture_support import free_port, wait_for
+from conftest import require_tool
 from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
 from test_monitor_e2e import write_flash_video
@@ -66,8 +66,7 @@ class Pane:
 
 @pytest.fixture
 def pane():
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is needed (apt-get install tmux; done by .ci/run)")
+    require_tool("tmux", "tmux")
     p = Pane(f"vadmon-live-{time.time_ns()}")
     yield p
     p.tmux("kill-server")

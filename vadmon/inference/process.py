@@ -6,16 +6,13 @@ ones and keep only the newest few per camera (a process that was stopped or slow
 overwritten meanwhile is a counted skip) → one CLIP forward → per-camera sliding-window VadCLIP
 (or zero-shot) → ``ScoreMessage`` on PUB → heartbeat to the supervisor.
 
-Run: ``python -m vadmon.inference.process --config configs/x.yaml``.
+Run through ``python -m vadmon.inference --config configs/x.yaml`` (``__main__.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
-import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -25,12 +22,10 @@ import numpy as np
 import torch
 import zmq
 
-from vadmon.errors import VadmonError
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, unpack_frames
-from vadmon.runtime.logs import setup_logging
 from vadmon.runtime.messages import ScoreMessage, SnippetMessage
 from vadmon.runtime.ring import RingReader
 from vadmon.runtime.status_schema import (
@@ -323,29 +318,3 @@ def run_inference(
         loop.close()
         ctx.term()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    from vadmon.config import load_config
-    from vadmon.monitor import inference_settings
-
-    p = argparse.ArgumentParser(prog="python -m vadmon.inference.process")
-    p.add_argument("--config", required=True)
-    args = p.parse_args(argv)
-    setup_logging("inference")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        cfg = load_config(args.config)
-        torch.set_num_threads(inference_threads(cfg.model.threads))
-        scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
-        log.info("model ready: %s, %s", scorer.mode, runtime)
-        return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime)
-    except VadmonError as exc:
-        print(f"vadmon inference: error: {exc.line()}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
