@@ -202,11 +202,11 @@ def test_beats_without_the_childs_pid_do_not_keep_a_stopped_child_alive(
             return sup.status()["worker"].starts == 2
 
         drive(sup, forge, 20, "the stopped child replaced")
+        status = sup.status()["worker"]
     finally:
         push.close()
         sup.shutdown()
         if old and alive(old):
             os.kill(old, signal.SIGKILL)
-    status = sup.status()["worker"]
     assert status.heartbeat_kills == 1 and status.last_exit.startswith("no heartbeat for")
     assert sup.bad_heartbeats > 0 and sup.stray_heartbeats > 0
