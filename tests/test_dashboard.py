@@ -17,7 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 import zmq
 from capture_support import Capture, free_port
@@ -708,7 +710,10 @@ def test_real_alert_heartbeats_count_every_delivery_and_log_events(subprocess_en
         try:
             h.start()
             base = time.time()
+            jpeg = cv2.imencode(".jpg", np.full((144, 192, 3), 90, np.uint8))[1].tobytes()
             for k in range(10):
+                for i in range(16 * k, 16 * (k + 1), 4):  # previews for the snapshot and clip
+                    h.preview(i, base, jpeg)
                 high = 2 <= k <= 5
                 h.score(k, base, 0.9 if high else 0.1, FIGHT if high else CALM)
                 time.sleep(0.05)

@@ -163,14 +163,9 @@ class AlertPipeline:
         ):
             counters.update(source)
         open_events = sum(cam.open_event is not None for cam in self.tracker.cameras.values())
-        outbox = self.outbox.counts()
         # the dashboard's field names (vadmon.runtime.status_schema)
-        counters.update(
-            pending=outbox.get("pending", 0),
-            delivered=outbox.get("delivered", 0),
-            dead=outbox.get("dead", 0),
-            events_total=self.counters.get("queued_start", 0),
-        )
+        counters.update(self.outbox.queue_counts())
+        counters["events_total"] = self.counters.get("queued_start", 0)
         seen: dict[str, dict[str, Any]] = {}
         for ev in self.recent:  # newest message per event
             seen.setdefault(ev["id"], ev)

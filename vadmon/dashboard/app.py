@@ -40,15 +40,8 @@ OUTBOX_POLL_S = 1.0
 
 
 def outbox_snapshot(outbox: Outbox, limit: int = 10) -> tuple[dict[str, int], list[dict]]:
-    """Counts in the dashboard's terms: ``pending`` = not tried yet, ``retrying`` = failed at
-    least once and due again (the outbox itself only knows ``pending``)."""
-    counts: dict[str, int] = dict(outbox.counts())
-    row = outbox.conn.execute(
-        "SELECT COUNT(*) FROM deliveries WHERE status='pending' AND attempts>0"
-    ).fetchone()
-    counts["retrying"] = int(row[0])
-    counts["pending"] = counts.get("pending", 0) - counts["retrying"]
-    return counts, outbox.list_events(limit=limit)
+    """Queue counts in the dashboard's terms and the newest events, from the outbox itself."""
+    return outbox.queue_counts(), outbox.list_events(limit=limit)
 
 
 def listen(
