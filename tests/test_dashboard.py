@@ -676,6 +676,7 @@ def test_real_capture_heartbeats_rate_state_reason_and_log_lines(subprocess_env)
     finally:
         for run in (door, gate):
             run.stop()
+        door_log, gate_log = door.output(), gate.output()
         pull.close()
         ctx.term()
         shutil.rmtree(ipc, ignore_errors=True)
@@ -691,9 +692,8 @@ def test_real_capture_heartbeats_rate_state_reason_and_log_lines(subprocess_env)
     assert "online" in line_with(text, "door")
     gate_row = line_with(text, "gate")
     assert re.search(r"(connecting|offline) .*refused", gate_row), text
-    door_log = door.output()
     assert re.search(r"capture:door INFO camera state online .*previous=connecting", door_log)
-    records = [json.loads(x) for x in gate.output().splitlines() if x.startswith("{")]
+    records = [json.loads(x) for x in gate_log.splitlines() if x.startswith("{")]
     changes = [r for r in records if r["msg"].startswith("camera state")]
     assert changes and changes[0]["camera"] == "gate" and changes[0]["process"] == "capture:gate"
     assert any("refused" in r.get("reason", "") for r in changes), changes

@@ -8,12 +8,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import zmq
 from monitor_support import alive, write_config
+from test_supervisor import drive
 
 from vadmon.config import SupervisorConfig, load_config
 from vadmon.dashboard.console import MonitorConsole
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.timeout(90)
 
 def raw(body: dict) -> list[bytes]:
     return [TOPIC, json.dumps(body).encode()]
-
-
-def drive(sup: Supervisor, condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sup.poll(0.05)
-        if condition():
-            return
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def config(tmp_path: Path, cameras: tuple[str, ...] = ("door",)):

@@ -20,7 +20,7 @@ from capture_support import free_port, wait_for
 from conftest import require_tool
 from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
-from test_monitor_e2e import write_flash_video
+from test_monitor_e2e import monitor_config, write_flash_video
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret
@@ -73,48 +73,15 @@ def pane():
 
 
 def write_config(tmp: Path, flash: Path, ckpt: Path, hook_url: str, metrics_port: int) -> Path:
-    refused = free_port()  # nothing listens there: every attempt is refused
-    cfg = tmp / "monitor.yaml"
-    cfg.write_text(
-        f"""
-instance: live{time.time_ns() % 10**6}
-defaults:
-  stall_timeout_s: 3
-  open_timeout_s: 3
-  read_timeout_s: 2
-  backoff_initial_s: 0.5
-  backoff_max_s: 1
-  preview: {{fps: 5, max_width: 320}}
-  alerts: {{threshold: 0.6, min_duration_s: 1.0, cutoff_s: 2.0, cooldown_s: 2,
-            pre_capture_s: 1, post_capture_s: 1}}
-cameras:
-  door:
-    source: "{flash}"
-    loop: true
-  gate:
-    source: "rtsp://viewer:hunter2@127.0.0.1:{refused}/stream"
-model:
-  mode: vadclip
-  checkpoint: {ckpt}
-  window: 64
-  batch_wait_ms: 10
-webhooks:
-  - name: receiver
-    url: {hook_url}
-    secret: "${{HOOK_SECRET}}"
-    allow_private: true
-    timeout_s: 5
-storage:
-  dir: {tmp / "data"}
-transport:
-  ipc_dir: {tmp / "ipc"}
-metrics:
-  prometheus_port: {metrics_port}
-dashboard:
-  enabled: true
-  refresh_hz: 4
-"""
+    """The end-to-end test's monitor, with camera 'lobby' at an RTSP port nobody serves (every
+    attempt is refused and logged), a short cooldown (several events) and /metrics on."""
+    refused = f"rtsp://viewer:hunter2@127.0.0.1:{free_port()}/stream"
+    cfg = monitor_config(tmp, refused, flash, ckpt, hook_url, "unused")
+    text = cfg.read_text().replace("cooldown_s: 60", "cooldown_s: 2")
+    text = text.replace("backoff_max_s: 2", "backoff_max_s: 1").replace(
+        "refresh_hz: 2", "refresh_hz: 4"
     )
+    cfg.write_text(text + f"metrics:\n  prometheus_port: {metrics_port}\n")
     return cfg
 
 
@@ -163,12 +130,12 @@ def test_live_view_sizes_logs_metrics_and_stop_summary(
         text = pane.wait(lambda t: "online" in t and "refused" in t, 180)
         detail = f"{text}\nstderr: {stderr.read_text() if stderr.exists() else ''}"
         assert "online" in row(text, "door"), detail
-        gate = row(text, "gate")
+        gate = row(text, "lobby")
         assert re.search(r"(offline|connecting).*refused", gate), detail
         assert "data/logs" in row(text, "Ctrl-C", "logs"), detail  # cut from the left if long
         no_stray_lines(text, 100)
         assert wait_for(lambda: len(hook.verified()) >= 2, 240), pane.text()
-        gate_log = (logs / "capture-gate.log").read_text()
+        gate_log = (logs / "capture-lobby.log").read_text()
         assert gate_log.count("refused") >= 2, gate_log[-2000:]  # it logged while we watched
         assert "hunter2" not in gate_log
         assert "camera state online" in (logs / "capture-door.log").read_text()

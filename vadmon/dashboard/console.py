@@ -63,10 +63,9 @@ class Dashboard:
         self._live: Live | None = None
 
     def renderable(self) -> RenderableType:
-        """The view for the current terminal size, one line short so the cursor line never
-        scrolls the screen."""
+        """The view for the current terminal size (read on every redraw: resizes just work)."""
         width, height = self.console.size
-        return render(self.state, width, max(height - 1, 1), threshold=self.threshold)
+        return render(self.state, width, height, threshold=self.threshold)
 
     def start(self) -> bool:
         if not self.enabled:
@@ -75,7 +74,7 @@ class Dashboard:
             self._live = Live(
                 get_renderable=self.renderable,
                 console=self.console,
-                screen=False,
+                screen=True,  # alternate screen: a resize redraws cleanly, the shell stays intact
                 auto_refresh=True,
                 refresh_per_second=self.config.refresh_hz,
                 redirect_stdout=False,
