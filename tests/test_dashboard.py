@@ -236,7 +236,7 @@ def test_render_shows_cameras_scores_events_queue_and_processes() -> None:
     # under the threshold the label column stays blank: "Normal 0.93" is no news
     assert "Normal" not in text
     yard = line_with(text, "yard", "stalled", "0.12")
-    assert "timeout: no frame, retry in 4 s" in yard  # why it is not online
+    assert "timeout, retry in 4 s: no frame" in yard  # why it is not online
     assert "connecting" in line_with(text, "gate", "0.05")
     # events panel: newest first, with time, camera, label, prob, duration and lifecycle state
     first = line_with(text, "door", "Fighting", "0.81", "10.0s", "update")

@@ -104,6 +104,12 @@ def no_stray_lines(text: str, width: int) -> None:
     assert "hunter2" not in text
 
 
+def blocks(text: str) -> int:
+    """Scores shown in camera door's sparkline (one block per scored snippet)."""
+    lines = [line for line in text.splitlines() if "door" in line and "online" in line]
+    return len(re.findall("[▁▂▃▄▅▆▇█]", lines[0])) if lines else 0
+
+
 def row(text: str, *needles: str) -> str:
     for line in text.splitlines():
         if all(n in line for n in needles):
@@ -144,13 +150,15 @@ def test_live_view_sizes_logs_metrics_and_stop_summary(
         no_stray_lines(text, 100)
         assert "none configured" not in text
 
-        # 160x50: a longer sparkline and more room for events
-        narrow_spark = len(re.findall("[▁▂▃▄▅▆▇█]", row(text, "door")))
+        # 160x50: a longer sparkline (once there are more scores than 100 columns can show)
+        full = pane.wait(lambda t: blocks(t) >= 20, 180)
+        narrow_spark = blocks(full)
+        assert narrow_spark >= 20, f"door's sparkline did not fill:\n{full}"
         pane.resize(160, 50)
-        wide = pane.wait(lambda t: max(map(cell_len, t.splitlines() or [""])) > 100, 20)
+        wide = pane.wait(lambda t: blocks(t) > narrow_spark, 120)
         no_stray_lines(wide, 160)
-        wide_spark = len(re.findall("[▁▂▃▄▅▆▇█]", row(wide, "door")))
-        assert wide_spark > narrow_spark, (narrow_spark, wide_spark, wide)
+        size = pane.tmux("display", "-p", "-t", "mon", "#{window_width}x#{window_height}")
+        assert blocks(wide) > narrow_spark, f"{narrow_spark} blocks at 100 cols; {size}:\n{wide}"
 
         # 60x15: one clear line instead of a broken layout
         pane.resize(60, 15)

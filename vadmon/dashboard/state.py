@@ -325,13 +325,17 @@ class DashboardState:
 
 
 def _reason(view: CameraView) -> str:
-    """ "auth: 401 Unauthorized, retry in 4 s" for a camera that is not online."""
+    """"refused, retry in 4 s: cannot open rtsp://***@…" for a camera that is not online: the
+    kind and the retry first, so a narrow column still shows them."""
     if view.state == "online":
         return ""
-    parts = [view.error] if view.error else []
-    if view.retry_in_s:
-        parts.append(f"retry in {view.retry_in_s:.0f} s")
-    return ", ".join(parts)
+    kind, _, detail = (view.error or "").partition(": ")
+    head = ", ".join(x for x in (kind, _retry(view.retry_in_s)) if x)
+    return f"{head}: {detail}" if detail else head
+
+
+def _retry(seconds: float | None) -> str:
+    return f"retry in {seconds:.0f} s" if seconds else ""
 
 
 def _event_order(ev: EventView) -> tuple[float, str]:
