@@ -153,7 +153,8 @@ def test_live_view_sizes_logs_metrics_and_stop_summary(
         # 160x50: a longer sparkline (once there are more scores than 100 columns can show)
         full = pane.wait(lambda t: blocks(t) >= 20, 180)
         narrow_spark = blocks(full)
-        assert narrow_spark >= 20, f"door's sparkline did not fill:\n{full}"
+        sup_log = (logs / "supervisor.log").read_text()[-3000:]
+        assert narrow_spark >= 20, f"door's sparkline did not fill:\n{full}\n{sup_log}"
         pane.resize(160, 50)
         wide = pane.wait(lambda t: blocks(t) > narrow_spark, 120)
         no_stray_lines(wide, 160)

@@ -206,10 +206,9 @@ class MonitorConsole:
         if self.dashboard is not None:
             self.dashboard.start()
         try:
-            code = self.sup.run(on_tick=self.tick)
+            code = self.sup.run(on_tick=self.tick, on_stopped=self._view_off)
         finally:
-            if self.dashboard is not None:
-                self.dashboard.stop()
+            self._view_off()
             if exporter is not None:
                 exporter.stop()
         self.state.update_children(self.sup.status())
@@ -219,6 +218,11 @@ class MonitorConsole:
             else:
                 log.info("%s", line)
         return code
+
+    def _view_off(self) -> None:
+        if self.dashboard is not None:
+            self.state.update_children(self.sup.status())
+            self.dashboard.stop()
 
 
 def _fmt(value: float | None, spec: str) -> str:

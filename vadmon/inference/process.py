@@ -255,11 +255,14 @@ class InferenceLoop:
         st = self.cameras[m.camera]
         st.snippets += 1
         st.rate.add()
-        st.recent.append(round(min(max(res.score, 0.0), 1.0), 3))
+        st.recent.append(round(_unit(res.score), 3))
         self.latency.observe(timings["latency"])
-        st.score = res.score
-        st.label, st.label_prob = msg.top_class()
-        st.latency_ms = timings["latency"] * 1000
+        # float32 softmax can say 1.0000001 and a file's clock can run ahead of ours: report
+        # what the schema promises (probabilities in [0, 1], latencies ≥ 0)
+        st.score = _unit(res.score)
+        label, prob = msg.top_class()
+        st.label, st.label_prob = label, _unit(prob)
+        st.latency_ms = max(0.0, timings["latency"] * 1000)
         st.last_ts = m.t_end
 
     def beat(self) -> None:
@@ -304,6 +307,10 @@ class InferenceLoop:
             self.auth.stop()
         if self.heartbeat is not None:
             self.heartbeat.close()
+
+
+def _unit(value: float) -> float:
+    return min(max(float(value), 0.0), 1.0)
 
 
 def run_inference(

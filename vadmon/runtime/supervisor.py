@@ -180,10 +180,16 @@ class Supervisor:
         if self.systemd:
             sd_notify("READY=1\nSTATUS=children started")
 
-    def run(self, on_tick: Callable[[], None] | None = None) -> int:
+    def run(
+        self,
+        on_tick: Callable[[], None] | None = None,
+        on_stopped: Callable[[], None] | None = None,
+    ) -> int:
         """Supervise until SIGTERM/SIGINT, a crash loop, or all non-restarting children exit.
         Returns 0 after an orderly stop, 1 after a crash loop or a failed child.
-        ``on_tick`` runs after every poll (the dashboard redraws from it)."""
+        ``on_tick`` runs after every poll (the dashboard redraws from it); ``on_stopped`` once
+        everything is down, before the error lines are printed (the live view gives the
+        terminal back first, or they would vanish with its screen)."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
@@ -195,6 +201,8 @@ class Supervisor:
             self.shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if on_stopped is not None:
+                on_stopped()
         if self.failure and self.failure_code == BAD_INPUT_EXIT:
             for name, child in self.children.items():  # its line went to a file: repeat it
                 if child.status.state == "failed" and name in self.logs:
