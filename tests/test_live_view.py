@@ -133,7 +133,7 @@ def test_live_view_sizes_logs_metrics_and_stop_summary(
         logs = tmp_path / "data" / "logs"
 
         # 100x30 while the refused camera's capture process keeps logging
-        text = pane.wait(lambda t: "online" in t and "refused" in t, 180)
+        text = pane.wait(lambda t: re.search(r"door +online", t) and "refused" in t, 180)
         detail = f"{text}\nstderr: {stderr.read_text() if stderr.exists() else ''}"
         assert "online" in row(text, "door"), detail
         gate = row(text, "lobby")
