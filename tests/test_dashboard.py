@@ -24,6 +24,7 @@ import pytest
 import zmq
 from capture_support import Capture, free_port
 from conftest import require_tool
+from monitor_support import write_config
 from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
 from rich.console import Console
@@ -743,3 +744,28 @@ def test_real_alert_heartbeats_count_every_delivery_and_log_events(subprocess_en
     for needle in ("camera=lobby", "label=Fighting", "prob=", "score=0.9", "snapshot=", "event="):
         assert needle in start_line, start_line
     assert "event end" in log_text
+
+
+def test_service_mode_json_lines_from_every_process(tmp_path: Path, subprocess_env) -> None:
+    """``vadmon run --no-dashboard --log-format json``: the supervisor and its children write
+    one JSON object per line; the inference process stops on an unreadable checkpoint, so the
+    run ends by itself (exit 2) with that process's one error line."""
+    checkpoint = tmp_path / "broken.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    cfg = write_config(tmp_path / "m.yaml", {"door": "synthetic:w=64&h=48&fps=5"}, checkpoint)
+    argv = [sys.executable, "-m", "vadmon", "run", "--config", str(cfg), "--no-dashboard"]
+    proc = subprocess.run(
+        [*argv, "--log-format", "json"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("vadmon inference: error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    records = [json.loads(line) for line in lines if line not in errors]  # all JSON
+    started = [r for r in records if r["process"] == "supervisor" and "started" in r["msg"]]
+    assert {r["msg"].split()[1] for r in started} >= {"capture:door", "inference", "alerts"}
+    assert all({"ts", "level", "msg", "logger"} <= set(r) for r in records)
+    assert "Traceback" not in proc.stderr

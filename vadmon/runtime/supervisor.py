@@ -434,6 +434,12 @@ class Supervisor:
         for child in self.children.values():
             child.restart_at = None
         self._close_heartbeats()
+        log.info(
+            "heartbeats: %d malformed, %d stray (unknown name or pid), %d with a rejected status",
+            self.bad_heartbeats,
+            self.stray_heartbeats,
+            self.bad_bodies,
+        )
         wait_threads(self._pumps)
         for child_log in self.logs.values():
             child_log.close()
