@@ -3,6 +3,7 @@ in tmux fed over ZeroMQ from another process, the SQLite outbox feed, and Promet
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -22,7 +23,7 @@ import httpx
 import numpy as np
 import pytest
 import zmq
-from capture_support import Capture, free_port
+from capture_support import capture_runs, free_port
 from conftest import require_tool
 from monitor_support import write_config
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,6 +39,7 @@ from vadmon.dashboard.console import DEMO_BANNER, Dashboard, DashboardState, ren
 from vadmon.dashboard.prometheus import PrometheusExporter, start_exporter
 from vadmon.dashboard.render import MIN_HEIGHT, MIN_WIDTH
 from vadmon.errors import VadmonError
+from vadmon.runtime.child import ChildStatus
 from vadmon.runtime.heartbeat import (
     ENV_ENDPOINT,
     ENV_NAME,
@@ -52,7 +54,6 @@ from vadmon.runtime.status_schema import (
     Histogram,
     body_model,
 )
-from vadmon.runtime.supervisor import ChildStatus
 
 NOW = 1_718_000_000.0
 
@@ -650,22 +651,12 @@ def test_real_capture_heartbeats_rate_state_reason_and_log_lines(subprocess_env)
     endpoint = f"ipc://{ipc}/hb"
     ctx, pull = _pull(endpoint)
     env = {**subprocess_env, ENV_ENDPOINT: endpoint}
+    door_runs = capture_runs({**env, ENV_NAME: "capture:door"})
+    gate_runs = capture_runs({**env, ENV_NAME: "capture:gate", ENV_FORMAT: "json"})
     try:
-        door = Capture(
-            "door",
-            ["--source", "synthetic:w=64&h=48&fps=10"],
-            {**env, ENV_NAME: "capture:door"},
-            ipc / "d",
-        )
-        gate = Capture(
-            "gate",
-            ["--source", f"rtsp://127.0.0.1:{free_port()}/x", "--backoff-base", "0.3"],
-            {**env, ENV_NAME: "capture:gate", ENV_FORMAT: "json"},
-            ipc / "g",
-        )
-        for run in (door, gate):
-            run.directory.mkdir(mode=0o700)
-            run.start()
+        door = next(door_runs)("door", "synthetic:w=64&h=48&fps=10")
+        refused = f"rtsp://127.0.0.1:{free_port()}/x"
+        gate = next(gate_runs)("gate", refused, {"backoff_initial_s": 0.3})
 
         def enough(beats: list) -> bool:
             door_fps = [b.body.counters.fps for b in beats if b.process == "capture:door"]
@@ -675,9 +666,10 @@ def test_real_capture_heartbeats_rate_state_reason_and_log_lines(subprocess_env)
         beats = _collect(pull, 60, enough)
         assert enough(beats), [(b.process, b.body) for b in beats]
     finally:
-        for run in (door, gate):
-            run.stop()
         door_log, gate_log = door.output(), gate.output()
+        for runs in (door_runs, gate_runs):
+            with contextlib.suppress(StopIteration):
+                next(runs)  # stops the process, removes its directory
         pull.close()
         ctx.term()
         shutil.rmtree(ipc, ignore_errors=True)
@@ -704,10 +696,7 @@ def test_real_alert_heartbeats_count_every_delivery_and_log_events(subprocess_en
     """The alert process's heartbeat carries the delivery-latency histogram (one observation
     per delivered webhook) and the process logs one line per event message."""
     with Receiver([SECRET]) as rx:
-        h = Harness({**subprocess_env}, rx.url)
-        endpoint = f"ipc://{h.dir}/hb"
-        h.env.update({ENV_ENDPOINT: endpoint, ENV_NAME: "alerts"})
-        ctx, pull = _pull(endpoint)
+        h = Harness({**subprocess_env}, rx.url)  # its heartbeats come to h.status (PULL)
         try:
             h.start()
             base = time.time()
@@ -724,20 +713,18 @@ def test_real_alert_heartbeats_count_every_delivery_and_log_events(subprocess_en
                 info = beats[-1].body.info
                 return info.alert_latency is not None and info.alert_latency.count >= 2
 
-            beats = _collect(pull, 30, settled)
+            beats = _collect(h.status, 30, settled)
             h.proc.send_signal(signal.SIGTERM)
             log_text = h.proc.stderr.read().decode()
             assert h.proc.wait(20) == 0
         finally:
-            pull.close()
-            ctx.term()
             h.close()
     last = beats[-1]
     assert last.body is not None and not last.problem
     hist = last.body.info.alert_latency
     assert hist.count == len(delivered) == last.body.counters.delivered
     assert 0 < hist.sum / hist.count < 10
-    assert last.body.info.webhooks == 1
+    assert last.body.info.webhooks == 1  # the Harness configures one endpoint
     kinds = [e.kind for e in last.body.info.recent_events]
     assert "end" in kinds or "start" in kinds
     start_line = line_with(log_text, "event start")

@@ -12,11 +12,12 @@ webhook-id; events a killed run left open get an ``end`` marked ``interrupted``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ from vadmon.alerts.delivery import (
     new_msg_id,
 )
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
+from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
 from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
@@ -54,12 +57,20 @@ def log_event(ev: dict[str, Any], clip: str | None, reason: str) -> None:
 class AlertSettings:
     db_path: Path
     clips: ClipSettings
-    events: EventSettings = field(default_factory=EventSettings)
-    per_camera: dict[str, EventSettings] = field(default_factory=dict)
-    delivery: DeliverySettings = field(default_factory=DeliverySettings)
-    heartbeat_s: float = 1.0
-    flush_s: float = 3.0
-    max_pending: int = 10_000
+    events: EventSettings
+    per_camera: dict[str, EventSettings]
+    delivery: DeliverySettings
+    heartbeat_s: float
+    flush_s: float
+    max_pending: int
+    narrate: NarrateSettings | None  # None: no narration
+    score_log: ScoreLogSettings | None  # None: no score logs
+
+
+@dataclass(frozen=True)
+class ScoreLogSettings:
+    root: Path
+    keep_hours: float
 
 
 class AlertPipeline:
@@ -76,6 +87,10 @@ class AlertPipeline:
         self.endpoints = [ep.name for ep in settings.delivery.endpoints]
         self.counters: dict[str, int] = collections.defaultdict(int)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=40)
+        log = settings.score_log
+        self.score_log = ScoreLogWriter(log.root, log.keep_hours) if log else None
+        self.narrator = Narrator(settings.narrate) if settings.narrate else None
+        self.narratives: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     def start(self) -> None:
         self._recover()
@@ -97,6 +112,8 @@ class AlertPipeline:
             return
         if isinstance(msg, ScoreMessage):
             self.counters["scores"] += 1
+            if self.score_log is not None:
+                self.score_log.write(msg)
             self._handle(self.tracker.feed(msg))
         elif isinstance(msg, PreviewFrame) and payload:
             self.counters["previews"] += 1
@@ -106,6 +123,32 @@ class AlertPipeline:
         self._handle(self.tracker.expire(now))
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
+        self._explained()
+
+    def _narrate(self, ev: Event) -> None:
+        """Ask for a narrative once ``start`` is queued: snapshot first, then keyframes."""
+        if self.narrator is None:
+            return
+        images = []
+        if ev.snapshot_path:
+            with contextlib.suppress(OSError):
+                images.append(Path(ev.snapshot_path).read_bytes())
+        ring = self.clips.rings.get(ev.camera, ())
+        images += keyframes(list(ring), ev.start_ts, ev.peak_ts, self.narrator.s.keyframes)
+        self.narrator.submit(ev.to_dict(), images)
+
+    def _explained(self) -> None:
+        """Queue an ``explained`` webhook per finished narration (never before its ``start``)."""
+        if self.narrator is None:
+            return
+        for n in self.narrator.poll():
+            event_id = n.event["id"]
+            self.narratives[event_id] = n.narrative
+            while len(self.narratives) > 256:
+                self.narratives.popitem(last=False)
+            stored = self.outbox.event(event_id)
+            state, data = stored if stored else ("open", n.event)
+            self._enqueue("explained", data, state)
 
     def shutdown(self) -> None:
         self._handle(self.tracker.close_all("alert process shutting down"))
@@ -113,6 +156,10 @@ class AlertPipeline:
             self._finish(event, clip)
         self.worker.stop(self.s.flush_s)
         self.clips.close()
+        if self.narrator is not None:
+            self.narrator.close()
+        if self.score_log is not None:
+            self.score_log.close()
         self.outbox.close()
 
     def _handle(self, messages: list[EventMessage]) -> None:
@@ -122,6 +169,7 @@ class AlertPipeline:
                 ev.snapshot_path = self.clips.snapshot(ev)  # on disk before start is queued
                 self.clips.begin(ev)
                 self._enqueue("start", ev.to_dict(), "open")
+                self._narrate(ev)
             elif m.kind == "update":
                 self._enqueue("update", ev.to_dict(), "open")
             else:
@@ -133,6 +181,9 @@ class AlertPipeline:
         self._enqueue("end", event.to_dict(), "closed")
 
     def _enqueue(self, kind: str, data: dict[str, Any], state: str) -> None:
+        narrative = self.narratives.get(data.get("id", ""))
+        if narrative is not None:
+            data["explanation"] = dict(data.get("explanation") or {}, narrative=narrative)
         recent = {
             "id": data.get("id", ""),
             "camera": data.get("camera", ""),
@@ -143,6 +194,7 @@ class AlertPipeline:
             "duration": data.get("duration_s", 0.0),
             "kind": kind,
             "snapshot": data.get("snapshot_path"),
+            "text": (data.get("explanation") or {}).get("text", ""),
         }
         self.recent.appendleft(recent)
         log_event(recent, data.get("clip_path"), data.get("reason") or "")
@@ -158,6 +210,8 @@ class AlertPipeline:
             self.counters,
             self.tracker.counters(),
             self.clips.counters,
+            self.narrator.counters if self.narrator else {},
+            self.score_log.counters if self.score_log else {},
             {f"deliveries_{k}": v for k, v in self.worker.counters().items()},
             {f"outbox_{k}": v for k, v in self.outbox.counts().items()},
         ):
@@ -183,36 +237,25 @@ class AlertPipeline:
         )
 
 
-def open_sockets(
-    ctx: zmq.Context,
-    score_endpoint: str,
-    preview_endpoint: str | list[str],
-    status_endpoint: str | None,
-) -> tuple[zmq.Socket, zmq.Socket | None]:
-    """Minimal pyzmq wiring (the lead may swap in vadmon.runtime.transport): SUB in, PUB heartbeat out."""
+def open_subscriber(
+    ctx: zmq.Context, score_endpoint: str, preview_endpoints: list[str]
+) -> zmq.Socket:
+    """One SUB connected to the scores PUB and every camera's preview PUB."""
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.RCVHWM, 10_000)
     sub.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)
     sub.setsockopt(zmq.SUBSCRIBE, ScoreMessage.topic)
     sub.setsockopt(zmq.SUBSCRIBE, PreviewFrame.topic)
-    previews = [preview_endpoint] if isinstance(preview_endpoint, str) else preview_endpoint
-    for endpoint in dict.fromkeys([score_endpoint, *previews]):
+    for endpoint in dict.fromkeys([score_endpoint, *preview_endpoints]):
         sub.connect(endpoint)
-    pub = None
-    if status_endpoint:
-        pub = ctx.socket(zmq.PUB)
-        pub.setsockopt(zmq.LINGER, 0)
-        pub.setsockopt(zmq.SNDHWM, 100)
-        pub.connect(status_endpoint)
-    return sub, pub
+    return sub
 
 
 def run_alerts(
     settings: AlertSettings,
     score_endpoint: str,
-    preview_endpoint: str | list[str],
-    status_endpoint: str | None = None,
+    preview_endpoints: list[str],
     stop: threading.Event | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``), then close open events, flush, and return 0."""
@@ -222,7 +265,7 @@ def run_alerts(
             signal.signal(sig, lambda *_: stop.set())
     pipeline = AlertPipeline(settings)
     ctx = zmq.Context.instance()
-    sub, pub = open_sockets(ctx, score_endpoint, preview_endpoint, status_endpoint)
+    sub = open_subscriber(ctx, score_endpoint, preview_endpoints)
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
     pipeline.start()
@@ -241,16 +284,12 @@ def run_alerts(
             pipeline.tick(now)
             if now >= next_beat:
                 status = pipeline.status()
-                if pub is not None:
-                    pub.send_multipart(status.to_parts(), zmq.NOBLOCK)
                 if heartbeat is not None:
                     heartbeat.beat(state=status.state, counters=status.counters, info=status.info)
                 next_beat = now + settings.heartbeat_s
     finally:
         pipeline.shutdown()
         sub.close(0)
-        if pub is not None:
-            pub.close(0)
         if heartbeat is not None:
             heartbeat.close()
     return 0

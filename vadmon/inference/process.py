@@ -23,6 +23,7 @@ import torch
 import zmq
 
 from vadmon.inference.embedding import SnippetEncoder
+from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, unpack_frames
@@ -69,13 +70,13 @@ class CameraStats:
 class InferenceSettings:
     snippet_endpoints: list[str]
     score_endpoint: str
-    batch_max: int = 16
-    batch_wait_ms: float = 20.0
-    max_age_s: float = 4.0  # snippets older than this when we get to them are skipped
-    per_camera_max: int = 2  # newest snippets kept per camera per batch
-    hwm: int = 8
-    heartbeat_s: float = 1.0
-    link: LinkServer | None = None  # set: snippets arrive over tcp+CURVE with frames inline
+    batch_max: int
+    batch_wait_ms: float
+    max_age_s: float  # snippets older than this when we get to them are skipped
+    per_camera_max: int  # newest snippets kept per camera per batch
+    hwm: int
+    heartbeat_s: float
+    link: LinkServer | None  # set: snippets arrive over tcp+CURVE with frames inline
 
 
 def inference_threads(configured: int | None) -> int:
@@ -113,9 +114,16 @@ def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
 
 class InferenceLoop:
     def __init__(
-        self, settings: InferenceSettings, scorer, encoder: SnippetEncoder, ctx, runtime: str = ""
+        self,
+        settings: InferenceSettings,
+        scorer,
+        encoder: SnippetEncoder,
+        ctx,
+        runtime: str = "",
+        phrases: PhraseBank | None = None,
     ) -> None:
         self.settings = settings
+        self.phrases = phrases
         self.runtime = runtime  # "device/precision", shown on the dashboard
         self.scorer = scorer
         self.encoder = encoder
@@ -225,17 +233,26 @@ class InferenceLoop:
                     self.scorer.reset(m.camera)
                 stats.last_index = m.snippet_index
             cams = [m.camera for m, _ in now_round]
-            results = self.scorer.score(cams, torch.stack([e for _, e in now_round]))
+            batch = torch.stack([e for _, e in now_round])
+            results = self.scorer.score(cams, batch)
+            matches = self.phrases.match(batch) if self.phrases else [[] for _ in now_round]
             t_adapt = time.time()
-            for (m, _), res in zip(now_round, results, strict=True):
+            for (m, _), res, match in zip(now_round, results, matches, strict=True):
                 self.publish(
                     m,
                     res,
                     {"read": t_read - t0, "encode": t_enc - t_read, "adapter": t_adapt - t_enc},
+                    match,
                 )
         self.batches += 1
 
-    def publish(self, m: SnippetMessage, res: SnippetScore, timings: dict[str, float]) -> None:
+    def publish(
+        self,
+        m: SnippetMessage,
+        res: SnippetScore,
+        timings: dict[str, float],
+        phrases: list[tuple[str, float]] = (),
+    ) -> None:
         now = time.time()
         timings = dict(timings, latency=now - m.t_end)
         msg = ScoreMessage(
@@ -250,6 +267,8 @@ class InferenceLoop:
             timings=timings,
             mode=self.scorer.mode,
             t_emitted=now,
+            phrases=[p for p, _ in phrases],
+            phrase_probs=[s for _, s in phrases],
         )
         send_message(self.pub, msg)
         st = self.cameras[m.camera]
@@ -314,10 +333,15 @@ def _unit(value: float) -> float:
 
 
 def run_inference(
-    settings: InferenceSettings, scorer, encoder, stop: threading.Event, runtime: str = ""
+    settings: InferenceSettings,
+    scorer,
+    encoder,
+    stop: threading.Event,
+    runtime: str = "",
+    phrases: PhraseBank | None = None,
 ) -> int:
     ctx = zmq.Context()
-    loop = InferenceLoop(settings, scorer, encoder, ctx, runtime)
+    loop = InferenceLoop(settings, scorer, encoder, ctx, runtime, phrases)
     try:
         while not stop.is_set():
             loop.step()

@@ -109,3 +109,37 @@ class HeartbeatSender:
 
     def close(self) -> None:
         self._socket.close(linger=0)
+
+
+class HeartbeatReceiver:
+    """Supervisor side: a bound PULL, size-capped; ``receive`` drains what arrived, parsed and
+    validated, and counts what could not be parsed in ``malformed``."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._context = zmq.Context()
+        self._pull = self._context.socket(zmq.PULL)
+        self._pull.setsockopt(zmq.LINGER, 0)
+        self._pull.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
+        self._pull.setsockopt(zmq.RCVHWM, 1000)
+        self._pull.bind(endpoint)
+        self.malformed = 0
+
+    def receive(self, timeout_s: float) -> list[Heartbeat]:
+        beats: list[Heartbeat] = []
+        if not self._pull.poll(int(timeout_s * 1000)):
+            return beats
+        while True:
+            try:
+                frames = self._pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return beats
+            beat = parse_heartbeat(frames)
+            if beat is None:
+                self.malformed += 1
+            else:
+                beats.append(beat)
+
+    def close(self) -> None:
+        if not self._pull.closed:
+            self._pull.close(linger=0)
+            self._context.term()

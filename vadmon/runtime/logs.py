@@ -157,7 +157,28 @@ class ChildLog:
             self._handler.close()
 
 
-def wait_threads(threads: list[threading.Thread], timeout_s: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
+class ChildLogs:
+    """The supervisor's side: one ``ChildLog`` per child name (kept across restarts) and the
+    threads that pump each incarnation's pipe into it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.files: dict[str, ChildLog] = {}
+        self._pumps: list[threading.Thread] = []
+
+    def attach(self, name: str, stream: IO[bytes]) -> None:
+        if name not in self.files:
+            self.files[name] = ChildLog(self.directory, name)
+        self._pumps = [t for t in self._pumps if t.is_alive()]
+        self._pumps.append(self.files[name].pump(stream))
+
+    def error_line(self, name: str) -> str:
+        return self.files[name].error_line() if name in self.files else ""
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Let the pumps copy what the exited children left in their pipes, then close."""
+        deadline = time.monotonic() + timeout_s
+        for thread in self._pumps:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for child_log in self.files.values():
+            child_log.close()

@@ -14,8 +14,6 @@ child exits, so spawning from a helper thread would kill children at random.
 from __future__ import annotations
 
 import argparse
-import collections
-import ctypes
 import json
 import logging
 import os
@@ -23,99 +21,30 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-import zmq
-
 from vadmon.config import SupervisorConfig
+from vadmon.runtime.child import (
+    Child,
+    ChildSpec,
+    ChildStatus,
+    backoff_delay,
+    describe_exit,
+    pdeathsig_preexec,
+)
 from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
-from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, MAX_BYTES, Heartbeat, parse_heartbeat
-from vadmon.runtime.logs import ChildLog, wait_threads
+from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, Heartbeat, HeartbeatReceiver
+from vadmon.runtime.logs import ChildLogs
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("vadmon.runtime.supervisor")
-PR_SET_PDEATHSIG = 1
+Hook = Callable[[], None]
 # vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix;
 # restarting cannot fix a config, so the supervisor stops everything and exits with it too.
 BAD_INPUT_EXIT = 2
-
-
-@dataclass
-class ChildSpec:
-    """How to run one child. ``heartbeat``: the child promises application heartbeats."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str] | None = None
-    restart: bool = True
-    heartbeat: bool = False
-    cwd: str | None = None
-
-
-@dataclass
-class ChildStatus:
-    """What the dashboard shows per child (a copy; safe to keep)."""
-
-    name: str
-    state: str = "pending"  # pending|running|backoff|stopping|stopped|exited|failed
-    pid: int | None = None
-    starts: int = 0
-    restarts: int = 0
-    heartbeat_kills: int = 0
-    last_exit: str = ""
-    last_heartbeat: float | None = None  # unix time of the child's last heartbeat
-    last_backoff_s: float | None = None
-
-
-@dataclass
-class _Child:
-    spec: ChildSpec
-    status: ChildStatus
-    proc: subprocess.Popen | None = None
-    started_mono: float = 0.0
-    heartbeat_mono: float | None = None
-    restart_at: float | None = None
-    consecutive: int = 0
-    crashes: collections.deque = field(default_factory=collections.deque)
-    kill_reason: str = ""
-
-
-class CrashLoop(RuntimeError):
-    """A child restarted too often; the supervisor stops everything."""
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random, so restarts of many
-    children spread out but never collapse to zero delay."""
-    cap = min(maximum, initial * (2 ** max(0, attempt - 1)))
-    return cap / 2 + rng.uniform(0, cap / 2)
-
-
-def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None] | None:
-    """Build the preexec hook in the parent; only async-signal-safe work happens in the child."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 class Supervisor:
@@ -140,25 +69,21 @@ class Supervisor:
         self.cleanup = cleanup or Cleanup()
         self.systemd = systemd
         self.rng = rng or random.Random()
-        self.children = {s.name: _Child(s, ChildStatus(s.name)) for s in specs}
+        self.children = {s.name: Child(s, ChildStatus(s.name)) for s in specs}
         # set: children's stdout/stderr go to rotating files here, never to our terminal
-        self.log_dir = log_dir
-        self.logs: dict[str, ChildLog] = {}
-        self._pumps: list[threading.Thread] = []
+        self.logs = ChildLogs(log_dir) if log_dir is not None else None
         self.failure: str | None = None
         self.failure_code = 1  # exit code of run() after a failure
-        self.bad_heartbeats = 0  # malformed heartbeat messages (dropped)
         self.stray_heartbeats = 0
         self.bad_bodies = 0  # heartbeats whose status body failed validation (liveness kept)
         self._stop_reason: str | None = None
         self._force = False
-        self._context: zmq.Context | None = None
-        self._pull: zmq.Socket | None = None
+        self._receiver: HeartbeatReceiver | None = None
         self._janitor_fd: int | None = None
         self._janitor: subprocess.Popen | None = None
         self._watchdog_every = watchdog_interval_s() if systemd else None
         self._watchdog_next = 0.0
-        self._preexec = _pdeathsig_preexec(os.getpid())
+        self._preexec = pdeathsig_preexec(os.getpid())
         # called with every valid heartbeat (the dashboard and metrics read them)
         self.listeners: list[Callable[[Heartbeat], None]] = []
 
@@ -167,12 +92,7 @@ class Supervisor:
     def start(self) -> None:
         """Bind the heartbeat socket, start the janitor, spawn every child, notify systemd."""
         if self.heartbeat_endpoint:
-            self._context = zmq.Context()
-            self._pull = self._context.socket(zmq.PULL)
-            self._pull.setsockopt(zmq.LINGER, 0)
-            self._pull.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
-            self._pull.setsockopt(zmq.RCVHWM, 1000)
-            self._pull.bind(self.heartbeat_endpoint)
+            self._receiver = HeartbeatReceiver(self.heartbeat_endpoint)
         if self.cleanup.has_data_targets():
             self._janitor_fd, self._janitor = start_janitor(self.cleanup)
         for child in self.children.values():
@@ -180,16 +100,11 @@ class Supervisor:
         if self.systemd:
             sd_notify("READY=1\nSTATUS=children started")
 
-    def run(
-        self,
-        on_tick: Callable[[], None] | None = None,
-        on_stopped: Callable[[], None] | None = None,
-    ) -> int:
+    def run(self, on_tick: Hook | None = None, on_stopped: Hook | None = None) -> int:
         """Supervise until SIGTERM/SIGINT, a crash loop, or all non-restarting children exit.
-        Returns 0 after an orderly stop, 1 after a crash loop or a failed child.
-        ``on_tick`` runs after every poll (the dashboard redraws from it); ``on_stopped`` once
-        everything is down, before the error lines are printed (the live view gives the
-        terminal back first, or they would vanish with its screen)."""
+        Returns 0 after an orderly stop, 1 after a crash loop or a failed child. ``on_tick``
+        runs after every poll; ``on_stopped`` once all is down, before error lines are printed
+        (the live view gives the terminal back first, or they would vanish with its screen)."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
@@ -205,8 +120,8 @@ class Supervisor:
                 on_stopped()
         if self.failure and self.failure_code == BAD_INPUT_EXIT:
             for name, child in self.children.items():  # its line went to a file: repeat it
-                if child.status.state == "failed" and name in self.logs:
-                    print(self.logs[name].error_line(), file=sys.stderr)
+                if child.status.state == "failed" and self.logs is not None:
+                    print(self.logs.error_line(name), file=sys.stderr)
             return BAD_INPUT_EXIT  # the child's own error line is the message
         if self.failure:
             print(f"vadmon supervisor: error: {self.failure}; stopped everything", file=sys.stderr)
@@ -249,18 +164,12 @@ class Supervisor:
         child.status.last_heartbeat = ts if ts is not None else time.time()
         return True
 
-    def child_log(self, name: str) -> ChildLog:
-        if name not in self.logs:
-            assert self.log_dir is not None
-            self.logs[name] = ChildLog(self.log_dir, name)
-        return self.logs[name]
-
     def status(self) -> dict[str, ChildStatus]:
         return {name: ChildStatus(**asdict(c.status)) for name, c in self.children.items()}
 
     # ------------------------------------------------------------------ internals
 
-    def _spawn(self, child: _Child) -> None:
+    def _spawn(self, child: Child) -> None:
         spec = child.spec
         env = dict(os.environ if spec.env is None else spec.env)
         env[ENV_NAME] = spec.name
@@ -269,7 +178,7 @@ class Supervisor:
         child.restart_at = None
         child.kill_reason = ""
         child.heartbeat_mono = None
-        to_file = self.log_dir is not None
+        to_file = self.logs is not None
         try:
             child.proc = subprocess.Popen(
                 spec.argv,
@@ -285,16 +194,15 @@ class Supervisor:
             child.proc = None
             self._after_exit(child, f"cannot start: {exc.strerror or exc}", time.monotonic())
             return
-        if to_file and child.proc.stdout is not None:
-            self._pumps = [t for t in self._pumps if t.is_alive()]
-            self._pumps.append(self.child_log(spec.name).pump(child.proc.stdout))
+        if self.logs is not None and child.proc.stdout is not None:
+            self.logs.attach(spec.name, child.proc.stdout)
         child.started_mono = time.monotonic()
         child.status.pid = child.proc.pid
         child.status.state = "running"
         child.status.starts += 1
         log.info("started %s (pid %d)", spec.name, child.proc.pid)
 
-    def _reap(self, child: _Child, now: float) -> None:
+    def _reap(self, child: Child, now: float) -> None:
         if child.proc is None or child.proc.poll() is None:
             return
         reason = child.kill_reason or describe_exit(child.proc.returncode)
@@ -312,7 +220,7 @@ class Supervisor:
             self._after_exit(child, reason, now, returncode_ok=reason == "exit code 0")
 
     def _after_exit(
-        self, child: _Child, reason: str, now: float, returncode_ok: bool = False
+        self, child: Child, reason: str, now: float, returncode_ok: bool = False
     ) -> None:
         status, spec = child.status, child.spec
         status.last_exit = reason
@@ -346,7 +254,7 @@ class Supervisor:
         status.last_backoff_s = delay
         log.warning("%s %s; restarting in %.2f s", spec.name, reason, delay)
 
-    def _check_heartbeat(self, child: _Child, now: float) -> None:
+    def _check_heartbeat(self, child: Child, now: float) -> None:
         if not child.spec.heartbeat or child.proc is None or child.kill_reason:
             return
         if not self.heartbeat_endpoint:
@@ -362,28 +270,23 @@ class Supervisor:
         log.warning("%s: %s", child.spec.name, child.kill_reason)
         self._signal(child, signal.SIGKILL)
 
+    @property
+    def bad_heartbeats(self) -> int:
+        """Heartbeat messages that could not be parsed (dropped)."""
+        return self._receiver.malformed if self._receiver is not None else 0
+
     def _receive_heartbeats(self, timeout_s: float) -> None:
-        if self._pull is None:
+        if self._receiver is None:
             time.sleep(timeout_s)
             return
-        if not self._pull.poll(int(timeout_s * 1000)):
-            return
-        while True:
-            try:
-                frames = self._pull.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            beat = parse_heartbeat(frames)
-            if beat is None:
-                self.bad_heartbeats += 1
-            elif not self.heartbeat(beat.process, beat.ts, beat.pid):
-                self.stray_heartbeats += 1  # unknown name or a previous incarnation: no state
-            else:
+        for beat in self._receiver.receive(timeout_s):
+            if self.heartbeat(beat.process, beat.ts, beat.pid):
                 self._accepted(beat)
+            else:
+                self.stray_heartbeats += 1  # unknown name or a previous incarnation: no state
 
     def _accepted(self, beat: Heartbeat) -> None:
-        """Only beats from our own children reach the listeners, so their state is bounded by
-        the configured process names."""
+        """Only our own children's beats reach the listeners: their state stays bounded."""
         if beat.problem:
             self.bad_bodies += 1
             if self.bad_bodies in (1, 10, 100, 1000):
@@ -391,7 +294,7 @@ class Supervisor:
         for listener in self.listeners:
             listener(beat)
 
-    def _signal(self, child: _Child, sig: int) -> None:
+    def _signal(self, child: Child, sig: int) -> None:
         if child.proc is None or child.proc.returncode is not None:
             return
         try:
@@ -434,29 +337,20 @@ class Supervisor:
         for child in self.children.values():
             child.restart_at = None
         self._close_heartbeats()
-        log.info(
-            "heartbeats: %d malformed, %d stray (unknown name or pid), %d with a rejected status",
-            self.bad_heartbeats,
-            self.stray_heartbeats,
-            self.bad_bodies,
-        )
-        wait_threads(self._pumps)
-        for child_log in self.logs.values():
-            child_log.close()
+        n = (self.bad_heartbeats, self.stray_heartbeats, self.bad_bodies)
+        log.info("heartbeats: %d malformed, %d stray (name or pid), %d with a bad status", *n)
+        if self.logs is not None:
+            self.logs.close()
         for problem in run_cleanup(self.cleanup):
             log.warning("%s", problem)
         self._release_janitor()
 
-    def _alive(self, children: list[_Child]) -> list[_Child]:
+    def _alive(self, children: list[Child]) -> list[Child]:
         return [c for c in children if c.proc is not None and c.proc.poll() is None]
 
     def _close_heartbeats(self) -> None:
-        if self._pull is not None:
-            self._pull.close(linger=0)
-            self._pull = None
-        if self._context is not None:
-            self._context.term()
-            self._context = None
+        if self._receiver is not None:
+            self._receiver.close()
 
     def _release_janitor(self) -> None:
         if self._janitor_fd is not None:
