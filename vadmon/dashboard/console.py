@@ -11,6 +11,7 @@ change — and this console adds a status line per camera every minute and a sto
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -64,8 +65,17 @@ class Dashboard:
 
     def renderable(self) -> RenderableType:
         """The view for the current terminal size (read on every redraw: resizes just work)."""
-        width, height = self.console.size
+        width, height = self.size()
         return render(self.state, width, height, threshold=self.threshold)
+
+    def size(self) -> tuple[int, int]:
+        """The terminal's own size: rich prefers ``COLUMNS``/``LINES``, which a parent process
+        may have exported once and which never follow a resize."""
+        try:
+            size = os.get_terminal_size(self.console.file.fileno())
+        except (AttributeError, OSError, ValueError):
+            return self.console.size
+        return size.columns, size.lines
 
     def start(self) -> bool:
         if not self.enabled:
