@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from capture_support import free_port, wait_for
-from conftest import require_tool
 from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
-from test_monitor_e2e import monitor_config, write_flash_video
+from test_monitor_e2e import Tmux, monitor_config, tmux, write_flash_video  # noqa: F401
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret
@@ -35,24 +32,17 @@ LOG_LINE = re.compile(
 )
 
 
-class Pane:
-    def __init__(self, server: str) -> None:
-        self.server = server
+class Pane(Tmux):
+    """The e2e test's tmux server, plus resizing and waiting for what the pane shows."""
 
     def tmux(self, *args: str) -> str:
-        out = subprocess.run(
-            ["tmux", "-L", self.server, "-f", "/dev/null", *args],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-        return out.stdout
+        return self.run(*args)
 
     def text(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "mon")
+        return self.screen()
 
     def resize(self, width: int, height: int) -> None:
-        self.tmux("resize-window", "-t", "mon", "-x", str(width), "-y", str(height))
+        self.run("resize-window", "-t", "mon", "-x", str(width), "-y", str(height))
 
     def wait(self, predicate, timeout_s: float) -> str:
         found: list[str] = []
@@ -66,11 +56,9 @@ class Pane:
 
 
 @pytest.fixture
-def pane():
-    require_tool("tmux", "tmux")
-    p = Pane(f"vadmon-live-{time.time_ns()}")
-    yield p
-    p.tmux("kill-server")
+def pane(request: pytest.FixtureRequest) -> Pane:
+    """On the e2e test's ``tmux`` fixture (a server of its own, killed afterwards)."""
+    return Pane(request.getfixturevalue("tmux").sock)
 
 
 def write_config(tmp: Path, flash: Path, ckpt: Path, hook_url: str, metrics_port: int) -> Path:

@@ -70,11 +70,13 @@ class Dashboard:
 
     def size(self) -> tuple[int, int]:
         """The terminal's own size: rich prefers ``COLUMNS``/``LINES``, which a parent process
-        may have exported once and which never follow a resize."""
+        may have exported once and which never follow a resize; so ask the tty, and tell rich
+        (it crops what it draws to its own idea of the width)."""
         try:
             size = os.get_terminal_size(self.console.file.fileno())
         except (AttributeError, OSError, ValueError):
             return self.console.size
+        self.console.size = (size.columns, size.lines)
         return size.columns, size.lines
 
     def start(self) -> bool:

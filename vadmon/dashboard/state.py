@@ -325,7 +325,7 @@ class DashboardState:
 
 
 def _reason(view: CameraView) -> str:
-    """"refused, retry in 4 s: cannot open rtsp://***@…" for a camera that is not online: the
+    """Why a camera is not online, e.g. "refused, retry in 4 s: cannot open rtsp://***@…": the
     kind and the retry first, so a narrow column still shows them."""
     if view.state == "online":
         return ""
