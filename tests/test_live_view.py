@@ -44,11 +44,15 @@ class Pane(Tmux):
     def resize(self, width: int, height: int) -> None:
         self.run("resize-window", "-t", "mon", "-x", str(width), "-y", str(height))
 
-    def wait(self, predicate, timeout_s: float) -> str:
+    def history(self) -> str:
+        """The pane with its scrollback: what the program printed after its screen closed."""
+        return self.run("capture-pane", "-p", "-S", "-200", "-t", "mon")
+
+    def wait(self, predicate, timeout_s: float, read=None) -> str:
         found: list[str] = []
 
         def check() -> bool:
-            found.append(self.text())
+            found.append((read or self.text)())
             return predicate(found[-1])
 
         wait_for(check, timeout_s, 0.3)
@@ -181,7 +185,7 @@ def test_live_view_sizes_logs_metrics_and_stop_summary(
 
         # Ctrl-C: a stop summary on the terminal
         pane.tmux("send-keys", "-t", "mon", "C-c")
-        done = pane.wait(lambda t: "vadmon stopped" in t and "logs:" in t, 60)
+        done = pane.wait(lambda t: "vadmon stopped" in t and "logs:" in t, 60, pane.history)
     assert re.search(r"vadmon stopped: 4/4 processes stopped", done), done
     assert re.search(r"events: \d+; webhooks: delivered \d+", done), done
     assert f"data: {tmp_path / 'data'}" in done.replace("\n", ""), done
