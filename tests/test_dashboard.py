@@ -756,3 +756,16 @@ def test_service_mode_json_lines_from_every_process(tmp_path: Path, subprocess_e
     assert {r["msg"].split()[1] for r in started} >= {"capture:door", "inference", "alerts"}
     assert all({"ts", "level", "msg", "logger"} <= set(r) for r in records)
     assert "Traceback" not in proc.stderr
+
+
+def test_events_held_back_by_cooldown_are_shown() -> None:
+    """A recurring anomaly inside cooldown_s raises no event; the events panel says so."""
+    state = example_state()
+    text = record(state)
+    assert "cooldown" not in text
+    fields = alerts_fields(EVENTS)
+    fields["counters"]["suppressed_cooldown"] = 3
+    feed(state, "alerts", fields)
+    text = record(state)
+    assert_fits(text)
+    assert "recent events (+3 held back by cooldown)" in line_with(text, "recent events")

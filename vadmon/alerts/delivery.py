@@ -45,6 +45,10 @@ class UrlRefused(VadmonError):
     """A webhook URL that is malformed or resolves to a non-public address (SSRF guard)."""
 
 
+class UrlUnresolved(UrlRefused):
+    """A webhook host that does not resolve (now): possibly a DNS outage, not a bad config."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One webhook receiver. ``name`` identifies it in the outbox (keep it stable)."""
@@ -122,7 +126,7 @@ def check_url(url: str, allow_private: bool = False) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UrlRefused(f"cannot resolve webhook host {host!r}: {exc}") from None
+        raise UrlUnresolved(f"cannot resolve webhook host {host!r}: {exc}") from None
     _check_addresses(url, [i[4][0] for i in infos], allow_private)
 
 
@@ -132,7 +136,7 @@ async def _check_url_async(url: str, allow_private: bool) -> None:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UrlRefused(f"cannot resolve webhook host {host!r}: {exc}") from None
+        raise UrlUnresolved(f"cannot resolve webhook host {host!r}: {exc}") from None
     _check_addresses(url, [str(i[4][0]) for i in infos], allow_private)
 
 

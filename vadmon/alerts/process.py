@@ -171,8 +171,10 @@ class AlertPipeline:
                 self._enqueue("start", ev.to_dict(), "open")
                 self._narrate(ev)
             elif m.kind == "update":
+                ev.snapshot_path = self.clips.snapshot(ev)  # the peak may have moved
                 self._enqueue("update", ev.to_dict(), "open")
             else:
+                ev.snapshot_path = self.clips.snapshot(ev)
                 self.outbox.record_event(ev.to_dict(), "ending")
                 self.clips.end(ev)
 

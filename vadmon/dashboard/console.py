@@ -174,7 +174,8 @@ class MonitorConsole:
         q = view.queue
         if q.events_total is not None:
             lines.append(
-                f"alerts: events {_fmt(q.events_total, '{:.0f}')}, webhooks pending "
+                f"alerts: events {_fmt(q.events_total, '{:.0f}')} "
+                f"(+{_fmt(q.suppressed_cooldown or 0, '{:.0f}')} in cooldown), webhooks pending "
                 f"{_fmt(q.pending, '{:.0f}')}, delivered {_fmt(q.delivered, '{:.0f}')}, "
                 f"dead {_fmt(q.dead, '{:.0f}')}"
             )

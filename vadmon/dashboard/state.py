@@ -31,7 +31,7 @@ from vadmon.runtime.status_schema import (
 
 MAX_EVENTS = 50
 DOWN_STATES = ("backoff", "failed", "exited", "stopped", "stopping")
-QUEUE_KEYS = ("pending", "delivered", "retrying", "dead", "events_total")
+QUEUE_KEYS = ("pending", "delivered", "retrying", "dead", "events_total", "suppressed_cooldown")
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,7 @@ class QueueView:
     dead: float | None = None
     events_total: float | None = None
     webhooks: int | None = None  # endpoints configured (0 = none)
+    suppressed_cooldown: float | None = None  # events not raised: same label within cooldown_s
 
 
 @dataclass(frozen=True)

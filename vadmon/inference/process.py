@@ -26,8 +26,8 @@ from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
 from vadmon.runtime.heartbeat import HeartbeatSender
-from vadmon.runtime.link import LinkServer, open_server, unpack_frames
-from vadmon.runtime.messages import ScoreMessage, SnippetMessage
+from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
+from vadmon.runtime.messages import PreviewFrame, ScoreMessage, SnippetMessage
 from vadmon.runtime.ring import RingReader
 from vadmon.runtime.status_schema import (
     INFERENCE_LATENCY_BUCKETS,
@@ -64,6 +64,8 @@ class CameraStats:
     rate: RateMeter = field(default_factory=lambda: RateMeter(window_s=10.0))
     # every score, newest last: the heartbeat carries them all, not one sample per beat
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_SCORES))
+    previews_relayed: int = 0
+    previews_refused: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,21 @@ class InferenceLoop:
             if item is None:
                 break
             got.append(item)
+        for m, p in got:
+            if isinstance(m, PreviewFrame):
+                self.relay(m, p)
         return [(m, p) for m, p in got if isinstance(m, SnippetMessage)]
+
+    def relay(self, msg: PreviewFrame, payload: bytes | None) -> None:
+        """Previews over a tcp link go on to alerts; only for cameras that send snippets."""
+        if self.settings.link is None or msg.camera not in self.cameras:
+            self.recv_stats.malformed += 1
+            return
+        stats = self.cameras[msg.camera]
+        if relay_preview(self.pub, msg, payload):
+            stats.previews_relayed += 1
+        else:
+            stats.previews_refused += 1
 
     def select(self, msgs: list[Received], now: float) -> list[Received]:
         """Latest wins: stale snippets and all but the newest few per camera are skipped."""
@@ -302,6 +318,8 @@ class InferenceLoop:
                 "latency_ms": s.latency_ms,
                 "last_ts": s.last_ts,
                 "recent_scores": list(s.recent)[-keep:],
+                "previews_relayed": s.previews_relayed,
+                "previews_refused": s.previews_refused,
             }
             for name, s in self.cameras.items()
         }

@@ -37,7 +37,8 @@ Example inference body::
 
 Example alerts body::
 
-    {"counters": {"pending": 1, "delivered": 20, "retrying": 1, "dead": 0, "events_total": 7},
+    {"counters": {"pending": 1, "delivered": 20, "retrying": 1, "dead": 0, "events_total": 7,
+                  "suppressed_cooldown": 2},
      "info": {"webhooks": 1,
               "recent_events": [{"id": "1718000000.000000-a1b2c3", "camera": "door",
                                  "label": "Fighting", "prob": 0.81, "start": 1718000000.0,
@@ -156,6 +157,7 @@ class AlertCounters(_Body):
     retrying: Total | None = None  # pending deliveries that already failed at least once
     dead: Total | None = None
     events_total: Total | None = None  # events opened since start
+    suppressed_cooldown: Total | None = None  # events not raised: same label in cooldown_s
 
 
 class RecentEvent(_Body):
