@@ -28,11 +28,13 @@ def main() -> int:
         return 3
     if mode == "exit0":
         return 0
-    sender = HeartbeatSender.from_env() if mode == "beat" else None
+    sender = HeartbeatSender.from_env() if mode in ("beat", "hostile") else None
+    # hostile: a wrong-typed field in an otherwise well-formed capture status
+    body = {"counters": {"fps": "x"}} if mode == "hostile" else {"state": "online"}
     deadline = time.monotonic() + 120  # never outlive a broken test run by much
     while time.monotonic() < deadline:
         if sender is not None:
-            sender.beat(state="online")
+            sender.beat(**body)
         time.sleep(0.05)
     return 0
 

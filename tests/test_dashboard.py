@@ -3,56 +3,95 @@ in tmux fed over ZeroMQ from another process, the SQLite outbox feed, and Promet
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pytest
+import zmq
+from capture_support import capture_runs, free_port
 from conftest import require_tool
+from monitor_support import write_config
 from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
 from rich.console import Console
+from test_alerts import CALM, FIGHT, SECRET, Harness
+from webhook_receiver import Receiver
 
 from vadmon.alerts.outbox import Outbox
 from vadmon.config import DashboardConfig, MetricsConfig
 from vadmon.dashboard.app import outbox_snapshot
-from vadmon.dashboard.live import DEMO_BANNER, Dashboard, DashboardState, render, sparkline
+from vadmon.dashboard.console import DEMO_BANNER, Dashboard, DashboardState, render, sparkline
 from vadmon.dashboard.prometheus import PrometheusExporter, start_exporter
+from vadmon.dashboard.render import MIN_HEIGHT, MIN_WIDTH
 from vadmon.errors import VadmonError
 from vadmon.runtime.child import ChildStatus
-from vadmon.runtime.heartbeat import TOPIC, HeartbeatSender, parse_heartbeat
+from vadmon.runtime.heartbeat import (
+    ENV_ENDPOINT,
+    ENV_NAME,
+    TOPIC,
+    HeartbeatSender,
+    parse_heartbeat,
+)
+from vadmon.runtime.logs import ENV_FORMAT
+from vadmon.runtime.status_schema import (
+    ALERT_LATENCY_BUCKETS,
+    INFERENCE_LATENCY_BUCKETS,
+    Histogram,
+    body_model,
+)
 
 NOW = 1_718_000_000.0
 
 
-# --- heartbeat builders (the documented schema, sent through the real wire decoder) -------------
+# --- heartbeat builders: every key is one the schema knows (``wire`` checks) -------------------
 
 
-def capture_fields(camera: str, state: str, fps: float = 9.8, reconnects: int = 0) -> dict:
+def capture_fields(
+    camera: str, state: str, fps: float | None = 9.8, reconnects: int = 0, error: str = ""
+) -> dict:
+    info = {"source": "rtsp://***@10.0.0.5/stream1", "resolution": "768x576"}
+    if error:
+        info.update(error=error, retry_in_s=4.0)
     return {
         "camera": camera,
         "state": state,
         "counters": {
             "frames_total": 1200,
             "fps": fps,
-            "drops_total": 2,
+            "snippet_drops_total": 2,
             "reconnects_total": reconnects,
             "stalls_total": 1,
             "snippets_total": 75,
         },
-        "info": {"source": "rtsp://***@10.0.0.5/stream1", "resolution": "768x576"},
+        "info": info,
     }
 
 
-def inference_fields(cams: dict[str, tuple[float, str, float]], last_ts: float) -> dict:
+def histogram(buckets: tuple[float, ...], values: list[float]) -> dict:
+    h = Histogram(buckets)
+    for v in values:
+        h.observe(v)
+    return h.body()
+
+
+def inference_fields(
+    cams: dict[str, tuple[float, str, float]], history: list[float] | None = None, n: int = 5
+) -> dict:
     cameras = {
         name: {
             "score": score,
@@ -60,18 +99,26 @@ def inference_fields(cams: dict[str, tuple[float, str, float]], last_ts: float) 
             "label_prob": prob,
             "fps": 0.6,
             "skipped_total": 7,
+            "snippets_total": n,
             "latency_ms": 42.0,
-            "last_ts": last_ts,
+            "last_ts": NOW,
+            "recent_scores": history if history is not None else [score] * n,
         }
         for name, (score, label, prob) in cams.items()
     }
-    return {"info": {"device": "cpu", "precision": "fp32", "mode": "vadclip", "cameras": cameras}}
+    latency = histogram(INFERENCE_LATENCY_BUCKETS, [0.042] * (n * len(cams)))
+    info = {"device": "cpu", "precision": "fp32", "mode": "vadclip"}
+    return {"info": {**info, "cameras": cameras, "latency": latency}}
 
 
-def alerts_fields(events: list[dict], latencies: list[float] | None = None) -> dict:
+def alerts_fields(events: list[dict], latencies: list[float] | None = None, hooks: int = 1) -> dict:
     return {
         "counters": {"pending": 4, "delivered": 17, "retrying": 2, "dead": 1, "events_total": 9},
-        "info": {"recent_events": events, "alert_latency_ms": latencies or []},
+        "info": {
+            "webhooks": hooks,
+            "recent_events": events,
+            "alert_latency": histogram(ALERT_LATENCY_BUCKETS, latencies or []),
+        },
     }
 
 
@@ -82,8 +129,22 @@ def wire(process: str, fields: dict, ts: float = NOW) -> list[bytes]:
 
 def feed(state: DashboardState, process: str, fields: dict, now: float = NOW) -> None:
     hb = parse_heartbeat(wire(process, fields, now))
-    assert hb is not None
+    assert hb is not None and hb.body is not None, hb
+    unknown = _unknown_keys(fields, hb.body.model_dump())
+    assert not unknown, f"fields the schema does not have (production never sends): {unknown}"
     state.update_heartbeat(hb, now=now)
+
+
+def _unknown_keys(sent: object, kept: object, where: str = "") -> list[str]:
+    if isinstance(sent, dict) and isinstance(kept, dict):
+        out = [f"{where}.{k}" for k in sent if k not in kept]
+        for k in sent:
+            if k in kept:
+                out += _unknown_keys(sent[k], kept[k], f"{where}.{k}")
+        return out
+    if isinstance(sent, list) and isinstance(kept, list):
+        return [x for s, k in zip(sent, kept, strict=False) for x in _unknown_keys(s, k, where)]
+    return []
 
 
 EVENTS = [
@@ -111,16 +172,19 @@ EVENTS = [
 def example_state(banner: str | None = DEMO_BANNER) -> DashboardState:
     state = DashboardState(banner=banner)
     feed(state, "capture:door", capture_fields("door", "online"))
-    feed(state, "capture:yard", capture_fields("yard", "stalled", fps=0.0, reconnects=3))
-    feed(state, "capture:gate", capture_fields("gate", "connecting", fps=0.0))
+    feed(
+        state,
+        "capture:yard",
+        capture_fields("yard", "stalled", fps=0.0, reconnects=3, error="timeout: no frame"),
+    )
+    feed(state, "capture:gate", capture_fields("gate", "connecting", fps=None))
     cams = {
         "door": (0.87, "Fighting", 0.81),
         "yard": (0.12, "Normal", 0.93),
         "gate": (0.05, "Normal", 0.97),
     }
-    for k in range(5):
-        feed(state, "inference", inference_fields(cams, last_ts=NOW - 5 + k))
-    feed(state, "alerts", alerts_fields(EVENTS, [120.0, 80.0]))
+    feed(state, "inference", inference_fields(cams))
+    feed(state, "alerts", alerts_fields(EVENTS, [0.120, 0.080]))
     state.update_children(
         {
             "capture:door": ChildStatus("capture:door", state="running", restarts=0),
@@ -170,8 +234,11 @@ def test_render_shows_cameras_scores_events_queue_and_processes() -> None:
     assert line_with(text, DEMO_BANNER)
     door = line_with(text, "door", "online")
     assert "9.8" in door and "0.6" in door and "42" in door and "0.87" in door
-    assert "Fighting 0.81" in door
-    assert "stalled" in line_with(text, "yard", "0.12", "Normal 0.93")
+    assert "Fighting 0.81" in door  # over the threshold: the label shows
+    # under the threshold the label column stays blank: "Normal 0.93" is no news
+    assert "Normal" not in text
+    yard = line_with(text, "yard", "stalled", "0.12")
+    assert "timeout, retry in 4 s: no frame" in yard  # why it is not online
     assert "connecting" in line_with(text, "gate", "0.05")
     # events panel: newest first, with time, camera, label, prob, duration and lifecycle state
     first = line_with(text, "door", "Fighting", "0.81", "10.0s", "update")
@@ -185,6 +252,7 @@ def test_render_shows_cameras_scores_events_queue_and_processes() -> None:
     assert "2" in line_with(text, "capture:yard", "running")
     assert "inference cpu fp32 vadclip" in text and "events 9" in text
     assert "alert lat 0.10s" in text  # mean of 120 ms and 80 ms
+    assert text.rstrip().splitlines()[-1].startswith("Ctrl-C stop")  # the key hint line
 
 
 def test_no_banner_line_without_banner() -> None:
@@ -198,7 +266,7 @@ def test_more_cameras_than_rows_collapse_into_more_line() -> None:
     names = [f"cam{i:02d}" for i in range(40)]
     for i, name in enumerate(names):
         feed(state, f"capture:{name}", capture_fields(name, "offline" if i >= 35 else "online"))
-    feed(state, "inference", inference_fields({n: (0.2, "Normal", 0.9) for n in names}, NOW))
+    feed(state, "inference", inference_fields({n: (0.2, "Normal", 0.9) for n in names}))
     feed(state, "alerts", alerts_fields(EVENTS))
     text = record(state)
     assert_fits(text)
@@ -210,52 +278,94 @@ def test_more_cameras_than_rows_collapse_into_more_line() -> None:
     assert queue(text)["pending"] == 4  # the bottom panels still fit
 
 
-def test_small_terminal_still_fits() -> None:
-    text = record(example_state(), width=80, height=14)
-    assert_fits(text, width=80, height=14)
-    assert "door" in text
+def test_terminal_sizes_too_small_small_and_large() -> None:
+    state = example_state()
+    tiny = record(state, width=60, height=15)
+    assert tiny.strip() == f"terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT}, have 60x15)"
+    small = record(state, width=MIN_WIDTH, height=MIN_HEIGHT)
+    assert_fits(small, MIN_WIDTH, MIN_HEIGHT)
+    assert "door" in small
+    # 160x50: a longer sparkline, and more events than fit at 100x30
+    history = [k / 120 for k in range(120)]
+    many = [
+        {**EVENTS[1], "id": f"e{i}", "start": NOW - 100 * i, "label": f"Label{i}"}
+        for i in range(10)
+    ]
+    for big in (DashboardState(), DashboardState()):
+        feed(big, "capture:door", capture_fields("door", "online"))
+        feed(big, "inference", inference_fields({"door": (0.99, "Fighting", 0.9)}, history))
+        feed(big, "alerts", alerts_fields(many))
+    texts = {size: record(big, width=size[0], height=size[1]) for size in ((100, 30), (160, 50))}
+    assert_fits(texts[(160, 50)], 160, 50)
+    sparks = {
+        size: len(re.findall("[▁▂▃▄▅▆▇█]", line_with(t, "door", "online")))
+        for size, t in texts.items()
+    }
+    assert sparks[(160, 50)] > sparks[(100, 30)] >= 10, sparks
+    events = {size: sum(f"Label{i}" in t for i in range(10)) for size, t in texts.items()}
+    assert events[(160, 50)] == 10 and events[(100, 30)] >= 5, events
 
 
-def test_silent_capture_or_down_process_shows_offline() -> None:
+def test_webhooks_panel_says_none_configured() -> None:
+    state = DashboardState()
+    feed(state, "alerts", alerts_fields([], hooks=0))
+    assert "none configured" in line_with(record(state), "│", "none configured")
+    configured = DashboardState(webhooks=2)
+    assert "none configured" not in record(configured)
+
+
+def test_silent_capture_or_down_process_shows_offline_with_reason() -> None:
     state = example_state()
     assert state.view(NOW).cameras[0].state == "online"
-    assert {c.name: c.state for c in state.view(NOW + 60).cameras}["door"] == "offline"
-    state.update_children({"capture:door": ChildStatus("capture:door", state="failed")})
-    assert {c.name: c.state for c in state.view(NOW).cameras}["door"] == "offline"
+    silent = {c.name: c for c in state.view(NOW + 60).cameras}["door"]
+    assert silent.state == "offline" and silent.reason == "no heartbeat for 60 s"
+    state.update_children(
+        {"capture:door": ChildStatus("capture:door", state="backoff", last_exit="exit code 1")}
+    )
+    door = {c.name: c for c in state.view(NOW).cameras}["door"]
+    assert door.state == "offline" and door.reason == "process backoff: exit code 1"
+    assert "process backoff: exit code 1" in line_with(record(state), "door", "offline")
     assert "inference —" in record(state, now=NOW + 60)  # inference silent too
 
 
-def test_score_history_and_sparkline() -> None:
+def test_score_history_is_every_snippet_the_child_reported() -> None:
     assert sparkline([0.0, 0.5, 1.0], 5) == "  ▁▅█"
     assert sparkline([0.1] * 100, 8) == "▁" * 8
     state = DashboardState()
-    for k, score in enumerate([0.0, 0.3, 0.6, 0.99]):
-        feed(state, "inference", inference_fields({"door": (score, "Normal", 0.9)}, NOW + k))
-    # a heartbeat repeating the same score sample (same last_ts) does not extend the history
-    feed(state, "inference", inference_fields({"door": (0.99, "Normal", 0.9)}, NOW + 3))
+    feed(state, "inference", inference_fields({"door": (0.99, "N", 0.9)}, [0.0, 0.3, 0.6, 0.99]))
     (door,) = state.view(NOW).cameras
     assert door.history == (0.0, 0.3, 0.6, 0.99)
     assert sparkline(door.history, 4) in line_with(record(state), "door")
-    for k in range(100):
-        feed(state, "inference", inference_fields({"door": (0.5, "Normal", 0.9)}, NOW + 10 + k))
-    assert len(state.view(NOW).cameras[0].history) == 60
+    assert state.view(NOW).inference_latency.count == 5  # the child's histogram, not one sample
 
 
-def test_malformed_fields_are_tolerated() -> None:
+def test_invalid_bodies_change_nothing() -> None:
     state = DashboardState()
-    feed(state, "capture:door", {"state": 5, "counters": "x", "info": ["y"]})
-    feed(
-        state, "inference", {"info": {"cameras": {"door": {"score": "high", "fps": float("inf")}}}}
-    )
-    feed(state, "inference", {"info": {"cameras": ["door"]}})
-    feed(state, "alerts", {"counters": {"pending": True}, "info": {"recent_events": [1, {"x": 1}]}})
-    assert parse_heartbeat([TOPIC, b"{not json"]) is None
-    (door,) = state.view(NOW).cameras
-    assert door.name == "door" and door.state == "connecting"
-    assert door.score is None and door.inference_fps is None
+    for process, body in (
+        ("capture:door", {"state": 5, "counters": "x", "info": ["y"]}),
+        ("inference", {"info": {"cameras": {"door": {"score": "high", "fps": 1}}}}),
+        ("inference", {"info": {"cameras": ["door"]}}),
+        ("alerts", {"counters": {"pending": True}, "info": {"recent_events": [1, {"x": 1}]}}),
+    ):
+        hb = parse_heartbeat(wire(process, body))
+        assert hb is not None and hb.body is None and hb.problem
+        state.update_heartbeat(hb, now=NOW)
+    assert state.view(NOW).cameras == ()  # nothing was guessed from a body that lied
     text = record(state)
     assert_fits(text)
     assert "no events yet" in text
+
+
+def test_state_is_bounded_by_names() -> None:
+    fixed = DashboardState(cameras=["door"])
+    for i in range(300):
+        feed(fixed, f"capture:cam{i}", capture_fields(f"cam{i}", "online"))
+    assert [c.name for c in fixed.view(NOW).cameras] == ["door"]
+    open_state = DashboardState()
+    for i in range(300):
+        feed(open_state, f"capture:cam{i}", capture_fields(f"cam{i}", "online"))
+    assert len(open_state.view(NOW).cameras) == 256  # MAX_CAMERAS
+    assert body_model("worker") is None
 
 
 def test_outbox_counts_and_events_from_real_sqlite(tmp_path: Path) -> None:
@@ -277,7 +387,7 @@ def test_outbox_counts_and_events_from_real_sqlite(tmp_path: Path) -> None:
     assert counts["pending"] == 1 and counts["retrying"] == 1
     assert counts["delivered"] == 1 and counts["dead"] == 1
     dashboard = Dashboard(console=Console(file=io.StringIO()))
-    dashboard.update_outbox(counts, events)
+    dashboard.state.update_outbox(counts, events)
     text = record(dashboard.state)
     assert queue(text) == {"pending": 1, "retrying": 1, "delivered": 1, "dead": 1}
     assert "open" in line_with(text, "door", "Fighting", "0.77")
@@ -304,7 +414,7 @@ def test_dashboard_disabled_off_terminal_unless_forced() -> None:
     )
     assert forced.enabled
     with forced:
-        forced.update_heartbeat(
+        forced.state.update_heartbeat(
             parse_heartbeat(wire("capture:door", capture_fields("door", "online"), time.time()))
         )
         forced.refresh()
@@ -363,7 +473,7 @@ def test_live_dashboard_in_tmux_fed_over_zeromq(
     env = {**subprocess_env, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
     command = (
         f"{sys.executable} -m vadmon.dashboard --listen {endpoint} --demo-banner"
-        f" --cameras door,yard --refresh-hz 10 2> {errors}"
+        f" --cameras door,yard,demo-x --refresh-hz 10 2> {errors}"
     )
     started = _tmux(
         tmux_server, "new-session", "-d", "-s", "dash", "-x", "100", "-y", "30", command, env=env
@@ -376,16 +486,15 @@ def test_live_dashboard_in_tmux_fed_over_zeromq(
     cams = {"door": (0.87, "Fighting", 0.81), "yard": (0.12, "Normal", 0.93)}
 
     def poke() -> None:
-        now = time.time()
         senders["capture:door"].beat(**capture_fields("door", "online"))
         senders["capture:yard"].beat(**capture_fields("yard", "stalled", fps=0.0))
-        senders["inference"].beat(**inference_fields(cams, last_ts=now))
+        senders["inference"].beat(**inference_fields(cams))
         senders["alerts"].beat(**alerts_fields(EVENTS))
 
     expected = [
         (DEMO_BANNER,),
         ("door", "online", "Fighting 0.81"),
-        ("yard", "stalled", "Normal 0.93"),
+        ("yard", "stalled", "0.12"),
         ("yard", "Road Accident"),
         ("delivered", "17"),
         ("capture:door", "alive"),
@@ -493,8 +602,8 @@ def _free_port() -> int:
 
 def test_exporters_have_private_registries_and_follow_the_state() -> None:
     first, second = DashboardState(), DashboardState()
-    feed(first, "inference", inference_fields({"door": (0.3, "Normal", 0.9)}, NOW))
-    feed(second, "inference", inference_fields({"yard": (0.6, "Fighting", 0.7)}, NOW))
+    feed(first, "inference", inference_fields({"door": (0.3, "Normal", 0.9)}))
+    feed(second, "inference", inference_fields({"yard": (0.6, "Fighting", 0.7)}))
     a = start_exporter(MetricsConfig(prometheus_port=_free_port()), first)
     b = PrometheusExporter(second)
     assert a is not None and start_exporter(MetricsConfig(), first) is None
@@ -502,13 +611,151 @@ def test_exporters_have_private_registries_and_follow_the_state() -> None:
         b.start(0)
         assert scrape(a.port)["vadmon_anomaly_score"] == {(("camera", "door"),): 0.3}
         assert scrape(b.port)["vadmon_anomaly_score"] == {(("camera", "yard"),): 0.6}
-        feed(first, "inference", inference_fields({"door": (0.95, "Fighting", 0.8)}, NOW + 1))
+        feed(first, "inference", inference_fields({"door": (0.95, "Fighting", 0.8)}))
         assert scrape(a.port)["vadmon_anomaly_score"][(("camera", "door"),)] == 0.95
         with pytest.raises(VadmonError, match="cannot serve metrics"):
             PrometheusExporter(first).start(a.port)
     finally:
         a.stop()
         b.stop()
+
+
+# --- the real heartbeats of the real processes --------------------------------------------------
+
+
+def _collect(pull: zmq.Socket, seconds: float, until=None) -> list:
+    beats, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if pull.poll(100):
+            hb = parse_heartbeat(pull.recv_multipart())
+            assert hb is not None
+            beats.append(hb)
+            if until is not None and until(beats):
+                break
+    return beats
+
+
+def _pull(endpoint: str) -> tuple[zmq.Context, zmq.Socket]:
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.bind(endpoint)
+    return ctx, pull
+
+
+def test_real_capture_heartbeats_rate_state_reason_and_log_lines(subprocess_env) -> None:
+    """Two real capture processes: a synthetic 10 fps camera and an RTSP camera nobody serves.
+    Their heartbeats validate, the rate has no start-up burst, the refused one says why, and
+    each logs one line per state change (JSON for the second)."""
+    ipc = Path(tempfile.mkdtemp(prefix="vh-", dir="/tmp"))
+    endpoint = f"ipc://{ipc}/hb"
+    ctx, pull = _pull(endpoint)
+    env = {**subprocess_env, ENV_ENDPOINT: endpoint}
+    door_runs = capture_runs({**env, ENV_NAME: "capture:door"})
+    gate_runs = capture_runs({**env, ENV_NAME: "capture:gate", ENV_FORMAT: "json"})
+    try:
+        door = next(door_runs)("door", "synthetic:w=64&h=48&fps=10")
+        refused = f"rtsp://127.0.0.1:{free_port()}/x"
+        gate = next(gate_runs)("gate", refused, {"backoff_initial_s": 0.3})
+
+        def enough(beats: list) -> bool:
+            door_fps = [b.body.counters.fps for b in beats if b.process == "capture:door"]
+            gate_errors = [b.body.info.error for b in beats if b.process == "capture:gate"]
+            return len(door_fps) >= 5 and door_fps[-1] is not None and any(gate_errors)
+
+        beats = _collect(pull, 60, enough)
+        assert enough(beats), [(b.process, b.body) for b in beats]
+    finally:
+        door_log, gate_log = door.output(), gate.output()
+        for runs in (door_runs, gate_runs):
+            with contextlib.suppress(StopIteration):
+                next(runs)  # stops the process, removes its directory
+        pull.close()
+        ctx.term()
+        shutil.rmtree(ipc, ignore_errors=True)
+    assert all(b.body is not None and not b.problem for b in beats), beats
+    door_fps = [b.body.counters.fps for b in beats if b.process == "capture:door"]
+    assert door_fps[0] is None  # not "562 fps" from one frame after a few milliseconds
+    rates = [f for f in door_fps if f is not None]
+    assert max(rates) <= 15 and 5 <= rates[-1] <= 12, door_fps
+    state = DashboardState(["door", "gate"])
+    for hb in beats:
+        state.update_heartbeat(hb)
+    text = record(state, now=time.time())
+    assert "online" in line_with(text, "door")
+    gate_row = line_with(text, "gate")
+    assert re.search(r"(connecting|offline) .*refused", gate_row), text
+    assert re.search(r"capture:door INFO camera state online .*previous=connecting", door_log)
+    records = [json.loads(x) for x in gate_log.splitlines() if x.startswith("{")]
+    changes = [r for r in records if r["msg"].startswith("camera state")]
+    assert changes and changes[0]["camera"] == "gate" and changes[0]["process"] == "capture:gate"
+    assert any("refused" in r.get("reason", "") for r in changes), changes
+
+
+def test_real_alert_heartbeats_count_every_delivery_and_log_events(subprocess_env) -> None:
+    """The alert process's heartbeat carries the delivery-latency histogram (one observation
+    per delivered webhook) and the process logs one line per event message."""
+    with Receiver([SECRET]) as rx:
+        h = Harness({**subprocess_env}, rx.url)  # its heartbeats come to h.status (PULL)
+        try:
+            h.start()
+            base = time.time()
+            jpeg = cv2.imencode(".jpg", np.full((144, 192, 3), 90, np.uint8))[1].tobytes()
+            for k in range(10):
+                for i in range(16 * k, 16 * (k + 1), 4):  # previews for the snapshot and clip
+                    h.preview(i, base, jpeg)
+                high = 2 <= k <= 5
+                h.score(k, base, 0.9 if high else 0.1, FIGHT if high else CALM)
+                time.sleep(0.05)
+            delivered = rx.wait_for(2, timeout=60, ok_only=True)
+
+            def settled(beats: list) -> bool:
+                info = beats[-1].body.info
+                return info.alert_latency is not None and info.alert_latency.count >= 2
+
+            beats = _collect(h.status, 30, settled)
+            h.proc.send_signal(signal.SIGTERM)
+            log_text = h.proc.stderr.read().decode()
+            assert h.proc.wait(20) == 0
+        finally:
+            h.close()
+    last = beats[-1]
+    assert last.body is not None and not last.problem
+    hist = last.body.info.alert_latency
+    assert hist.count == len(delivered) == last.body.counters.delivered
+    assert 0 < hist.sum / hist.count < 10
+    assert last.body.info.webhooks == 1  # the Harness configures one endpoint
+    kinds = [e.kind for e in last.body.info.recent_events]
+    assert "end" in kinds or "start" in kinds
+    start_line = line_with(log_text, "event start")
+    for needle in ("camera=lobby", "label=Fighting", "prob=", "score=0.9", "snapshot=", "event="):
+        assert needle in start_line, start_line
+    assert "event end" in log_text
+
+
+def test_service_mode_json_lines_from_every_process(tmp_path: Path, subprocess_env) -> None:
+    """``vadmon run --no-dashboard --log-format json``: the supervisor and its children write
+    one JSON object per line; the inference process stops on an unreadable checkpoint, so the
+    run ends by itself (exit 2) with that process's one error line."""
+    checkpoint = tmp_path / "broken.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    cfg = write_config(tmp_path / "m.yaml", {"door": "synthetic:w=64&h=48&fps=5"}, checkpoint)
+    argv = [sys.executable, "-m", "vadmon", "run", "--config", str(cfg), "--no-dashboard"]
+    proc = subprocess.run(
+        [*argv, "--log-format", "json"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("vadmon inference: error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    records = [json.loads(line) for line in lines if line not in errors]  # all JSON
+    started = [r for r in records if r["process"] == "supervisor" and "started" in r["msg"]]
+    assert {r["msg"].split()[1] for r in started} >= {"capture:door", "inference", "alerts"}
+    assert all({"ts", "level", "msg", "logger"} <= set(r) for r in records)
+    assert "Traceback" not in proc.stderr
 
 
 def test_events_held_back_by_cooldown_are_shown() -> None:

@@ -33,10 +33,11 @@ from monitor_support import (
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret
+from vadmon.capture.process import SCHEMA_NAMES
 from vadmon.capture.source import SyntheticSource
 from vadmon.config import load_config
 from vadmon.dashboard.console import MonitorConsole
-from vadmon.runtime.heartbeat import Heartbeat
+from vadmon.runtime.heartbeat import TOPIC, Heartbeat, parse_heartbeat
 from vadmon.runtime.supervisor import Supervisor
 from vadmon.settings import capture_settings
 
@@ -227,12 +228,16 @@ def flash_video(path: Path, frames: int = 200, red: tuple[int, int] = (60, 110))
 
 
 def heartbeats_from(listen: Listener) -> list[Heartbeat]:
+    """The capture processes' published statuses, as the heartbeat parser validates them."""
     beats = []
     for cam, items in listen.statuses.items():
         for _, st in items[-3:]:
-            fields = {"process": f"capture:{cam}", "ts": st.ts, "pid": None, "camera": cam,
-                      "state": st.state, "counters": st.counters, "info": st.info}  # fmt: skip
-            beats.append(Heartbeat(f"capture:{cam}", st.ts, None, fields))
+            counters = {SCHEMA_NAMES.get(k, k): v for k, v in st.counters.items()}
+            fields = {"process": f"capture:{cam}", "ts": st.ts, "pid": 1, "camera": cam,
+                      "state": st.state, "counters": counters, "info": st.info}  # fmt: skip
+            beat = parse_heartbeat([TOPIC, json.dumps(fields).encode()])
+            assert beat is not None and beat.body is not None, beat
+            beats.append(beat)
     return beats
 
 

@@ -191,8 +191,11 @@ def test_sigstopped_child_detected_by_heartbeat_and_replaced(
         push.connect(endpoint)
         push.send_multipart([b"a", b"b", b"c"])
         push.send(b"not json")
-        push.send_multipart([b"status", json.dumps({"process": "worker", "pid": 1}).encode()])
-        drive(sup, lambda: sup.bad_heartbeats == 2 and sup.stray_heartbeats >= 1, 10, "rejects")
+        forged = {"process": "worker", "ts": time.time(), "pid": 1}  # not the child's pid
+        push.send_multipart([b"status", json.dumps(forged).encode()])
+        no_pid = {"process": "worker", "ts": time.time()}  # cannot prove anything alive
+        push.send_multipart([b"status", json.dumps(no_pid).encode()])
+        drive(sup, lambda: sup.bad_heartbeats == 3 and sup.stray_heartbeats >= 1, 10, "rejects")
         push.close()
         os.kill(old, signal.SIGSTOP)
         drive(sup, lambda: sup.status()["worker"].starts == 2, 20, "replacement")

@@ -78,6 +78,14 @@ def _backend_specs(py: str, conf: str, env: dict[str, str]) -> list[ChildSpec]:
     ]
 
 
+def wants_dashboard(cfg: MonitorConfig, flag: bool | None) -> bool:
+    """``--dashboard``/``--no-dashboard`` win; else ``dashboard.enabled`` (auto = on a tty)."""
+    if flag is not None:
+        return flag
+    setting = cfg.dashboard.enabled
+    return sys.stdout.isatty() if setting == "auto" else bool(setting)
+
+
 def run_monitor(
     config_path: Path,
     *,
@@ -87,12 +95,16 @@ def run_monitor(
     duration_s: float | None = None,
     role: str = "all",
 ) -> int:
-    """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``)."""
+    """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``).
+
+    With the live view on, every process logs to ``<storage.dir>/logs/`` instead of the
+    terminal; otherwise (service mode) everything logs to stderr, in ``VADMON_LOG_FORMAT``."""
     import threading
 
     from vadmon.config import load_config
     from vadmon.dashboard.console import MonitorConsole
     from vadmon.runtime.cleanup import Cleanup
+    from vadmon.runtime.logs import setup_logging
     from vadmon.runtime.supervisor import Supervisor
     from vadmon.runtime.transport import ipc_dir
 
@@ -102,14 +114,19 @@ def run_monitor(
     make_dirs(cfg.storage.dir, private=True)  # event data: 0700 when we create it
     os.environ["VADMON_SHM_PREFIX"] = cfg.shm_prefix()
     specs = child_specs(cfg, config_path, role)
+    live = wants_dashboard(cfg, dashboard)
+    log_dir = cfg.storage.dir / "logs" if live else None
+    if log_dir is not None:
+        setup_logging("supervisor", file=log_dir / "supervisor.log")
     sup = Supervisor(
         specs,
         cfg.supervisor,
         heartbeat_endpoint=heartbeat_endpoint(cfg),
         cleanup=Cleanup(paths=[endpoints_dir(cfg)], shm_prefixes=[cfg.shm_prefix()]),
         systemd=systemd,
+        log_dir=log_dir,
     )
-    console = MonitorConsole(cfg, sup, dashboard=dashboard, banner=banner)
+    console = MonitorConsole(cfg, sup, dashboard=live, banner=banner, log_dir=log_dir)
     if duration_s:
         timer = threading.Timer(duration_s, lambda: sup.request_stop("duration reached"))
         timer.daemon = True  # an earlier SIGTERM must not leave the process waiting for it

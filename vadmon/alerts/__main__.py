@@ -13,6 +13,7 @@ import sys
 from vadmon.alerts.process import run_alerts
 from vadmon.config import load_config
 from vadmon.errors import VadmonError
+from vadmon.runtime.logs import setup_logging
 from vadmon.settings import alert_settings, preview_endpoints, score_endpoint
 
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config)
+        setup_logging("alerts", cfg.log_level)
         return run_alerts(alert_settings(cfg), score_endpoint(cfg), preview_endpoints(cfg))
     except VadmonError as exc:
         print(f"vadmon alerts: error: {exc.line()}", file=sys.stderr)

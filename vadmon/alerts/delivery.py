@@ -35,6 +35,7 @@ from vadmon.alerts.signing import decode_secret, sign
 from vadmon.errors import VadmonError
 from vadmon.netpolicy import Network, allowed_networks, parse_address, refused
 from vadmon.redact import redact_url
+from vadmon.runtime.status_schema import ALERT_LATENCY_BUCKETS, Histogram
 
 METRIC = "vadmon_webhook_deliveries_total"
 MAX_PAYLOAD_BYTES = 20_000
@@ -203,6 +204,8 @@ class DeliveryWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._endpoints = {ep.name: ep for ep in self.settings.endpoints}
+        # queued → delivered (2xx), one observation per delivery (the heartbeat reports it)
+        self.latency = Histogram(ALERT_LATENCY_BUCKETS)
 
     # --- control (any thread) -------------------------------------------------------------
 
@@ -323,6 +326,7 @@ class DeliveryWorker:
         if result.status is not None and 200 <= result.status < 300:
             outbox.mark_delivered(row, attempts, now)
             self._counts["delivered"] += 1
+            self.latency.observe(now - row.created_at)
             return True
         if result.status == 410:
             n = outbox.disable_endpoint(ep.name, f"410 Gone from {redact_url(ep.url)}", now)

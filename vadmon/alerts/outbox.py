@@ -377,6 +377,21 @@ class Outbox:
             out[row[0]] = row[1]
         return out
 
+    def queue_counts(self) -> dict[str, int]:
+        """The operator's view: ``pending`` = not tried yet, ``retrying`` = failed at least once
+        and due again (both are ``pending`` rows here), ``delivered``, ``dead``."""
+        counts = self.counts()
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE status='pending' AND attempts>0"
+        ).fetchone()
+        retrying = int(row[0])
+        return {
+            "pending": counts.get("pending", 0) - retrying,
+            "retrying": retrying,
+            "delivered": counts.get("delivered", 0),
+            "dead": counts.get("dead", 0),
+        }
+
 
 def _delivery(r: sqlite3.Row) -> Delivery:
     return Delivery(

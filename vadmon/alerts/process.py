@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import signal
 import threading
 import time
@@ -36,9 +37,21 @@ from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.retention import MediaStore, RetentionSettings
 from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.runtime.heartbeat import HeartbeatSender
+from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
+from vadmon.runtime.status_schema import MAX_RECENT_EVENTS
 
 MAX_BATCH = 500
+log = logging.getLogger("vadmon.alerts")
+
+
+def log_event(ev: dict[str, Any], clip: str | None, reason: str) -> None:
+    """One line per event message for service mode (journald, Loki), e.g. ``event start
+    camera=door label=Fighting prob=0.81 score=0.93 snapshot=...``; JSON keeps them as keys."""
+    keys = ("camera", "label", "prob", "score", "snapshot")
+    extra = {k: ev[k] for k in keys if ev.get(k) is not None}
+    extra.update({k: v for k, v in (("clip", clip), ("reason", reason)) if v})
+    log.info("event %s", ev["kind"], extra=fields(**extra, event=ev["id"]))
 
 
 @dataclass(frozen=True)
@@ -187,18 +200,20 @@ class AlertPipeline:
         narrative = self.narratives.get(data.get("id", ""))
         if narrative is not None:
             data["explanation"] = dict(data.get("explanation") or {}, narrative=narrative)
-        self.recent.appendleft(
-            {
-                "id": data.get("id", ""),
-                "camera": data.get("camera", ""),
-                "label": data.get("label", ""),
-                "prob": data.get("label_prob", 0.0),
-                "start": data.get("start_ts", 0.0),
-                "duration": data.get("duration_s", 0.0),
-                "kind": kind,
-                "text": (data.get("explanation") or {}).get("text", ""),
-            }
-        )
+        recent = {
+            "id": data.get("id", ""),
+            "camera": data.get("camera", ""),
+            "label": data.get("label", ""),
+            "prob": data.get("label_prob", 0.0),
+            "score": data.get("peak_score"),
+            "start": data.get("start_ts", 0.0),
+            "duration": data.get("duration_s", 0.0),
+            "kind": kind,
+            "snapshot": data.get("snapshot_path"),
+            "text": (data.get("explanation") or {}).get("text", ""),
+        }
+        self.recent.appendleft(recent)
+        log_event(recent, data.get("clip_path"), data.get("reason") or "")
         body = build_body(kind, data)
         targets = [ep.name for ep in self.endpoints if ep.wants(kind)]  # webhook `events`
         self.outbox.enqueue(data, kind, new_msg_id(), body, targets, state=state)
@@ -220,14 +235,9 @@ class AlertPipeline:
         ):
             counters.update(source)
         open_events = sum(cam.open_event is not None for cam in self.tracker.cameras.values())
-        outbox = self.outbox.counts()
         # the dashboard's field names (vadmon.runtime.status_schema)
-        counters.update(
-            pending=outbox.get("pending", 0),
-            delivered=outbox.get("delivered", 0),
-            dead=outbox.get("dead", 0),
-            events_total=self.counters.get("queued_start", 0),
-        )
+        counters.update(self.outbox.queue_counts())
+        counters["events_total"] = self.counters.get("queued_start", 0)
         seen: dict[str, dict[str, Any]] = {}
         for ev in self.recent:  # newest message per event
             seen.setdefault(ev["id"], ev)
@@ -236,7 +246,12 @@ class AlertPipeline:
             ts=time.time(),
             state="running",
             counters=counters,
-            info={"open_events": open_events, "recent_events": list(seen.values())[:10]},
+            info={
+                "open_events": open_events,
+                "webhooks": len(self.endpoints),
+                "recent_events": list(seen.values())[:MAX_RECENT_EVENTS],
+                "alert_latency": self.worker.latency.body(),
+            },
         )
 
 

@@ -22,6 +22,7 @@ from vadmon.capture.stderr_scrub import StderrScrubber
 from vadmon.config import load_config
 from vadmon.errors import VadmonError
 from vadmon.redact import url_secrets
+from vadmon.runtime.logs import setup_logging
 from vadmon.runtime.transport import ipc_dir
 from vadmon.settings import camera_endpoints, capture_settings
 
@@ -47,11 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     # the exact ${ENV} values (raw and URL-encoded), not a password guessed from the URL
     scrubber = StderrScrubber([*cfg.secret_values(), *url_secrets(settings.source)])
     scrubber.install()
-    logging.basicConfig(
-        level=cfg.log_level.upper(),
-        stream=sys.stderr,
-        format=f"%(asctime)s capture[{args.camera}] %(levelname)s %(message)s",
-    )
+    setup_logging(f"capture:{args.camera}", cfg.log_level)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -40,8 +40,10 @@ from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSetti
 from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import FramePacker, LinkClient, LinkPreviewSettings, open_client
+from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
 from vadmon.runtime.ring import CameraRing
+from vadmon.runtime.status_schema import RateMeter
 from vadmon.runtime.transport import (
     SendStats,
     SocketLimits,
@@ -58,7 +60,7 @@ log = logging.getLogger("vadmon.capture.process")
 SCHEMA_NAMES = {
     "frames": "frames_total",
     "capture_fps": "fps",
-    "snippet_drops": "drops_total",
+    "snippet_drops": "snippet_drops_total",
     "reconnects": "reconnects_total",
     "stalls": "stalls_total",
     "snippets": "snippets_total",
@@ -107,7 +109,6 @@ class Counters:
     previews: int = 0
     ring_recreated: int = 0
     capture_fps: float = 0.0
-    frames_in_window: int = 0
 
 
 class CaptureLoop:
@@ -145,10 +146,13 @@ class CaptureLoop:
         self.shape: tuple[int, int, int] = (0, 0, 0)
         self._last_preview = 0.0
         self._last_status = 0.0
-        self._window_start = time.monotonic()
+        self.rate = RateMeter()  # frames per second over a real window, None at first
+        self.error = ""  # the last source error in words (redacted), for the dashboard
+        self._logged_state = ""
 
     def start(self) -> None:
         self._apply(self.watchdog.start(time.monotonic()))
+        self._log_state_change()
 
     def step(self) -> None:
         if self.reader is not None:
@@ -169,6 +173,7 @@ class CaptureLoop:
             self.watchdog.end()
         elif isinstance(item, SourceError):
             log.warning("camera %s: %s", self.settings.camera, item)
+            self.error = str(item)[:200]
             self._apply(self.watchdog.on_error(now, item.kind.value))
         elif item is not None:
             frame, ts = item
@@ -176,10 +181,28 @@ class CaptureLoop:
             if self.watchdog.state is CameraState.ONLINE:
                 self._publish_frame(frame, ts, now)
         self._apply(self.watchdog.tick(now))
+        self._log_state_change()
         if self.link_previews is not None:
             self.link_previews.flush(self.push, now)
         if now - self._last_status >= self.settings.status_interval_s:
             self._publish_status(now)
+
+    def _log_state_change(self) -> None:
+        """One line per camera state change (service mode reads these, not counters)."""
+        state = self.watchdog.state.value
+        if state == self._logged_state:
+            return
+        previous, self._logged_state = self._logged_state, state
+        if state == CameraState.ONLINE.value:
+            self.error = ""
+            self.rate.start()
+        elif not self.error and previous:
+            self.error = self.watchdog.counters.last_error  # e.g. a stall: no source error
+        reason = self.error
+        extra = {"camera": self.settings.camera, "state": state, "previous": previous or "start"}
+        if reason:
+            extra["reason"] = reason
+        log.info("camera state %s", state, extra=fields(**extra))
 
     def _thumb(self, frame: np.ndarray) -> np.ndarray | None:
         return fingerprint(frame) if self.settings.watchdog.frozen_timeout_s > 0 else None
@@ -225,7 +248,7 @@ class CaptureLoop:
         ring_name, slot = self.ring.write(frame, self.seq, ts)
         self.counters.ring_recreated += self.ring.recreated - before
         self.counters.frames += 1
-        self.counters.frames_in_window += 1
+        self.rate.add(now=now)
         if self.reader is not None:
             self.source_fps = self.reader.source.fps
         snippet = self.snippets.push(self.seq, ts, slot, ring_name, shape)
@@ -270,10 +293,8 @@ class CaptureLoop:
             self.counters.previews += 1
 
     def _publish_status(self, now: float) -> None:
-        elapsed = max(now - self._window_start, 1e-6)
-        self.counters.capture_fps = self.counters.frames_in_window / elapsed
-        self.counters.frames_in_window = 0
-        self._window_start = now
+        fps = self.rate.rate(now)
+        self.counters.capture_fps = fps or 0.0
         self._last_status = now
         wd = self.watchdog.counters
         skipped = self.source_skipped + (self.reader.skipped if self.reader else 0)
@@ -302,6 +323,7 @@ class CaptureLoop:
             "height": self.shape[0],
             "width": self.shape[1],
             "retry_in_s": round(max(0.0, self.watchdog.next_attempt_at - now), 2),
+            "error": self.error,
         }
         msg = Status(
             process="capture",
@@ -314,6 +336,7 @@ class CaptureLoop:
         send_message(self.pub, msg, stats=self.pub_stats)
         if self.heartbeat is not None:
             schema = {SCHEMA_NAMES.get(k, k): v for k, v in msg.counters.items()}
+            schema["fps"] = fps  # None until a real window has passed
             info = dict(msg.info, resolution=f"{self.shape[1]}x{self.shape[0]}")
             self.heartbeat.beat(camera=msg.camera, state=msg.state, counters=schema, info=info)
 

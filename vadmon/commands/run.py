@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vadmon.errors import VadmonError
+from vadmon.runtime.logs import ENV_FORMAT, FORMATS, setup_logging
 
 DESCRIPTION = (
     "Start the monitor: a supervisor with one capture process per camera, the inference "
@@ -50,6 +51,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "'inference' (inference + alerts on transport.tcp.bind); default: everything here",
     )
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="plain",
+        help="log lines of every process: plain text, or one JSON object per line "
+        "(journald, Loki); with the live view they go to files in the run directory",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,9 +92,8 @@ def demo_progress(workdir: Path) -> Iterator[Callable[[int, int], None]]:
 def run(args: argparse.Namespace) -> int:
     from vadmon.monitor import run_monitor
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    os.environ[ENV_FORMAT] = args.log_format  # the children inherit it
+    setup_logging("supervisor", args.log_level)
     banner = ""
     config = args.config
     if args.demo:

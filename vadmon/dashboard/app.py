@@ -1,4 +1,4 @@
-"""Standalone dashboard viewer and a synthetic heartbeat feed (``python -m vadmon.dashboard.live``).
+"""Standalone dashboard viewer and a synthetic heartbeat feed (``python -m vadmon.dashboard``).
 
 ``--listen ENDPOINT`` binds a ZeroMQ PULL socket, exactly like the supervisor's heartbeat
 socket, and shows what arrives; with ``--outbox`` it also reads webhook counts and recent events
@@ -22,25 +22,26 @@ import zmq
 
 from vadmon.alerts.outbox import Outbox
 from vadmon.config import DashboardConfig, MetricsConfig
-from vadmon.dashboard.live import DEMO_BANNER, Dashboard
+from vadmon.dashboard.console import DEMO_BANNER, Dashboard
 from vadmon.dashboard.prometheus import start_exporter
 from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import MAX_BYTES, HeartbeatSender, parse_heartbeat
-from vadmon.runtime.status_schema import ALERTS_PROCESS, CAPTURE_PREFIX, INFERENCE_PROCESS
+from vadmon.runtime.status_schema import (
+    ALERT_LATENCY_BUCKETS,
+    ALERTS_PROCESS,
+    CAPTURE_PREFIX,
+    INFERENCE_LATENCY_BUCKETS,
+    INFERENCE_PROCESS,
+    MAX_RECENT_SCORES,
+    Histogram,
+)
 
 OUTBOX_POLL_S = 1.0
 
 
 def outbox_snapshot(outbox: Outbox, limit: int = 10) -> tuple[dict[str, int], list[dict]]:
-    """Counts in the dashboard's terms: ``pending`` = not tried yet, ``retrying`` = failed at
-    least once and due again (the outbox itself only knows ``pending``)."""
-    counts: dict[str, int] = dict(outbox.counts())
-    row = outbox.conn.execute(
-        "SELECT COUNT(*) FROM deliveries WHERE status='pending' AND attempts>0"
-    ).fetchone()
-    counts["retrying"] = int(row[0])
-    counts["pending"] = counts.get("pending", 0) - counts["retrying"]
-    return counts, outbox.list_events(limit=limit)
+    """Queue counts in the dashboard's terms and the newest events, from the outbox itself."""
+    return outbox.queue_counts(), outbox.list_events(limit=limit)
 
 
 def listen(
@@ -75,7 +76,7 @@ def listen(
             if pull.poll(100):
                 received += _drain(pull, dashboard)
             if outbox is not None and time.monotonic() >= next_outbox:
-                dashboard.update_outbox(*outbox_snapshot(outbox))
+                dashboard.state.update_outbox(*outbox_snapshot(outbox))
                 next_outbox = time.monotonic() + OUTBOX_POLL_S
     finally:
         dashboard.stop()
@@ -95,7 +96,7 @@ def _drain(pull: zmq.Socket, dashboard: Dashboard, limit: int = 1000) -> int:
             break
         hb = parse_heartbeat(frames)
         if hb is not None:
-            dashboard.update_heartbeat(hb)
+            dashboard.state.update_heartbeat(hb)
             n += 1
     return n
 
@@ -106,21 +107,22 @@ def _drain(pull: zmq.Socket, dashboard: Dashboard, limit: int = 1000) -> int:
 def demo_feed(
     endpoint: str, cameras: list[str], stop: threading.Event, duration_s: float | None = None
 ) -> int:
-    """Send made-up heartbeats once a second per process; returns the number of rounds."""
+    """Send made-up heartbeats twice a second per process; returns the number of rounds."""
     senders = {
         f"{CAPTURE_PREFIX}{c}": HeartbeatSender(endpoint, f"{CAPTURE_PREFIX}{c}") for c in cameras
     }
     senders[INFERENCE_PROCESS] = HeartbeatSender(endpoint, INFERENCE_PROCESS)
     senders[ALERTS_PROCESS] = HeartbeatSender(endpoint, ALERTS_PROCESS)
-    rng, rounds = random.Random(0), 0
+    feed = _DemoFeed(cameras)
+    rounds = 0
     deadline = None if not duration_s else time.monotonic() + duration_s
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             now = time.time()
             for cam in cameras:
                 senders[f"{CAPTURE_PREFIX}{cam}"].beat(**_demo_capture(cam, rounds))
-            senders[INFERENCE_PROCESS].beat(**_demo_inference(cameras, rounds, rng, now))
-            senders[ALERTS_PROCESS].beat(**_demo_alerts(cameras, rounds, now))
+            senders[INFERENCE_PROCESS].beat(**feed.inference(rounds, now))
+            senders[ALERTS_PROCESS].beat(**feed.alerts(rounds, now))
             rounds += 1
             stop.wait(0.5)
     finally:
@@ -133,42 +135,60 @@ def _demo_capture(cam: str, k: int) -> dict[str, Any]:
     return {
         "camera": cam,
         "state": "online",
-        "counters": {"frames_total": 10 * k, "fps": 10.0, "reconnects_total": 0, "drops_total": 0},
+        "counters": {"frames_total": 5 * k, "fps": 10.0, "reconnects_total": 0},
         "info": {"source": f"file://demo/{cam}.avi", "resolution": "768x576"},
     }
 
 
-def _demo_inference(cams: list[str], k: int, rng: random.Random, now: float) -> dict[str, Any]:
-    info: dict[str, Any] = {"device": "cpu", "precision": "fp32", "mode": "demo", "cameras": {}}
-    for i, cam in enumerate(cams):
-        score = min(1.0, max(0.0, 0.5 + 0.45 * math.sin(k / 5 + i) + rng.uniform(-0.05, 0.05)))
-        info["cameras"][cam] = {
-            "score": round(score, 3),
-            "label": "Abnormal" if score >= 0.5 else "Normal",
-            "label_prob": round(max(score, 1 - score), 3),
-            "fps": 0.6,
-            "skipped_total": k // 10,
-            "latency_ms": 40.0 + 5 * i,
-            "last_ts": now,
-        }
-    return {"info": info}
+class _DemoFeed:
+    """Made-up inference and alert bodies in the real schema (histograms, recent scores)."""
 
+    def __init__(self, cameras: list[str]) -> None:
+        self.cameras = cameras
+        self.rng = random.Random(0)
+        self.scores: dict[str, list[float]] = {c: [] for c in cameras}
+        self.latency = Histogram(INFERENCE_LATENCY_BUCKETS)
+        self.alert_latency = Histogram(ALERT_LATENCY_BUCKETS)
 
-def _demo_alerts(cams: list[str], k: int, now: float) -> dict[str, Any]:
-    events = [
-        {
-            "id": f"demo-{cam}",
-            "camera": cam,
-            "label": "Abnormal",
-            "prob": 0.9,
-            "start": now - 5.0,
-            "duration": 5.0,
-            "kind": "update",
-        }
-        for cam in cams[:3]
-    ]
-    counters = {"pending": 0, "delivered": k, "retrying": 0, "dead": 0, "events_total": len(events)}
-    return {"counters": counters, "info": {"recent_events": events, "alert_latency_ms": [150.0]}}
+    def inference(self, k: int, now: float) -> dict[str, Any]:
+        info: dict[str, Any] = {"device": "cpu", "precision": "fp32", "mode": "demo"}
+        cams: dict[str, Any] = {}
+        for i, cam in enumerate(self.cameras):
+            noise = self.rng.uniform(-0.05, 0.05)
+            score = round(min(1.0, max(0.0, 0.5 + 0.45 * math.sin(k / 5 + i) + noise)), 3)
+            self.scores[cam] = (self.scores[cam] + [score])[-MAX_RECENT_SCORES:]
+            self.latency.observe(0.04 + 0.005 * i)
+            cams[cam] = {
+                "score": score,
+                "label": "Abnormal" if score >= 0.5 else "Normal",
+                "label_prob": round(max(score, 1 - score), 3),
+                "fps": 2.0,
+                "skipped_total": k // 10,
+                "snippets_total": k + 1,
+                "latency_ms": 40.0 + 5 * i,
+                "last_ts": now,
+                "recent_scores": self.scores[cam],
+            }
+        return {"info": {**info, "cameras": cams, "latency": self.latency.body()}}
+
+    def alerts(self, k: int, now: float) -> dict[str, Any]:
+        events = [
+            {
+                "id": f"demo-{cam}",
+                "camera": cam,
+                "label": "Abnormal",
+                "prob": 0.9,
+                "start": now - 5.0,
+                "duration": 5.0,
+                "kind": "update",
+            }
+            for cam in self.cameras[:3]
+        ]
+        self.alert_latency.observe(0.15)
+        counters = {"pending": 0, "delivered": k + 1, "retrying": 0, "dead": 0}
+        counters["events_total"] = len(events)
+        info = {"webhooks": 1, "recent_events": events, "alert_latency": self.alert_latency.body()}
+        return {"counters": counters, "info": info}
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -176,7 +196,7 @@ def _demo_alerts(cams: list[str], k: int, now: float) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m vadmon.dashboard.live", description=__doc__.splitlines()[0]
+        prog="python -m vadmon.dashboard", description=__doc__.splitlines()[0]
     )
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--listen", metavar="ENDPOINT", help="bind PULL here and show heartbeats")

@@ -39,10 +39,15 @@ CAMERA_GAUGES: tuple[tuple[str, str, CameraGetter], ...] = (
 )
 CAMERA_COUNTERS: tuple[tuple[str, str, CameraGetter], ...] = (
     ("vadmon_skipped_snippets_total", "Snippets skipped (latest wins).", lambda c: c.skipped_total),
+    ("vadmon_scored_snippets_total", "Snippets scored by inference.", lambda c: c.scored_total),
     ("vadmon_reconnects_total", "Capture reconnects.", lambda c: c.reconnects_total),
     ("vadmon_stalls_total", "Times a stream was declared stalled.", lambda c: c.stalls_total),
     ("vadmon_frames_total", "Frames captured.", lambda c: c.frames_total),
-    ("vadmon_dropped_frames_total", "Frames dropped by capture.", lambda c: c.drops_total),
+    (
+        "vadmon_dropped_snippets_total",
+        "Snippets capture dropped because inference was not taking them.",
+        lambda c: c.snippet_drops_total,
+    ),
 )
 
 
@@ -61,12 +66,12 @@ class StateCollector(Collector):
         yield from _camera_families(view)
         yield _histogram(
             "vadmon_inference_latency_seconds",
-            "Snippet ready to score published, sampled per new score.",
+            "Snippet end to score published, every scored snippet (all cameras).",
             view.inference_latency,
         )
         yield _histogram(
             "vadmon_alert_latency_seconds",
-            "Score emitted to webhook queued.",
+            "Webhook queued to delivered (2xx), one observation per delivery.",
             view.alert_latency,
         )
         yield from _queue_families(view)

@@ -23,6 +23,7 @@ from vadmon.dashboard.state import (
     QueueView,
     StateView,
 )
+from vadmon.runtime.status_schema import MAX_RECENT_SCORES
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 DASH = "—"
@@ -45,7 +46,7 @@ PROCESS_STYLE = {
     "stopping": "dim",
 }
 KIND_STYLE = {"start": "bold red", "open": "bold red", "update": "yellow", "end": "green"}
-# camera table: fixed column widths; the sparkline takes what is left
+# camera table: fixed column widths; the sparkline and the label/reason share what is left
 CAM_COLUMNS = (
     ("camera", 14, "left"),
     ("state", 10, "left"),
@@ -54,9 +55,12 @@ CAM_COLUMNS = (
     ("skip", 5, "right"),
     ("lat ms", 6, "right"),
     ("score", 5, "right"),
-    ("trend", 0, "left"),
-    ("label", 16, "left"),
 )
+LABEL_MIN, LABEL_MAX = 16, 40
+SPARK_MIN = 4
+FIXED_WIDTH = sum(w for _, w, _ in CAM_COLUMNS) + len(CAM_COLUMNS) + 1  # + separators
+MIN_WIDTH = FIXED_WIDTH + SPARK_MIN + LABEL_MIN
+MIN_HEIGHT = 12
 RIGHT_PANEL_WIDTH = 38
 QUEUE_PANEL_HEIGHT = 4
 
@@ -65,7 +69,7 @@ def sparkline(values: Sequence[float], width: int) -> str:
     """Scores in [0, 1] as unicode blocks on a fixed scale (so a calm camera looks calm)."""
     if width <= 0:
         return ""
-    last = list(values)[-width:]
+    last = list(values)[-width:]  # one block per scored snippet, newest right
     top = len(BLOCKS) - 1
     chars = [BLOCKS[min(max(int(v * len(BLOCKS)), 0), top)] for v in last]
     return "".join(chars).rjust(width)
@@ -80,15 +84,19 @@ def render(
     threshold: float = 0.5,
 ) -> RenderableType:
     """The whole dashboard in at most ``height`` lines of at most ``width`` columns."""
+    if width < MIN_WIDTH or height < MIN_HEIGHT:
+        need = f"terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT}, have {width}x{height})"
+        return _line(Text(need, style="bold yellow"), width)
     view = state if isinstance(state, StateView) else state.view(now)
     parts: list[RenderableType] = [_line(_header(view), width)]
     if view.banner:
         parts.append(_line(Text(view.banner, style="bold black on yellow"), width, "center"))
-    free = max(height - len(parts), 2)
-    bottom = _bottom_height(free)
+    free = height - len(parts) - 1  # the key hint line at the bottom
+    bottom = _bottom_height(free, len(view.cameras))
     parts.append(_cameras(view.cameras, width, free - bottom, threshold))
     if bottom:
         parts.append(_bottom(view, width, bottom))
+    parts.append(_line(_hint(view, width), width))
     return Group(*parts)
 
 
@@ -98,11 +106,26 @@ def _line(text: Text, width: int, justify: str = "left") -> Text:
     return text
 
 
-def _bottom_height(free: int) -> int:
-    """Events/queue/process panels: 12 lines when there is room, none below 8 free lines."""
+def _bottom_height(free: int, cameras: int) -> int:
+    """Cameras first (up to half the room when there are many), the events panel gets the
+    rest: a tall terminal shows more events; none below 8 free lines."""
     if free < 8:
         return 0
-    return max(6, min(12, free // 2))
+    camera_lines = min(cameras + 1, max(free - 6, free // 2))
+    return max(6, free - max(camera_lines, 2))
+
+
+def _hint(view: StateView, width: int) -> Text:
+    """Keys, and where the processes' log lines went (cut from the left: the end of a path is
+    the part that tells)."""
+    text = Text("Ctrl-C", style="bold")
+    text.append(" stop", style="dim")
+    if view.log_dir:
+        text.append("   logs ", style="dim")
+        room = width - len(text.plain)
+        path = view.log_dir
+        text.append(path if len(path) <= room else "…" + path[-max(room - 1, 1) :])
+    return text
 
 
 # --- header ---------------------------------------------------------------------------------
@@ -134,18 +157,15 @@ def _header(view: StateView) -> Text:
 def _cameras(
     cams: Sequence[CameraView], width: int, lines: int, threshold: float
 ) -> RenderableType:
-    fixed = sum(w for _, w, _ in CAM_COLUMNS) + len(CAM_COLUMNS) - 1
-    spark_w = max(4, min(60, width - fixed))
+    rest = width - FIXED_WIDTH - 1
+    label_w = max(LABEL_MIN, min(LABEL_MAX, rest * 2 // 5))
+    spark_w = max(SPARK_MIN, min(MAX_RECENT_SCORES, rest - label_w - 1))
     table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
-    table.width = min(width, fixed + spark_w)
-    for title, w, justify in CAM_COLUMNS:
+    table.width = min(width, FIXED_WIDTH + spark_w + 1 + label_w)
+    columns = (*CAM_COLUMNS, ("trend · label · why not online", spark_w + 1 + label_w, "left"))
+    for title, w, justify in columns:
         table.add_column(
-            title,
-            width=w or spark_w,
-            justify=justify,
-            no_wrap=True,
-            overflow="ellipsis",
-            header_style="bold",
+            title, width=w, justify=justify, no_wrap=True, overflow="ellipsis", header_style="bold"
         )
     rows = max(lines - 1, 1)
     shown = list(cams) if len(cams) <= rows else list(cams)[: max(rows - 1, 0)]
@@ -166,9 +186,6 @@ def _cameras(
 def _camera_cells(cam: CameraView, spark_w: int, threshold: float) -> list[Text]:
     inf_style = "dim" if cam.inference_stale else ""
     alarm = cam.score is not None and cam.score >= threshold
-    label = Text(cam.label or DASH, style="bold red" if alarm else inf_style)
-    if cam.label_prob is not None:
-        label.append(f" {cam.label_prob:.2f}", style="dim")
     return [
         Text(cam.name),
         Text(cam.state, style=STATE_STYLE.get(cam.state, "")),
@@ -177,9 +194,23 @@ def _camera_cells(cam: CameraView, spark_w: int, threshold: float) -> list[Text]
         _count(cam.skipped_total, inf_style),
         _num(cam.latency_ms, "{:.0f}", inf_style),
         _num(cam.score, "{:.2f}", "bold red" if alarm else inf_style),
-        Text(sparkline(cam.history, spark_w), style="red" if alarm else "cyan"),
-        label,
+        _trend(cam, spark_w, alarm),
     ]
+
+
+def _trend(cam: CameraView, spark_w: int, alarm: bool) -> Text:
+    """Why a camera is not online, across the whole cell (its sparkline says nothing then);
+    otherwise the sparkline, then the winning label only while the score is over the threshold
+    (a calm camera's top class, "fighting 0.03", would read as an alarm)."""
+    if cam.reason:
+        return Text(cam.reason, style=STATE_STYLE.get(cam.state, "yellow"))
+    text = Text(sparkline(cam.history, spark_w), style="red" if alarm else "cyan")
+    if alarm and cam.label:
+        text.append(" ")
+        text.append(cam.label, style="bold red")
+        if cam.label_prob is not None:
+            text.append(f" {cam.label_prob:.2f}", style="dim")
+    return text
 
 
 def _num(value: float | None, fmt: str, style: str = "") -> Text:
@@ -260,6 +291,9 @@ def _duration(seconds: float | None) -> str:
 
 def _queue(q: QueueView) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
+    if q.webhooks == 0:
+        text.append("none configured", style="dim")
+        return text
     pairs = (("pending", q.pending), ("retrying", q.retrying))
     pairs2 = (("delivered", q.delivered), ("dead", q.dead))
     for i, row in enumerate((pairs, pairs2)):

@@ -10,27 +10,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from vadmon.runtime.heartbeat import Heartbeat
 from vadmon.runtime.status_schema import (
-    ALERTS_PROCESS,
+    ALERT_LATENCY_BUCKETS,
     CAPTURE_PREFIX,
+    INFERENCE_LATENCY_BUCKETS,
     INFERENCE_PROCESS,
-    as_dict,
-    as_list,
-    as_num,
-    as_str,
-    camera_of,
+    MAX_CAMERAS,
+    AlertStatus,
+    CaptureStatus,
+    HistogramBody,
+    InferenceCamera,
+    InferenceStatus,
+    RecentEvent,
 )
 
-HISTORY_LEN = 60
 MAX_EVENTS = 50
-INFERENCE_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-ALERT_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DOWN_STATES = ("backoff", "failed", "exited", "stopped", "stopping")
 QUEUE_KEYS = ("pending", "delivered", "retrying", "dead", "events_total", "suppressed_cooldown")
 
@@ -43,49 +42,41 @@ class HistogramView:
     count: int
 
 
-class Histogram:
-    """A fixed-bucket histogram we own, so that the exporter reports what the state saw."""
-
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self._counts = [0] * (len(buckets) + 1)
-        self.total = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        index = next((i for i, b in enumerate(self.buckets) if value <= b), len(self.buckets))
-        self._counts[index] += 1
-        self.total += value
-        self.count += 1
-
-    def view(self) -> HistogramView:
-        running, cumulative = 0, []
-        for c in self._counts:
-            running += c
-            cumulative.append(running)
-        return HistogramView(self.buckets, tuple(cumulative), self.total, self.count)
+def histogram_view(body: HistogramBody | None, default: tuple[float, ...]) -> HistogramView:
+    """A child's cumulative histogram as the exporter wants it (empty until one arrives)."""
+    if body is None:
+        return HistogramView(default, (0,) * (len(default) + 1), 0.0, 0)
+    running, cumulative = 0, []
+    for c in body.counts:
+        running += c
+        cumulative.append(running)
+    return HistogramView(tuple(body.le), tuple(cumulative), body.sum, running)
 
 
 @dataclass(frozen=True)
 class CameraView:
     name: str
-    state: str  # connecting|online|stalled|offline (or what the capture process reported)
+    state: str  # connecting|online|stalled|offline
     capture_fps: float | None = None
     frames_total: float | None = None
-    drops_total: float | None = None
+    snippet_drops_total: float | None = None
     reconnects_total: float | None = None
     stalls_total: float | None = None
     snippets_total: float | None = None
     source: str | None = None
     resolution: str | None = None
+    error: str | None = None  # the capture process's last source error
+    retry_in_s: float | None = None
     score: float | None = None
     label: str | None = None
     label_prob: float | None = None
     inference_fps: float | None = None
     skipped_total: float | None = None
+    scored_total: float | None = None
     latency_ms: float | None = None
     inference_stale: bool = False
     history: tuple[float, ...] = ()
+    reason: str = ""  # why it is not online, in words ("" while online)
 
 
 @dataclass(frozen=True)
@@ -115,6 +106,7 @@ class QueueView:
     retrying: float | None = None
     dead: float | None = None
     events_total: float | None = None
+    webhooks: int | None = None  # endpoints configured (0 = none)
     suppressed_cooldown: float | None = None  # events not raised: same label within cooldown_s
 
 
@@ -137,158 +129,146 @@ class StateView:
     inference: InferenceView
     inference_latency: HistogramView
     alert_latency: HistogramView
+    log_dir: str | None = None
 
 
 @dataclass
 class _Camera:
     view: CameraView
     capture_seen: float | None = None
-    capture_ts: float | None = None
-    last_score_ts: float | None = None
-    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY_LEN))
 
 
 class DashboardState:
-    """Aggregates heartbeats (``update_heartbeat``), supervisor status and outbox counts."""
+    """Aggregates validated heartbeats, supervisor status and outbox counts.
+
+    ``cameras`` given: only those cameras are shown (other names are ignored); otherwise new
+    names are taken up to ``MAX_CAMERAS``, so no sender can grow this state without bound."""
 
     def __init__(
-        self, cameras: Iterable[str] = (), banner: str | None = None, stale_after_s: float = 10.0
+        self,
+        cameras: Iterable[str] = (),
+        banner: str | None = None,
+        stale_after_s: float = 10.0,
+        *,
+        webhooks: int | None = None,
+        log_dir: str | None = None,
     ) -> None:
         self.banner = banner
+        self.log_dir = log_dir
         self.stale_after_s = stale_after_s
         self._lock = threading.RLock()
         self._cameras: dict[str, _Camera] = {}
         for name in cameras:
-            self._camera(name)
+            self._cameras[name] = _Camera(CameraView(name=name, state="connecting"))
+        self._fixed = bool(self._cameras)
         self._events: dict[str, EventView] = {}
-        self._queue = QueueView()
+        self._queue = QueueView(webhooks=webhooks)
         self._children: dict[str, ProcessView] = {}
         self._seen: dict[str, float] = {}  # process → receive time of its last heartbeat
         self._inference = InferenceView()
-        self._inference_latency = Histogram(INFERENCE_LATENCY_BUCKETS)
-        self._alert_latency = Histogram(ALERT_LATENCY_BUCKETS)
+        self._inference_latency: HistogramBody | None = None
+        self._alert_latency: HistogramBody | None = None
 
     # --- writers ---------------------------------------------------------------------------
 
-    def update_heartbeat(self, hb: Heartbeat | Mapping[str, Any], now: float | None = None) -> None:
-        """Take one heartbeat (a parsed ``Heartbeat`` or its JSON dict); unknown parts ignored."""
-        fields = dict(hb.fields) if isinstance(hb, Heartbeat) else dict(hb)
-        process = as_str(fields.get("process"))
-        if not process:
-            return
+    def update_heartbeat(self, hb: Heartbeat, now: float | None = None) -> None:
+        """Take one validated heartbeat; bodies that failed validation only prove liveness."""
         now = time.time() if now is None else now
+        body = hb.body
         with self._lock:
-            self._seen[process] = now
-            if process == INFERENCE_PROCESS:
-                self._inference_beat(fields)
-            elif process == ALERTS_PROCESS:
-                self._alerts_beat(fields)
-            elif (cam := camera_of(process, fields)) is not None:
-                self._capture_beat(cam, fields, now)
+            if isinstance(body, CaptureStatus):
+                name = body.camera or hb.process.removeprefix(CAPTURE_PREFIX)
+                cam = self._camera(name)
+                if cam is None:
+                    return
+                self._capture_beat(cam, body, now)
+            elif isinstance(body, InferenceStatus):
+                self._inference_beat(body)
+            elif isinstance(body, AlertStatus):
+                self._alerts_beat(body)
+            elif hb.process not in self._children and len(self._seen) >= 4 * MAX_CAMERAS:
+                return
+            self._seen[hb.process] = now
 
     def update_children(self, status: Mapping[str, Any]) -> None:
-        """Take ``Supervisor.status()`` (``ChildStatus`` objects or plain dicts)."""
+        """Take ``Supervisor.status()`` (``ChildStatus`` objects)."""
         with self._lock:
-            self._children = {}
-            for name, st in status.items():
-                d = asdict(st) if is_dataclass(st) else as_dict(st)
-                restarts = as_num(d.get("restarts"))
-                pid = d.get("pid") if isinstance(d.get("pid"), int) else None
-                self._children[str(name)] = ProcessView(
+            self._children = {
+                str(name): ProcessView(
                     name=str(name),
-                    state=as_str(d.get("state"), 20) or "?",
-                    restarts=int(restarts or 0),
-                    pid=pid,
-                    last_exit=as_str(d.get("last_exit")) or "",
+                    state=st.state,
+                    restarts=st.restarts,
+                    pid=st.pid,
+                    last_exit=st.last_exit,
                 )
+                for name, st in status.items()
+            }
 
     def update_outbox(
         self, counts: Mapping[str, Any], recent_events: Iterable[Mapping[str, Any]] = ()
     ) -> None:
         """Take ``Outbox.counts()`` and ``Outbox.list_events()`` rows (read-only outbox)."""
         with self._lock:
-            self._set_queue(dict(counts))
+            known = {k: float(v) for k, v in counts.items() if k in QUEUE_KEYS}
+            self._queue = replace(self._queue, **known)
             for row in recent_events:
                 self._add_event(_event_from_row(dict(row)))
 
     # --- heartbeat kinds -------------------------------------------------------------------
 
-    def _camera(self, name: str) -> _Camera:
+    def _camera(self, name: str) -> _Camera | None:
         cam = self._cameras.get(name)
-        if cam is None:
+        if cam is None and not self._fixed and len(self._cameras) < MAX_CAMERAS:
             cam = self._cameras[name] = _Camera(CameraView(name=name, state="connecting"))
         return cam
 
-    def _capture_beat(self, name: str, fields: dict[str, Any], now: float) -> None:
-        cam = self._camera(name)
-        counters, info = as_dict(fields.get("counters")), as_dict(fields.get("info"))
+    def _capture_beat(self, cam: _Camera, body: CaptureStatus, now: float) -> None:
+        c, info = body.counters, body.info
         cam.capture_seen = now
-        cam.capture_ts = as_num(fields.get("ts"))
-        state = as_str(fields.get("state"), 12) or cam.view.state
         cam.view = replace(
             cam.view,
-            state=state,
-            capture_fps=as_num(counters.get("fps")),
-            frames_total=as_num(counters.get("frames_total")),
-            drops_total=as_num(counters.get("drops_total")),
-            reconnects_total=as_num(counters.get("reconnects_total")),
-            stalls_total=as_num(counters.get("stalls_total")),
-            snippets_total=as_num(counters.get("snippets_total")),
-            source=as_str(info.get("source")),
-            resolution=as_str(info.get("resolution"), 20),
+            state=body.state or cam.view.state,
+            capture_fps=c.fps,
+            frames_total=c.frames_total,
+            snippet_drops_total=c.snippet_drops_total,
+            reconnects_total=c.reconnects_total,
+            stalls_total=c.stalls_total,
+            snippets_total=c.snippets_total,
+            source=info.source,
+            resolution=info.resolution,
+            error=info.error,
+            retry_in_s=info.retry_in_s,
         )
 
-    def _inference_beat(self, fields: dict[str, Any]) -> None:
-        info = as_dict(fields.get("info"))
-        self._inference = InferenceView(
-            device=as_str(info.get("device"), 20),
-            precision=as_str(info.get("precision"), 12),
-            mode=as_str(info.get("mode"), 12),
-            stale=False,
-        )
-        for name, raw in as_dict(info.get("cameras")).items():
-            self._inference_camera(self._camera(str(name)[:64]), as_dict(raw))
+    def _inference_beat(self, body: InferenceStatus) -> None:
+        info = body.info
+        self._inference = InferenceView(info.device, info.precision, info.mode, stale=False)
+        self._inference_latency = info.latency or self._inference_latency
+        for name, cam_body in info.cameras.items():
+            cam = self._camera(name)
+            if cam is not None:
+                self._inference_camera(cam, cam_body)
 
-    def _inference_camera(self, cam: _Camera, d: dict[str, Any]) -> None:
-        score, last_ts = as_num(d.get("score")), as_num(d.get("last_ts"))
-        latency = as_num(d.get("latency_ms"))
-        fresh = last_ts is None or last_ts != cam.last_score_ts
-        if fresh and score is not None:
-            cam.history.append(min(max(score, 0.0), 1.0))
-        if fresh and latency is not None and latency >= 0:
-            self._inference_latency.observe(latency / 1000.0)
-        cam.last_score_ts = last_ts
+    def _inference_camera(self, cam: _Camera, d: InferenceCamera) -> None:
         cam.view = replace(
             cam.view,
-            score=score,
-            label=as_str(d.get("label"), 40),
-            label_prob=as_num(d.get("label_prob")),
-            inference_fps=as_num(d.get("fps")),
-            skipped_total=as_num(d.get("skipped_total")),
-            latency_ms=latency,
+            score=d.score,
+            label=d.label,
+            label_prob=d.label_prob,
+            inference_fps=d.fps,
+            skipped_total=d.skipped_total,
+            scored_total=d.snippets_total,
+            latency_ms=d.latency_ms,
+            history=tuple(d.recent_scores),
         )
 
-    def _alerts_beat(self, fields: dict[str, Any]) -> None:
-        counters, info = as_dict(fields.get("counters")), as_dict(fields.get("info"))
-        self._set_queue(counters)
-        for ev in as_list(info.get("recent_events")):
-            if isinstance(ev, dict):
-                self._add_event(_event_from_heartbeat(ev))
-        for ms in as_list(info.get("alert_latency_ms")):
-            value = as_num(ms)
-            if value is not None and value >= 0:
-                self._alert_latency.observe(value / 1000.0)
-
-    def _set_queue(self, counts: dict[str, Any]) -> None:
-        """Known keys win; the alert process's older ``outbox_*`` names are accepted too."""
-        updates: dict[str, float] = {}
-        for key in QUEUE_KEYS:
-            value = as_num(counts.get(key))
-            if value is None:
-                value = as_num(counts.get(f"outbox_{key}"))
-            if value is not None:
-                updates[key] = value
-        self._queue = replace(self._queue, **updates)
+    def _alerts_beat(self, body: AlertStatus) -> None:
+        counts = body.counters.model_dump(exclude_none=True)
+        webhooks = body.info.webhooks if body.info.webhooks is not None else self._queue.webhooks
+        self._queue = replace(self._queue, **counts, webhooks=webhooks)
+        for ev in body.info.recent_events:
+            self._add_event(_event_from_heartbeat(ev))
+        self._alert_latency = body.info.alert_latency or self._alert_latency
 
     def _add_event(self, ev: EventView | None) -> None:
         if ev is None:
@@ -301,7 +281,7 @@ class DashboardState:
     # --- reader ----------------------------------------------------------------------------
 
     def view(self, now: float | None = None) -> StateView:
-        """An immutable snapshot; derived states (stale → offline) are computed here."""
+        """An immutable snapshot; derived states (stale → offline, reasons) are computed here."""
         now = time.time() if now is None else now
         with self._lock:
             inference_seen = self._seen.get(INFERENCE_PROCESS)
@@ -316,18 +296,24 @@ class DashboardState:
                 queue=self._queue,
                 processes=self._process_views(now),
                 inference=replace(self._inference, stale=inf_stale),
-                inference_latency=self._inference_latency.view(),
-                alert_latency=self._alert_latency.view(),
+                inference_latency=histogram_view(
+                    self._inference_latency, INFERENCE_LATENCY_BUCKETS
+                ),
+                alert_latency=histogram_view(self._alert_latency, ALERT_LATENCY_BUCKETS),
+                log_dir=self.log_dir,
             )
 
     def _camera_view(self, cam: _Camera, now: float, inference_stale: bool) -> CameraView:
-        child = self._children.get(f"{CAPTURE_PREFIX}{cam.view.name}")
-        process_down = child is not None and child.state in DOWN_STATES
+        view = cam.view
+        child = self._children.get(f"{CAPTURE_PREFIX}{view.name}")
         silent = cam.capture_seen is not None and now - cam.capture_seen > self.stale_after_s
-        state = "offline" if process_down or silent else cam.view.state or "?"
-        return replace(
-            cam.view, state=state, inference_stale=inference_stale, history=tuple(cam.history)
-        )
+        state, reason = view.state, _reason(view)
+        if child is not None and child.state in DOWN_STATES:
+            state = "offline"
+            reason = f"process {child.state}" + (f": {child.last_exit}" if child.last_exit else "")
+        elif silent:
+            state, reason = "offline", f"no heartbeat for {now - cam.capture_seen:.0f} s"
+        return replace(view, state=state, reason=reason, inference_stale=inference_stale)
 
     def _process_views(self, now: float) -> tuple[ProcessView, ...]:
         procs = dict(self._children)
@@ -339,24 +325,26 @@ class DashboardState:
         return tuple(sorted(procs.values(), key=lambda p: (p.state in ok, p.name)))
 
 
+def _reason(view: CameraView) -> str:
+    """Why a camera is not online, e.g. "refused, retry in 4 s: cannot open rtsp://***@…": the
+    kind and the retry first, so a narrow column still shows them."""
+    if view.state == "online":
+        return ""
+    kind, _, detail = (view.error or "").partition(": ")
+    head = ", ".join(x for x in (kind, _retry(view.retry_in_s)) if x)
+    return f"{head}: {detail}" if detail else head
+
+
+def _retry(seconds: float | None) -> str:
+    return f"retry in {seconds:.0f} s" if seconds else ""
+
+
 def _event_order(ev: EventView) -> tuple[float, str]:
     return (ev.start or 0.0, ev.id)
 
 
-def _event_from_heartbeat(d: dict[str, Any]) -> EventView | None:
-    camera, label = as_str(d.get("camera"), 64), as_str(d.get("label"), 64)
-    if not camera or not label:
-        return None
-    start = as_num(d.get("start"))
-    return EventView(
-        id=as_str(d.get("id"), 64) or f"{camera}/{label}/{start}",
-        camera=camera,
-        label=label,
-        prob=as_num(d.get("prob")),
-        start=start,
-        duration=as_num(d.get("duration")),
-        kind=as_str(d.get("kind"), 12) or "?",
-    )
+def _event_from_heartbeat(ev: RecentEvent) -> EventView:
+    return EventView(ev.id, ev.camera, ev.label, ev.prob, ev.start, ev.duration, ev.kind)
 
 
 _ROW_KIND = {"open": "open", "ending": "end", "closed": "end", "interrupted": "interrupted"}
@@ -364,17 +352,18 @@ _ROW_KIND = {"open": "open", "ending": "end", "closed": "end", "interrupted": "i
 
 def _event_from_row(d: dict[str, Any]) -> EventView | None:
     """An outbox ``events`` row: ``label_prob``, ``start_ts``/``end_ts`` and a row state."""
-    start, end = as_num(d.get("start_ts")), as_num(d.get("end_ts"))
+    camera, label = d.get("camera"), d.get("label")
+    if not isinstance(camera, str) or not isinstance(label, str):
+        return None
+    start, end = d.get("start_ts"), d.get("end_ts")
     duration = end - start if start is not None and end is not None else None
-    state = as_str(d.get("state"), 12) or "?"
-    return _event_from_heartbeat(
-        {
-            "id": d.get("id"),
-            "camera": d.get("camera"),
-            "label": d.get("label"),
-            "prob": d.get("label_prob"),
-            "start": start,
-            "duration": duration,
-            "kind": _ROW_KIND.get(state, state),
-        }
+    state = str(d.get("state") or "?")
+    return EventView(
+        id=str(d.get("id") or f"{camera}/{label}/{start}"),
+        camera=camera,
+        label=label,
+        prob=d.get("label_prob"),
+        start=start,
+        duration=duration,
+        kind=_ROW_KIND.get(state, state),
     )

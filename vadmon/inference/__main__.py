@@ -18,6 +18,7 @@ from vadmon.config import load_config
 from vadmon.errors import VadmonError
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.process import build_scorer, inference_threads, run_inference
+from vadmon.runtime.logs import setup_logging
 from vadmon.settings import inference_settings
 
 log = logging.getLogger("vadmon.inference")
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         cfg = load_config(args.config)
-        logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s inference %(message)s")
+        setup_logging("inference", cfg.log_level)
         torch.set_num_threads(inference_threads(cfg.model.threads))
         scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
         log.info("model ready: %s, %s", scorer.mode, runtime)

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +29,12 @@ from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
 from vadmon.runtime.messages import PreviewFrame, ScoreMessage, SnippetMessage
 from vadmon.runtime.ring import RingReader
+from vadmon.runtime.status_schema import (
+    INFERENCE_LATENCY_BUCKETS,
+    MAX_RECENT_SCORES,
+    Histogram,
+    RateMeter,
+)
 from vadmon.runtime.transport import (
     RecvStats,
     SocketLimits,
@@ -55,13 +61,11 @@ class CameraStats:
     latency_ms: float = 0.0
     last_ts: float = 0.0
     last_index: int = -1
+    rate: RateMeter = field(default_factory=lambda: RateMeter(window_s=10.0))
+    # every score, newest last: the heartbeat carries them all, not one sample per beat
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_SCORES))
     previews_relayed: int = 0
     previews_refused: int = 0
-    times: list[float] = field(default_factory=list)
-
-    def fps(self, now: float, span_s: float = 10.0) -> float:
-        self.times = [t for t in self.times if now - t <= span_s]
-        return len(self.times) / span_s
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class InferenceLoop:
         self.heartbeat = HeartbeatSender.from_env(ctx)
         self._last_beat = 0.0
         self.batches = 0
+        self.latency = Histogram(INFERENCE_LATENCY_BUCKETS)  # every published score
 
     # --- gather ------------------------------------------------------------------------------
     def gather(self) -> list[Received]:
@@ -284,10 +289,15 @@ class InferenceLoop:
         send_message(self.pub, msg)
         st = self.cameras[m.camera]
         st.snippets += 1
-        st.times.append(now)
-        st.score = res.score
-        st.label, st.label_prob = msg.top_class()
-        st.latency_ms = timings["latency"] * 1000
+        st.rate.add()
+        st.recent.append(round(_unit(res.score), 3))
+        self.latency.observe(timings["latency"])
+        # float32 softmax can say 1.0000001 and a file's clock can run ahead of ours: report
+        # what the schema promises (probabilities in [0, 1], latencies ≥ 0)
+        st.score = _unit(res.score)
+        label, prob = msg.top_class()
+        st.label, st.label_prob = label, _unit(prob)
+        st.latency_ms = max(0.0, timings["latency"] * 1000)
         st.last_ts = m.t_end
 
     def beat(self) -> None:
@@ -295,16 +305,19 @@ class InferenceLoop:
         if self.heartbeat is None or now - self._last_beat < self.settings.heartbeat_s:
             return
         self._last_beat = now
+        # keep the beat well under heartbeat.MAX_BYTES however many cameras there are
+        keep = max(8, min(MAX_RECENT_SCORES, 6000 // max(1, len(self.cameras))))
         cams = {
             name: {
                 "score": s.score,
                 "label": s.label,
                 "label_prob": s.label_prob,
-                "fps": s.fps(now),
+                "fps": s.rate.rate(),
                 "skipped_total": s.skipped,
                 "snippets_total": s.snippets,
                 "latency_ms": s.latency_ms,
                 "last_ts": s.last_ts,
+                "recent_scores": list(s.recent)[-keep:],
                 "previews_relayed": s.previews_relayed,
                 "previews_refused": s.previews_refused,
             }
@@ -318,6 +331,7 @@ class InferenceLoop:
                 "device": self.runtime.split("/")[0],
                 "precision": self.runtime.split("/")[-1],
                 "cameras": cams,
+                "latency": self.latency.body(),
             },
         )
 
@@ -330,6 +344,10 @@ class InferenceLoop:
             self.auth.stop()
         if self.heartbeat is not None:
             self.heartbeat.close()
+
+
+def _unit(value: float) -> float:
+    return min(max(float(value), 0.0), 1.0)
 
 
 def run_inference(

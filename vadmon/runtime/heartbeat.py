@@ -4,35 +4,47 @@ libzmq's own heartbeats only prove that the peer's I/O thread is alive; a proces
 loop is wedged (deadlock, SIGSTOP, a stuck CUDA call) still answers them. So every child's
 main loop sends a small ``status`` message itself; the supervisor kills a child that stays
 silent for ``heartbeat_timeout_s``. Wire format: ZeroMQ multipart ``[b"status", JSON]`` with
-at least ``{"process": name, "ts": unix_s, "pid": pid}`` (the ``Status`` message's fields).
+at least ``{"process": name, "ts": unix_s, "pid": pid}``; the rest is the process's status body
+(``vadmon.runtime.status_schema``), validated here and nowhere else.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import zmq
+from pydantic import ValidationError
+
+from vadmon.runtime.status_schema import Body, body_model
 
 ENV_ENDPOINT = "VADMON_HEARTBEAT_ENDPOINT"
 ENV_NAME = "VADMON_PROCESS_NAME"
 TOPIC = b"status"
 MAX_BYTES = 64 * 1024
+MAX_NAME = 80
 
 
 @dataclass(frozen=True)
 class Heartbeat:
+    """One validated heartbeat. ``body`` is the typed status for capture/inference/alerts
+    processes, None for other children or when the body failed validation (``problem`` says why:
+    the sender is still alive, but none of its numbers are trusted)."""
+
     process: str
     ts: float
-    pid: int | None
-    fields: dict[str, Any]
+    pid: int
+    body: Body | None = None
+    problem: str = ""
 
 
 def parse_heartbeat(frames: list[bytes]) -> Heartbeat | None:
-    """Decode ``[topic, json]`` or ``[json]``; None for anything malformed (never raises)."""
+    """Decode and validate ``[topic, json]`` or ``[json]``: None when the envelope is unusable
+    (not JSON, no process name, no integer pid); never raises."""
     if len(frames) == 2 and frames[0] == TOPIC:
         payload = frames[1]
     elif len(frames) == 1:
@@ -43,16 +55,27 @@ def parse_heartbeat(frames: list[bytes]) -> Heartbeat | None:
         return None
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("process"), str):
+    if not isinstance(data, dict):
         return None
-    ts, pid = data.get("ts", time.time()), data.get("pid")
-    if not isinstance(ts, int | float) or isinstance(ts, bool):
+    process, ts, pid = data.get("process"), data.get("ts"), data.get("pid")
+    if not isinstance(process, str) or not 0 < len(process) <= MAX_NAME:
         return None
-    if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool)):
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
         return None
-    return Heartbeat(process=data["process"], ts=float(ts), pid=pid, fields=data)
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return None  # a beat without a pid cannot prove that the supervised child is alive
+    model = body_model(process)
+    if model is None:
+        return Heartbeat(process, float(ts), pid)
+    try:
+        body = model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return Heartbeat(process, float(ts), pid, problem=f"{where}: {first['msg']}"[:200])
+    return Heartbeat(process, float(ts), pid, body)
 
 
 class HeartbeatSender:
@@ -86,3 +109,37 @@ class HeartbeatSender:
 
     def close(self) -> None:
         self._socket.close(linger=0)
+
+
+class HeartbeatReceiver:
+    """Supervisor side: a bound PULL, size-capped; ``receive`` drains what arrived, parsed and
+    validated, and counts what could not be parsed in ``malformed``."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._context = zmq.Context()
+        self._pull = self._context.socket(zmq.PULL)
+        self._pull.setsockopt(zmq.LINGER, 0)
+        self._pull.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
+        self._pull.setsockopt(zmq.RCVHWM, 1000)
+        self._pull.bind(endpoint)
+        self.malformed = 0
+
+    def receive(self, timeout_s: float) -> list[Heartbeat]:
+        beats: list[Heartbeat] = []
+        if not self._pull.poll(int(timeout_s * 1000)):
+            return beats
+        while True:
+            try:
+                frames = self._pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return beats
+            beat = parse_heartbeat(frames)
+            if beat is None:
+                self.malformed += 1
+            else:
+                beats.append(beat)
+
+    def close(self) -> None:
+        if not self._pull.closed:
+            self._pull.close(linger=0)
+            self._context.term()

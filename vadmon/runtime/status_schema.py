@@ -1,13 +1,16 @@
-"""Heartbeat field schema shared by the capture, inference and alert processes and the dashboard.
+"""Heartbeat bodies of the capture, inference and alert processes: the one contract, validated once.
 
 Every child sends ``[b"status", JSON]`` heartbeats (see ``vadmon.runtime.heartbeat``) about once a
-second. Besides ``process``/``ts``/``pid`` the JSON carries the fields below; the dashboard and
-the Prometheus exporter read them and nothing else, so this module is the contract. Readers are
-tolerant: a missing or mistyped field shows as "unknown", never as an error, because a child
-of an older or newer version must not take the dashboard down.
+second. Besides the envelope (``process``/``ts``/``pid``) the JSON carries one of the bodies below,
+chosen by the process name. ``vadmon.runtime.heartbeat.parse_heartbeat`` validates the body here,
+once, for the dashboard, the Prometheus exporter and the service-mode log alike; readers then use
+typed attributes and never meet a string where a number belongs. A body that does not validate
+is dropped as a whole (and counted): half-trusted data would only move the error elsewhere.
 
-Heartbeats are capped at 64 KiB (``heartbeat.MAX_BYTES``): keep lists short
-(``MAX_RECENT_EVENTS`` events, latency samples since the previous beat only).
+Totals and histograms are cumulative since the child started, so a lost heartbeat loses
+nothing: the next one carries every snippet and every delivery (a child restart resets them,
+which Prometheus already reads as a counter reset). Lists are bounded so a heartbeat stays far
+below ``heartbeat.MAX_BYTES``.
 
 Process names::
 
@@ -15,152 +18,235 @@ Process names::
     inference          the batched CLIP/VadCLIP process
     alerts             events, clips and webhook delivery
 
-Example capture heartbeat::
+Example capture body::
 
-    {"process": "capture:door", "ts": 1718000000.5, "pid": 4242,
-     "camera": "door", "state": "online",
-     "counters": {"frames_total": 12000, "fps": 9.8, "drops_total": 3,
+    {"camera": "door", "state": "online",
+     "counters": {"frames_total": 12000, "fps": 9.8, "snippet_drops_total": 3,
                   "reconnects_total": 1, "stalls_total": 0, "snippets_total": 750},
-     "info": {"source": "rtsp://***@10.0.0.5/stream1", "resolution": "768x576"}}
+     "info": {"source": "rtsp://***@10.0.0.5/stream1", "resolution": "768x576",
+              "error": "auth: 401 Unauthorized", "retry_in_s": 4.0}}
 
-Example inference heartbeat::
+Example inference body::
 
-    {"process": "inference", "ts": ..., "pid": ...,
-     "info": {"device": "cuda:0", "precision": "bf16", "mode": "vadclip",
+    {"info": {"device": "cuda:0", "precision": "bf16", "mode": "vadclip",
               "cameras": {"door": {"score": 0.12, "label": "normal", "label_prob": 0.91,
-                                   "fps": 0.6, "skipped_total": 4, "latency_ms": 35.2,
-                                   "last_ts": 1718000000.1}}}}
+                                   "fps": 0.6, "skipped_total": 4, "snippets_total": 394,
+                                   "latency_ms": 35.2, "last_ts": 1718000000.1,
+                                   "recent_scores": [0.1, 0.12]}},
+              "latency": {"le": [0.01, ...], "counts": [0, 12, ...], "sum": 13.8}}}
 
-Example alerts heartbeat::
+Example alerts body::
 
-    {"process": "alerts", "ts": ..., "pid": ...,
-     "counters": {"pending": 1, "delivered": 20, "retrying": 1, "dead": 0, "events_total": 7,
+    {"counters": {"pending": 1, "delivered": 20, "retrying": 1, "dead": 0, "events_total": 7,
                   "suppressed_cooldown": 2},
-     "info": {"recent_events": [{"id": "1718000000.000000-a1b2c3", "camera": "door",
+     "info": {"webhooks": 1,
+              "recent_events": [{"id": "1718000000.000000-a1b2c3", "camera": "door",
                                  "label": "Fighting", "prob": 0.81, "start": 1718000000.0,
                                  "duration": 4.5, "kind": "update"}],
-              "alert_latency_ms": [120.5, 98.0]}}
+              "alert_latency": {"le": [0.05, ...], "counts": [3, 17, ...], "sum": 4.1}}}
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal, TypedDict
+import threading
+import time
+from collections import deque
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 CAPTURE_PREFIX = "capture:"
 INFERENCE_PROCESS = "inference"
 ALERTS_PROCESS = "alerts"
 
-CameraState = Literal["connecting", "online", "stalled", "offline", "ended"]
 CAMERA_STATES: tuple[str, ...] = ("connecting", "online", "stalled", "offline", "ended")
-EventKind = Literal["start", "update", "end"]
 MAX_RECENT_EVENTS = 10
+MAX_RECENT_SCORES = 120  # the widest sparkline (a 160-column terminal) needs about 90
+MAX_CAMERAS = 256
+MAX_BUCKETS = 32
+# score ready → published, and webhook queued → delivered (2xx)
+INFERENCE_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ALERT_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+Num = Annotated[float, Field(allow_inf_nan=False)]
+Total = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Text = Annotated[str, StringConstraints(max_length=200)]
+Short = Annotated[str, StringConstraints(max_length=64)]
+Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
-class CaptureCounters(TypedDict, total=False):
-    frames_total: int  # frames read since the process started
-    fps: float  # capture frames per second (recent average)
-    drops_total: int  # frames dropped because the ring/consumer was behind
-    reconnects_total: int  # watchdog reconnects since start
-    stalls_total: int  # times the watchdog declared the stream stalled
-    snippets_total: int  # 16-frame snippets published
+class _Body(BaseModel):
+    """Strict types (no "3" for 3), unknown keys ignored (a newer child may send more)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 
-class CaptureInfo(TypedDict, total=False):
-    source: str  # ALREADY REDACTED (vadmon.redact) — never send credentials
-    resolution: str  # "WxH"
+class HistogramBody(_Body):
+    """A cumulative fixed-bucket histogram: ``counts[i]`` values ≤ ``le[i]``, the last +Inf."""
+
+    le: list[Num] = Field(max_length=MAX_BUCKETS)
+    counts: list[Annotated[int, Field(ge=0)]] = Field(max_length=MAX_BUCKETS + 1)
+    sum: Total = 0.0
+
+    @model_validator(mode="after")
+    def _shape(self) -> HistogramBody:
+        if len(self.counts) != len(self.le) + 1 or self.le != sorted(set(self.le)):
+            raise ValueError("counts must have one entry per bound plus +Inf, bounds ascending")
+        return self
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
 
-class CaptureFields(TypedDict, total=False):
+class CaptureCounters(_Body):
+    frames_total: Total | None = None  # frames read since the process started
+    fps: Total | None = None  # frames per second over the last few seconds (None at first)
+    snippet_drops_total: Total | None = None  # snippets dropped: inference was not taking them
+    reconnects_total: Total | None = None
+    stalls_total: Total | None = None
+    snippets_total: Total | None = None  # 16-frame snippets handed to inference
+
+
+class CaptureInfo(_Body):
+    source: Text | None = None  # ALREADY REDACTED (vadmon.redact) — never credentials
+    resolution: Annotated[str, StringConstraints(max_length=20)] | None = None
+    error: Text | None = None  # the last source error, e.g. "auth: 401 Unauthorized"
+    retry_in_s: Total | None = None  # seconds until the next connection attempt
+
+
+class CaptureStatus(_Body):
     """Process ``capture:<camera>``."""
 
-    camera: str
-    state: CameraState
-    counters: CaptureCounters
-    info: CaptureInfo
+    camera: Name | None = None
+    state: Literal["connecting", "online", "stalled", "offline"] | None = None
+    counters: CaptureCounters = CaptureCounters()
+    info: CaptureInfo = CaptureInfo()
 
 
-class InferenceCamera(TypedDict, total=False):
-    score: float  # latest C-Branch anomaly score in [0, 1]
-    label: str  # most probable class (may be the normal class)
-    label_prob: float  # its probability
-    fps: float  # snippets scored per second for this camera
-    skipped_total: int  # snippets skipped (latest-wins) since start
-    latency_ms: float  # latest snippet-ready → score latency
-    last_ts: float  # unix time of the latest score; a new value = a new score sample
+class InferenceCamera(_Body):
+    score: Score | None = None  # latest C-Branch anomaly score
+    label: Short | None = None  # the top class, may be the normal one
+    label_prob: Score | None = None
+    fps: Total | None = None  # snippets scored per second
+    skipped_total: Total | None = None  # snippets skipped (latest wins)
+    snippets_total: Total | None = None  # snippets scored
+    latency_ms: Total | None = None  # latest snippet end → score published
+    last_ts: Num | None = None
+    recent_scores: list[Score] = Field(default_factory=list, max_length=MAX_RECENT_SCORES)
 
 
-class InferenceInfo(TypedDict, total=False):
-    device: str  # "cpu", "cuda:0"
-    precision: str  # "fp32", "bf16"
-    mode: str  # "vadclip" | "zeroshot"
-    cameras: dict[str, InferenceCamera]
+class InferenceInfo(_Body):
+    device: Annotated[str, StringConstraints(max_length=20)] | None = None
+    precision: Annotated[str, StringConstraints(max_length=12)] | None = None
+    mode: Annotated[str, StringConstraints(max_length=12)] | None = None
+    cameras: dict[Name, InferenceCamera] = Field(default_factory=dict, max_length=MAX_CAMERAS)
+    latency: HistogramBody | None = None  # every scored snippet, all cameras
 
 
-class InferenceFields(TypedDict, total=False):
+class InferenceStatus(_Body):
     """Process ``inference``."""
 
-    info: InferenceInfo
+    info: InferenceInfo = InferenceInfo()
 
 
-class AlertCounters(TypedDict, total=False):
-    pending: int  # webhook deliveries waiting for their first attempt
-    delivered: int  # delivered (cumulative, as stored in the outbox)
-    retrying: int  # pending deliveries that already failed at least once
-    dead: int  # gave up (dead letters)
-    events_total: int  # events opened since start
-    suppressed_cooldown: int  # events not raised: same camera+label within cooldown_s
+class AlertCounters(_Body):
+    pending: Total | None = None  # deliveries waiting for their first attempt
+    delivered: Total | None = None
+    retrying: Total | None = None  # pending deliveries that already failed at least once
+    dead: Total | None = None
+    events_total: Total | None = None  # events opened since start
+    suppressed_cooldown: Total | None = None  # events not raised: same label in cooldown_s
 
 
-class RecentEvent(TypedDict, total=False):
-    id: str  # "{ts:.6f}-{rand6}"
-    camera: str
-    label: str
-    prob: float
-    start: float  # unix time the event started
-    duration: float  # seconds so far (open) or total (ended)
-    kind: EventKind  # the latest lifecycle message sent for it
+class RecentEvent(_Body):
+    id: Short
+    camera: Short
+    label: Short
+    prob: Score | None = None
+    score: Score | None = None
+    start: Num | None = None
+    duration: Total | None = None
+    kind: Literal["start", "update", "end"]
+    snapshot: Text | None = None
 
 
-class AlertInfo(TypedDict, total=False):
-    recent_events: list[RecentEvent]  # newest first, at most MAX_RECENT_EVENTS
-    alert_latency_ms: list[float]  # score-emitted → webhook-queued, NEW samples since last beat
+class AlertInfo(_Body):
+    webhooks: Annotated[int, Field(ge=0)] | None = None  # endpoints configured
+    recent_events: list[RecentEvent] = Field(default_factory=list, max_length=MAX_RECENT_EVENTS)
+    alert_latency: HistogramBody | None = None  # webhook queued → delivered, per delivery
 
 
-class AlertFields(TypedDict, total=False):
+class AlertStatus(_Body):
     """Process ``alerts``."""
 
-    counters: AlertCounters
-    info: AlertInfo
+    counters: AlertCounters = AlertCounters()
+    info: AlertInfo = AlertInfo()
 
 
-# --- tolerant readers ---------------------------------------------------------------------
+Body = CaptureStatus | InferenceStatus | AlertStatus
 
 
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def as_num(value: Any) -> float | None:
-    """A finite number or None (bools, strings, NaN and inf are treated as missing)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def as_str(value: Any, limit: int = 200) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
-
-
-def camera_of(process: str, fields: dict[str, Any]) -> str | None:
-    """The camera a capture heartbeat is about: its ``camera`` field, else the process name."""
-    name = as_str(fields.get("camera"))
-    if name:
-        return name
+def body_model(process: str) -> type[Body] | None:
+    """The schema a process name promises; None for other children (their body is ignored)."""
+    if process == INFERENCE_PROCESS:
+        return InferenceStatus
+    if process == ALERTS_PROCESS:
+        return AlertStatus
     if process.startswith(CAPTURE_PREFIX) and len(process) > len(CAPTURE_PREFIX):
-        return process[len(CAPTURE_PREFIX) :]
+        return CaptureStatus
     return None
+
+
+# --- what children use to fill the bodies ------------------------------------------------------
+
+
+class Histogram:
+    """Cumulative counts for a heartbeat; ``observe`` may run on another thread than ``body``."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self._counts = [0] * (len(buckets) + 1)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, value: float) -> None:
+        index = next((i for i, b in enumerate(self.buckets) if value <= b), len(self.buckets))
+        with self._lock:
+            self._counts[index] += 1
+            self._sum += max(value, 0.0)
+
+    def body(self) -> dict[str, object]:
+        with self._lock:
+            return {"le": list(self.buckets), "counts": list(self._counts), "sum": self._sum}
+
+
+class RateMeter:
+    """Events per second over the last ``window_s`` — None until ``min_span_s`` has passed, so
+    the first heartbeat (one frame after a few milliseconds) cannot report hundreds of fps."""
+
+    def __init__(self, window_s: float = 5.0, min_span_s: float = 1.0) -> None:
+        self.window_s = window_s
+        self.min_span_s = min_span_s
+        self._marks: deque[tuple[float, int]] = deque()
+        self._since: float | None = None
+
+    def start(self, now: float | None = None) -> None:
+        """Count from now (e.g. the moment a source came online); forget older events."""
+        self._since = time.monotonic() if now is None else now
+        self._marks.clear()
+
+    def add(self, n: int = 1, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self._since is None:
+            self._since = now
+        self._marks.append((now, n))
+
+    def rate(self, now: float | None = None) -> float | None:
+        now = time.monotonic() if now is None else now
+        if self._since is None or now - self._since < self.min_span_s:
+            return None
+        while self._marks and now - self._marks[0][0] > self.window_s:
+            self._marks.popleft()
+        return sum(n for _, n in self._marks) / min(self.window_s, now - self._since)

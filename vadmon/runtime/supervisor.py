@@ -26,8 +26,6 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import zmq
-
 from vadmon.config import SupervisorConfig
 from vadmon.runtime.child import (
     Child,
@@ -38,10 +36,12 @@ from vadmon.runtime.child import (
     pdeathsig_preexec,
 )
 from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
-from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, MAX_BYTES, Heartbeat, parse_heartbeat
+from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, Heartbeat, HeartbeatReceiver
+from vadmon.runtime.logs import ChildLogs
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("vadmon.runtime.supervisor")
+Hook = Callable[[], None]
 # vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix;
 # restarting cannot fix a config, so the supervisor stops everything and exits with it too.
 BAD_INPUT_EXIT = 2
@@ -59,6 +59,7 @@ class Supervisor:
         cleanup: Cleanup | None = None,
         systemd: bool = False,
         rng: random.Random | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -69,14 +70,15 @@ class Supervisor:
         self.systemd = systemd
         self.rng = rng or random.Random()
         self.children = {s.name: Child(s, ChildStatus(s.name)) for s in specs}
+        # set: children's stdout/stderr go to rotating files here, never to our terminal
+        self.logs = ChildLogs(log_dir) if log_dir is not None else None
         self.failure: str | None = None
         self.failure_code = 1  # exit code of run() after a failure
-        self.bad_heartbeats = 0  # malformed heartbeat messages (dropped)
         self.stray_heartbeats = 0
+        self.bad_bodies = 0  # heartbeats whose status body failed validation (liveness kept)
         self._stop_reason: str | None = None
         self._force = False
-        self._context: zmq.Context | None = None
-        self._pull: zmq.Socket | None = None
+        self._receiver: HeartbeatReceiver | None = None
         self._janitor_fd: int | None = None
         self._janitor: subprocess.Popen | None = None
         self._watchdog_every = watchdog_interval_s() if systemd else None
@@ -90,12 +92,7 @@ class Supervisor:
     def start(self) -> None:
         """Bind the heartbeat socket, start the janitor, spawn every child, notify systemd."""
         if self.heartbeat_endpoint:
-            self._context = zmq.Context()
-            self._pull = self._context.socket(zmq.PULL)
-            self._pull.setsockopt(zmq.LINGER, 0)
-            self._pull.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
-            self._pull.setsockopt(zmq.RCVHWM, 1000)
-            self._pull.bind(self.heartbeat_endpoint)
+            self._receiver = HeartbeatReceiver(self.heartbeat_endpoint)
         if self.cleanup.has_data_targets():
             self._janitor_fd, self._janitor = start_janitor(self.cleanup)
         for child in self.children.values():
@@ -103,10 +100,11 @@ class Supervisor:
         if self.systemd:
             sd_notify("READY=1\nSTATUS=children started")
 
-    def run(self, on_tick: Callable[[], None] | None = None) -> int:
+    def run(self, on_tick: Hook | None = None, on_stopped: Hook | None = None) -> int:
         """Supervise until SIGTERM/SIGINT, a crash loop, or all non-restarting children exit.
-        Returns 0 after an orderly stop, 1 after a crash loop or a failed child.
-        ``on_tick`` runs after every poll (the dashboard redraws from it)."""
+        Returns 0 after an orderly stop, 1 after a crash loop or a failed child. ``on_tick``
+        runs after every poll; ``on_stopped`` once all is down, before error lines are printed
+        (the live view gives the terminal back first, or they would vanish with its screen)."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
@@ -118,7 +116,12 @@ class Supervisor:
             self.shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if on_stopped is not None:
+                on_stopped()
         if self.failure and self.failure_code == BAD_INPUT_EXIT:
+            for name, child in self.children.items():  # its line went to a file: repeat it
+                if child.status.state == "failed" and self.logs is not None:
+                    print(self.logs.error_line(name), file=sys.stderr)
             return BAD_INPUT_EXIT  # the child's own error line is the message
         if self.failure:
             print(f"vadmon supervisor: error: {self.failure}; stopped everything", file=sys.stderr)
@@ -149,12 +152,13 @@ class Supervisor:
             sd_notify("WATCHDOG=1")
             self._watchdog_next = now + self._watchdog_every
 
-    def heartbeat(self, name: str, ts: float | None = None, pid: int | None = None) -> bool:
-        """Record a heartbeat for ``name``; ignored if it comes from a previous incarnation."""
+    def heartbeat(self, name: str, ts: float, pid: int) -> bool:
+        """Record a heartbeat for ``name``; only the running incarnation's own pid counts, so a
+        forged or stale beat cannot keep a wedged (SIGSTOPped) child "alive"."""
         child = self.children.get(name)
         if child is None or child.proc is None or child.proc.returncode is not None:
             return False
-        if pid is not None and pid != child.proc.pid:
+        if pid != child.proc.pid:
             return False
         child.heartbeat_mono = time.monotonic()
         child.status.last_heartbeat = ts if ts is not None else time.time()
@@ -174,12 +178,15 @@ class Supervisor:
         child.restart_at = None
         child.kill_reason = ""
         child.heartbeat_mono = None
+        to_file = self.logs is not None
         try:
             child.proc = subprocess.Popen(
                 spec.argv,
                 env=env,
                 cwd=spec.cwd,
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if to_file else None,
+                stderr=subprocess.STDOUT if to_file else None,
                 start_new_session=True,
                 preexec_fn=self._preexec,
             )
@@ -187,6 +194,8 @@ class Supervisor:
             child.proc = None
             self._after_exit(child, f"cannot start: {exc.strerror or exc}", time.monotonic())
             return
+        if self.logs is not None and child.proc.stdout is not None:
+            self.logs.attach(spec.name, child.proc.stdout)
         child.started_mono = time.monotonic()
         child.status.pid = child.proc.pid
         child.status.state = "running"
@@ -261,25 +270,29 @@ class Supervisor:
         log.warning("%s: %s", child.spec.name, child.kill_reason)
         self._signal(child, signal.SIGKILL)
 
+    @property
+    def bad_heartbeats(self) -> int:
+        """Heartbeat messages that could not be parsed (dropped)."""
+        return self._receiver.malformed if self._receiver is not None else 0
+
     def _receive_heartbeats(self, timeout_s: float) -> None:
-        if self._pull is None:
+        if self._receiver is None:
             time.sleep(timeout_s)
             return
-        if not self._pull.poll(int(timeout_s * 1000)):
-            return
-        while True:
-            try:
-                frames = self._pull.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            beat = parse_heartbeat(frames)
-            if beat is not None:
-                for listener in self.listeners:
-                    listener(beat)
-            if beat is None:
-                self.bad_heartbeats += 1
-            elif not self.heartbeat(beat.process, beat.ts, beat.pid):
-                self.stray_heartbeats += 1  # unknown name or a previous incarnation
+        for beat in self._receiver.receive(timeout_s):
+            if self.heartbeat(beat.process, beat.ts, beat.pid):
+                self._accepted(beat)
+            else:
+                self.stray_heartbeats += 1  # unknown name or a previous incarnation: no state
+
+    def _accepted(self, beat: Heartbeat) -> None:
+        """Only our own children's beats reach the listeners: their state stays bounded."""
+        if beat.problem:
+            self.bad_bodies += 1
+            if self.bad_bodies in (1, 10, 100, 1000):
+                log.warning("%s sent a status the schema rejects (%s)", beat.process, beat.problem)
+        for listener in self.listeners:
+            listener(beat)
 
     def _signal(self, child: Child, sig: int) -> None:
         if child.proc is None or child.proc.returncode is not None:
@@ -324,6 +337,10 @@ class Supervisor:
         for child in self.children.values():
             child.restart_at = None
         self._close_heartbeats()
+        n = (self.bad_heartbeats, self.stray_heartbeats, self.bad_bodies)
+        log.info("heartbeats: %d malformed, %d stray (name or pid), %d with a bad status", *n)
+        if self.logs is not None:
+            self.logs.close()
         for problem in run_cleanup(self.cleanup):
             log.warning("%s", problem)
         self._release_janitor()
@@ -332,12 +349,8 @@ class Supervisor:
         return [c for c in children if c.proc is not None and c.proc.poll() is None]
 
     def _close_heartbeats(self) -> None:
-        if self._pull is not None:
-            self._pull.close(linger=0)
-            self._pull = None
-        if self._context is not None:
-            self._context.term()
-            self._context = None
+        if self._receiver is not None:
+            self._receiver.close()
 
     def _release_janitor(self) -> None:
         if self._janitor_fd is not None:
