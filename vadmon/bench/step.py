@@ -14,8 +14,9 @@ from functools import partial
 import torch
 
 from vadmon.bench.core import BenchOptions, BenchResult, Row, Timing, measure, setup_threads
-from vadmon.model.clip_factory import best_cpu_precision
+from vadmon.model.clip_factory import resolve_precision
 from vadmon.model.config import VadClipConfig, load_preset
+from vadmon.model.precision import adapter_dtype
 from vadmon.model.stream import StreamingStep
 from vadmon.model.vadclip import VadCLIP, VadClipOutput, probabilities
 
@@ -42,8 +43,10 @@ def feature_window(batch: int, length: int, width: int, seed: int = 0) -> torch.
     return walk + torch.randn(batch, 1, width, generator=gen)
 
 
-def step_dtype() -> torch.dtype:
-    return torch.bfloat16 if best_cpu_precision() == "bf16" else torch.float32
+def step_dtype(model: VadCLIP) -> torch.dtype:
+    """The adapter dtype ``precision: auto`` resolves to on this machine (measured probe)."""
+    cfg = model.config
+    return adapter_dtype(resolve_precision("auto", "cpu", cfg.clip_arch, cfg.clip_model_cfg))
 
 
 def deviation(out: VadClipOutput, ref: VadClipOutput) -> dict[str, float]:
@@ -108,7 +111,7 @@ def run(opts: BenchOptions) -> BenchResult:
 def _smaller_windows(
     model: VadCLIP, text: torch.Tensor, base: float, opts: BenchOptions
 ) -> list[Row]:
-    dtype = step_dtype()
+    dtype = step_dtype(model)
     step = StreamingStep(model, dtype=dtype, text_features=text)
     full = model.config.visual_length
     rows = []
