@@ -84,14 +84,17 @@ class InferenceCamera(TypedDict, total=False):
     label: str  # most probable class (may be the normal class)
     label_prob: float  # its probability
     fps: float  # snippets scored per second for this camera
-    skipped_total: int  # snippets skipped (latest-wins) since start
+    skipped_total: int  # snippets not scored since start (sum of ``drops``)
+    drops: dict[str, int]  # per reason: stale, backlog, capacity (round-robin), frames
+    gap_filled: int  # missing snippets filled by holding the last embedding (short gaps)
+    gap_restarts: int  # windows restarted by a long gap, an outage or a capture restart
     latency_ms: float  # latest snippet-ready → score latency
     last_ts: float  # unix time of the latest score; a new value = a new score sample
 
 
 class InferenceInfo(TypedDict, total=False):
     device: str  # "cpu", "cuda:0"
-    precision: str  # "fp32", "bf16"
+    precision: str  # "fp32", "bf16", "int8" (what `auto` resolved to)
     mode: str  # "vadclip" | "zeroshot"
     cameras: dict[str, InferenceCamera]
 
