@@ -35,6 +35,7 @@ import zmq
 from vadmon.alerts.signing import generate_secret
 from vadmon.bench import procs
 from vadmon.bench.core import BenchOptions, BenchResult, Row
+from vadmon.bench.monitor_breakdown import cpu_by_role, cpu_rows, latency_rows
 from vadmon.bench.monitor_setup import (
     FPS,
     SECRET_ENV,
@@ -137,6 +138,7 @@ class RunResult:
     capture: dict[str, list[tuple[float, dict[str, float]]]]
     deliveries: list[Delivery]
     error: str = ""
+    cpu: tuple[dict[str, float], dict[str, float]] = ({}, {})  # per role, at t0 and t1
 
 
 def run_monitor(
@@ -184,12 +186,15 @@ def _observe(listener: Listener, proc, names: list[str], p: Plan, model: str) ->
     t0 = t1 = time.time()
     if not error:
         listener.pump(p.warm_s)
-        t0 = time.time()
+        t0, cpu0 = time.time(), cpu_by_role(proc.pid)
         listener.pump(p.period_s)
-        t1 = time.time()
+        t1, cpu1 = time.time(), cpu_by_role(proc.pid)
         if proc.poll() is not None:
             error = f"monitor exited with {proc.returncode} during the measurement"
-    return RunResult(len(names), model, t0, t1, listener.scores, listener.capture, [], error)
+    run = RunResult(len(names), model, t0, t1, listener.scores, listener.capture, [], error)
+    if not error:
+        run.cpu = (cpu0, cpu1)
+    return run
 
 
 def _stop(proc) -> None:
@@ -383,6 +388,18 @@ def alert_rows(runs: list[RunResult], model: str) -> list[Row]:
     return rows
 
 
+def breakdown_rows(steps: list[tuple[RunResult, StepStats]]) -> list[Row]:
+    """Where the time goes at the largest sustained count (else the smallest tried)."""
+    good = [(r, s) for r, s in steps if s.sustained] or steps[:1]
+    run, _ = max(good, key=lambda rs: rs[1].cameras)
+    group = f"breakdown at {_label(run.cameras)}"
+    window = [m for m in run.scores if run.t0 <= m.t_emitted <= run.t1]
+    period = max(run.t1 - run.t0, 1e-9)
+    return cpu_rows(*run.cpu, period, run.cameras, f"CPU {group}") + latency_rows(
+        window, run.cameras, f"latency {group}"
+    )
+
+
 # --- entry ------------------------------------------------------------------------------------
 
 
@@ -402,7 +419,7 @@ def run(opts: BenchOptions) -> BenchResult:
             return run_monitor(tmp, n, ckpt, window, video, p, model)
 
         steps = step_cameras(one, p)
-        rows = throughput_rows(steps, model)
+        rows = throughput_rows(steps, model) + breakdown_rows(steps)
         if opts.quick:
             alert_runs = [r for r, _ in steps]
         else:  # alerts need a model that fires: the tiny one, at 1 and at the sustained count
