@@ -13,14 +13,17 @@ import time
 from collections import Counter
 
 import pytest
+import torch
 import zmq
 from monitor_support import short_dir
 
 from vadmon.capture.source import SyntheticSource
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.process import InferenceLoop, InferenceSettings
-from vadmon.inference.scores import ZeroShotScorer
+from vadmon.inference.scores import VadClipStreamScorer, ZeroShotScorer
 from vadmon.model.clip_factory import create_clip
+from vadmon.model.config import load_preset
+from vadmon.model.vadclip import VadCLIP
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, parse_heartbeat
 from vadmon.runtime.messages import ScoreMessage, SnippetMessage, decode
 from vadmon.runtime.ring import CameraRing
@@ -32,7 +35,8 @@ BATCH_MAX = 2
 
 
 @pytest.fixture()
-def loop(monkeypatch):
+def loop(request, monkeypatch):
+    """The loop with a zero-shot scorer, or the scorer built by ``request.param(clip)``."""
     tmp_path = short_dir("vf-")  # ipc socket paths must stay short
     ctx = zmq.Context()
     beat_ep = ipc_endpoint(tmp_path, "beat")
@@ -47,12 +51,13 @@ def loop(monkeypatch):
         score_endpoint=ipc_endpoint(tmp_path, "scores"),
         batch_max=BATCH_MAX,
         batch_wait_ms=300.0,
-        max_age_s=60.0,
+        max_age_s=getattr(request, "param", (None, 60.0))[1],
         per_camera_max=2,
         heartbeat_s=0.001,
     )
+    build = getattr(request, "param", (None, 0))[0]
     clip = create_clip("vadmon-tiny")
-    scorer = ZeroShotScorer(clip, ["normal", "fire"])
+    scorer = build(clip) if build else ZeroShotScorer(clip, ["normal", "fire"])
     inf = InferenceLoop(settings, scorer, SnippetEncoder(clip), ctx, "cpu/fp32")
     scores = subscriber(ctx, settings.score_endpoint)
     scores.setsockopt(zmq.SUBSCRIBE, b"")
@@ -123,3 +128,28 @@ def test_backlog_and_stale_are_counted_per_camera(loop):
     assert [(m.camera, m.snippet_index) for m in got] == [("cam-a", 2), ("cam-a", 3)]
     assert inf.cameras["cam-a"].drops["backlog"] == 2
     assert inf.cameras["cam-b"].drops["stale"] == 1
+
+
+def _lookahead_scorer(clip) -> VadClipStreamScorer:
+    cfg = load_preset("ucf").model_config(clip_arch="vadmon-tiny", visual_width=64,
+                                          visual_length=32)  # fmt: skip
+    torch.manual_seed(0)
+    return VadClipStreamScorer(VadCLIP(cfg, clip).eval(), lookahead=2, max_gap=4)
+
+
+@pytest.mark.parametrize("loop", [(_lookahead_scorer, 1.0)], indirect=True)
+def test_lookahead_scores_wait_and_a_quiet_camera_is_flushed(loop):
+    inf, pushers, rings, scores, _ = loop
+    got = []
+    for index in range(5):
+        _send(pushers, rings, "cam-a", index)
+        time.sleep(0.05)
+        inf.step()
+        got += _drain(scores, ScoreMessage)
+        # snippet t is published once t + 2 arrived, and says how far it could look
+        assert [m.snippet_index for m in got] == list(range(max(0, index - 1)))
+    assert all(m.timings["lookahead"] == 2.0 for m in got)
+    time.sleep(1.2)  # longer than max_age_s without a snippet: the camera went quiet
+    inf.step()
+    rest = _drain(scores, ScoreMessage)
+    assert [(m.snippet_index, m.timings["lookahead"]) for m in rest] == [(3, 1.0), (4, 0.0)]

@@ -63,6 +63,7 @@ class CameraStats:
     latency_ms: float = 0.0
     last_ts: float = 0.0
     last_index: int = -1
+    last_arrival: float = 0.0  # monotonic time the latest snippet reached the scorer
     times: list[float] = field(default_factory=list)
 
     @property
@@ -243,7 +244,17 @@ class InferenceLoop:
                 ready.append((m, frames))
         if ready:
             self.process(ready, t0)
+        self.flush_quiet()
         self.beat()
+
+    def flush_quiet(self) -> None:
+        """A camera that stopped sending (stream ended, outage) still gets the scores its last
+        snippets were waiting for, with the lookahead that did arrive, after ``max_age_s``."""
+        now = time.monotonic()
+        for cam in self.scorer.waiting():
+            if now - self.cameras[cam].last_arrival > self.settings.max_age_s:
+                for res in self.scorer.flush(cam):
+                    self.publish(res.tag, res.score, {"lookahead": float(res.lookahead)})
 
     def process(self, ready: list[tuple[SnippetMessage, list[np.ndarray]]], t0: float) -> None:
         t_read = time.time()
@@ -260,6 +271,7 @@ class InferenceLoop:
             pending = later
             for m, _ in now_round:
                 self.cameras[m.camera].last_index = m.snippet_index
+                self.cameras[m.camera].last_arrival = time.monotonic()
             entries = [
                 Entry(m.camera, m.snippet_index, e, m, m.t_start, m.t_end) for m, e in now_round
             ]

@@ -164,6 +164,10 @@ class VadClipStreamScorer:
             jobs.append(self._due(cam, e.camera, flush=False))
         return self._run([j for j in jobs if j is not None])
 
+    def waiting(self) -> list[str]:
+        """Cameras with snippets still waiting for their lookahead."""
+        return [name for name, cam in self._cams.items() if cam.pending]
+
     def flush(self, camera: str) -> list[Scored]:
         """Score a camera's pending snippets now, with whatever lookahead arrived (stream end)."""
         cam = self._cams.get(camera)
@@ -234,6 +238,12 @@ class ZeroShotScorer:
 
     def gap_counters(self, camera: str) -> dict[str, int]:
         return {"filled": 0, "restarts": 0}
+
+    def waiting(self) -> list[str]:
+        return []
+
+    def flush(self, camera: str) -> list[Scored]:
+        return []
 
     def feed(self, entries: list[Entry]) -> list[Scored]:
         """Per-image scores need no window: every snippet is due at once."""
