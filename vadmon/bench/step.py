@@ -104,6 +104,8 @@ def run(opts: BenchOptions) -> BenchResult:
         f"CLIP {cfg.clip_arch}, random weights; ratio = baseline ms ÷ variant ms",
         "accuracy: max |Δ probability| against the fp32 forward with cached text features",
         "smaller windows shorten the temporal context the global graph sees (not exact)",
+        "precision int8 quantises only the CLIP image tower (see clip: int8_dynamic); its "
+        "adapter step is the fp32 row",
     ]
     return BenchResult("step", "streaming step (one new snippet)", "ms/step", rows, notes)
 
