@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import native_bf16
 
 from vadmon.model import StreamingStep, VadCLIP, load_preset, probabilities
 from vadmon.model.precision import cpu_has_native_bf16
@@ -66,6 +67,7 @@ def test_bf16_stays_close(model: VadCLIP) -> None:
 
 
 def test_bf16_flags_are_read_from_cpuinfo() -> None:
+    assert cpu_has_native_bf16() is native_bf16()  # from /proc/cpuinfo, read by the test
     assert cpu_has_native_bf16("processor : 0\nflags : fpu avx512f avx512_bf16\n")
     assert cpu_has_native_bf16("flags : fpu amx_bf16 amx_tile\n")
     assert not cpu_has_native_bf16("flags : fpu avx2 avx512f avx512bw\n")

@@ -196,7 +196,7 @@ def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> lis
     specs += [
         ChildSpec(
             name=f"capture:{name}",
-            argv=[py, "-m", "vadmon.capture.process", "--config", conf, "--camera", name],
+            argv=[py, "-m", "vadmon.capture", "--config", conf, "--camera", name],
             env=env,
             heartbeat=True,
         )
@@ -209,13 +209,11 @@ def _backend_specs(py: str, conf: str, env: dict[str, str]) -> list[ChildSpec]:
     return [
         ChildSpec(
             "inference",
-            [py, "-m", "vadmon.inference.process", "--config", conf],
+            [py, "-m", "vadmon.inference", "--config", conf],
             env,
             heartbeat=True,
         ),
-        ChildSpec(
-            "alerts", [py, "-m", "vadmon.alerts.process", "--config", conf], env, heartbeat=True
-        ),
+        ChildSpec("alerts", [py, "-m", "vadmon.alerts", "--config", conf], env, heartbeat=True),
     ]
 
 

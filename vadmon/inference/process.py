@@ -8,16 +8,13 @@ starting after the camera served last → copy the sampled frames out of the sha
 PUB → heartbeat to the supervisor. Every snippet not scored is counted per camera and per
 reason (``DROP_REASONS``) and shown in the heartbeat.
 
-Run: ``python -m vadmon.inference.process --config configs/x.yaml``.
+Run through ``python -m vadmon.inference --config configs/x.yaml`` (``__main__.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -27,7 +24,6 @@ import numpy as np
 import torch
 import zmq
 
-from vadmon.errors import VadmonError
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.scores import Entry, SnippetScore, VadClipStreamScorer, ZeroShotScorer
 from vadmon.runtime.heartbeat import HeartbeatSender
@@ -365,29 +361,3 @@ def run_inference(
         loop.close()
         ctx.term()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    from vadmon.config import load_config
-    from vadmon.monitor import inference_settings
-
-    p = argparse.ArgumentParser(prog="python -m vadmon.inference.process")
-    p.add_argument("--config", required=True)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s inference %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        cfg = load_config(args.config)
-        torch.set_num_threads(inference_threads(cfg.model.threads))
-        scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
-        log.info("model ready: %s, %s", scorer.mode, runtime)
-        return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime)
-    except VadmonError as exc:
-        print(f"vadmon inference: error: {exc.line()}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

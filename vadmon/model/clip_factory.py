@@ -26,7 +26,6 @@ import torch
 
 from vadmon.errors import VadmonError
 from vadmon.model import precision as _precision
-from vadmon.model.precision import cpu_has_native_bf16  # noqa: F401 - re-exported
 
 MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
