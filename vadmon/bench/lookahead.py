@@ -47,24 +47,26 @@ class Case:
     window: int
 
 
-def reference_dir() -> Path | None:
-    """``$VADMON_REFERENCE_DIR``, ``tests/data`` (vendored compact fixtures) or ../shared."""
-    for cand in (os.environ.get("VADMON_REFERENCE_DIR"), REPO / "tests" / "data",
+def fixture_dir(compact: bool) -> Path | None:
+    """``$VADMON_REFERENCE_DIR``, ``tests/data/reference`` (vendored compact fixtures) or
+    ``../shared/reference`` (the full-width ones), whichever holds the wanted kind."""
+    kind = "official_compact" if compact else "official"
+    for cand in (os.environ.get("VADMON_REFERENCE_DIR"), REPO / "tests" / "data" / "reference",
                  REPO.parent / "shared" / "reference"):  # fmt: skip
-        if cand and (Path(cand) / "official_compact").is_dir():
-            return Path(cand)
+        if cand and (Path(cand) / kind / "ucf").is_dir():
+            return Path(cand) / kind
     return None
 
 
-def fixture_case(root: Path, preset: str, compact: bool) -> Case:
-    folder = root / ("official_compact" if compact else "official") / preset
+def fixture_case(folder: Path, preset: str) -> Case:
+    folder = folder / preset
     cfg = json.loads((folder / "config.json").read_text())
     model_cfg = load_preset(preset).model_config(
         visual_width=cfg["visual_width"], visual_head=cfg["visual_head"]
     )
     model = import_published(folder / "official_state_dict.pt", model_cfg).build()
     feats = torch.load(folder / "reference.pt", weights_only=True)["test"]["features"].numpy()
-    kind = "compact" if compact else "official"
+    kind = folder.parent.name.replace("official_", "")
     return Case(f"{kind} {preset.upper()}", model, feats, model.config.visual_length)
 
 
@@ -159,14 +161,13 @@ def int8_row(case: Case, count: int) -> Row:
 
 def run(opts: BenchOptions) -> BenchResult:
     setup_threads(opts.threads)
-    root = reference_dir()
+    root = fixture_dir(compact=opts.quick)
     cases: list[Case] = []
     notes = []
     if root is None:
         notes.append("official fixtures not found (set VADMON_REFERENCE_DIR): demo model only")
     else:
-        for preset in ("ucf", "xd"):
-            cases.append(fixture_case(root, preset, compact=opts.quick))
+        cases += [fixture_case(root, preset) for preset in ("ucf", "xd")]
     cases.append(demo_case(48 if opts.quick else 160))
     rows = [r for case in cases for r in lookahead_rows(case)]
     rows += [int8_row(case, 16 if opts.quick else 48) for case in cases]
