@@ -99,10 +99,13 @@ def test_build_scorer_resolves_auto_once_and_reports_it(cache_home, reference_di
     preset = load_preset("ucf").model_config(visual_width=width, visual_head=1)
     ckpt_path = tmp_path / "ucf-compact.pt"
     checkpoint.save(checkpoint.import_published(root / "official_state_dict.pt", preset), ckpt_path)
-    cfg = ModelConfig(mode="vadclip", checkpoint=ckpt_path, device="cpu")
+    cfg = ModelConfig(
+        mode="vadclip", checkpoint=ckpt_path, device="cpu", window=64, lookahead=3, max_gap=2
+    )
     assert cfg.precision == "auto"
     scorer, encoder, runtime = build_scorer(cfg, cfg.device)
     (entry,) = json.loads(cache_home.read_text()).values()  # one probe, for the model's CLIP
     assert runtime == f"cpu/{entry['choice']}"
     expected = precision.adapter_dtype(entry["choice"])
     assert scorer.step.model.mlp2.c_fc.weight.dtype == expected
+    assert (scorer.window, scorer.lookahead, scorer.max_gap) == (64, 3, 2)  # config reaches it

@@ -36,18 +36,6 @@ def fixture_model(reference_dir):
     return model, feats.numpy()
 
 
-def _spec_cfg(model) -> dict:
-    c = model.config
-    return {
-        "heads": c.visual_head,
-        "layers": c.visual_layers,
-        "window": c.attn_window,
-        "class_names": c.class_names,
-        "prefix": c.prompt_prefix,
-        "postfix": c.prompt_postfix,
-    }
-
-
 def offline_segments(indices: list[int], feats: np.ndarray, max_gap: int):
     """The offline view of a received sequence: (index → feature, received indices) per
     segment, short gaps filled with the last feature."""
@@ -72,7 +60,7 @@ def spec_score(model, segment: dict[int, np.ndarray], t: int, end: int, window: 
     start = max(0, -(-(end - window + 1 - origin) // block) * block) + origin
     rows = np.stack([segment[k] for k in range(start, end + 1)])
     _, logits1, _ = spec.forward(
-        model.state_dict(), model.clipmodel, _spec_cfg(model), torch.from_numpy(rows)[None],
+        model.state_dict(), model.clipmodel, spec.config_of(model), torch.from_numpy(rows)[None],
         [len(rows)],
     )  # fmt: skip
     return torch.sigmoid(logits1[0, t - start, 0]).item()
@@ -155,7 +143,12 @@ def test_lookahead_is_the_spec_window_ending_at_t_plus_d(fixture_model, lookahea
     assert [s.lookahead for s in rest] == [received[-1] - s.index for s in rest]
 
 
-def test_lookahead_must_fit_the_window(fixture_model):
-    model, _ = fixture_model
+def test_lookahead_is_capped_to_what_the_window_holds(fixture_model, caplog):
+    model, feats = fixture_model
+    fits = WINDOW - model.config.attn_window
+    scorer = VadClipStreamScorer(model, window=WINDOW, lookahead=fits + 5)
+    assert scorer.lookahead == fits and f"using {fits}" in caplog.text
+    scored = feed(scorer, list(range(fits + 2)), feats)
+    assert [(s.index, s.lookahead) for s in scored] == [(0, fits), (1, fits)]
     with pytest.raises(VadmonError, match="lookahead"):
-        VadClipStreamScorer(model, window=WINDOW, lookahead=WINDOW - model.config.attn_window + 1)
+        VadClipStreamScorer(model, window=WINDOW, lookahead=-1)

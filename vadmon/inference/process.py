@@ -21,7 +21,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 import zmq
 
 from vadmon.inference.embedding import SnippetEncoder

@@ -7,6 +7,7 @@ pure computation, usable from a notebook or a test.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +21,7 @@ from vadmon.model.prompts import PromptCache
 from vadmon.model.stream import StreamingStep
 from vadmon.model.vadclip import VadCLIP, probabilities
 
+log = logging.getLogger("vadmon.inference.scores")
 NORMAL_PROMPT = "an ordinary scene where nothing unusual happens"
 TEMPLATES = (
     "a photo of {}.",
@@ -102,12 +104,19 @@ class VadClipStreamScorer:
         cfg = model.config
         self.window = min(window or cfg.visual_length, cfg.visual_length)
         self.attn_window = min(cfg.attn_window, self.window)
-        if not 0 <= lookahead <= self.window - self.attn_window:
-            raise VadmonError(
-                f"model.lookahead {lookahead} does not fit the window ({self.window} snippets, "
-                f"attention blocks of {self.attn_window})",
-                fix=f"use a lookahead between 0 and {self.window - self.attn_window}",
+        if lookahead < 0:
+            raise VadmonError(f"model.lookahead {lookahead} < 0", fix="use 0 or more snippets")
+        fits = self.window - self.attn_window  # t must still be in the window ending at t + d
+        if lookahead > fits:
+            log.warning(
+                "model.lookahead %d does not fit a window of %d snippets with attention blocks "
+                "of %d: using %d",
+                lookahead,
+                self.window,
+                self.attn_window,
+                fits,
             )
+            lookahead = fits
         self.lookahead = lookahead
         self.max_gap = max_gap
         text = PromptCache().get(model, self.class_names)
