@@ -159,6 +159,19 @@ def test_monitor_rows_report_capacity_and_latencies(tmp_path: Path) -> None:
         assert [row["unit"] for row in by_group[group]] == ["ms"]
     alert_groups = [g for g in by_group if g.startswith(("alert latency", "webhook latency"))]
     assert len(alert_groups) == 4  # p50/p95 of snippet end → webhook and score → webhook
+    # where the time goes: cores per process role and the parts of a score's latency
+    (cpu,) = [g for g in by_group if g.startswith("CPU breakdown")]
+    cores = {row["name"]: row for row in by_group[cpu]}
+    assert {"whole monitor", "capture (decode)", "inference (CLIP + step)"} <= set(cores)
+    assert cores["whole monitor"]["value"] > 0 and cores["whole monitor"]["ratio"] == 1.0
+    parts = sum(r["value"] or 0 for n, r in cores.items() if n != "whole monitor")
+    assert abs(parts - cores["whole monitor"]["value"]) < 1e-3
+    (per_core,) = by_group["cameras per core"]
+    assert per_core["value"] == round(1 / cores["whole monitor"]["value"], 3)
+    (lat,) = [g for g in by_group if g.startswith("latency breakdown")]
+    assert {r["name"] for r in by_group[lat]} == {
+        "ring read", "CLIP encode", "VadCLIP step", "transport + queue", "snippet → score"
+    }  # fmt: skip
 
 
 def test_unknown_benchmark_is_one_line_error(subprocess_env: dict[str, str]) -> None:
