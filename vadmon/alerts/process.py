@@ -12,6 +12,7 @@ webhook-id; events a killed run left open get an ``end`` marked ``interrupted``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import signal
 import threading
 import time
@@ -30,7 +31,9 @@ from vadmon.alerts.delivery import (
     new_msg_id,
 )
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
+from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
 from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
 
@@ -47,6 +50,14 @@ class AlertSettings:
     heartbeat_s: float = 1.0
     flush_s: float = 3.0
     max_pending: int = 10_000
+    narrate: NarrateSettings | None = None  # None: no narration
+    score_log: ScoreLogSettings | None = None  # None: no score logs
+
+
+@dataclass(frozen=True)
+class ScoreLogSettings:
+    root: Path
+    keep_hours: float
 
 
 class AlertPipeline:
@@ -63,6 +74,10 @@ class AlertPipeline:
         self.endpoints = [ep.name for ep in settings.delivery.endpoints]
         self.counters: dict[str, int] = collections.defaultdict(int)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=40)
+        log = settings.score_log
+        self.score_log = ScoreLogWriter(log.root, log.keep_hours) if log else None
+        self.narrator = Narrator(settings.narrate) if settings.narrate else None
+        self.narratives: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     def start(self) -> None:
         self._recover()
@@ -84,6 +99,8 @@ class AlertPipeline:
             return
         if isinstance(msg, ScoreMessage):
             self.counters["scores"] += 1
+            if self.score_log is not None:
+                self.score_log.write(msg)
             self._handle(self.tracker.feed(msg))
         elif isinstance(msg, PreviewFrame) and payload:
             self.counters["previews"] += 1
@@ -93,6 +110,32 @@ class AlertPipeline:
         self._handle(self.tracker.expire(now))
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
+        self._explained()
+
+    def _narrate(self, ev: Event) -> None:
+        """Ask for a narrative once ``start`` is queued: snapshot first, then keyframes."""
+        if self.narrator is None:
+            return
+        images = []
+        if ev.snapshot_path:
+            with contextlib.suppress(OSError):
+                images.append(Path(ev.snapshot_path).read_bytes())
+        ring = self.clips.rings.get(ev.camera, ())
+        images += keyframes(list(ring), ev.start_ts, ev.peak_ts, self.narrator.s.keyframes)
+        self.narrator.submit(ev.to_dict(), images)
+
+    def _explained(self) -> None:
+        """Queue an ``explained`` webhook per finished narration (never before its ``start``)."""
+        if self.narrator is None:
+            return
+        for n in self.narrator.poll():
+            event_id = n.event["id"]
+            self.narratives[event_id] = n.narrative
+            while len(self.narratives) > 256:
+                self.narratives.popitem(last=False)
+            stored = self.outbox.event(event_id)
+            state, data = stored if stored else ("open", n.event)
+            self._enqueue("explained", data, state)
 
     def shutdown(self) -> None:
         self._handle(self.tracker.close_all("alert process shutting down"))
@@ -100,6 +143,10 @@ class AlertPipeline:
             self._finish(event, clip)
         self.worker.stop(self.s.flush_s)
         self.clips.close()
+        if self.narrator is not None:
+            self.narrator.close()
+        if self.score_log is not None:
+            self.score_log.close()
         self.outbox.close()
 
     def _handle(self, messages: list[EventMessage]) -> None:
@@ -109,6 +156,7 @@ class AlertPipeline:
                 ev.snapshot_path = self.clips.snapshot(ev)  # on disk before start is queued
                 self.clips.begin(ev)
                 self._enqueue("start", ev.to_dict(), "open")
+                self._narrate(ev)
             elif m.kind == "update":
                 self._enqueue("update", ev.to_dict(), "open")
             else:
@@ -120,6 +168,9 @@ class AlertPipeline:
         self._enqueue("end", event.to_dict(), "closed")
 
     def _enqueue(self, kind: str, data: dict[str, Any], state: str) -> None:
+        narrative = self.narratives.get(data.get("id", ""))
+        if narrative is not None:
+            data["explanation"] = dict(data.get("explanation") or {}, narrative=narrative)
         self.recent.appendleft(
             {
                 "id": data.get("id", ""),
@@ -129,6 +180,7 @@ class AlertPipeline:
                 "start": data.get("start_ts", 0.0),
                 "duration": data.get("duration_s", 0.0),
                 "kind": kind,
+                "text": (data.get("explanation") or {}).get("text", ""),
             }
         )
         body = build_body(kind, data)
@@ -143,6 +195,8 @@ class AlertPipeline:
             self.counters,
             self.tracker.counters(),
             self.clips.counters,
+            self.narrator.counters if self.narrator else {},
+            self.score_log.counters if self.score_log else {},
             {f"deliveries_{k}": v for k, v in self.worker.counters().items()},
             {f"outbox_{k}": v for k, v in self.outbox.counts().items()},
         ):

@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from vadmon.config.explain import ExplainConfig, ScoreLogConfig
 from vadmon.redact import redact_url
 
 CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "file"}
-EVENT_TYPES = ("start", "update", "end")
+EVENT_TYPES = ("start", "update", "end", "explained")
 # snippets; chosen from the measured table in README "Lookahead": the smallest d at which all
 # three measured models reach event F1 = 1 and correlation with offline >= 0.85 (2.56 s at 25 fps)
 LOOKAHEAD_DEFAULT = 4
@@ -259,7 +260,7 @@ class WebhookConfig(_Model):
     secret: SecretStr = Field(
         ..., description="Signing secret 'whsec_<base64>' (>= 24 bytes decoded); use ${ENV}."
     )
-    events: list[Literal["start", "update", "end"]] = Field(
+    events: list[Literal["start", "update", "end", "explained"]] = Field(
         default_factory=lambda: list(EVENT_TYPES), min_length=1, description="Event types sent."
     )
     timeout_s: float = Field(10.0, gt=0, le=300, description="Overall deadline per attempt.")
@@ -479,6 +480,13 @@ class MonitorConfig(_Model):
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    score_log: ScoreLogConfig = Field(default_factory=ScoreLogConfig)
+    calibration_file: Path | None = Field(
+        None,
+        description="Per-camera thresholds written by `vadmon calibrate`; null: "
+        "<config name>.calibration.yaml beside the config, when it exists.",
+    )
 
     @field_validator("cameras")
     @classmethod

@@ -16,6 +16,7 @@ import torch
 
 from vadmon.config import load_config
 from vadmon.errors import VadmonError
+from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.process import build_scorer, inference_threads, run_inference
 from vadmon.monitor import inference_settings
 
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(inference_threads(cfg.model.threads))
         scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
         log.info("model ready: %s, %s", scorer.mode, runtime)
-        return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime)
+        bank = PhraseBank(encoder.clip, cfg.explain.phrases, cfg.explain.top_k)
+        return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime, bank)
     except VadmonError as exc:
         print(f"vadmon inference: error: {exc.line()}", file=sys.stderr)
         return 2

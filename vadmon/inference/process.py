@@ -21,9 +21,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 import zmq
 
 from vadmon.inference.embedding import SnippetEncoder
+from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.scores import Entry, SnippetScore, VadClipStreamScorer, ZeroShotScorer
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, unpack_frames
@@ -127,9 +129,16 @@ def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
 
 class InferenceLoop:
     def __init__(
-        self, settings: InferenceSettings, scorer, encoder: SnippetEncoder, ctx, runtime: str = ""
+        self,
+        settings: InferenceSettings,
+        scorer,
+        encoder: SnippetEncoder,
+        ctx,
+        runtime: str = "",
+        phrases: PhraseBank | None = None,
     ) -> None:
         self.settings = settings
+        self.phrases = phrases
         self.runtime = runtime  # "device/precision", shown on the dashboard
         self.scorer = scorer
         self.encoder = encoder
@@ -249,7 +258,8 @@ class InferenceLoop:
         for cam in self.scorer.waiting():
             if now - self.cameras[cam].last_arrival > self.settings.max_age_s:
                 for res in self.scorer.flush(cam):
-                    self.publish(res.tag, res.score, {"lookahead": float(res.lookahead)})
+                    m, match = res.tag
+                    self.publish(m, res.score, {"lookahead": float(res.lookahead)}, match)
 
     def process(self, ready: list[tuple[SnippetMessage, list[np.ndarray]]], t0: float) -> None:
         t_read = time.time()
@@ -267,21 +277,33 @@ class InferenceLoop:
             for m, _ in now_round:
                 self.cameras[m.camera].last_index = m.snippet_index
                 self.cameras[m.camera].last_arrival = time.monotonic()
+            batch = torch.stack([e for _, e in now_round])
+            matches = self.phrases.match(batch) if self.phrases else [[] for _ in now_round]
+            # the phrases ride with the snippet: with lookahead its score is published later
             entries = [
-                Entry(m.camera, m.snippet_index, e, m, m.t_start, m.t_end) for m, e in now_round
+                Entry(m.camera, m.snippet_index, e, (m, match), m.t_start, m.t_end)
+                for (m, e), match in zip(now_round, matches, strict=True)
             ]
             results = self.scorer.feed(entries)
             t_adapt = time.time()
             for res in results:
+                m, match = res.tag
                 timings = {
                     "read": t_read - t0,
                     "encode": t_enc - t_read,
                     "adapter": t_adapt - t_enc,
+                    "lookahead": float(res.lookahead),
                 }
-                self.publish(res.tag, res.score, dict(timings, lookahead=float(res.lookahead)))
+                self.publish(m, res.score, timings, match)
         self.batches += 1
 
-    def publish(self, m: SnippetMessage, res: SnippetScore, timings: dict[str, float]) -> None:
+    def publish(
+        self,
+        m: SnippetMessage,
+        res: SnippetScore,
+        timings: dict[str, float],
+        phrases: list[tuple[str, float]] = (),
+    ) -> None:
         now = time.time()
         timings = dict(timings, latency=now - m.t_end)
         msg = ScoreMessage(
@@ -296,6 +318,8 @@ class InferenceLoop:
             timings=timings,
             mode=self.scorer.mode,
             t_emitted=now,
+            phrases=[p for p, _ in phrases],
+            phrase_probs=[s for _, s in phrases],
         )
         send_message(self.pub, msg)
         st = self.cameras[m.camera]
@@ -349,10 +373,15 @@ class InferenceLoop:
 
 
 def run_inference(
-    settings: InferenceSettings, scorer, encoder, stop: threading.Event, runtime: str = ""
+    settings: InferenceSettings,
+    scorer,
+    encoder,
+    stop: threading.Event,
+    runtime: str = "",
+    phrases: PhraseBank | None = None,
 ) -> int:
     ctx = zmq.Context()
-    loop = InferenceLoop(settings, scorer, encoder, ctx, runtime)
+    loop = InferenceLoop(settings, scorer, encoder, ctx, runtime, phrases)
     try:
         while not stop.is_set():
             loop.step()
