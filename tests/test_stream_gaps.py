@@ -152,3 +152,19 @@ def test_lookahead_is_capped_to_what_the_window_holds(fixture_model, caplog):
     assert [(s.index, s.lookahead) for s in scored] == [(0, fits), (1, fits)]
     with pytest.raises(VadmonError, match="lookahead"):
         VadClipStreamScorer(model, window=WINDOW, lookahead=-1)
+
+
+def test_a_gap_never_pushes_a_waiting_snippet_out_unscored(fixture_model):
+    """Window 16 (blocks of 8), lookahead 8, a filled gap of 4: snippets 6 and 7 would leave
+    the window before 6 + 8 arrives, so they are scored from the last window holding them."""
+    model, feats = fixture_model
+    scorer = VadClipStreamScorer(model, window=16, lookahead=8, max_gap=4)
+    received = [*range(0, 14), *range(18, 30)]
+    scored = feed(scorer, received, feats) + scorer.flush("cam")
+    assert sorted(s.index for s in scored) == received  # each once, none lost
+    by_index = {s.index: s for s in scored}
+    assert [by_index[i].lookahead for i in (5, 6, 7, 8)] == [8, 7, 6, 10]
+    ((segment, _),) = offline_segments(received, feats, 4)
+    for t, end in ((6, 13), (7, 13), (8, 18)):
+        expected = spec_score(model, segment, t, end, 16)
+        assert abs(by_index[t].score.score - expected) <= 1e-4, t

@@ -78,9 +78,9 @@ class VadClipStreamScorer:
     Definition (tested against the independent spec transcription): the score of snippet t is
     the adapter + C-Branch output at t's row of the unpadded window ending at the first
     received snippet j ≥ t + ``lookahead`` (``SlidingWindow``: start on the attention-block
-    grid, short gaps filled, long gaps start a new segment). When a segment breaks before
-    t + lookahead arrived, t is scored from the last window that held it (less lookahead; the
-    ``Scored.lookahead`` field says how much). ``lookahead = 0`` is fully causal. Zero-padding
+    grid, short gaps filled, long gaps start a new segment). When a segment breaks, or a filled
+    gap would push t out of the window, before t + lookahead arrived, t is scored from the last
+    window that held it (less lookahead; the ``Scored.lookahead`` field says how much). ``lookahead = 0`` is fully causal. Zero-padding
     the window to ``visual_length`` (the published protocol's view of a short video) was
     measured and agrees *less* with offline chunk scores (correlation 0.48 vs 0.61 on the
     official UCF fixture model), because the newest block would always hold padding. Windows
@@ -145,13 +145,14 @@ class VadClipStreamScorer:
             cam = self._cams[name] = _Camera(win)
         return cam
 
-    def _due(self, cam: _Camera, name: str, flush: bool) -> _Job | None:
-        """The pending snippets of ``cam`` whose lookahead has arrived (all of them: flush)."""
+    def _due(self, cam: _Camera, name: str, flush: bool, leaving: int = -1) -> _Job | None:
+        """The pending snippets of ``cam`` whose lookahead has arrived, or that would leave the
+        window (index < ``leaving``) before it does; all of them when ``flush``."""
         newest = cam.window.newest
         rows = []
         while cam.pending and newest is not None:
             index, tag = cam.pending[0]
-            if not flush and index + self.lookahead > newest:
+            if not flush and index + self.lookahead > newest and index >= leaving:
                 break
             cam.pending.popleft()
             row = cam.window.row_of(index)
@@ -168,6 +169,9 @@ class VadClipStreamScorer:
             cam = self._camera(e.camera)
             if cam.window.breaks_segment(e.index, e.t_start):
                 jobs.append(self._due(cam, e.camera, flush=True))
+            elif cam.pending:  # a filled gap can push a waiting snippet out of the window
+                leaving = cam.window.start_for(e.index)
+                jobs.append(self._due(cam, e.camera, flush=False, leaving=leaving))
             cam.window.push(e.index, e.embedding.float().cpu(), e.t_start, e.t_end)
             cam.pending.append((e.index, e.tag))
             jobs.append(self._due(cam, e.camera, flush=False))

@@ -104,10 +104,13 @@ class SlidingWindow:
             self._last_end, self._duration = t_end, max(0.0, t_end - t_start)
         self._trim()
 
-    def _trim(self) -> None:
-        newest = self._entries[-1].index
+    def start_for(self, newest: int) -> int:
+        """First index the window keeps once ``newest`` is in (same segment)."""
         start = newest - self.size + 1 - self._origin
-        start = self._origin + max(0, -(-start // self.attn_window) * self.attn_window)
+        return self._origin + max(0, -(-start // self.attn_window) * self.attn_window)
+
+    def _trim(self) -> None:
+        start = self.start_for(self._entries[-1].index)
         while self._entries and self._entries[0].index < start:
             self._entries.popleft()
 
