@@ -93,7 +93,8 @@ def markdown(results: list[BenchResult], env: dict[str, Any], command: str) -> s
             ratio = f"{row.ratio:.2f}×" if row.ratio is not None else "n/a"
             value = _fmt(row.value) if row.reason is None else f"n/a ({row.reason})"
             lines.append(
-                f"| {row.group} | {row.name} | {value} | {ratio} | {_accuracy(row.accuracy)} |"
+                f"| {row.group} | {row.name} | {value} | {ratio} | "
+                f"{_accuracy(row.accuracy).replace('|', chr(92) + '|')} |"
             )
         lines += [""] + [f"- {note}" for note in result.notes] + [""]
     return "\n".join(lines)
