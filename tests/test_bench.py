@@ -172,7 +172,7 @@ def test_monitor_rows_report_capacity_and_latencies(tmp_path: Path) -> None:
     assert per_core["value"] == round(1 / cores["whole monitor"]["value"], 3)
     (lat,) = [g for g in by_group if g.startswith("latency breakdown")]
     assert {r["name"] for r in by_group[lat]} == {
-        "ring read", "CLIP encode", "VadCLIP step", "transport + queue", "snippet → score"
+        "CLIP encode", "VadCLIP step", "transport, wait, ring read", "snippet → score"
     }  # fmt: skip
 
 

@@ -7,9 +7,9 @@ VadCLIP step; alerts; the supervisor). Sampled at the start and the end of the m
 period, the difference divided by the period is cores in use per role. Cameras per core = the
 camera count ÷ the cores the whole monitor used.
 
-Latency parts come from each ``ScoreMessage``'s ``timings`` (per inference batch): ring read,
-CLIP encode, adapter step, and the rest of snippet-complete → published (transport, queueing
-and batch wait).
+Latency parts come from each ``ScoreMessage``'s ``timings`` (per inference batch): CLIP
+encode, adapter step, and the rest of snippet-complete → published (transport, batch wait,
+ring read, and the wait for ``model.lookahead``).
 """
 
 from __future__ import annotations
@@ -102,17 +102,21 @@ def cpu_rows(before: dict[str, float], after: dict[str, float], seconds: float,
 
 
 def latency_rows(scores: list[ScoreMessage], cameras: int, group: str) -> list[Row]:
-    """Median per part of snippet-complete → published, in ms (ratio: share of the total)."""
-    parts: dict[str, list[float]] = {"ring read": [], "CLIP encode": [], "VadCLIP step": [],
-                                     "transport + queue": [], TOTAL_LATENCY: []}  # fmt: skip
+    """Median per part of snippet-complete → published, in ms (ratio: share of the total).
+
+    ``timings.read`` starts when inference began waiting for the batch, not when the snippet
+    arrived, so it is not a part of the latency: the rest is what remains after the CLIP
+    encode and the step (transport, batch wait, ring read, lookahead wait).
+    """
+    parts: dict[str, list[float]] = {"CLIP encode": [], "VadCLIP step": [],
+                                     "transport, wait, ring read": [], TOTAL_LATENCY: []}  # fmt: skip
     for m in scores:
         t = m.timings
-        read, enc, step = t.get("read", 0.0), t.get("encode", 0.0), t.get("adapter", 0.0)
-        latency = t.get("latency", 0.0)
-        for name, value in (("ring read", read), ("CLIP encode", enc), ("VadCLIP step", step),
-                            ("transport + queue", max(0.0, latency - read - enc - step)),
-                            (TOTAL_LATENCY, latency)):  # fmt: skip
-            parts[name].append(value)
+        enc, step, latency = t.get("encode", 0.0), t.get("adapter", 0.0), t.get("latency", 0.0)
+        parts["CLIP encode"].append(enc)
+        parts["VadCLIP step"].append(step)
+        parts["transport, wait, ring read"].append(max(0.0, latency - enc - step))
+        parts[TOTAL_LATENCY].append(latency)
     if not scores:
         return [_row(TOTAL_LATENCY, group, 0.0, "ms", 0.0, TOTAL_LATENCY, 0)]
     medians = {name: statistics.median(v) * 1e3 for name, v in parts.items()}

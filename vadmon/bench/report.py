@@ -86,7 +86,7 @@ def markdown(results: list[BenchResult], env: dict[str, Any], command: str) -> s
     for result in results:
         lines += [f"**{result.name}**: {result.description}", ""]
         lines += [
-            f"| group | variant | {result.unit} | × baseline | accuracy |",
+            f"| group | variant | {result.unit.replace('|', '/')} | × baseline | accuracy |",
             "|---|---|---:|---:|---|",
         ]
         for row in result.rows:
