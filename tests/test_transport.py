@@ -17,23 +17,21 @@ from pathlib import Path
 import pytest
 import zmq
 
+from vadmon.bench.zmq_frames import FramePool, frame_from_payload, send_frame
 from vadmon.errors import VadmonError
 from vadmon.runtime.messages import FrameHeader, Status
 from vadmon.runtime.security import generate_keypair, start_authenticator
 from vadmon.runtime.transport import (
     CurveClient,
     CurveServer,
-    FramePool,
     RecvStats,
     SendStats,
     SocketLimits,
-    frame_from_payload,
     ipc_dir,
     ipc_endpoint,
     puller,
     pusher,
     recv_message,
-    send_frame,
     send_message,
 )
 
