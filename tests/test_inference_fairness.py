@@ -54,6 +54,8 @@ def loop(request, monkeypatch):
         max_age_s=getattr(request, "param", (None, 60.0))[1],
         per_camera_max=2,
         heartbeat_s=0.001,
+        hwm=8,
+        link=None,
     )
     build = getattr(request, "param", (None, 0))[0]
     clip = create_clip("vadmon-tiny")

@@ -17,7 +17,7 @@ import torch
 from vadmon.capture.snippet import SnippetAssembler, SnippetSettings
 from vadmon.errors import VadmonError
 from vadmon.inference.phrases import PhraseBank
-from vadmon.inference.scores import Entry, Scored
+from vadmon.inference.scores import Entry, Scored, score_message
 from vadmon.runtime.messages import ScoreMessage
 
 
@@ -67,21 +67,8 @@ def score_video(
 
 
 def _message(scorer, scored: Scored) -> ScoreMessage:
-    """A scored snippet as inference publishes it (with ``model.lookahead``, possibly later)."""
+    """A scored snippet as inference publishes it (with ``model.lookahead``, possibly later),
+    stamped with the file's clock."""
     msg, match = scored.tag
-    res = scored.score
-    return ScoreMessage(
-        camera=msg.camera,
-        snippet_index=msg.snippet_index,
-        t_start=msg.t_start,
-        t_end=msg.t_end,
-        score=res.score,
-        fine=res.fine,
-        class_names=list(scorer.class_names),
-        class_probs=res.class_probs,
-        timings={"lookahead": float(scored.lookahead)},
-        mode=scorer.mode,
-        t_emitted=msg.t_end,
-        phrases=[p for p, _ in match],
-        phrase_probs=[s for _, s in match],
-    )
+    timings = {"lookahead": float(scored.lookahead)}
+    return score_message(msg, scored.score, scorer, timings, msg.t_end, match)

@@ -26,10 +26,16 @@ import zmq
 
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
-from vadmon.inference.scores import Entry, SnippetScore, VadClipStreamScorer, ZeroShotScorer
+from vadmon.inference.scores import (
+    Entry,
+    SnippetScore,
+    VadClipStreamScorer,
+    ZeroShotScorer,
+    score_message,
+)
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, unpack_frames
-from vadmon.runtime.messages import ScoreMessage, SnippetMessage
+from vadmon.runtime.messages import SnippetMessage
 from vadmon.runtime.ring import RingReader
 from vadmon.runtime.transport import (
     RecvStats,
@@ -306,21 +312,7 @@ class InferenceLoop:
     ) -> None:
         now = time.time()
         timings = dict(timings, latency=now - m.t_end)
-        msg = ScoreMessage(
-            camera=m.camera,
-            snippet_index=m.snippet_index,
-            t_start=m.t_start,
-            t_end=m.t_end,
-            score=res.score,
-            fine=res.fine,
-            class_names=self.scorer.class_names,
-            class_probs=res.class_probs,
-            timings=timings,
-            mode=self.scorer.mode,
-            t_emitted=now,
-            phrases=[p for p, _ in phrases],
-            phrase_probs=[s for _, s in phrases],
-        )
+        msg = score_message(m, res, self.scorer, timings, now, phrases)
         send_message(self.pub, msg)
         st = self.cameras[m.camera]
         st.snippets += 1

@@ -20,6 +20,7 @@ from vadmon.inference.window import SlidingWindow
 from vadmon.model.prompts import PromptCache
 from vadmon.model.stream import StreamingStep
 from vadmon.model.vadclip import VadCLIP, probabilities
+from vadmon.runtime.messages import ScoreMessage, SnippetMessage
 
 log = logging.getLogger("vadmon.inference.scores")
 NORMAL_PROMPT = "an ordinary scene where nothing unusual happens"
@@ -278,3 +279,29 @@ class ZeroShotScorer:
             fine = float(1.0 - row[0])
             out.append(SnippetScore(score=fine, fine=fine, class_probs=[float(p) for p in row]))
         return out
+
+
+def score_message(
+    m: SnippetMessage,
+    res: SnippetScore,
+    scorer,
+    timings: dict[str, float],
+    t_emitted: float,
+    phrases: list[tuple[str, float]] = (),
+) -> ScoreMessage:
+    """What inference publishes for one scored snippet (live, and replayed by calibration)."""
+    return ScoreMessage(
+        camera=m.camera,
+        snippet_index=m.snippet_index,
+        t_start=m.t_start,
+        t_end=m.t_end,
+        score=res.score,
+        fine=res.fine,
+        class_names=list(scorer.class_names),
+        class_probs=res.class_probs,
+        timings=timings,
+        mode=scorer.mode,
+        t_emitted=t_emitted,
+        phrases=[p for p, _ in phrases],
+        phrase_probs=[s for _, s in phrases],
+    )
