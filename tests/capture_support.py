@@ -207,6 +207,7 @@ def capture_runs(subprocess_env: dict[str, str]) -> Iterator[Callable[..., Captu
             runs.append(run)
             return run
 
+        make.directory = directory  # type: ignore[attr-defined]  # for configs' ipc_dir
         yield make
         for run in runs:
             with contextlib.suppress(Exception):

@@ -16,11 +16,12 @@ import yaml
 
 from vadmon import settings
 from vadmon.alerts.clip_writer import ClipSettings
-from vadmon.alerts.delivery import DeliverySettings, Endpoint
+from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy
 from vadmon.alerts.event import EventSettings
 from vadmon.capture.snippet import SnippetSettings
 from vadmon.capture.watchdog import WatchdogSettings
-from vadmon.config import AlertsConfig, MonitorConfig, deep_merge, load_config_text
+from vadmon.config import AlertsConfig, MonitorConfig, WebhookConfig, deep_merge, load_config_text
+from vadmon.config.webhook import EVENT_TYPES
 
 # Capture and alerts processes never load the model; the schema still wants one named.
 UNUSED_MODEL = {"mode": "vadclip", "checkpoint": "/nonexistent/unused-by-this-process.pt"}
@@ -71,6 +72,26 @@ def clip_settings(out_dir: Path, **overrides: Any) -> ClipSettings:
 def delivery_settings(endpoints: tuple[Endpoint, ...], **overrides: Any) -> DeliverySettings:
     built = settings.delivery_settings(monitor_config())
     return dataclasses.replace(built, endpoints=endpoints, **overrides)
+
+
+def endpoint(
+    name: str,
+    url: str,
+    secret: str,
+    allow_private: bool | tuple[str, ...] = True,
+    events: tuple[str, ...] = EVENT_TYPES,
+    **retry: Any,
+) -> Endpoint:
+    """An endpoint with the schema's retry policy (``retry`` overrides its fields)."""
+    field = WebhookConfig.model_fields
+    policy = RetryPolicy(
+        max_attempts=field["max_attempts"].default,
+        backoff_base_s=field["backoff_initial_s"].default,
+        backoff_max_s=field["backoff_max_s"].default,
+        attempt_deadline_s=field["timeout_s"].default,
+    )
+    policy = dataclasses.replace(policy, **retry)
+    return Endpoint(name, url, (secret,), allow_private, events=tuple(events), retry=policy)
 
 
 def snippet_settings(**overrides: Any) -> SnippetSettings:

@@ -94,6 +94,7 @@ def write_config(
     camera_extra: str = "",
     supervisor: str = "",
     transport: str = "",
+    storage: str = "",
     alerts: str = "threshold: 0.6, min_duration_s: 1.0, cutoff_s: 2.0, cooldown_s: 5",
 ) -> Path:
     """A monitor config: fast reconnects, small timeouts, the demo model."""
@@ -122,6 +123,7 @@ model:
   batch_wait_ms: 10
 storage:
   dir: {path.parent / ("data-" + instance)}
+{storage}
 transport:
   ipc_dir: {ipc}
 {transport}
@@ -270,3 +272,14 @@ class Listener:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def outbox_drained(db: Path) -> bool:
+    """No webhook row still pending in the outbox at ``db`` (read-only look)."""
+    from vadmon.alerts.outbox import Outbox
+
+    reader = Outbox(db, readonly=True)
+    try:
+        return reader.counts()["pending"] == 0
+    finally:
+        reader.close()

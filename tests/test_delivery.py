@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from config_support import delivery_settings
+from config_support import delivery_settings, endpoint
 from webhook_receiver import Receiver
 
 from vadmon.alerts.delivery import (
     DeliveryWorker,
-    Endpoint,
     UrlRefused,
     build_body,
     check_url,
@@ -35,11 +34,12 @@ def event(i: int = 0) -> dict:
 def setup(
     tmp_path: Path, url: str, allow_private: bool = True, **kw
 ) -> tuple[Outbox, DeliveryWorker]:
-    ep = Endpoint("main", url, (SECRET,), allow_private=allow_private)
-    opts = dict(max_attempts=5, backoff_base_s=0.05, attempt_deadline_s=1.0, poll_interval_s=0.05)
-    opts.update(kw)
+    retry = dict(max_attempts=5, backoff_base_s=0.05, attempt_deadline_s=1.0)
+    retry.update({k: kw.pop(k) for k in list(kw) if k in retry})
+    ep = endpoint("main", url, SECRET, allow_private, **retry)
     db = tmp_path / "outbox.db"
-    return Outbox(db), DeliveryWorker(str(db), delivery_settings((ep,), **opts))
+    settings = delivery_settings((ep,), **{"poll_interval_s": 0.05, **kw})
+    return Outbox(db), DeliveryWorker(str(db), settings)
 
 
 def enqueue(outbox: Outbox, i: int = 0, kind: str = "start") -> str:
@@ -165,8 +165,8 @@ def test_private_urls_refused_unless_allowed(tmp_path):
 def test_endpoint_refuses_short_secret_and_hides_secrets():
     short = "whsec_" + base64.b64encode(b"k" * 16).decode()
     with pytest.raises(SecretError):
-        Endpoint("main", "https://8.8.8.8/", (short,))
-    ep = Endpoint("main", "https://user:pw@8.8.8.8/", (SECRET,))
+        endpoint("main", "https://8.8.8.8/", short)
+    ep = endpoint("main", "https://user:pw@8.8.8.8/", SECRET)
     assert SECRET not in repr(ep) and "pw" not in repr(ep)
 
 

@@ -40,7 +40,8 @@ def run(values, settings: EventSettings, probs=None, start_index: int = 0, det=N
     return det, out
 
 
-BASE = dict(threshold=0.5, hysteresis=0.1, min_duration_s=2.0, cutoff_s=2.0, smoothing="none")
+BASE = dict(threshold=0.5, hysteresis=0.1, min_duration_s=2.0, cutoff_s=2.0, smoothing="none",
+            smoothing_alpha=0.5, labels_ignore=())  # fmt: skip
 
 
 def test_open_after_min_duration_and_close_after_cutoff():
@@ -145,12 +146,14 @@ def test_median_smoothing_rejects_single_spikes():
     s = event_settings(**{**BASE, "smoothing": "median", "min_duration_s": 0.0}, smoothing_k=3)
     _, out = run([0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0], s)
     assert out == []
-    assert Smoother("median", 3)(0.7) == 0.7
+    assert Smoother("median", 3, 0.5)(0.7) == 0.7
 
 
 def test_ema_smoothing_definition():
-    ema = Smoother("ema", 3)  # alpha = 0.5
+    ema = Smoother("ema", 3, 0.5)
     assert [ema(x) for x in (0.0, 1.0, 1.0)] == [0.0, 0.5, 0.75]
+    ema = Smoother("ema", 3, 0.25)
+    assert [ema(x) for x in (0.0, 1.0, 1.0)] == [0.0, 0.25, 0.4375]
 
 
 def test_expire_closes_event_when_scores_stop():

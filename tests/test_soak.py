@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from capture_support import wait_for
-from monitor_support import Listener, Monitor, rss_kib, write_config
+from monitor_support import Listener, Monitor, outbox_drained, rss_kib, write_config
 from webhook_receiver import Receiver
 
 from vadmon.alerts.outbox import Outbox
@@ -98,14 +98,7 @@ def test_soak_with_faults(
             assert mon.proc.poll() is None, mon.output()[-3000:]
             assert len(hook.requests) > 6, "no event got past the receiver's 500s"
 
-            def drained() -> bool:
-                reader = Outbox(conf.storage.outbox_db, readonly=True)
-                try:
-                    return reader.counts()["pending"] == 0
-                finally:
-                    reader.close()
-
-            assert wait_for(drained, 60, 0.5)
+            assert wait_for(lambda: outbox_drained(conf.storage.outbox_db), 60, 0.5)
             assert mon.stop() == 0
         finally:
             listen.close()

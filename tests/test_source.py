@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from tests.capture_support import RtspServer, free_port, rtsp_servers
+from vadmon.capture.probe import classify_stream_failure
 from vadmon.capture.source import (
     ErrorKind,
     FileSource,
     SourceError,
     StreamSource,
     SyntheticSource,
-    classify_stream_failure,
     open_source,
 )
 from vadmon.redact import redact_url, url_secrets

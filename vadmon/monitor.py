@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from vadmon.atomic import make_dirs
 from vadmon.config import MonitorConfig
 from vadmon.errors import VadmonError
 from vadmon.runtime.child import ChildSpec
@@ -98,7 +99,7 @@ def run_monitor(
     cfg = load_config(config_path)
     check_role(cfg, role)
     ipc_dir(endpoints_dir(cfg))
-    cfg.storage.dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(cfg.storage.dir, private=True)  # event data: 0700 when we create it
     os.environ["VADMON_SHM_PREFIX"] = cfg.shm_prefix()
     specs = child_specs(cfg, config_path, role)
     sup = Supervisor(

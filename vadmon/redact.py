@@ -71,12 +71,13 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     a one- or two-character string would destroy the message without protecting anything;
     URLs carrying such a password are still caught by the userinfo rule.
     """
-    for secret in _secret_variants(secrets):
+    for secret in secret_variants(secrets):
         text = text.replace(secret, MASK)
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
 
 
-def _secret_variants(secrets: Iterable[str]) -> list[str]:
+def secret_variants(secrets: Iterable[str]) -> list[str]:
+    """Each secret raw and percent-encoded, longest first; too-short ones dropped."""
     variants: set[str] = set()
     for secret in secrets:
         if not secret or len(secret) < MIN_SECRET_LEN:

@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vadmon.alerts.clip_writer import ClipSettings
-from vadmon.alerts.delivery import DeliverySettings, Endpoint, check_url
+from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy, check_url
 from vadmon.alerts.event import EventSettings
 from vadmon.alerts.narrate import NarrateSettings
 from vadmon.alerts.process import AlertSettings, ScoreLogSettings
+from vadmon.alerts.retention import RetentionSettings
 from vadmon.capture.process import CaptureEndpoints, CaptureSettings, capture_endpoints
 from vadmon.capture.snippet import SnippetSettings
 from vadmon.capture.watchdog import WatchdogSettings
 from vadmon.config import AlertsConfig, MonitorConfig, WebhookConfig
 from vadmon.errors import VadmonError
-from vadmon.runtime.link import LinkClient, LinkServer
+from vadmon.runtime.link import LinkClient, LinkPreviewSettings, LinkServer
 from vadmon.runtime.transport import ipc_endpoint
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ DELIVERY_POLL_S = 1.0  # outbox poll when idle
 DELIVERY_BATCH = 100  # outbox rows per poll
 ALERTS_FLUSH_S = 3.0  # on exit, keep delivering this long
 ALERTS_MAX_PENDING = 10_000  # outbox rows before new messages are refused (disk guard)
+DAY_S = 86400.0
 
 
 # --- endpoints and links --------------------------------------------------------------------
@@ -70,7 +72,10 @@ def link_client(cfg: MonitorConfig) -> LinkClient | None:
         return None
     need(curve.client_secret_file, "transport.curve.client_secret_file")
     need(curve.server_public_file, "transport.curve.server_public_file")
-    return LinkClient(tcp.connect, curve.client_secret_file, curve.server_public_file)
+    previews = LinkPreviewSettings(
+        tcp.preview_fps, tcp.preview_max_width, tcp.preview_jpeg_quality, tcp.preview_buffer_s
+    )
+    return LinkClient(tcp.connect, curve.client_secret_file, curve.server_public_file, previews)
 
 
 def link_server(cfg: MonitorConfig) -> LinkServer | None:
@@ -136,6 +141,8 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
         camera=camera,
         source=str(cam.source),
         loop=cam.loop,
+        realtime=cam.realtime,
+        rtsp_transport=cam.rtsp_transport,
         open_timeout_ms=int(cam.open_timeout_s * 1000),
         read_timeout_ms=int(cam.read_timeout_s * 1000),
         ring_slots=cam.ring_slots,
@@ -184,6 +191,8 @@ def event_settings(alerts: AlertsConfig) -> EventSettings:
         cutoff_s=alerts.cutoff_s,
         smoothing=sm.kind,
         smoothing_k=sm.window,
+        smoothing_alpha=sm.alpha,
+        labels_ignore=tuple(alerts.labels_ignore),
         cooldown_s=alerts.cooldown_s,
         update_interval_s=EVENT_UPDATE_INTERVAL_S,
         peak_delta=EVENT_PEAK_DELTA,
@@ -198,7 +207,7 @@ def clip_settings(cfg: MonitorConfig) -> ClipSettings:
     """One clip writer serves every camera: pre/post roll is the longest any camera asks for."""
     cams = cfg.enabled_cameras().values()
     return ClipSettings(
-        out_dir=cfg.storage.dir / "media",
+        out_dir=cfg.storage.media_dir,
         pre_s=max(
             (c.alerts.pre_capture_s for c in cams), default=cfg.defaults.alerts.pre_capture_s
         ),
@@ -212,24 +221,23 @@ def clip_settings(cfg: MonitorConfig) -> ClipSettings:
     )
 
 
-def delivery_settings(cfg: MonitorConfig) -> DeliverySettings:
-    """Every endpoint, with the retry policy of the first webhook (the worker has one policy)."""
-    endpoints = tuple(
-        Endpoint(w.name, w.url, (w.secret.get_secret_value(),), w.allow_private)
-        for w in cfg.webhooks
+def webhook_endpoint(w: WebhookConfig) -> Endpoint:
+    """One configured webhook → its endpoint, with its own event filter and retry policy."""
+    retry = RetryPolicy(
+        max_attempts=w.max_attempts,
+        backoff_base_s=w.backoff_initial_s,
+        backoff_max_s=w.backoff_max_s,
+        attempt_deadline_s=w.timeout_s,
     )
-    policy = cfg.webhooks[0] if cfg.webhooks else None
-    field = WebhookConfig.model_fields  # no webhook: nothing is sent; the schema's values
+    allow = w.allow_private if isinstance(w.allow_private, bool) else tuple(w.allow_private)
+    secret = (w.secret.get_secret_value(),)
+    return Endpoint(w.name, w.url, secret, allow, events=tuple(w.events), retry=retry)
 
-    def pick(name: str) -> float:
-        return getattr(policy, name) if policy is not None else field[name].default
 
+def delivery_settings(cfg: MonitorConfig) -> DeliverySettings:
+    """Every endpoint with its own event filter and retry policy."""
     return DeliverySettings(
-        endpoints=endpoints,
-        max_attempts=int(pick("max_attempts")),
-        backoff_base_s=pick("backoff_initial_s"),
-        backoff_max_s=pick("backoff_max_s"),
-        attempt_deadline_s=pick("timeout_s"),
+        endpoints=tuple(webhook_endpoint(w) for w in cfg.webhooks),
         connect_timeout_s=DELIVERY_CONNECT_TIMEOUT_S,
         max_retry_after_s=DELIVERY_MAX_RETRY_AFTER_S,
         poll_interval_s=DELIVERY_POLL_S,
@@ -245,11 +253,25 @@ def alert_settings(cfg: MonitorConfig) -> AlertSettings:
         events=event_settings(cfg.defaults.alerts),
         per_camera={name: event_settings(c.alerts) for name, c in cams.items()},
         delivery=delivery_settings(cfg),
+        retention=retention_settings(cfg),
         heartbeat_s=HEARTBEAT_S,
         flush_s=ALERTS_FLUSH_S,
         max_pending=ALERTS_MAX_PENDING,
         narrate=narrate_settings(cfg),
         score_log=score_log_settings(cfg),
+    )
+
+
+def retention_settings(cfg: MonitorConfig) -> RetentionSettings:
+    """``storage.retention`` in bytes and seconds (``None``: no limit of that kind)."""
+    r = cfg.storage.retention
+    return RetentionSettings(
+        media_dir=cfg.storage.media_dir,
+        media_max_age_s=r.media_days * DAY_S,
+        media_max_bytes=None if r.max_media_gb is None else int(r.max_media_gb * 1e9),
+        events_max_age_s=r.events_days * DAY_S,
+        outbox_max_bytes=None if r.max_outbox_mb is None else int(r.max_outbox_mb * 1e6),
+        interval_s=r.check_interval_s,
     )
 
 

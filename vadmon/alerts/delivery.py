@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import random
 import socket
@@ -34,24 +33,47 @@ import httpx
 from vadmon.alerts.outbox import Delivery, Outbox
 from vadmon.alerts.signing import decode_secret, sign
 from vadmon.errors import VadmonError
+from vadmon.netpolicy import Network, allowed_networks, parse_address, refused
 from vadmon.redact import redact_url
 
 METRIC = "vadmon_webhook_deliveries_total"
 MAX_PAYLOAD_BYTES = 20_000
+AllowPrivate = bool | tuple[str, ...]
 
 
 class UrlRefused(VadmonError):
     """A webhook URL that is malformed or resolves to a non-public address (SSRF guard)."""
 
 
+class UrlUnresolved(UrlRefused):
+    """A webhook host that does not resolve (now): possibly a DNS outage, not a bad config."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """One endpoint's patience: receivers differ (a chat relay vs. a slow ticketing system)."""
+
+    max_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    attempt_deadline_s: float
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """One webhook receiver. ``name`` identifies it in the outbox (keep it stable)."""
+    """One webhook receiver. ``name`` identifies it in the outbox (keep it stable).
+
+    ``events``: the kinds this receiver subscribed to; ``retry``: its own policy."""
 
     name: str
     url: str
     secrets: tuple[str, ...]
-    allow_private: bool = False
+    allow_private: AllowPrivate = False  # True, False or a tuple of CIDRs (vadmon.netpolicy)
+    events: tuple[str, ...] = field(kw_only=True)
+    retry: RetryPolicy = field(kw_only=True)
+
+    def wants(self, kind: str) -> bool:
+        return kind in self.events
 
     def __post_init__(self) -> None:
         for s in self.secrets:
@@ -65,29 +87,13 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class DeliverySettings:
+    """Worker-wide settings; retries are per endpoint (``Endpoint.retry``)."""
+
     endpoints: tuple[Endpoint, ...]
-    max_attempts: int
-    backoff_base_s: float
-    backoff_max_s: float
-    attempt_deadline_s: float
     connect_timeout_s: float
     max_retry_after_s: float
     poll_interval_s: float
     batch: int
-
-
-def _public(addr: str) -> bool:
-    ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_loopback
-        or ip.is_link_local
-        or ip.is_private
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-    )
 
 
 def _split(url: str) -> tuple[str, int]:
@@ -101,37 +107,41 @@ def _split(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def _check_addresses(url: str, addrs: list[str], allow_private: bool) -> None:
+def _check_addresses(url: str, addrs: list[str], allow_private: AllowPrivate) -> None:
     if not addrs:
         raise UrlRefused(f"webhook host of {redact_url(url)!r} does not resolve")
-    if allow_private:
-        return
-    bad = sorted({a for a in addrs if not _public(a)})
+    allowed = allowed_networks(allow_private)
+    bad = sorted({a for a in addrs if _refused(a, allowed)})
     if bad:
         raise UrlRefused(
             f"webhook URL {redact_url(url)!r} resolves to non-public address {bad[0]}",
             "webhook endpoint",
-            "set allow_private for this endpoint if the receiver is on your own network",
+            "list its network in this endpoint's allow_private if the receiver is yours",
         )
 
 
-def check_url(url: str, allow_private: bool = False) -> None:
+def _refused(addr: str, allowed: tuple[Network, ...]) -> bool:
+    ip = parse_address(addr)
+    return ip is None or refused(ip, allowed)
+
+
+def check_url(url: str, allow_private: AllowPrivate = False) -> None:
     """Refuse loopback/link-local/private targets unless allowed (call at config time)."""
     host, port = _split(url)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UrlRefused(f"cannot resolve webhook host {host!r}: {exc}") from None
+        raise UrlUnresolved(f"cannot resolve webhook host {host!r}: {exc}") from None
     _check_addresses(url, [i[4][0] for i in infos], allow_private)
 
 
-async def _check_url_async(url: str, allow_private: bool) -> None:
+async def _check_url_async(url: str, allow_private: AllowPrivate) -> None:
     host, port = _split(url)
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UrlRefused(f"cannot resolve webhook host {host!r}: {exc}") from None
+        raise UrlUnresolved(f"cannot resolve webhook host {host!r}: {exc}") from None
     _check_addresses(url, [str(i[4][0]) for i in infos], allow_private)
 
 
@@ -212,7 +222,8 @@ class DeliveryWorker:
         self._stop.set()
         self.wake()
         if self._thread is not None:
-            self._thread.join(flush_s + self.settings.attempt_deadline_s + 2.0)
+            deadline = max([ep.retry.attempt_deadline_s for ep in self._endpoints.values()] + [0.0])
+            self._thread.join(flush_s + deadline + 2.0)
 
     def counters(self) -> dict[str, int]:
         return dict(self._counts)
@@ -232,7 +243,7 @@ class DeliveryWorker:
 
     def _client(self) -> httpx.AsyncClient:
         s = self.settings
-        timeout = httpx.Timeout(s.attempt_deadline_s, connect=s.connect_timeout_s)
+        timeout = httpx.Timeout(None, connect=s.connect_timeout_s)  # per request: _post
         return httpx.AsyncClient(follow_redirects=False, timeout=timeout, trust_env=False)
 
     async def _once_with_client(self) -> int:
@@ -323,11 +334,12 @@ class DeliveryWorker:
             error = (
                 f"HTTP {result.status} redirect not followed (Location: {result.location[:200]})"
             )
-        if attempts >= self.settings.max_attempts:
+        policy = ep.retry
+        if attempts >= policy.max_attempts:
             outbox.mark_dead(row, attempts, f"{error} after {attempts} attempts", now)
             self._counts["dead"] += 1
             return True
-        delay = self._backoff(attempts)
+        delay = self._backoff(policy, attempts)
         if result.status in (429, 503):
             after = parse_retry_after(result.retry_after, now)
             if after is not None:
@@ -335,10 +347,9 @@ class DeliveryWorker:
         outbox.mark_retry(row, attempts, now + delay, error, now)
         return True
 
-    def _backoff(self, attempts: int) -> float:
+    def _backoff(self, policy: RetryPolicy, attempts: int) -> float:
         """Exponential with "equal jitter": between half and all of base·2^(n-1), capped."""
-        s = self.settings
-        full = min(s.backoff_max_s, s.backoff_base_s * 2 ** (attempts - 1))
+        full = min(policy.backoff_max_s, policy.backoff_base_s * 2 ** (attempts - 1))
         return full * (0.5 + 0.5 * self.rng.random())
 
     async def _post(self, client: httpx.AsyncClient, ep: Endpoint, row: Delivery) -> _Result:
@@ -346,8 +357,13 @@ class DeliveryWorker:
         headers = sign(list(ep.secrets), row.msg_id, body)
         headers.update({"content-type": "application/json", "user-agent": "vadmon-webhooks/1"})
 
+        deadline = ep.retry.attempt_deadline_s
+        timeout = httpx.Timeout(deadline, connect=min(deadline, self.settings.connect_timeout_s))
+
         async def attempt() -> _Result:
-            async with client.stream("POST", ep.url, content=body, headers=headers) as resp:
+            async with client.stream(
+                "POST", ep.url, content=body, headers=headers, timeout=timeout
+            ) as resp:
                 return _Result(
                     status=resp.status_code,
                     retry_after=resp.headers.get("retry-after"),
@@ -355,8 +371,8 @@ class DeliveryWorker:
                 )
 
         try:
-            return await asyncio.wait_for(attempt(), self.settings.attempt_deadline_s)
+            return await asyncio.wait_for(attempt(), deadline)
         except asyncio.TimeoutError:
-            return _Result(error=f"deadline of {self.settings.attempt_deadline_s:g} s exceeded")
+            return _Result(error=f"deadline of {deadline:g} s exceeded")
         except httpx.HTTPError as exc:
             return _Result(error=f"{type(exc).__name__}: {str(exc)[:200]}")

@@ -6,7 +6,8 @@ input is ``expire(now)``, which closes an event whose scores stopped arriving.
 
 Definitions (all per camera):
 
-- smoothing: ``ema`` (alpha = 2/(k+1)), ``median`` of the last k scores, or ``none``.
+- smoothing: ``ema`` (weight ``smoothing_alpha`` on the newest score), ``median`` of k, ``none``.
+- ``labels_ignore``: an event with such a label (below) is suppressed (counted, never sent).
 - open: the smoothed score stays ≥ ``threshold`` from the ``t_start`` of the first such snippet
   to the ``t_end`` of the current one for at least ``min_duration_s``. The event starts at that
   first snippet's ``t_start``.
@@ -53,6 +54,8 @@ class EventSettings:
     cutoff_s: float
     smoothing: str
     smoothing_k: int
+    smoothing_alpha: float  # EMA weight of the newest score
+    labels_ignore: tuple[str, ...]  # labels that never raise events
     cooldown_s: float
     update_interval_s: float
     peak_delta: float
@@ -66,6 +69,8 @@ class EventSettings:
             raise ValueError(f"smoothing must be one of {SMOOTHING}, not {self.smoothing!r}")
         if self.smoothing_k < 1:
             raise ValueError("smoothing_k must be ≥ 1")
+        if not 0.0 < self.smoothing_alpha <= 1.0:
+            raise ValueError("smoothing_alpha must be in (0, 1]")
         if not 0.0 <= self.hysteresis <= self.threshold <= 1.0:
             raise ValueError("need 0 ≤ hysteresis ≤ threshold ≤ 1")
 
@@ -91,6 +96,7 @@ class Event:
     clip_path: str | None = None
     reason: str = ""
     explanation: dict[str, Any] = field(default_factory=dict)
+    clip_gaps: list[list[float]] = field(default_factory=list)  # [from, to] without frames
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -137,11 +143,11 @@ def describe(ev: Event) -> str:
 
 
 class Smoother:
-    """EMA / running median / identity over the last k raw scores."""
+    """EMA (weight ``alpha`` on the newest score) / running median of k / identity."""
 
-    def __init__(self, kind: str, k: int) -> None:
+    def __init__(self, kind: str, k: int, alpha: float) -> None:
         self.kind = kind
-        self.alpha = 2.0 / (k + 1)
+        self.alpha = alpha
         self.window: deque[float] = deque(maxlen=k)
         self.value: float | None = None
 
@@ -204,7 +210,8 @@ class CameraEvents:
         self.camera = camera
         self.s = settings
         self.rng = rng
-        self.smooth = Smoother(settings.smoothing, settings.smoothing_k)
+        self.smooth = Smoother(settings.smoothing, settings.smoothing_k, settings.smoothing_alpha)
+        self.ignored = {label.lower() for label in settings.labels_ignore}
         self.cur: _Open | None = None
         self.cooldown_until: dict[str, float] = {}
         self.recent_starts: deque[float] = deque()
@@ -213,6 +220,7 @@ class CameraEvents:
             "updates": 0,
             "suppressed_cooldown": 0,
             "suppressed_rate": 0,
+            "suppressed_ignored": 0,
             "out_of_order": 0,
         }
         self.last_score: float | None = None
@@ -269,6 +277,10 @@ class CameraEvents:
     def _confirm(self, cur: _Open) -> list[EventMessage]:
         label, _ = cur.label()
         start = cur.start_ts
+        if label.lower() in self.ignored:
+            self.counters["suppressed_ignored"] += 1
+            cur.suppressed = True
+            return []
         if start < self.cooldown_until.get(label, -math.inf):
             self.counters["suppressed_cooldown"] += 1
             cur.suppressed = True

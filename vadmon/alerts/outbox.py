@@ -13,6 +13,7 @@ per commit costs nothing noticeable and buys "nothing lost" across power cuts to
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -21,9 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vadmon.atomic import PRIVATE_FILE, make_dirs
 from vadmon.errors import VadmonError
 
 STATUSES = ("pending", "delivered", "dead", "disabled")
+FINISHED_EVENT_STATES = ("closed", "interrupted")  # retention may delete these (never open)
+WAL_LIMIT_BYTES = 1 << 20  # the WAL is truncated to this after a checkpoint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -56,6 +60,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (msg_id, endpoint)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event_id);
 CREATE TABLE IF NOT EXISTS endpoints (
     name TEXT PRIMARY KEY,
     disabled_at REAL,
@@ -91,14 +96,30 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
             )
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None)
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # new files: retention can shrink them
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(SCHEMA)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """The outbox holds event data: its directory (if we create it) 0700, the file 0600.
+
+    SQLite gives the ``-wal``/``-shm`` files the database file's mode, so creating the empty
+    database file ourselves with 0600 is enough, whatever the umask."""
+    make_dirs(path.parent, private=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    os.fchmod(fd, PRIVATE_FILE)
+    os.close(fd)
 
 
 class Outbox:
@@ -268,6 +289,48 @@ class Outbox:
     def disabled_endpoints(self) -> dict[str, str]:
         rows = self.conn.execute("SELECT name, reason FROM endpoints WHERE disabled_at IS NOT NULL")
         return {r["name"]: r["reason"] or "" for r in rows}
+
+    # --- retention --------------------------------------------------------------------------
+
+    def live_bytes(self) -> int:
+        """Bytes the rows occupy (pages in use); the file itself may hold free pages too."""
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def prune(self, before: float | None, max_bytes: int | None, batch: int = 50) -> int:
+        """Delete finished events (closed, no webhook row pending) with their webhook rows:
+        those last updated before ``before``, then oldest first while over ``max_bytes``.
+        Returns the number of events deleted; free pages go back to the file system."""
+        removed = 0
+        if before is not None:
+            removed += self._delete_finished("AND e.updated_at < ?", (before,))
+        while max_bytes is not None and self.live_bytes() > max_bytes:
+            n = self._delete_finished("", (), batch)
+            if n == 0:
+                break  # only open events / pending rows left: they are never deleted
+            removed += n
+        if removed:
+            self.conn.executescript("PRAGMA incremental_vacuum;")  # steps to the end
+        return removed
+
+    def _delete_finished(self, extra: str, args: tuple[float, ...], limit: int = -1) -> int:
+        states = ",".join("?" * len(FINISHED_EVENT_STATES))
+        with self._tx() as db:
+            ids = [
+                r[0]
+                for r in db.execute(
+                    f"SELECT e.id FROM events e WHERE e.state IN ({states}) {extra}"
+                    " AND NOT EXISTS (SELECT 1 FROM deliveries d"
+                    "   WHERE d.event_id = e.id AND d.status = 'pending')"
+                    " ORDER BY e.updated_at, e.start_ts LIMIT ?",
+                    (*FINISHED_EVENT_STATES, *args, limit),
+                )
+            ]
+            db.executemany("DELETE FROM deliveries WHERE event_id = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
+        return len(ids)
 
     # --- readers (CLI, dashboard) ---------------------------------------------------------
 

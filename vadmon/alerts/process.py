@@ -33,6 +33,7 @@ from vadmon.alerts.delivery import (
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
 from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
 from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.retention import MediaStore, RetentionSettings
 from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
@@ -47,6 +48,7 @@ class AlertSettings:
     events: EventSettings
     per_camera: dict[str, EventSettings]
     delivery: DeliverySettings
+    retention: RetentionSettings
     heartbeat_s: float
     flush_s: float
     max_pending: int
@@ -69,9 +71,11 @@ class AlertPipeline:
             check_url(ep.url, ep.allow_private)
         self.outbox = Outbox(settings.db_path, max_pending=settings.max_pending)
         self.tracker = EventTracker(settings.events, settings.per_camera)
-        self.clips = ClipWriter(settings.clips)
+        self.media = MediaStore(settings.retention)
+        self.clips = ClipWriter(settings.clips, self.media)
+        self.next_prune = 0.0
         self.worker = DeliveryWorker(str(settings.db_path), settings.delivery)
-        self.endpoints = [ep.name for ep in settings.delivery.endpoints]
+        self.endpoints = settings.delivery.endpoints
         self.counters: dict[str, int] = collections.defaultdict(int)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=40)
         log = settings.score_log
@@ -110,7 +114,17 @@ class AlertPipeline:
         self._handle(self.tracker.expire(now))
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
+        if now >= self.next_prune:
+            self.prune(now)
         self._explained()
+
+    def prune(self, now: float) -> None:
+        """Retention by age and size (media and outbox); open events are never touched."""
+        r = self.s.retention
+        self.next_prune = now + r.interval_s
+        self.media.prune(now, self.clips.protected())
+        before = None if r.events_max_age_s is None else now - r.events_max_age_s
+        self.counters["outbox_pruned"] += self.outbox.prune(before, r.outbox_max_bytes)
 
     def _narrate(self, ev: Event) -> None:
         """Ask for a narrative once ``start`` is queued: snapshot first, then keyframes."""
@@ -158,8 +172,10 @@ class AlertPipeline:
                 self._enqueue("start", ev.to_dict(), "open")
                 self._narrate(ev)
             elif m.kind == "update":
+                ev.snapshot_path = self.clips.snapshot(ev)  # the peak may have moved
                 self._enqueue("update", ev.to_dict(), "open")
             else:
+                ev.snapshot_path = self.clips.snapshot(ev)
                 self.outbox.record_event(ev.to_dict(), "ending")
                 self.clips.end(ev)
 
@@ -184,7 +200,8 @@ class AlertPipeline:
             }
         )
         body = build_body(kind, data)
-        self.outbox.enqueue(data, kind, new_msg_id(), body, self.endpoints, state=state)
+        targets = [ep.name for ep in self.endpoints if ep.wants(kind)]  # webhook `events`
+        self.outbox.enqueue(data, kind, new_msg_id(), body, targets, state=state)
         self.counters["queued"] += 1
         self.counters[f"queued_{kind}"] += 1
         self.worker.wake()
@@ -195,6 +212,7 @@ class AlertPipeline:
             self.counters,
             self.tracker.counters(),
             self.clips.counters,
+            self.media.counters,
             self.narrator.counters if self.narrator else {},
             self.score_log.counters if self.score_log else {},
             {f"deliveries_{k}": v for k, v in self.worker.counters().items()},

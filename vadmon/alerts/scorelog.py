@@ -17,6 +17,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import json
+import os
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -26,6 +27,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from vadmon.atomic import make_dirs
 from vadmon.runtime.messages import MessageError, ScoreMessage
 
 NAME = re.compile(r"^(\d{8}T\d{2})\.jsonl$")
@@ -89,8 +91,9 @@ class ScoreLogWriter:
         if cur is None or cur.hour != hour:
             self._drop(msg.camera)
             directory = self.root / msg.camera
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handle = open(directory / f"{hour}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+            make_dirs(directory, private=True)  # event data: 0700 dirs, 0600 files
+            fd = os.open(directory / f"{hour}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            handle = open(fd, "a", encoding="utf-8")  # noqa: SIM115
             cur = self.files[msg.camera] = _Open(hour, handle, [])
             self.prune(time.time())
         if cur.classes != msg.class_names:

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     except VadmonError as exc:
         print(f"vadmon capture: error: {exc.line()}", file=sys.stderr)
         return 2
-    scrubber = StderrScrubber(url_secrets(settings.source))
+    # the exact ${ENV} values (raw and URL-encoded), not a password guessed from the URL
+    scrubber = StderrScrubber([*cfg.secret_values(), *url_secrets(settings.source)])
     scrubber.install()
     logging.basicConfig(
         level=cfg.log_level.upper(),

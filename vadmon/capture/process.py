@@ -33,12 +33,13 @@ import numpy as np
 import zmq
 
 from vadmon.capture.frame import SourceReader
+from vadmon.capture.preview_link import LinkPreviews
 from vadmon.capture.snippet import SnippetAssembler, SnippetSettings
-from vadmon.capture.source import FrameSource, SourceError, open_source
+from vadmon.capture.source import ErrorKind, FrameSource, SourceError, open_source
 from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fingerprint
 from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import HeartbeatSender
-from vadmon.runtime.link import FramePacker, LinkClient, open_client
+from vadmon.runtime.link import FramePacker, LinkClient, LinkPreviewSettings, open_client
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
 from vadmon.runtime.ring import CameraRing
 from vadmon.runtime.transport import (
@@ -70,6 +71,8 @@ class CaptureSettings:
     # file path, rtsp://…, webcam index, or synthetic:… — may hold a password: not in repr
     source: str = field(repr=False)
     loop: bool
+    realtime: bool  # files: pace at the source fps
+    rtsp_transport: str  # tcp | udp
     open_timeout_ms: int
     read_timeout_ms: int
     ring_slots: int
@@ -116,11 +119,17 @@ class CaptureLoop:
         pub: zmq.Socket,
         push: zmq.Socket,
         inline_frames: bool = False,
+        link_previews: LinkPreviewSettings | None = None,
     ) -> None:
         self.settings = settings
         self.pub = pub
         self.push = push
         self.packer = FramePacker() if inline_frames else None
+        self.link_previews = (
+            LinkPreviews(settings.camera, link_previews)
+            if inline_frames and link_previews
+            else None
+        )
         self.heartbeat = HeartbeatSender.from_env()
         self.ring = CameraRing(settings.camera, settings.ring_slots)
         self.watchdog = Watchdog(settings.watchdog)
@@ -148,7 +157,17 @@ class CaptureLoop:
             item = None
             time.sleep(0.05)
         now = time.monotonic()
-        if isinstance(item, SourceError):
+        if (
+            isinstance(item, SourceError)
+            and item.kind is ErrorKind.ENDED
+            and not self.settings.loop
+        ):
+            log.info(
+                "camera %s: end of %s (loop: false): done", self.settings.camera, self.description
+            )
+            self._stop_reader()
+            self.watchdog.end()
+        elif isinstance(item, SourceError):
             log.warning("camera %s: %s", self.settings.camera, item)
             self._apply(self.watchdog.on_error(now, item.kind.value))
         elif item is not None:
@@ -157,6 +176,8 @@ class CaptureLoop:
             if self.watchdog.state is CameraState.ONLINE:
                 self._publish_frame(frame, ts, now)
         self._apply(self.watchdog.tick(now))
+        if self.link_previews is not None:
+            self.link_previews.flush(self.push, now)
         if now - self._last_status >= self.settings.status_interval_s:
             self._publish_status(now)
 
@@ -183,14 +204,7 @@ class CaptureLoop:
             self.reader.start()
 
     def _build_source(self) -> FrameSource:
-        s = self.settings
-        source = open_source(
-            s.source,
-            loop=s.loop,
-            open_timeout_ms=s.open_timeout_ms,
-            read_timeout_ms=s.read_timeout_ms,
-        )
-        return source
+        return build_source(self.settings)
 
     def _stop_reader(self) -> None:
         if self.reader is not None:
@@ -224,6 +238,8 @@ class CaptureLoop:
         ):
             self._last_preview = now
             self._publish_preview(frame, ts)
+        if self.link_previews is not None:
+            self.link_previews.offer(frame, self.seq, ts, now)
 
     def _send_snippet(self, snippet: SnippetMessage) -> None:
         if self.packer is None:
@@ -231,10 +247,14 @@ class CaptureLoop:
             return
         # tcp link: copy + resize only when the link can take the message right now
         packed = self.packer.pack(snippet) if self.push.poll(0, zmq.POLLOUT) else None
+        sent = packed is not None and send_message(self.push, *packed, self.snippet_stats)
         if packed is None:
             self.snippet_stats.dropped += 1
-            return
-        send_message(self.push, packed[0], packed[1], self.snippet_stats)
+        if self.link_previews is not None:
+            if sent:
+                self.link_previews.counters["link_snippet_bytes"] += len(packed[1])
+            else:
+                self.link_previews.snippet_refused(time.monotonic())
 
     def _publish_preview(self, frame: np.ndarray, ts: float) -> None:
         height, width = frame.shape[:2]
@@ -272,6 +292,7 @@ class CaptureLoop:
             "frozen": wd.frozen,
             "resolution_changes": wd.resolution_changes,
             "ring_recreated": self.counters.ring_recreated,
+            **(self.link_previews.counters if self.link_previews else {}),
         }
         info = {
             "source": self.description,
@@ -305,6 +326,18 @@ class CaptureLoop:
             self.heartbeat.close()
 
 
+def build_source(s: CaptureSettings) -> FrameSource:
+    """The (unopened) source for these settings: where the camera's config keys take effect."""
+    return open_source(
+        s.source,
+        loop=s.loop,
+        realtime=s.realtime,
+        rtsp_transport=s.rtsp_transport,
+        open_timeout_ms=s.open_timeout_ms,
+        read_timeout_ms=s.read_timeout_ms,
+    )
+
+
 def open_source_description(settings: CaptureSettings) -> str:
     try:
         return open_source(settings.source).description
@@ -328,7 +361,14 @@ def run_capture(
             push = open_client(ctx, endpoints.link, limits)
         else:
             push = pusher(ctx, endpoints.snippets, limits=limits)
-        loop = CaptureLoop(settings, pub, push, inline_frames=endpoints.link is not None)
+        link = endpoints.link
+        loop = CaptureLoop(
+            settings,
+            pub,
+            push,
+            inline_frames=link is not None,
+            link_previews=link and link.previews,
+        )
         loop.start()
         while not stop.is_set():
             loop.step()

@@ -11,43 +11,20 @@ Source descriptions are always redacted: a URL's password never reaches a log li
 
 from __future__ import annotations
 
-import base64
 import os
-import re
-import socket
 import time
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
 import cv2
 import numpy as np
 
+from vadmon.capture.probe import ErrorKind, SourceError, classify_stream_failure
 from vadmon.redact import redact_url
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
-DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
-
-
-class ErrorKind(str, Enum):
-    AUTH = "auth"
-    TIMEOUT = "timeout"
-    NOT_FOUND = "not_found"
-    REFUSED = "refused"
-    CODEC = "codec"
-    ENDED = "ended"
-    UNKNOWN = "unknown"
-
-
-class SourceError(Exception):
-    """A classified source failure; the message never contains credentials."""
-
-    def __init__(self, kind: ErrorKind, detail: str) -> None:
-        self.kind = kind
-        self.detail = detail
-        super().__init__(f"{kind.value}: {detail}")
 
 
 class FrameSource(Protocol):
@@ -203,12 +180,13 @@ class _LiveCapture:
 
 @dataclass
 class StreamSource(_LiveCapture):
-    """RTSP/RTMP/HTTP via FFmpeg, over TCP, with open and read timeouts set at open time."""
+    """RTSP/RTMP/HTTP via FFmpeg (RTSP over ``rtsp_transport``), with open and read timeouts."""
 
     url: str
     open_timeout_ms: int = 10000
     read_timeout_ms: int = 5000
     fps: float = 0.0
+    rtsp_transport: str = "tcp"  # tcp | udp (RTSP lower transport; camera config key)
 
     def __post_init__(self) -> None:
         self.description = redact_url(self.url)
@@ -218,8 +196,9 @@ class StreamSource(_LiveCapture):
         return f"StreamSource({self.description!r})"
 
     def open(self) -> None:
-        # Must be in the environment before the FFmpeg backend opens the stream.
-        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+        # Read by the FFmpeg backend when it opens the stream; one camera per capture process,
+        # so the process environment is this camera's.
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.rtsp_transport}"
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             self.open_timeout_ms,
@@ -250,68 +229,6 @@ class WebcamSource(_LiveCapture):
         self._adopt(cap)
 
 
-# --- failure classification -----------------------------------------------------------------
-
-_STATUS = re.compile(rb"^(?:RTSP|HTTP)/\d\.\d (\d{3})")
-
-
-def classify_stream_failure(url: str, timeout_s: float = 5.0) -> tuple[ErrorKind, str]:
-    """Ask the server directly why a stream would not open (FFmpeg does not tell OpenCV)."""
-    parts = urlsplit(url)
-    scheme = (parts.scheme or "").lower()
-    host = parts.hostname or ""
-    try:
-        port = parts.port or DEFAULT_PORTS.get(scheme, 554)
-    except ValueError:
-        return ErrorKind.NOT_FOUND, "invalid port in URL"
-    try:
-        conn = socket.create_connection((host, port), timeout=timeout_s)
-    except socket.gaierror:
-        return ErrorKind.NOT_FOUND, f"unknown host {host}"
-    except ConnectionRefusedError:
-        return ErrorKind.REFUSED, f"connection refused by {host}:{port}"
-    except TimeoutError:
-        return ErrorKind.TIMEOUT, f"no answer from {host}:{port}"
-    except OSError as exc:
-        return ErrorKind.REFUSED, f"cannot connect to {host}:{port} ({exc.strerror})"
-    with conn:
-        if scheme not in ("rtsp", "http"):
-            return ErrorKind.CODEC, "server reachable but the stream could not be decoded"
-        return _ask_server(conn, url, scheme, timeout_s)
-
-
-def _ask_server(
-    conn: socket.socket, url: str, scheme: str, timeout_s: float
-) -> tuple[ErrorKind, str]:
-    parts = urlsplit(url)
-    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    lines = [f"DESCRIBE {bare} RTSP/1.0", "CSeq: 1", "Accept: application/sdp"]
-    if scheme == "http":
-        lines = [f"HEAD {parts.path or '/'} HTTP/1.0", f"Host: {parts.hostname}"]
-    if parts.username is not None:
-        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        lines.append("Authorization: Basic " + base64.b64encode(creds).decode())
-    conn.settimeout(timeout_s)
-    try:
-        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        reply = conn.recv(512)
-    except TimeoutError:
-        return ErrorKind.TIMEOUT, "server accepted the connection but did not answer"
-    except OSError as exc:
-        return ErrorKind.REFUSED, f"connection dropped ({exc.strerror})"
-    match = _STATUS.match(reply)
-    if not match:
-        return ErrorKind.CODEC, "server does not speak " + scheme.upper()
-    code = int(match.group(1))
-    if code in (401, 403):
-        return ErrorKind.AUTH, f"server answered {code}: check user and password"
-    if code == 404:
-        return ErrorKind.NOT_FOUND, "server answered 404: check the path"
-    if code < 300:
-        return ErrorKind.CODEC, "server is fine but the stream could not be decoded"
-    return ErrorKind.UNKNOWN, f"server answered {code}"
-
-
 # --- factory --------------------------------------------------------------------------------
 
 
@@ -336,16 +253,22 @@ def parse_synthetic(spec: str) -> SyntheticSource:
 
 
 def open_source(
-    spec: str, *, loop: bool = True, open_timeout_ms: int = 10000, read_timeout_ms: int = 5000
+    spec: str,
+    *,
+    loop: bool = True,
+    realtime: bool = True,
+    rtsp_transport: str = "tcp",
+    open_timeout_ms: int = 10000,
+    read_timeout_ms: int = 5000,
 ) -> FrameSource:
     """Build (not open) the source a spec names: URL, ``synthetic:…``, webcam index or file."""
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in STREAM_SCHEMES:
-        return StreamSource(spec, open_timeout_ms, read_timeout_ms)
+        return StreamSource(spec, open_timeout_ms, read_timeout_ms, rtsp_transport=rtsp_transport)
     if spec.startswith("synthetic"):
         return parse_synthetic(spec)
     if spec.isdigit() or spec.startswith("webcam:"):
         return WebcamSource(int(spec.rpartition(":")[2]))
     if scheme:
         raise ValueError(f"unsupported URL scheme {scheme!r}; use one of {STREAM_SCHEMES}")
-    return FileSource(Path(spec), loop=loop)
+    return FileSource(Path(spec), loop=loop, realtime=realtime)

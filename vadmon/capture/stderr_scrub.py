@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterable
+
+from vadmon.redact import secret_variants
 
 
 class StderrScrubber:
@@ -15,8 +18,10 @@ class StderrScrubber:
     echoes (e.g. in an error naming the URL) never reaches the log.
     """
 
-    def __init__(self, secrets: list[str]) -> None:
-        self.secrets = [s.encode() for s in secrets if s]
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # exact values (raw and encoded), never shorter than MIN_SECRET_LEN: masking a guessed
+        # one-letter "password" would scramble every log line and protect nothing
+        self.secrets = [s.encode() for s in secret_variants(secrets)]
         self._thread: threading.Thread | None = None
 
     def install(self) -> None:

@@ -27,6 +27,7 @@ class CameraState(str, Enum):
     ONLINE = "online"
     STALLED = "stalled"
     OFFLINE = "offline"
+    ENDED = "ended"  # a file played to its end with ``loop: false``: never reconnected
 
 
 class Action(Enum):
@@ -100,6 +101,11 @@ class Watchdog:
             return self._fail(now, "frozen", CameraState.STALLED)
         return Action.NONE
 
+    def end(self) -> None:
+        """The source finished for good (end of file, no loop): no more reconnects."""
+        self.state = CameraState.ENDED
+        self.counters.last_error = "ended"
+
     def on_error(self, now: float, kind: str) -> Action:
         if self.state not in (CameraState.CONNECTING, CameraState.ONLINE):
             return Action.NONE
@@ -115,7 +121,7 @@ class Watchdog:
                 self.counters.stalls += 1
                 self._stall_times.append(now)
                 return self._fail(now, "stall", CameraState.STALLED)
-        elif now >= self.next_attempt_at:
+        elif self.state is not CameraState.ENDED and now >= self.next_attempt_at:
             return self._connect(now)
         return Action.NONE
 

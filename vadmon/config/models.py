@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from vadmon.config.base import StrictModel
 from vadmon.config.camera import CAMERA_NAME, CameraConfig, CameraSettings
@@ -111,12 +111,32 @@ class ModelConfig(StrictModel):
 
 
 class RetentionConfig(StrictModel):
-    """How long stored events and media are kept."""
+    """How long stored events and media are kept; oldest go first, open events never."""
 
-    events_days: float = Field(30.0, gt=0, le=3650, description="Event records (SQLite).")
-    media_days: float = Field(7.0, gt=0, le=3650, description="Snapshots and clips.")
+    events_days: float = Field(
+        30.0,
+        gt=0,
+        le=3650,
+        description="Closed events and their sent/dead webhook rows (outbox) older than this "
+        "are deleted; pending webhooks are kept.",
+    )
+    media_days: float = Field(
+        7.0, gt=0, le=3650, description="Snapshots and clips older than this are deleted."
+    )
     max_media_gb: float | None = Field(
-        None, gt=0, description="Delete oldest media above this size (null = no limit)."
+        None,
+        gt=0,
+        description="Delete oldest media above this total (null = no limit); when even that "
+        "leaves no room, new media is skipped and the event is sent without it.",
+    )
+    max_outbox_mb: float | None = Field(
+        None,
+        gt=0,
+        description="Delete oldest closed events and their webhook rows while the outbox "
+        "holds more than this (null = no limit).",
+    )
+    check_interval_s: float = Field(
+        60.0, gt=0, le=86400, description="How often age and size limits are enforced."
     )
 
 
@@ -127,20 +147,14 @@ class StorageConfig(StrictModel):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @property
-    def events_db(self) -> Path:
-        return self.dir / "events.sqlite"
-
-    @property
     def outbox_db(self) -> Path:
+        """Events and their webhook deliveries (one SQLite file)."""
         return self.dir / "outbox.sqlite"
 
     @property
-    def clips_dir(self) -> Path:
-        return self.dir / "clips"
-
-    @property
-    def snapshots_dir(self) -> Path:
-        return self.dir / "snapshots"
+    def media_dir(self) -> Path:
+        """Snapshots and clips, one folder per camera."""
+        return self.dir / "media"
 
 
 class TcpConfig(StrictModel):
@@ -155,6 +169,26 @@ class TcpConfig(StrictModel):
         None,
         pattern=r"^tcp://",
         description="Capture host: send snippets to the inference host, e.g. tcp://10.0.0.2:5555.",
+    )
+    preview_fps: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="Capture host: preview JPEGs/s per camera sent over the link for snapshots "
+        "and clips (0: none; snippets always take precedence).",
+    )
+    preview_max_width: int = Field(
+        320, ge=64, le=1920, description="Link previews are at most this wide."
+    )
+    preview_jpeg_quality: int = Field(
+        70, ge=10, le=100, description="JPEG quality of link previews."
+    )
+    preview_buffer_s: float = Field(
+        30.0,
+        ge=0,
+        le=600,
+        description="Capture host: seconds of previews kept while the link is down, sent "
+        "oldest first when it is back.",
     )
 
 
@@ -182,10 +216,6 @@ class TransportConfig(StrictModel):
     tcp: TcpConfig | None = Field(None, description="tcp endpoints (null = ipc only).")
     curve: CurveConfig | None = Field(None, description="CURVE keys (needed with tcp).")
     hwm: int = Field(8, ge=1, le=100000, description="High-water mark per socket (messages).")
-    linger_ms: int = Field(200, ge=0, le=60000, description="Close waits at most this long.")
-    max_message_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="Larger incoming messages are dropped."
-    )
 
     @model_validator(mode="after")
     def _tcp_needs_curve(self) -> TransportConfig:
@@ -246,7 +276,9 @@ class MonitorConfig(StrictModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,31}$",
         description="Instance name; separates ipc dirs/shared memory of monitors on one host.",
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of every process."
+    )
     defaults: CameraSettings = Field(
         default_factory=CameraSettings,
         description="Deep-merged into every camera (camera values win).",
@@ -268,6 +300,12 @@ class MonitorConfig(StrictModel):
         description="Per-camera thresholds written by `vadmon calibrate`; null: "
         "<config name>.calibration.yaml beside the config, when it exists.",
     )
+    _secrets: tuple[str, ...] = PrivateAttr(default=())
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every ``${ENV}`` value substituted into the file (raw and as encoded into URLs):
+        log scrubbers mask exactly these, instead of guessing a password from a URL."""
+        return self._secrets
 
     @field_validator("cameras")
     @classmethod

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from vadmon.config.base import StrictModel
+from vadmon.netpolicy import Network, allowed_networks, refused_host
 from vadmon.redact import redact_url
 
 EVENT_TYPES = ("start", "update", "end", "explained")
@@ -31,8 +31,11 @@ class WebhookConfig(StrictModel):
     max_attempts: int = Field(8, ge=1, le=100, description="Then the message is a dead letter.")
     backoff_initial_s: float = Field(1.0, gt=0, le=3600, description="First retry delay.")
     backoff_max_s: float = Field(300.0, gt=0, le=86400, description="Retry delay cap.")
-    allow_private: bool = Field(
-        False, description="Allow loopback/private/link-local receivers (refused by default)."
+    allow_private: bool | list[str] = Field(
+        False,
+        description="Non-public receiver addresses allowed: a list of CIDRs (e.g. "
+        "['192.168.1.0/24']), true = LAN ranges (RFC 1918, loopback, 100.64/10, IPv6 ULA; "
+        "never link-local/metadata), false = none. Checked here and on every send.",
     )
 
     @field_validator("url")
@@ -57,16 +60,29 @@ class WebhookConfig(StrictModel):
             raise ValueError(f"webhook secret decodes to {len(key)} bytes; at least 24 required")
         return value
 
+    @field_validator("allow_private")
+    @classmethod
+    def _cidrs(cls, value: bool | list[str]) -> bool | list[str]:
+        try:
+            allowed_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"allow_private: {exc} (use CIDRs like 192.168.1.0/24)") from None
+        return value
+
     @model_validator(mode="after")
     def _private_hosts(self) -> WebhookConfig:
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError("backoff_max_s must be >= backoff_initial_s")
-        if not self.allow_private and _is_private_host(urlsplit(self.url).hostname or ""):
+        bad = refused_host(urlsplit(self.url).hostname or "", self.allowed_networks())
+        if bad is not None:
             raise ValueError(
-                "webhook url points at a loopback/private/link-local address; "
-                "set allow_private: true if that is intended"
+                f"webhook url points at the non-public address {bad}; list its network in "
+                "allow_private (e.g. [192.168.1.0/24]) if that is intended"
             )
         return self
+
+    def allowed_networks(self) -> tuple[Network, ...]:
+        return allowed_networks(self.allow_private)
 
     def signing_key(self) -> bytes:
         """The HMAC key: base64-decoded part after ``whsec_``."""
@@ -75,16 +91,3 @@ class WebhookConfig(StrictModel):
     def __repr_args__(self):  # noqa: ANN204
         for name, value in super().__repr_args__():
             yield name, (redact_url(value) if name == "url" else value)
-
-
-def _is_private_host(host: str) -> bool:
-    """Literal addresses only; delivery re-checks resolved addresses at send time."""
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
-        ".localhost"
-    ):
-        return True
-    try:
-        addr = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not addr.is_global

@@ -34,8 +34,8 @@ from vadmon.inference.scores import (
     score_message,
 )
 from vadmon.runtime.heartbeat import HeartbeatSender
-from vadmon.runtime.link import LinkServer, open_server, unpack_frames
-from vadmon.runtime.messages import SnippetMessage
+from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
+from vadmon.runtime.messages import PreviewFrame, SnippetMessage
 from vadmon.runtime.ring import RingReader
 from vadmon.runtime.transport import (
     RecvStats,
@@ -67,6 +67,8 @@ class CameraStats:
     last_ts: float = 0.0
     last_index: int = -1
     last_arrival: float = 0.0  # monotonic time the latest snippet reached the scorer
+    previews_relayed: int = 0
+    previews_refused: int = 0
     times: list[float] = field(default_factory=list)
 
     @property
@@ -179,10 +181,24 @@ class InferenceLoop:
             if item is None:
                 break
             got.append(item)
+        for m, p in got:
+            if isinstance(m, PreviewFrame):
+                self.relay(m, p)
         return [(m, p) for m, p in got if isinstance(m, SnippetMessage)]
 
     def drop(self, camera: str, reason: str, count: int = 1) -> None:
         self.cameras[camera].drops[reason] += count
+
+    def relay(self, msg: PreviewFrame, payload: bytes | None) -> None:
+        """Previews over a tcp link go on to alerts; only for cameras that send snippets."""
+        if self.settings.link is None or msg.camera not in self.cameras:
+            self.recv_stats.malformed += 1
+            return
+        stats = self.cameras[msg.camera]
+        if relay_preview(self.pub, msg, payload):
+            stats.previews_relayed += 1
+        else:
+            stats.previews_refused += 1
 
     def select(self, msgs: list[Received], now: float) -> list[Received]:
         """Latest wins: stale snippets and all but the newest few per camera are skipped."""
@@ -339,6 +355,8 @@ class InferenceLoop:
                 "snippets_total": s.snippets,
                 "latency_ms": s.latency_ms,
                 "last_ts": s.last_ts,
+                "previews_relayed": s.previews_relayed,
+                "previews_refused": s.previews_refused,
             }
             for name, s in self.cameras.items()
         }

@@ -6,35 +6,32 @@ published code picks the epoch with the best *test* AUC. Here the test set is ne
 during training. A validation split of the training list is held out by video, and the epoch
 with the best validation score is kept.
 
-Validation metric: the training lists only carry video-level labels (no frame ground truth
-exists for UCF-Crime/XD-Violence training videos), so the score is the video-level ROC-AUC of the
-C-Branch video score (mean of the top-k snippet probabilities, k = int(T/16 + 1) — the same
-statistic the MIL loss trains) against the weak label; ties are broken by the lower validation
-MIL-BCE. With ``val_fraction = 0`` the last epoch is kept.
+The training lists carry video labels only, so the validation score is a video-level AUC
+(``vadmon.research.validation``); with ``val_fraction = 0`` the last epoch is kept.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from vadmon.errors import VadmonError
 from vadmon.model import checkpoint as ckpt_mod
 from vadmon.model.adapter import window_mask
 from vadmon.model.clip_factory import create_clip, resolve_device
 from vadmon.model.config import VadClipConfig, load_preset
-from vadmon.model.losses import topk_count, total_loss
-from vadmon.model.predict import score_features
+from vadmon.model.losses import total_loss
 from vadmon.model.vadclip import VadCLIP
+from vadmon.research import provenance as prov
+from vadmon.research import train_checks as tc
 from vadmon.research import train_data as td
 from vadmon.research import train_state as ts
+from vadmon.research.prefetch import prefetch
 from vadmon.research.train_options import (
     Hyper,
     TrainOptions,
@@ -43,6 +40,7 @@ from vadmon.research.train_options import (
     progress_bar,
     resolve_hyper,
 )
+from vadmon.research.validation import better, validate
 
 # --------------------------------------------------------------------------- setup
 
@@ -83,59 +81,19 @@ def build_model(opts: TrainOptions) -> tuple[VadCLIP, dict[str, str]]:
             model.attn_window = model.config.attn_window
             model.attn_mask = window_mask(model.config.visual_length, model.config.attn_window)
         return model, label_map or init.label_map or preset.label_map
-    clip = create_clip(opts.clip_arch, opts.clip_pretrained or None)
-    proj = clip.text_projection
-    width = int(proj.out_features if isinstance(proj, torch.nn.Linear) else proj.shape[1])
+    arch = opts.clip_arch or tc.DEFAULT_ARCH
+    clip = create_clip(arch, opts.clip_pretrained or None)
+    width = prov.embed_width(clip)
     length = opts.visual_length or int(preset.model.get("visual_length", 256))
     window = opts.attn_window or min(int(preset.model.get("attn_window", 8)), length)
     config: VadClipConfig = preset.model_config(
         visual_width=width,
         visual_length=length,
         attn_window=window,
-        clip_arch=opts.clip_arch,
+        clip_arch=arch,
         class_names=names,
     )
     return VadCLIP(config, clip), label_map or preset.label_map
-
-
-# --------------------------------------------------------------------------- validation
-
-
-@torch.no_grad()
-def video_scores(
-    model: VadCLIP, videos: list[td.Video], crop: int | None
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """C-Branch video score (top-k mean of snippet probabilities) per video, and the snippets."""
-    model.eval()
-    text = model.encode_prompts(model.config.class_names)
-    scores, per_snippet = [], []
-    for v in videos:
-        path = v.path_for_crop(crop)
-        feats = td.load_feature_file(path, model.config.visual_width)
-        coarse = score_features(model, feats, text_features=text, where=str(path))["coarse"]
-        k = topk_count(len(coarse))
-        scores.append(float(np.sort(coarse)[::-1][:k].mean()))
-        per_snippet.append(coarse)
-    return np.asarray(scores), per_snippet
-
-
-def validate(
-    model: VadCLIP, videos: list[td.Video], normal: list[bool], crop: int | None
-) -> dict[str, float]:
-    scores, _ = video_scores(model, videos, crop)
-    target = np.asarray([0.0 if n else 1.0 for n in normal])
-    p = np.clip(scores, 1e-7, 1 - 1e-7)
-    bce = float(-(target * np.log(p) + (1 - target) * np.log(1 - p)).mean())
-    return {"video_auc": float(roc_auc_score(target, scores)), "bce": bce}
-
-
-def _better(val: dict[str, float], best: dict[str, Any] | None) -> bool:
-    if best is None:
-        return True
-    ref = best["validation"]
-    if not ref:
-        return True  # no validation: the latest epoch wins
-    return (val["video_auc"], -val["bce"]) > (ref["video_auc"], -ref["bce"])
 
 
 # --------------------------------------------------------------------------- the run
@@ -153,15 +111,32 @@ class _Run:
     val_normal: list[bool]
     split: dict[str, Any]
     fingerprint: dict[str, Any]
+    origin: prov.FeatureOrigin | None
+    clip_checksum: str
 
 
 def _prepare(opts: TrainOptions) -> _Run:
+    """Everything checked and built before the first step: a mistake stops here, in one line."""
     preset = load_preset(opts.preset)
     hyper = resolve_hyper(preset.train, opts)
     device = resolve_device(opts.device)
     videos = td.read_videos(opts.train_list)
+    origin = tc.features_origin(videos, opts.test_list, hyper.val_crop)
+    if origin is None:
+        opts.log(prov.UNCHECKED)
+    if opts.checkpoint_init is None:
+        arch, pretrained = tc.resolve_tower(opts.clip_arch, opts.clip_pretrained, origin)
+        opts = replace(opts, clip_arch=arch, clip_pretrained=pretrained)
     make_deterministic(hyper.seed, device)
     model, label_map = build_model(opts)
+    clip_sum = prov.clip_checksum(model.clipmodel)
+    fix = "train with the features' tower (omit --clip-arch/--clip-pretrained) or re-extract"
+    width = model.config.visual_width
+    where = str(opts.checkpoint_init or opts.train_list)
+    prov.check_tower(
+        origin, arch=model.config.clip_arch, width=width, checksum=clip_sum, where=where, fix=fix
+    )
+    tc.check_width(videos[0].paths[0], width, fix)
     names = model.config.class_names
     td.check_labels(videos, label_map, names)
     normal = td.is_normal(videos, label_map, names)
@@ -174,7 +149,27 @@ def _prepare(opts: TrainOptions) -> _Run:
             str(opts.train_list),
             "add videos, or pass --val-fraction 0 to keep the last epoch",
         )
-    samples = td.samples_of(train_v, [flags[v.name] for v in train_v])
+    tc.check_crop_files(val_v, hyper.val_crop, "--val-crop")
+    train_normal = [flags[v.name] for v in train_v]
+    n_normal = sum(normal)
+    for warning in (
+        tc.length_warning(train_v, train_normal),
+        tc.validation_warning(n_normal, len(videos) - n_normal, val_normal),
+    ):
+        if warning:
+            opts.log(warning)
+    samples = td.samples_of(train_v, train_normal)
+    plan = tc.scale_batches(
+        samples, hyper.batch_size, hyper.batch_normal, hyper.batch_anomaly, opts.min_steps
+    )
+    if plan.note:
+        opts.log(plan.note)
+    hyper = replace(
+        hyper,
+        batch_size=plan.batch_size,
+        batch_normal=plan.batch_normal,
+        batch_anomaly=plan.batch_anomaly,
+    )
     split = {
         "train_videos": len(train_v),
         "train_samples": len(samples),
@@ -192,7 +187,18 @@ def _prepare(opts: TrainOptions) -> _Run:
     }
     model.to(device)
     return _Run(
-        opts, hyper, model, label_map, device, samples, val_v, val_normal, split, fingerprint
+        opts,
+        hyper,
+        model,
+        label_map,
+        device,
+        samples,
+        val_v,
+        val_normal,
+        split,
+        fingerprint,
+        origin,
+        clip_sum,
     )
 
 
@@ -247,17 +253,10 @@ def _train_epoch(run: _Run, epoch: int, opt, progress) -> dict[str, float]:
         else None
     )
     run.model.train()
-    for step, batch in enumerate(
-        td.iter_batches(
-            run.samples,
-            batches,
-            cfg.visual_length,
-            cfg.visual_width,
-            run.label_map,
-            cfg.class_names,
-        ),
-        start=1,
-    ):
+    loaded = td.iter_batches(
+        run.samples, batches, cfg.visual_length, cfg.visual_width, run.label_map, cfg.class_names
+    )
+    for step, batch in enumerate(prefetch(loaded, depth=2), start=1):
         out = run.model(batch.visual.to(run.device), batch.lengths, class_names=cfg.class_names)
         terms = total_loss(
             out.logits1,
@@ -282,13 +281,22 @@ def _train_epoch(run: _Run, epoch: int, opt, progress) -> dict[str, float]:
 
 def train(opts: TrainOptions) -> TrainResult:
     """Train (or resume) and write the final self-describing checkpoint to ``opts.output``."""
+    with tc.Threads(tc.training_threads(opts.threads)) as threads:
+        return _train(opts, threads)
+
+
+def _train(opts: TrainOptions, threads: int) -> TrainResult:
     run = _prepare(opts)
     opt, sched = _optimizer(run)
     done, history, best = _restore(run, opt, sched)
     h = run.hyper
+    steps = len(
+        td.epoch_batches(run.samples, 1, h.seed, h.batch_size, h.batch_normal, h.batch_anomaly)
+    )
     opts.log(
-        f"training on {run.split['train_videos']} videos ({len(run.samples)} samples), "
-        f"validating on {len(run.val_videos)} held-out videos, device {run.device}"
+        f"training on {run.split['train_videos']} videos ({len(run.samples)} samples, "
+        f"{steps} steps per epoch), validating on {len(run.val_videos)} held-out videos, "
+        f"device {run.device}, {threads} thread{'s' if threads > 1 else ''}"
     )
     progress = progress_bar(opts.progress)
     if progress is not None:
@@ -306,7 +314,7 @@ def train(opts: TrainOptions) -> TrainResult:
                 if (run.val_videos)
                 else {}
             )
-            improved = _better(val, best)
+            improved = better(val, best)
             if improved:
                 best = {"epoch": epoch, "validation": val, "adapter": _adapter_cpu(run.model)}
             rec = {
@@ -364,6 +372,8 @@ def _finish(run: _Run, history: list[dict[str, Any]], best: dict[str, Any]) -> T
         else "last epoch (no validation split)",
         "split": run.split,
         "history": history,
+        "clip_checksum": run.clip_checksum,
+        "features": run.origin.to_dict() if run.origin else None,
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     final = ckpt_mod.Checkpoint(model.config, state, dict(run.label_map), meta)

@@ -25,7 +25,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from vadmon.errors import VadmonError
-from vadmon.runtime.messages import SnippetMessage
+from vadmon.runtime.messages import PreviewFrame, SnippetMessage
 from vadmon.runtime.ring import RingReader
 from vadmon.runtime.security import (
     load_allowed_clients,
@@ -38,7 +38,10 @@ from vadmon.runtime.transport import (
     CurveServer,
     SocketLimits,
     make_socket,
+    send_message,
 )
+
+MAX_PREVIEW_BYTES = 1 << 20
 
 # = vadmon.model.crops.FRAME_WIDTH/FRAME_HEIGHT (tests check); not imported from there because
 # vadmon.model.crops pulls in torch, which a capture process must not load (~500 MB per camera).
@@ -55,12 +58,23 @@ class LinkServer:
 
 
 @dataclass(frozen=True)
+class LinkPreviewSettings:
+    """Preview JPEGs sent over the link (``transport.tcp.preview_*``); fps 0 sends none."""
+
+    fps: float
+    max_width: int
+    jpeg_quality: int
+    buffer_s: float
+
+
+@dataclass(frozen=True)
 class LinkClient:
     """Capture side: connect here as a CURVE client of the server's public key."""
 
     connect: str
     secret_file: Path
     server_public_file: Path
+    previews: LinkPreviewSettings | None = None
 
 
 def _check_tcp(endpoint: str, where: str) -> None:
@@ -152,3 +166,16 @@ def unpack_frames(msg: SnippetMessage, payload: bytes) -> list[np.ndarray]:
     flat = np.frombuffer(payload, np.uint8)
     size = msg.frame_bytes()
     return [flat[i * size : (i + 1) * size].reshape(shape) for i in range(len(msg.slots))]
+
+
+def relay_preview(pub: zmq.Socket, msg: PreviewFrame, payload: bytes | memoryview | None) -> bool:
+    """Inference side: republish a preview that came over the link to the local alerts process.
+
+    Only a JPEG of sane size is passed on: the alerts process decodes it for snapshots and clips,
+    and a peer is not trusted to send what its header says."""
+    if payload is None or not 0 < len(payload) <= MAX_PREVIEW_BYTES:
+        return False
+    data = bytes(payload)
+    if data[:3] != b"\xff\xd8\xff":
+        return False
+    return send_message(pub, msg, data)

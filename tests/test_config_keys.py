@@ -1,0 +1,460 @@
+"""Every config key changes behaviour: a table from each leaf of ``vadmon config schema`` to
+the test that shows its effect, checked both ways, and docs/CONFIG.md generated from it.
+
+Adding a key to the schema without an entry here fails; so does an entry whose test does not
+exist. Keys inside ``defaults:`` are the camera keys (``defaults`` is deep-merged into every
+camera, tests/test_config.py::test_defaults_deep_merged_camera_wins), so they share the
+camera entries.
+
+``test_key_reaches_process_settings`` is the proof for keys that only tune a process: changing
+the key alone must change what the composition root (``vadmon.monitor``) hands that process.
+Regenerate the doc with ``PYTHONPATH=. python tests/test_config_keys.py > docs/CONFIG.md``.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vadmon.config import MonitorConfig
+
+REPO = Path(__file__).resolve().parents[1]
+REACH = "tests/test_config_keys.py::test_key_reaches_process_settings"
+CAM = "cameras.<name>."
+SPLIT = "tests/test_splithost.py::test_split_host_events_have_snapshot_and_clip"
+NARRATE = "tests/test_narrate.py::test_explained_webhook_follows_start_with_a_well_formed_request"
+TABLE: dict[str, str] = {
+    "instance": REACH,
+    "log_level": "tests/test_camera_source_keys.py::test_log_level_reaches_the_capture_process",
+    CAM + "source": "tests/test_camera_source_keys.py::"
+    "test_capture_streams_with_a_password_full_of_url_characters",
+    CAM + "enabled": REACH,
+    CAM + "fps": REACH,
+    CAM + "loop": "tests/test_camera_source_keys.py::"
+    "test_loop_false_ends_the_camera_at_the_end_of_the_file",
+    CAM + "realtime": "tests/test_camera_source_keys.py::test_realtime_paces_a_file_at_its_fps",
+    CAM + "rtsp_transport": "tests/test_camera_source_keys.py::"
+    "test_rtsp_transport_is_what_ffmpeg_asks_for",
+    CAM + "open_timeout_s": REACH,
+    CAM + "read_timeout_s": REACH,
+    CAM + "stall_timeout_s": REACH,
+    CAM + "frozen_timeout_s": REACH,
+    CAM + "backoff_initial_s": REACH,
+    CAM + "backoff_max_s": REACH,
+    CAM + "preview.fps": REACH,
+    CAM + "preview.max_width": REACH,
+    CAM + "preview.jpeg_quality": REACH,
+    CAM + "ring_slots": REACH,
+    CAM + "alerts.threshold": REACH,
+    CAM + "alerts.hysteresis": REACH,
+    CAM + "alerts.min_duration_s": REACH,
+    CAM + "alerts.cutoff_s": REACH,
+    CAM + "alerts.smoothing.kind": REACH,
+    CAM + "alerts.smoothing.window": REACH,
+    CAM + "alerts.smoothing.alpha": "tests/test_config_keys.py::test_smoothing_alpha_from_config",
+    CAM + "alerts.cooldown_s": REACH,
+    CAM + "alerts.pre_capture_s": REACH,
+    CAM + "alerts.post_capture_s": REACH,
+    CAM + "alerts.labels_ignore": "tests/test_config_keys.py::test_labels_ignore_from_config",
+    "model.mode": "tests/test_scores.py::test_zeroshot_from_a_local_weights_file_with_extra_classes",
+    "model.checkpoint": "tests/test_scores.py::test_vadclip_open_vocabulary_extra_classes",
+    "model.clip_arch": "tests/test_scores.py::"
+    "test_zeroshot_from_a_local_weights_file_with_extra_classes",
+    "model.clip_pretrained": "tests/test_scores.py::"
+    "test_zeroshot_from_a_local_weights_file_with_extra_classes",
+    "model.class_names": "tests/test_scores.py::"
+    "test_zeroshot_from_a_local_weights_file_with_extra_classes",
+    "model.extra_classes": "tests/test_scores.py::test_vadclip_open_vocabulary_extra_classes",
+    "model.device": "tests/test_scores.py::"
+    "test_zeroshot_from_a_local_weights_file_with_extra_classes",
+    "model.precision": "tests/test_scores.py::"
+    "test_zeroshot_from_a_local_weights_file_with_extra_classes",
+    "model.window": "tests/test_config_keys.py::test_model_window_sizes_the_scorer",
+    "model.snippet_frames": REACH,
+    "model.frames_per_snippet": REACH,
+    "model.batch_max": REACH,
+    "model.batch_wait_ms": REACH,
+    "model.threads": REACH,
+    "webhooks.[].name": "tests/test_webhook_config.py::"
+    "test_webhook_events_filter_sends_only_subscribed_kinds",
+    "webhooks.[].url": "tests/test_webhook_config.py::"
+    "test_webhook_events_filter_sends_only_subscribed_kinds",
+    "webhooks.[].secret": "tests/test_webhook_config.py::"
+    "test_webhook_events_filter_sends_only_subscribed_kinds",
+    "webhooks.[].events": "tests/test_webhook_config.py::"
+    "test_webhook_events_filter_sends_only_subscribed_kinds",
+    "webhooks.[].timeout_s": "tests/test_webhook_config.py::test_each_webhook_has_its_own_timeout",
+    "webhooks.[].max_attempts": "tests/test_webhook_config.py::"
+    "test_each_webhook_has_its_own_attempts_and_backoff",
+    "webhooks.[].backoff_initial_s": "tests/test_webhook_config.py::"
+    "test_each_webhook_has_its_own_attempts_and_backoff",
+    "webhooks.[].backoff_max_s": "tests/test_webhook_config.py::"
+    "test_each_webhook_has_its_own_attempts_and_backoff",
+    "webhooks.[].allow_private": "tests/test_webhook_config.py::"
+    "test_config_check_and_delivery_share_one_address_policy",
+    "storage.dir": "tests/test_file_modes.py::test_event_data_is_private_whatever_the_umask",
+    "storage.retention.events_days": REACH,
+    "storage.retention.media_days": "tests/test_retention.py::"
+    "test_media_older_than_media_days_goes_but_not_an_open_events",
+    "storage.retention.max_media_gb": "tests/test_retention.py::"
+    "test_media_over_the_size_cap_goes_oldest_first",
+    "storage.retention.max_outbox_mb": "tests/test_soak_quota.py::test_soak_with_a_tiny_disk_quota",
+    "storage.retention.check_interval_s": REACH,
+    "transport.ipc_dir": REACH,
+    "transport.tcp.bind": "tests/test_link.py::test_split_hosts_over_curve_refuse_unknown_and_plaintext",
+    "transport.tcp.connect": "tests/test_link.py::"
+    "test_split_hosts_over_curve_refuse_unknown_and_plaintext",
+    "transport.curve.server_secret_file": "tests/test_link.py::"
+    "test_split_hosts_over_curve_refuse_unknown_and_plaintext",
+    "transport.curve.server_public_file": "tests/test_link.py::"
+    "test_split_hosts_over_curve_refuse_unknown_and_plaintext",
+    "transport.curve.client_secret_file": "tests/test_link.py::"
+    "test_split_hosts_over_curve_refuse_unknown_and_plaintext",
+    "transport.curve.allowed_clients_dir": "tests/test_link.py::"
+    "test_split_hosts_over_curve_refuse_unknown_and_plaintext",
+    "transport.hwm": REACH,
+    # split-host previews (another branch's keys): the end-to-end test runs with them; their
+    # values are not asserted one by one
+    "transport.tcp.preview_fps": SPLIT,
+    "transport.tcp.preview_max_width": SPLIT,
+    "transport.tcp.preview_jpeg_quality": SPLIT,
+    "transport.tcp.preview_buffer_s": "tests/test_preview_link.py::"
+    "test_outage_backlog_is_bounded_and_sent_oldest_first_after_reconnect",
+    "dashboard.enabled": "tests/test_dashboard.py::test_dashboard_disabled_off_terminal_unless_forced",
+    "dashboard.refresh_hz": "tests/test_config_keys.py::test_dashboard_refresh_hz_drives_the_live_view",
+    "metrics.prometheus_port": "tests/test_dashboard.py::"
+    "test_exporters_have_private_registries_and_follow_the_state",
+    "metrics.prometheus_host": "tests/test_config_keys.py::test_prometheus_host_is_the_bind_address",
+    "supervisor.restart_backoff_initial_s": "tests/test_supervisor.py::"
+    "test_crashed_child_restarted_with_backoff",
+    "supervisor.restart_backoff_max_s": "tests/test_supervisor.py::"
+    "test_crashed_child_restarted_with_backoff",
+    "supervisor.crash_loop_restarts": "tests/test_supervisor.py::test_crash_loop_stops_everything",
+    "supervisor.crash_loop_window_s": "tests/test_supervisor.py::test_crash_loop_stops_everything",
+    "supervisor.shutdown_deadline_s": "tests/test_supervisor.py::"
+    "test_sigterm_stops_all_children_even_stubborn_ones",
+    "supervisor.heartbeat_timeout_s": "tests/test_supervisor.py::"
+    "test_sigstopped_child_detected_by_heartbeat_and_replaced",
+    "supervisor.heartbeat_startup_s": "tests/test_supervisor.py::"
+    "test_sigstopped_child_detected_by_heartbeat_and_replaced",
+    "explain.phrases": "tests/test_explain.py::test_explanation_names_class_timing_and_phrases",
+    "explain.top_k": "tests/test_explain.py::test_phrase_bank_finds_the_phrase_an_embedding_points_at",
+    "explain.narrate.url": NARRATE,
+    "explain.narrate.model": NARRATE,  # request shape; the value itself is not asserted
+    "explain.narrate.api_key": NARRATE,
+    "explain.narrate.timeout_s": "tests/test_narrate.py::test_hanging_server_never_delays_or_loses_the_alert",
+    "explain.narrate.concurrency": NARRATE,  # not asserted on its own
+    "explain.narrate.max_per_hour": "tests/test_narrate.py::test_hourly_budget_skips_and_counts",
+    "explain.narrate.keyframes": NARRATE,
+    "explain.narrate.max_tokens": NARRATE,  # not asserted on its own
+    "explain.narrate.allow_private": NARRATE,
+    "score_log.enabled": "tests/test_replay.py::test_score_log_can_be_switched_off",
+    "score_log.keep_hours": "tests/test_replay.py::"
+    "test_score_log_rotates_prunes_and_survives_torn_lines_and_bad_disks",
+    "calibration_file": "tests/test_calibrate.py::test_broken_calibration_file_is_one_clear_error",
+}
+
+# --------------------------------------------------------------------------- the schema walk
+
+
+def schema() -> dict[str, Any]:
+    """The schema as users get it: ``vadmon config schema``."""
+    out = subprocess.run(
+        [sys.executable, "-m", "vadmon", "config", "schema"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    return json.loads(out.stdout)
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """``$ref`` / ``anyOf [model, null]`` → the model's schema; other nodes unchanged."""
+    if "$ref" in node:
+        return defs[node["$ref"].rsplit("/", 1)[1]]
+    for key in ("anyOf", "allOf"):
+        models = [_resolve(n, defs) for n in node.get(key, []) if "$ref" in n]
+        if models:
+            return models[0]
+    return node
+
+
+def leaves(node: dict[str, Any], defs: dict[str, Any], path: str = "") -> Iterator[str]:
+    """Leaf keys as ``a.b``; ``<name>`` for mapping entries, ``[]`` for list items."""
+    node = _resolve(node, defs)
+    extra = node.get("additionalProperties")
+    items = node.get("items")
+    if "properties" in node:
+        for key, child in node["properties"].items():
+            yield from leaves(child, defs, f"{path}{key}.")
+    elif isinstance(extra, dict) and "properties" in _resolve(extra, defs):
+        yield from leaves(extra, defs, f"{path}<name>.")
+    elif isinstance(items, dict) and "properties" in _resolve(items, defs):
+        yield from leaves(items, defs, f"{path}[].")
+    else:
+        yield path.rstrip(".")
+
+
+def schema_keys() -> list[str]:
+    doc = schema()
+    keys = list(leaves(doc, doc.get("$defs", {})))
+    camera = {k.removeprefix(CAM) for k in keys if k.startswith(CAM)}
+    for key in keys:  # defaults.X is camera key X merged into every camera
+        if key.startswith("defaults."):
+            assert key.removeprefix("defaults.") in camera, f"{key} is not a camera key"
+    return [k for k in keys if not k.startswith("defaults.")]
+
+
+def defined_tests(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def test_every_leaf_key_has_a_test_that_exists() -> None:
+    keys = schema_keys()
+    assert len(keys) > 50, "the schema walk found too few keys"
+    missing = [k for k in keys if k not in TABLE]
+    assert not missing, f"config keys without a test in TABLE: {missing}"
+    stale = sorted(set(TABLE) - set(keys))
+    assert not stale, f"TABLE names keys the schema no longer has: {stale}"
+    for key, node in TABLE.items():
+        file, _, name = node.partition("::")
+        assert (REPO / file).is_file(), f"{key}: {file} does not exist"
+        assert name in defined_tests(REPO / file), f"{key}: {node} does not exist"
+
+
+# --------------------------------------------------------------------------- the doc
+
+
+def render_doc() -> str:
+    """docs/CONFIG.md: every key, its default and description, and the test of its effect."""
+    doc = schema()
+    defs = doc.get("$defs", {})
+    rows = []
+    for key in schema_keys():
+        field = _field(doc, defs, key)
+        default = json.dumps(field.get("default")) if "default" in field else "required"
+        text = " ".join(str(field.get("description", "")).split()).replace("|", "\\|")
+        rows.append(f"| `{key}` | `{default}` | {text} | `{TABLE[key]}` |")
+    head = [
+        "# Config keys",
+        "",
+        "Generated from `vadmon config schema` and the table in `tests/test_config_keys.py`;",
+        "that test fails when this file is out of date (regenerate:",
+        "`PYTHONPATH=. python tests/test_config_keys.py > docs/CONFIG.md`).",
+        "Every key names the test that shows its effect. `test_key_reaches_process_settings`",
+        "changes the key alone and checks that the settings `vadmon.monitor` hands the process",
+        "change; the behaviour of those settings is tested per process (capture, watchdog,",
+        "event logic, inference). `defaults.<key>` is any camera key, merged into every camera.",
+        "",
+        "| key | default | what it does | test |",
+        "|---|---|---|---|",
+    ]
+    return "\n".join(head + rows) + "\n"
+
+
+def _field(node: dict[str, Any], defs: dict[str, Any], key: str) -> dict[str, Any]:
+    for part in key.split("."):
+        node = _resolve(node, defs)
+        if part == "<name>":
+            node = node["additionalProperties"]
+        elif part == "[]":
+            node = node["items"]
+        else:
+            node = node["properties"][part]
+    return node
+
+
+def test_config_doc_is_generated_from_the_table() -> None:
+    doc = REPO / "docs" / "CONFIG.md"
+    assert doc.is_file() and doc.read_text() == render_doc(), (
+        "docs/CONFIG.md is out of date: PYTHONPATH=. python tests/test_config_keys.py "
+        "> docs/CONFIG.md"
+    )
+
+
+# --------------------------------------------------------------------------- reach
+
+
+BASE: dict[str, Any] = {
+    "cameras": {"lobby": {"source": "synthetic:"}, "yard": {"source": "synthetic:"}},
+    "model": {"mode": "vadclip", "checkpoint": "x.pt"},
+    "transport": {"ipc_dir": "/tmp/vadmon-keys-test"},
+}
+VARIANTS: dict[str, Any] = {  # key → a value different from the default
+    "instance": "other",
+    CAM + "enabled": False,
+    CAM + "fps": 7.0,
+    CAM + "open_timeout_s": 3.0,
+    CAM + "read_timeout_s": 3.0,
+    CAM + "stall_timeout_s": 4.0,
+    CAM + "frozen_timeout_s": None,
+    CAM + "backoff_initial_s": 2.0,
+    CAM + "backoff_max_s": 9.0,
+    CAM + "preview.fps": 2.0,
+    CAM + "preview.max_width": 320,
+    CAM + "preview.jpeg_quality": 50,
+    CAM + "ring_slots": 8,
+    CAM + "alerts.threshold": 0.7,
+    CAM + "alerts.hysteresis": 0.2,
+    CAM + "alerts.min_duration_s": 5.0,
+    CAM + "alerts.cutoff_s": 5.0,
+    CAM + "alerts.smoothing.kind": "median",
+    CAM + "alerts.smoothing.window": 5,
+    CAM + "alerts.cooldown_s": 3.0,
+    CAM + "alerts.pre_capture_s": 9.0,
+    CAM + "alerts.post_capture_s": 9.0,
+    "model.snippet_frames": 8,
+    "model.frames_per_snippet": 2,
+    "model.batch_max": 4,
+    "model.batch_wait_ms": 5.0,
+    "model.threads": 3,
+    "storage.retention.events_days": 2.0,
+    "storage.retention.check_interval_s": 5.0,
+    "transport.ipc_dir": "/tmp/vadmon-keys-other",
+    "transport.hwm": 3,
+}
+
+
+def _set(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    parts = key.replace("<name>", "lobby").split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return data
+
+
+def process_view(cfg: MonitorConfig) -> str:
+    """Everything ``vadmon.monitor`` hands the processes it starts (and the supervisor)."""
+    from vadmon.inference.process import inference_threads
+    from vadmon.monitor import child_specs
+    from vadmon.settings import (
+        alert_settings,
+        camera_endpoints,
+        capture_settings,
+        inference_settings,
+    )
+
+    cams = cfg.enabled_cameras()
+    parts = [
+        [capture_settings(cfg, c) for c in cams],
+        [camera_endpoints(cfg, c) for c in cams],
+        inference_settings(cfg),
+        inference_threads(cfg.model.threads),
+        alert_settings(cfg),
+        [spec.name for spec in child_specs(cfg, Path("c.yaml"))],
+        cfg.shm_prefix(),
+    ]
+    return repr(parts)
+
+
+@pytest.mark.parametrize("key", sorted(k for k, v in TABLE.items() if v == REACH))
+def test_key_reaches_process_settings(key: str) -> None:
+    assert key in VARIANTS, f"{key} has no VARIANTS value"
+    base = MonitorConfig.model_validate(BASE)
+    changed = MonitorConfig.model_validate(_set(BASE, key, VARIANTS[key]))
+    assert process_view(changed) != process_view(base), f"{key} changes nothing a process gets"
+
+
+# --------------------------------------------------------------------------- single keys
+
+
+def _camera_events(alerts: dict[str, Any]):
+    from vadmon.alerts.event import CameraEvents
+    from vadmon.settings import event_settings
+
+    cfg = MonitorConfig.model_validate(_set(BASE, CAM + "alerts", alerts))
+    return CameraEvents("lobby", event_settings(cfg.cameras["lobby"].alerts))
+
+
+def _feed(events, values, probs=(0.1, 0.8, 0.1)) -> list[str]:
+    from vadmon.runtime.messages import ScoreMessage
+
+    kinds = []
+    for i, v in enumerate(values):
+        msg = ScoreMessage("lobby", i, 100.0 + i, 101.0 + i, v, v, ["normal", "Fighting", "Abuse"],
+                           list(probs))  # fmt: skip
+        kinds += [f"{m.kind}@{i}" for m in events.feed(msg)]
+    return kinds
+
+
+def test_smoothing_alpha_from_config() -> None:
+    values = [0.0] + [1.0] * 6
+    smooth = {"kind": "ema", "alpha": 0.9}
+    fast = _feed(_camera_events({"min_duration_s": 0, "smoothing": smooth}), values)
+    slow = _feed(
+        _camera_events({"min_duration_s": 0, "smoothing": {**smooth, "alpha": 0.2}}), values
+    )
+    assert fast == ["start@1"]  # 0.9 ≥ 0.5 at once
+    assert slow == ["start@4"]  # 0.2, 0.36, 0.488, 0.59: the fourth high score
+
+
+def test_labels_ignore_from_config() -> None:
+    ignore = {"min_duration_s": 0, "smoothing": {"kind": "none"}, "labels_ignore": ["Fighting"]}
+    events = _camera_events(ignore)
+    assert _feed(events, [0.9] * 3) == []  # the event is a fight: ignored on this camera
+    assert events.counters["suppressed_ignored"] == 1
+    assert _feed(_camera_events(ignore), [0.9] * 3, (0.1, 0.1, 0.8)) == ["start@0"]  # abuse
+
+
+def test_model_window_sizes_the_scorer(demo_checkpoint: Path) -> None:
+    from vadmon.inference.process import build_scorer
+
+    sizes = []
+    for window in (8, 32):
+        model = {"mode": "vadclip", "checkpoint": str(demo_checkpoint), "window": window}
+        cfg = MonitorConfig.model_validate({**BASE, "model": {**model, "device": "cpu"}})
+        scorer, _, _ = build_scorer(cfg.model, cfg.model.device)
+        sizes.append(scorer.window)
+    assert sizes == [8, 32]
+
+
+def test_dashboard_refresh_hz_drives_the_live_view() -> None:
+    import io
+
+    from rich.console import Console
+
+    from vadmon.dashboard.live import Dashboard
+
+    cfg = MonitorConfig.model_validate({**BASE, "dashboard": {"enabled": True, "refresh_hz": 7}})
+    dash = Dashboard(cfg.dashboard, console=Console(file=io.StringIO(), force_terminal=True))
+    try:
+        assert dash.start()
+        assert dash._live is not None and dash._live.refresh_per_second == 7
+    finally:
+        dash.stop()
+
+
+def test_prometheus_host_is_the_bind_address() -> None:
+    from vadmon.dashboard.prometheus import start_exporter
+    from vadmon.dashboard.state import DashboardState
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        port = s.getsockname()[1]
+    metrics = {"prometheus_port": port, "prometheus_host": "127.0.0.2"}
+    cfg = MonitorConfig.model_validate({**BASE, "metrics": metrics})
+    exporter = start_exporter(cfg.metrics, DashboardState())
+    assert exporter is not None
+    try:
+        socket.create_connection(("127.0.0.2", port), timeout=2).close()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        exporter.stop()
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_doc())
