@@ -308,15 +308,10 @@ class InferenceLoop:
             ]
             results = self.scorer.feed(entries)
             t_adapt = time.time()
+            timings = {"read": t_read - t0, "encode": t_enc - t_read, "adapter": t_adapt - t_enc}
             for res in results:
                 m, match = res.tag
-                timings = {
-                    "read": t_read - t0,
-                    "encode": t_enc - t_read,
-                    "adapter": t_adapt - t_enc,
-                    "lookahead": float(res.lookahead),
-                }
-                self.publish(m, res.score, timings, match)
+                self.publish(m, res.score, dict(timings, lookahead=float(res.lookahead)), match)
         self.batches += 1
 
     def publish(
