@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 REACH = "tests/test_config_keys.py::test_key_reaches_process_settings"
 CAM = "cameras.<name>."
 SPLIT = "tests/test_splithost.py::test_split_host_events_have_snapshot_and_clip"
+LINK_KEYS = "tests/test_preview_link.py::test_link_preview_keys_set_rate_width_and_quality"
 NARRATE = "tests/test_narrate.py::test_explained_webhook_follows_start_with_a_well_formed_request"
+NARRATE_CFG = "tests/test_narrate.py::test_model_tokens_and_keyframes_come_from_the_config"
 TABLE: dict[str, str] = {
     "instance": REACH,
     "log_level": "tests/test_camera_source_keys.py::test_log_level_reaches_the_capture_process",
@@ -122,11 +124,9 @@ TABLE: dict[str, str] = {
     "transport.curve.allowed_clients_dir": "tests/test_link.py::"
     "test_split_hosts_over_curve_refuse_unknown_and_plaintext",
     "transport.hwm": REACH,
-    # split-host previews (another branch's keys): the end-to-end test runs with them; their
-    # values are not asserted one by one
-    "transport.tcp.preview_fps": SPLIT,
-    "transport.tcp.preview_max_width": SPLIT,
-    "transport.tcp.preview_jpeg_quality": SPLIT,
+    "transport.tcp.preview_fps": LINK_KEYS,
+    "transport.tcp.preview_max_width": LINK_KEYS,
+    "transport.tcp.preview_jpeg_quality": LINK_KEYS,
     "transport.tcp.preview_buffer_s": "tests/test_preview_link.py::"
     "test_outage_backlog_is_bounded_and_sent_oldest_first_after_reconnect",
     "dashboard.enabled": "tests/test_dashboard.py::test_dashboard_disabled_off_terminal_unless_forced",
@@ -146,17 +146,18 @@ TABLE: dict[str, str] = {
     "test_sigstopped_child_detected_by_heartbeat_and_replaced",
     "supervisor.heartbeat_startup_s": "tests/test_supervisor.py::"
     "test_sigstopped_child_detected_by_heartbeat_and_replaced",
-    "explain.phrases": "tests/test_explain.py::test_explanation_names_class_timing_and_phrases",
-    "explain.top_k": "tests/test_explain.py::test_phrase_bank_finds_the_phrase_an_embedding_points_at",
+    "explain.phrases": "tests/test_explain.py::test_phrase_bank_follows_the_explain_config",
+    "explain.top_k": "tests/test_explain.py::test_phrase_bank_follows_the_explain_config",
     "explain.narrate.url": NARRATE,
-    "explain.narrate.model": NARRATE,  # request shape; the value itself is not asserted
+    "explain.narrate.model": NARRATE_CFG,
     "explain.narrate.api_key": NARRATE,
     "explain.narrate.timeout_s": "tests/test_narrate.py::test_hanging_server_never_delays_or_loses_the_alert",
-    "explain.narrate.concurrency": NARRATE,  # not asserted on its own
+    "explain.narrate.concurrency": "tests/test_narrate.py::test_concurrency_bounds_requests_in_flight",
     "explain.narrate.max_per_hour": "tests/test_narrate.py::test_hourly_budget_skips_and_counts",
-    "explain.narrate.keyframes": NARRATE,
-    "explain.narrate.max_tokens": NARRATE,  # not asserted on its own
-    "explain.narrate.allow_private": NARRATE,
+    "explain.narrate.keyframes": NARRATE_CFG,
+    "explain.narrate.max_tokens": NARRATE_CFG,
+    "explain.narrate.allow_private": "tests/test_narrate.py::"
+    "test_private_narration_url_refused_when_not_allowed",
     "score_log.enabled": "tests/test_replay.py::test_score_log_can_be_switched_off",
     "score_log.keep_hours": "tests/test_replay.py::"
     "test_score_log_rotates_prunes_and_survives_torn_lines_and_bad_disks",

@@ -139,3 +139,28 @@ def test_reply_parsing_refuses_what_is_not_a_completion():
     for bad in (b"", b"[]", b'{"choices": []}', b'{"choices": [{"message": {"content": " "}}]}'):
         with pytest.raises(NarrationError):
             parse_reply(bad)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_concurrency_bounds_requests_in_flight(tmp_path, monkeypatch, concurrency):
+    from explain_support import score
+
+    monkeypatch.setenv("NARRATE_KEY", "")
+    with ChatServer("hang") as chat, Receiver([SECRET]) as rx:
+        pipe = pipeline(narrate_config(tmp_path, rx.url, chat.url, timeout_s=4,
+                                       concurrency=concurrency))  # fmt: skip
+        try:
+            t0 = time.time() - 20
+            for camera in ("door", "yard"):  # two events at once, each wants a narration
+                for i in range(30):
+                    hot = 5 <= i < 15
+                    probs = [0.1, 0.2, 0.6, 0.1] if hot else [0.9, 0.04, 0.03, 0.03]
+                    msg = score(i, t0, 0.95 if hot else 0.05, probs, camera=camera)
+                    pipe.on_message(msg.to_parts())
+            time.sleep(2.0)  # well inside timeout_s: only concurrent requests have arrived
+            in_flight = len(chat.requests)
+            drive(pipe, lambda: pipe.narrator.counters["narration_timeouts"] == 2, timeout=20)
+        finally:
+            pipe.shutdown()
+    assert in_flight == concurrency
+    assert len(chat.requests) == 2

@@ -97,3 +97,41 @@ def test_relay_passes_only_jpegs_of_sane_size():
     assert relay_preview(pub, msg, memoryview(b"\xff\xd8\xff\xe0 tiny jpeg"))
     pub.close()
     ctx.term()
+
+
+def test_link_preview_keys_set_rate_width_and_quality(tmp_path):
+    """transport.tcp.preview_* reach the capture side's link previews and change what is sent."""
+    from explain_support import write_config
+
+    from vadmon.config import load_config
+    from vadmon.settings import link_client
+
+    def previews(extra: str) -> LinkPreviews:
+        (tmp_path / "k").mkdir(exist_ok=True)
+        transport = (
+            "transport:\n  tcp: {connect: 'tcp://127.0.0.1:5999'" + extra + "}\n"
+            f"  curve: {{client_secret_file: {tmp_path}/k/c.key_secret, "
+            f"server_public_file: {tmp_path}/k/s.key}}\n"
+        )
+        cfg = load_config(write_config(tmp_path, transport))
+        return LinkPreviews("door", link_client(cfg).previews)
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    sizes = {}
+    for name, extra in {
+        "default": "",
+        "fast": ", preview_fps: 8",
+        "narrow": ", preview_max_width: 128",
+        "low": ", preview_jpeg_quality: 20",
+        "off": ", preview_fps: 0",
+    }.items():
+        link = previews(extra)
+        for i in range(400):  # 4 s of frames from a 100 fps camera
+            link.offer(frame, i, 1000.0 + i / 100, 1000.0 + i / 100)
+        sizes[name] = (len(link.backlog), link.backlog[0].msg.width if link.backlog else 0,
+                       len(link.backlog[0].jpeg) if link.backlog else 0)  # fmt: skip
+    assert sizes["default"][0] in (7, 8) and sizes["default"][1] == 320  # 2 fps, 320 px wide
+    assert sizes["fast"][0] in (31, 32) and sizes["narrow"][1] == 128  # 8 fps (±1 at the edge)
+    assert sizes["low"][2] < sizes["default"][2] / 2
+    assert sizes["off"] == (0, 0, 0)
