@@ -114,6 +114,19 @@ def text_features(
     return torch.stack(out)
 
 
+def config_of(model) -> dict:
+    """The spec's settings read from a package model's config (heads, layers, window, prompts)."""
+    c = model.config
+    return {
+        "heads": c.visual_head,
+        "layers": c.visual_layers,
+        "window": c.attn_window,
+        "class_names": c.class_names,
+        "prefix": c.prompt_prefix,
+        "postfix": c.prompt_postfix,
+    }
+
+
 @torch.no_grad()
 def forward(sd: dict, clip: torch.nn.Module, cfg: dict, visual: torch.Tensor, lengths: list[int]):
     v = adapter(sd, visual, lengths, cfg["heads"], cfg["layers"], cfg["window"])

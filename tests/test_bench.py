@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import cpu_flags, native_bf16
 
+from vadmon.model.precision import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHES = ["clip", "step", "scaling", "transport"]
 
@@ -159,6 +161,19 @@ def test_monitor_rows_report_capacity_and_latencies(tmp_path: Path) -> None:
         assert [row["unit"] for row in by_group[group]] == ["ms"]
     alert_groups = [g for g in by_group if g.startswith(("alert latency", "webhook latency"))]
     assert len(alert_groups) == 4  # p50/p95 of snippet end → webhook and score → webhook
+    # where the time goes: cores per process role and the parts of a score's latency
+    (cpu,) = [g for g in by_group if g.startswith("CPU breakdown")]
+    cores = {row["name"]: row for row in by_group[cpu]}
+    assert {"whole monitor", "capture (decode)", "inference (CLIP + step)"} <= set(cores)
+    assert cores["whole monitor"]["value"] > 0 and cores["whole monitor"]["ratio"] == 1.0
+    parts = sum(r["value"] or 0 for n, r in cores.items() if n != "whole monitor")
+    assert abs(parts - cores["whole monitor"]["value"]) < 1e-3
+    (per_core,) = by_group["cameras per core"]
+    assert per_core["value"] == round(1 / cores["whole monitor"]["value"], 3)
+    (lat,) = [g for g in by_group if g.startswith("latency breakdown")]
+    assert {r["name"] for r in by_group[lat]} == {
+        "CLIP encode", "VadCLIP step", "transport, wait, ring read", "snippet → score"
+    }  # fmt: skip
 
 
 def test_unknown_benchmark_is_one_line_error(subprocess_env: dict[str, str]) -> None:
@@ -170,3 +185,19 @@ def test_unknown_benchmark_is_one_line_error(subprocess_env: dict[str, str]) -> 
     assert "unknown benchmark 'nosuch'" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not Path("nosuch").exists()
+
+
+def test_markdown_table_names_the_command_and_the_cpu(tmp_path: Path, subprocess_env) -> None:
+    out = tmp_path / "perf.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vadmon", "bench", "step", "--quick", "--threads", "1",
+         "--markdown", str(out)],
+        cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    first = text.splitlines()[0]
+    assert first.startswith("`vadmon bench step --quick") and cpu_model() in first
+    rows = [line for line in text.splitlines() if line.startswith("| window=")]
+    assert any("| StreamingStep fp32 |" in r and "\\|Δp\\|" in r for r in rows), rows
+    assert all(line.count("|") - line.count("\\|") == 6 for line in rows)  # 5 cells each

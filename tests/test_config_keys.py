@@ -78,8 +78,11 @@ TABLE: dict[str, str] = {
     "model.extra_classes": "tests/test_scores.py::test_vadclip_open_vocabulary_extra_classes",
     "model.device": "tests/test_scores.py::"
     "test_zeroshot_from_a_local_weights_file_with_extra_classes",
-    "model.precision": "tests/test_scores.py::"
-    "test_zeroshot_from_a_local_weights_file_with_extra_classes",
+    "model.precision": "tests/test_precision.py::"
+    "test_build_scorer_resolves_auto_once_and_reports_it",
+    "model.lookahead": "tests/test_precision.py::"
+    "test_build_scorer_resolves_auto_once_and_reports_it",
+    "model.max_gap": "tests/test_precision.py::test_build_scorer_resolves_auto_once_and_reports_it",
     "model.window": "tests/test_config_keys.py::test_model_window_sizes_the_scorer",
     "model.snippet_frames": REACH,
     "model.frames_per_snippet": REACH,
@@ -426,7 +429,6 @@ def test_dashboard_refresh_hz_drives_the_live_view() -> None:
     import io
 
     from rich.console import Console
-
     from vadmon.dashboard.live import Dashboard
 
     cfg = MonitorConfig.model_validate({**BASE, "dashboard": {"enabled": True, "refresh_hz": 7}})

@@ -52,7 +52,11 @@ def test_zeroshot_from_a_local_weights_file_with_extra_classes(tmp_path):
 
 def test_vadclip_open_vocabulary_extra_classes(demo_checkpoint):
     cfg = ModelConfig(
-        mode="vadclip", checkpoint=demo_checkpoint, extra_classes=["smoke"], device="cpu"
+        mode="vadclip",
+        checkpoint=demo_checkpoint,
+        extra_classes=["smoke"],
+        device="cpu",
+        lookahead=0,  # causal: each score() returns the snippet just fed
     )
     scorer, encoder, runtime = build_scorer(cfg, cfg.device)
     assert scorer.class_names == ["normal", "explosion", "fighting", "smoke"]

@@ -58,15 +58,7 @@ def test_stream_score_is_the_spec_on_its_block_aligned_window(demo_checkpoint, v
     feats = recorded_embeddings(SnippetEncoder(model.clipmodel), vtest_path, snippets=40)
     window, block = 24, model.config.attn_window
     streaming = stream(model, feats, window)
-    c = model.config
-    rcfg = {
-        "heads": c.visual_head,
-        "layers": c.visual_layers,
-        "window": c.attn_window,
-        "class_names": c.class_names,
-        "prefix": c.prompt_prefix,
-        "postfix": c.prompt_postfix,
-    }
+    rcfg = spec.config_of(model)
     sd = model.state_dict()
     for i in (0, 5, 23, 24, 30, 39):
         start = max(0, -(-(i - window + 1) // block) * block)

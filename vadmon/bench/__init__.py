@@ -34,6 +34,12 @@ REGISTRY: dict[str, BenchSpec] = {
         BenchSpec("scaling", "vadmon.bench.scaling", "cost per snippet vs window and cameras"),
         BenchSpec("transport", "vadmon.bench.transport", "frame transport: ring vs ZeroMQ copy"),
         BenchSpec(
+            "lookahead",
+            "vadmon.bench.lookahead",
+            "streaming vs offline agreement and latency per model.lookahead (minutes)",
+            default=False,
+        ),
+        BenchSpec(
             "monitor",
             "vadmon.bench.monitor",
             "whole monitor: cameras sustained, alert latency (~10 min; not in the default set)",

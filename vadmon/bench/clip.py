@@ -27,7 +27,7 @@ from vadmon.bench.core import (
     setup_threads,
 )
 from vadmon.bench.inputs import natural_images
-from vadmon.model.clip_factory import best_cpu_precision, create_clip, image_spec
+from vadmon.model.clip_factory import create_clip, image_spec, resolve_precision
 
 BASELINE = "fp32"
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -118,11 +118,11 @@ def run(opts: BenchOptions) -> BenchResult:
                 rows.append(_row(name, batch, timing, base[batch], cosine(out, refs[batch])))
             del encode
     rows += _compiled(arch, batches, images, refs, base, threads, opts)
-    default = best_cpu_precision()
+    default = resolve_precision("auto", "cpu", arch)
     notes = [
         f"{arch}, random weights, inputs: {source}; ratio = variant snippets/s ÷ fp32 "
         "snippets/s at the same batch size",
-        f"best_cpu_precision() on this machine: {default}",
+        f"precision auto (measured probe, cached) on this machine: {default}",
     ]
     return BenchResult("clip", "CLIP image encode", "snippets/s", rows, notes)
 

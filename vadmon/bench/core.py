@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from vadmon.model.clip_factory import BF16_CPU_FLAGS, cpu_has_native_bf16
+from vadmon.model.precision import BF16_CPU_FLAGS, cpu_has_native_bf16, cpu_model
 
 SCHEMA = "vadmon-bench/1"
 
@@ -94,16 +94,6 @@ def setup_threads(threads: int) -> int:
     return torch.get_num_threads()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _cpu_flags() -> list[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -119,7 +109,7 @@ def environment(threads: int) -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cores": os.cpu_count() or 0,
         "threads": threads,
         "torch": torch.__version__,

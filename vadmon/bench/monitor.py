@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vadmon.bench.core import BenchOptions, BenchResult, Row
+from vadmon.bench.monitor_breakdown import cpu_rows, latency_rows
 from vadmon.bench.monitor_run import Plan, RunResult, run_monitor
 from vadmon.bench.monitor_setup import (
     FPS,
@@ -231,6 +232,18 @@ def alert_rows(runs: list[RunResult], model: str) -> list[Row]:
     return rows
 
 
+def breakdown_rows(steps: list[tuple[RunResult, StepStats]]) -> list[Row]:
+    """Where the time goes at the largest sustained count (else the smallest tried)."""
+    good = [(r, s) for r, s in steps if s.sustained] or steps[:1]
+    run, _ = max(good, key=lambda rs: rs[1].cameras)
+    group = f"breakdown at {_label(run.cameras)}"
+    window = [m for m in run.scores if run.t0 <= m.t_emitted <= run.t1]
+    period = max(run.t1 - run.t0, 1e-9)
+    return cpu_rows(*run.cpu, period, run.cameras, f"CPU {group}") + latency_rows(
+        window, run.cameras, f"latency {group}"
+    )
+
+
 # --- entry ------------------------------------------------------------------------------------
 
 
@@ -250,7 +263,7 @@ def run(opts: BenchOptions) -> BenchResult:
             return run_monitor(tmp, n, ckpt, window, video, p, model)
 
         steps = step_cameras(one, p)
-        rows = throughput_rows(steps, model)
+        rows = throughput_rows(steps, model) + breakdown_rows(steps)
         if opts.quick:
             alert_runs = [r for r, _ in steps]
         else:  # alerts need a model that fires: the tiny one, at 1 and at the sustained count

@@ -21,6 +21,7 @@ import zmq
 
 from vadmon.alerts.signing import generate_secret
 from vadmon.bench import procs
+from vadmon.bench.monitor_breakdown import cpu_by_role
 from vadmon.bench.monitor_setup import (
     SECRET_ENV,
     Delivery,
@@ -104,6 +105,7 @@ class RunResult:
     capture: dict[str, list[tuple[float, dict[str, float]]]]
     deliveries: list[Delivery]
     error: str = ""
+    cpu: tuple[dict[str, float], dict[str, float]] = ({}, {})  # per role, at t0 and t1
 
 
 def run_monitor(
@@ -151,12 +153,15 @@ def _observe(listener: Listener, proc, names: list[str], p: Plan, model: str) ->
     t0 = t1 = time.time()
     if not error:
         listener.pump(p.warm_s)
-        t0 = time.time()
+        t0, cpu0 = time.time(), cpu_by_role(proc.pid)
         listener.pump(p.period_s)
-        t1 = time.time()
+        t1, cpu1 = time.time(), cpu_by_role(proc.pid)
         if proc.poll() is not None:
             error = f"monitor exited with {proc.returncode} during the measurement"
-    return RunResult(len(names), model, t0, t1, listener.scores, listener.capture, [], error)
+    run = RunResult(len(names), model, t0, t1, listener.scores, listener.capture, [], error)
+    if not error:
+        run.cpu = (cpu0, cpu1)
+    return run
 
 
 def _stop(proc) -> None:

@@ -1,6 +1,6 @@
 """``scaling``: streaming-step cost per snippet vs window length and vs number of cameras.
 
-Uses the monitor's step (``StreamingStep`` in ``best_cpu_precision``). Cameras: B windows
+Uses the monitor's step (``StreamingStep`` in the adapter dtype ``precision: auto`` resolves to). Cameras: B windows
 batched into one forward vs B separate forwards; the per-snippet figure divides by B.
 """
 
@@ -41,7 +41,7 @@ def run(opts: BenchOptions) -> BenchResult:
     model = build_model(opts.quick)
     full, width = model.config.visual_length, model.config.visual_width
     lengths, cameras = settings(opts.quick, full)
-    dtype = step_dtype()
+    dtype = step_dtype(model)
     step = StreamingStep(model, dtype=dtype)
     rows: list[Row] = []
     timings = {}
@@ -54,7 +54,7 @@ def run(opts: BenchOptions) -> BenchResult:
                          baseline=base_name, window=n))  # fmt: skip
     rows += _cameras(step, cameras, full, width, opts)
     notes = [
-        f"StreamingStep {_name(dtype)} (best_cpu_precision), CLIP embeddings precomputed",
+        f"StreamingStep {_name(dtype)} (precision auto), CLIP embeddings precomputed",
         "window: ratio = ms/snippet at the full window ÷ ms/snippet at this window",
         "cameras: ratio = ms/snippet of 1 camera ÷ ms/snippet here (>1: cheaper per camera)",
     ]

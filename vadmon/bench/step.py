@@ -15,8 +15,9 @@ from functools import partial
 import torch
 
 from vadmon.bench.core import BenchOptions, BenchResult, Row, Timing, measure, setup_threads
-from vadmon.model.clip_factory import best_cpu_precision
+from vadmon.model.clip_factory import resolve_precision
 from vadmon.model.config import VadClipConfig, load_preset
+from vadmon.model.precision import adapter_dtype
 from vadmon.model.stream import StreamingStep
 from vadmon.model.vadclip import VadCLIP, VadClipOutput, probabilities
 
@@ -43,8 +44,10 @@ def feature_window(batch: int, length: int, width: int, seed: int = 0) -> torch.
     return walk + torch.randn(batch, 1, width, generator=gen)
 
 
-def step_dtype() -> torch.dtype:
-    return torch.bfloat16 if best_cpu_precision() == "bf16" else torch.float32
+def step_dtype(model: VadCLIP) -> torch.dtype:
+    """The adapter dtype ``precision: auto`` resolves to on this machine (measured probe)."""
+    cfg = model.config
+    return adapter_dtype(resolve_precision("auto", "cpu", cfg.clip_arch, cfg.clip_model_cfg))
 
 
 def deviation(out: VadClipOutput, ref: VadClipOutput) -> dict[str, float]:
@@ -102,6 +105,8 @@ def run(opts: BenchOptions) -> BenchResult:
         f"CLIP {cfg.clip_arch}, random weights; ratio = baseline ms ÷ variant ms",
         "accuracy: max |Δ probability| against the fp32 forward with cached text features",
         "smaller windows shorten the temporal context the global graph sees (not exact)",
+        "precision int8 quantises only the CLIP image tower (see clip: int8_dynamic); its "
+        "adapter step is the fp32 row",
     ]
     return BenchResult("step", "streaming step (one new snippet)", "ms/step", rows, notes)
 
@@ -111,7 +116,7 @@ def _smaller_windows(
 ) -> list[Row]:
     """Named by window, not by the precision ``auto`` resolved to: the full-window rows are
     already called "StreamingStep fp32"/"bf16", and a name must mean the same row on every CPU."""
-    dtype = step_dtype()
+    dtype = step_dtype(model)
     step = StreamingStep(model, dtype=dtype, text_features=text)
     full = model.config.visual_length
     rows = []

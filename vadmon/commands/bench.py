@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from vadmon.errors import VadmonError
@@ -18,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for CI)")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    p.add_argument(
+        "--markdown",
+        type=Path,
+        help="also write README-ready tables (with the CPU model and this command) here",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls before measuring")
     p.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
@@ -46,8 +52,9 @@ def handle(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from vadmon import bench
+    from vadmon.atomic import atomic_write_text
     from vadmon.bench.core import BenchOptions, environment, setup_threads
-    from vadmon.bench.report import document, print_results, write_json
+    from vadmon.bench.report import document, markdown, print_results, write_json
 
     if args.threads < 0 or args.warmup < 0 or args.repeats < 1:
         raise VadmonError(
@@ -75,4 +82,8 @@ def handle(args: argparse.Namespace) -> int:
         settings = {**vars(opts), "names": selected}
         write_json(document(results, env, settings), args.json)
         console.print(f"[dim]results written to {args.json}[/]")
+    if args.markdown:
+        command = "vadmon bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else selected)
+        atomic_write_text(args.markdown, markdown(results, env, command) + "\n")
+        console.print(f"[dim]markdown written to {args.markdown}[/]")
     return 0

@@ -17,6 +17,7 @@ import torch
 from vadmon.capture.snippet import SnippetAssembler, SnippetSettings
 from vadmon.errors import VadmonError
 from vadmon.inference.phrases import PhraseBank
+from vadmon.inference.scores import Entry, Scored, score_message
 from vadmon.runtime.messages import ScoreMessage
 
 
@@ -57,23 +58,17 @@ def score_video(
         if msg is None:
             continue
         emb = encoder.encode([[kept[s] for s in msg.seqs]])
-        with torch.inference_mode():
-            res = scorer.score([camera], emb)[0]
         match = phrases.match(emb)[0] if phrases else []
-        out.append(
-            ScoreMessage(
-                camera=camera,
-                snippet_index=msg.snippet_index,
-                t_start=msg.t_start,
-                t_end=msg.t_end,
-                score=res.score,
-                fine=res.fine,
-                class_names=list(scorer.class_names),
-                class_probs=res.class_probs,
-                mode=scorer.mode,
-                t_emitted=msg.t_end,
-                phrases=[p for p, _ in match],
-                phrase_probs=[s for _, s in match],
-            )
-        )
+        entry = Entry(camera, msg.snippet_index, emb[0], (msg, match), msg.t_start, msg.t_end)
+        with torch.inference_mode():
+            out += [_message(scorer, s) for s in scorer.feed([entry])]
+    out += [_message(scorer, s) for s in scorer.flush(camera)]  # the lookahead never came
     return out
+
+
+def _message(scorer, scored: Scored) -> ScoreMessage:
+    """A scored snippet as inference publishes it (with ``model.lookahead``, possibly later),
+    stamped with the file's clock."""
+    msg, match = scored.tag
+    timings = {"lookahead": float(scored.lookahead)}
+    return score_message(msg, scored.score, scorer, timings, msg.t_end, match)

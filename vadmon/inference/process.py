@@ -2,9 +2,11 @@
 
 One loop, top to bottom: gather ready snippets (PULL, connected to every camera) → drop stale
 ones and keep only the newest few per camera (a process that was stopped or slow catches up on
-*new* frames, never a backlog) → copy the sampled frames out of the shared-memory rings (a slot
-overwritten meanwhile is a counted skip) → one CLIP forward → per-camera sliding-window VadCLIP
-(or zero-shot) → ``ScoreMessage`` on PUB → heartbeat to the supervisor.
+*new* frames, never a backlog) → over capacity, fill the batch round-robin across cameras,
+starting after the camera served last → copy the sampled frames out of the shared-memory rings
+→ one CLIP forward → per-camera sliding-window VadCLIP (or zero-shot) → ``ScoreMessage`` on
+PUB → heartbeat to the supervisor. Every snippet not scored is counted per camera and per
+reason (``DROP_REASONS``) and shown in the heartbeat.
 
 Run through ``python -m vadmon.inference --config configs/x.yaml`` (``__main__.py``).
 """
@@ -24,10 +26,16 @@ import zmq
 
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
-from vadmon.inference.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
+from vadmon.inference.scores import (
+    Entry,
+    SnippetScore,
+    VadClipStreamScorer,
+    ZeroShotScorer,
+    score_message,
+)
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
-from vadmon.runtime.messages import PreviewFrame, ScoreMessage, SnippetMessage
+from vadmon.runtime.messages import PreviewFrame, SnippetMessage
 from vadmon.runtime.ring import RingReader
 from vadmon.runtime.status_schema import (
     INFERENCE_LATENCY_BUCKETS,
@@ -48,13 +56,16 @@ from vadmon.runtime.transport import (
 log = logging.getLogger("vadmon.inference.process")
 
 Received = tuple[SnippetMessage, bytes | None]
+# stale: older than max_age_s; backlog: beyond per_camera_max newest; capacity: the batch was
+# full (round-robin); frames: ring slot overwritten or unreadable
+DROP_REASONS = ("stale", "backlog", "capacity", "frames")
 DEFAULT_CLASSES = ["normal", "fighting", "shooting", "riot", "abuse", "car accident", "explosion"]
 
 
 @dataclass
 class CameraStats:
     snippets: int = 0
-    skipped: int = 0
+    drops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
     score: float = 0.0
     label: str = ""
     label_prob: float = 0.0
@@ -64,8 +75,13 @@ class CameraStats:
     rate: RateMeter = field(default_factory=lambda: RateMeter(window_s=10.0))
     # every score, newest last: the heartbeat carries them all, not one sample per beat
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_SCORES))
+    last_arrival: float = 0.0  # monotonic time the latest snippet reached the scorer
     previews_relayed: int = 0
     previews_refused: int = 0
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.drops.values())
 
 
 @dataclass(frozen=True)
@@ -88,30 +104,39 @@ def inference_threads(configured: int | None) -> int:
 
 
 def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
-    """Model section of the config → (scorer, encoder, precision) ready to run."""
-    from vadmon.model import checkpoint
-    from vadmon.model.clip_factory import best_precision, resolve_device
+    """Model section of the config → (scorer, encoder, "device/precision") ready to run.
 
-    device = str(resolve_device(device))
-    precision = model_cfg.precision
-    if precision == "auto":
-        precision = best_precision(device)
+    The precision is resolved once here (``resolve_precision``: a cached, measured probe for
+    ``auto``) and the concrete value is passed to every part.
+    """
+    from vadmon.model import checkpoint
+    from vadmon.model.clip_factory import create_clip, resolve_device, resolve_precision
+    from vadmon.model.precision import adapter_dtype
+
+    dev = resolve_device(device)
     if model_cfg.mode == "vadclip":
         ckpt = checkpoint.load(model_cfg.checkpoint)
-        names = list(model_cfg.class_names or ckpt.config.class_names)
+        cfg = ckpt.config
+        precision = resolve_precision(model_cfg.precision, dev, cfg.clip_arch, cfg.clip_model_cfg)
+        names = list(model_cfg.class_names or cfg.class_names)
         names += [c for c in model_cfg.extra_classes if c not in names]
-        model = ckpt.build(device, precision)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-        scorer = VadClipStreamScorer(model, names, model_cfg.window, dtype=dtype)
-        return scorer, SnippetEncoder(model.clipmodel), f"{device}/{precision}"
-    from vadmon.model.clip_factory import create_clip
-
+        model = ckpt.build(str(dev), precision)
+        scorer = VadClipStreamScorer(
+            model,
+            names,
+            model_cfg.window,
+            dtype=adapter_dtype(precision),
+            lookahead=model_cfg.lookahead,
+            max_gap=model_cfg.max_gap,
+        )
+        return scorer, SnippetEncoder(model.clipmodel), f"{dev}/{precision}"
+    precision = resolve_precision(model_cfg.precision, dev, model_cfg.clip_arch)
     clip = create_clip(
-        model_cfg.clip_arch, model_cfg.clip_pretrained, device=device, precision=precision
+        model_cfg.clip_arch, model_cfg.clip_pretrained, device=str(dev), precision=precision
     )
     names = list(model_cfg.class_names or DEFAULT_CLASSES)
     names += [c for c in model_cfg.extra_classes if c not in names]
-    return ZeroShotScorer(clip, names), SnippetEncoder(clip), f"{device}/{precision}"
+    return ZeroShotScorer(clip, names), SnippetEncoder(clip), f"{dev}/{precision}"
 
 
 class InferenceLoop:
@@ -143,6 +168,7 @@ class InferenceLoop:
         self.readers: dict[str, RingReader] = {}
         self.heartbeat = HeartbeatSender.from_env(ctx)
         self._last_beat = 0.0
+        self._rr_last = ""  # camera served last by round_robin
         self.batches = 0
         self.latency = Histogram(INFERENCE_LATENCY_BUCKETS)  # every published score
 
@@ -165,6 +191,9 @@ class InferenceLoop:
                 self.relay(m, p)
         return [(m, p) for m, p in got if isinstance(m, SnippetMessage)]
 
+    def drop(self, camera: str, reason: str, count: int = 1) -> None:
+        self.cameras[camera].drops[reason] += count
+
     def relay(self, msg: PreviewFrame, payload: bytes | None) -> None:
         """Previews over a tcp link go on to alerts; only for cameras that send snippets."""
         if self.settings.link is None or msg.camera not in self.cameras:
@@ -181,17 +210,35 @@ class InferenceLoop:
         by_cam: dict[str, list[Received]] = defaultdict(list)
         for m, payload in msgs:
             if now - m.t_end > self.settings.max_age_s:
-                self.cameras[m.camera].skipped += 1
+                self.drop(m.camera, "stale")
             else:
                 by_cam[m.camera].append((m, payload))
-        keep: list[Received] = []
+        queues: dict[str, list[Received]] = {}
         for cam, items in by_cam.items():
             items.sort(key=lambda item: item[0].snippet_index)
             cut = len(items) - self.settings.per_camera_max
             if cut > 0:
-                self.cameras[cam].skipped += cut
-            keep.extend(items[max(0, cut) :])
-        return keep[: self.settings.batch_max]
+                self.drop(cam, "backlog", cut)
+            queues[cam] = items[max(0, cut) :]
+        return self.round_robin(queues)
+
+    def round_robin(self, queues: dict[str, list[Received]]) -> list[Received]:
+        """At most ``batch_max``: one snippet per camera per round (newest first), the rounds
+        starting after the camera served last, so no camera is favoured by arrival order or
+        name; the rest is counted as a capacity drop. Returned in snippet order per camera."""
+        order = sorted(queues)
+        start = next((i for i, cam in enumerate(order) if cam > self._rr_last), 0)
+        order = order[start:] + order[:start]
+        keep: list[Received] = []
+        while len(keep) < self.settings.batch_max and any(queues[c] for c in order):
+            for cam in order:
+                if queues[cam] and len(keep) < self.settings.batch_max:
+                    keep.append(queues[cam].pop())
+                    self._rr_last = cam
+        for cam, left in queues.items():
+            if left:
+                self.drop(cam, "capacity", len(left))
+        return sorted(keep, key=lambda item: item[0].snippet_index)
 
     def read_frames(self, msg: SnippetMessage, payload: bytes | None) -> list[np.ndarray] | None:
         if payload is not None:
@@ -223,12 +270,23 @@ class InferenceLoop:
         for m, payload in msgs:
             frames = self.read_frames(m, payload)
             if frames is None:
-                self.cameras[m.camera].skipped += 1
+                self.drop(m.camera, "frames")
             else:
                 ready.append((m, frames))
         if ready:
             self.process(ready, t0)
+        self.flush_quiet()
         self.beat()
+
+    def flush_quiet(self) -> None:
+        """A camera that stopped sending (stream ended, outage) still gets the scores its last
+        snippets were waiting for, with the lookahead that did arrive, after ``max_age_s``."""
+        now = time.monotonic()
+        for cam in self.scorer.waiting():
+            if now - self.cameras[cam].last_arrival > self.settings.max_age_s:
+                for res in self.scorer.flush(cam):
+                    m, match = res.tag
+                    self.publish(m, res.score, {"lookahead": float(res.lookahead)}, match)
 
     def process(self, ready: list[tuple[SnippetMessage, list[np.ndarray]]], t0: float) -> None:
         t_read = time.time()
@@ -244,22 +302,21 @@ class InferenceLoop:
                 seen.add(m.camera)
             pending = later
             for m, _ in now_round:
-                stats = self.cameras[m.camera]
-                if m.snippet_index <= stats.last_index:  # capture restarted: new stream
-                    self.scorer.reset(m.camera)
-                stats.last_index = m.snippet_index
-            cams = [m.camera for m, _ in now_round]
+                self.cameras[m.camera].last_index = m.snippet_index
+                self.cameras[m.camera].last_arrival = time.monotonic()
             batch = torch.stack([e for _, e in now_round])
-            results = self.scorer.score(cams, batch)
             matches = self.phrases.match(batch) if self.phrases else [[] for _ in now_round]
+            # the phrases ride with the snippet: with lookahead its score is published later
+            entries = [
+                Entry(m.camera, m.snippet_index, e, (m, match), m.t_start, m.t_end)
+                for (m, e), match in zip(now_round, matches, strict=True)
+            ]
+            results = self.scorer.feed(entries)
             t_adapt = time.time()
-            for (m, _), res, match in zip(now_round, results, matches, strict=True):
-                self.publish(
-                    m,
-                    res,
-                    {"read": t_read - t0, "encode": t_enc - t_read, "adapter": t_adapt - t_enc},
-                    match,
-                )
+            timings = {"read": t_read - t0, "encode": t_enc - t_read, "adapter": t_adapt - t_enc}
+            for res in results:
+                m, match = res.tag
+                self.publish(m, res.score, dict(timings, lookahead=float(res.lookahead)), match)
         self.batches += 1
 
     def publish(
@@ -271,21 +328,7 @@ class InferenceLoop:
     ) -> None:
         now = time.time()
         timings = dict(timings, latency=now - m.t_end)
-        msg = ScoreMessage(
-            camera=m.camera,
-            snippet_index=m.snippet_index,
-            t_start=m.t_start,
-            t_end=m.t_end,
-            score=res.score,
-            fine=res.fine,
-            class_names=self.scorer.class_names,
-            class_probs=res.class_probs,
-            timings=timings,
-            mode=self.scorer.mode,
-            t_emitted=now,
-            phrases=[p for p, _ in phrases],
-            phrase_probs=[s for _, s in phrases],
-        )
+        msg = score_message(m, res, self.scorer, timings, now, phrases)
         send_message(self.pub, msg)
         st = self.cameras[m.camera]
         st.snippets += 1
@@ -314,6 +357,8 @@ class InferenceLoop:
                 "label_prob": s.label_prob,
                 "fps": s.rate.rate(),
                 "skipped_total": s.skipped,
+                "drops": dict(s.drops),
+                **{f"gap_{k}": v for k, v in self.scorer.gap_counters(name).items()},
                 "snippets_total": s.snippets,
                 "latency_ms": s.latency_ms,
                 "last_ts": s.last_ts,

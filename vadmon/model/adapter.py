@@ -101,23 +101,40 @@ class GraphConvolution(nn.Module):
 
 
 class DistanceAdj(nn.Module):
-    """``exp(-|i-j| / e)``; the checkpoint's ``sigma`` is kept for key compatibility, unused."""
+    """``exp(-|i-j| / e)``; the checkpoint's ``sigma`` is kept for key compatibility, unused.
+
+    The matrix depends only on the length, so it is built once per length, device and dtype
+    (a live window asks for the same few lengths on every snippet).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.sigma = nn.Parameter(torch.full((1,), 0.1))
+        self._cache: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
 
-    def forward(self, length: int, device: torch.device) -> torch.Tensor:
-        pos = torch.arange(length, device=device, dtype=torch.float32)
-        dist = (pos[:, None] - pos[None, :]).abs()
-        return torch.exp(-dist / math.e)
+    def forward(
+        self, length: int, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        key = (length, str(device), dtype)
+        if key not in self._cache:
+            pos = torch.arange(length, device=device, dtype=torch.float32)
+            dist = (pos[:, None] - pos[None, :]).abs()
+            self._cache[key] = torch.exp(-dist / math.e).to(dtype)
+        return self._cache[key]
 
 
-def similarity_adjacency(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Thresholded cosine similarity, row-softmaxed on each item's valid block only."""
-    sim = x @ x.transpose(1, 2)
-    norm = x.norm(p=2, dim=2, keepdim=True)
+def similarity_adjacency(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Thresholded cosine similarity, row-softmaxed on each item's valid block only.
+
+    ``lengths=None`` means every row is valid (a live window): one batched softmax instead of
+    a per-item loop. Computed in fp32 whatever ``x``'s dtype, returned in that dtype.
+    """
+    xf = x.float()
+    sim = xf @ xf.transpose(1, 2)
+    norm = xf.norm(p=2, dim=2, keepdim=True)
     sim = sim / (norm @ norm.transpose(1, 2) + 1e-20)
+    if lengths is None:
+        return torch.softmax(F.threshold(sim, 0.7, 0.0), dim=2).to(x.dtype)
     out = torch.zeros_like(sim)
     for i, n in enumerate(lengths.tolist()):
         n = int(n)
@@ -125,7 +142,7 @@ def similarity_adjacency(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor
             continue
         block = F.threshold(sim[i, :n, :n], 0.7, 0.0)
         out[i, :n, :n] = torch.softmax(block, dim=1)
-    return out
+    return out.to(x.dtype)
 
 
 class LGTAdapter(nn.Module):
@@ -152,13 +169,18 @@ class LGTAdapter(nn.Module):
         self.register_buffer("attn_mask", window_mask(length, attn_window), persistent=False)
         nn.init.normal_(self.frame_position_embeddings.weight, std=0.01)
 
-    def encode_video(self, visual: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``[B, L, D]`` snippet features (zero-padded to L) → adapted visual features."""
+    def encode_video(self, visual: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """``[B, L, D]`` snippet features (zero-padded to L) → adapted visual features.
+
+        ``lengths=None``: every row valid (no padding). Runs in the dtype of the adapter's
+        weights (fp32 for training and offline; a bf16 copy for the live step).
+        """
         b, n, _ = visual.shape
-        x = visual.float() + self.frame_position_embeddings.weight[:n].unsqueeze(0)
-        x = self.temporal(x, self.attn_mask[:n, :n])
+        dtype = self.frame_position_embeddings.weight.dtype
+        x = visual.to(dtype) + self.frame_position_embeddings.weight[:n].unsqueeze(0)
+        x = self.temporal(x, self.attn_mask[:n, :n].to(dtype))
         adj = similarity_adjacency(x, lengths)
-        dis = self.disAdj(n, x.device).unsqueeze(0).expand(b, n, n)
+        dis = self.disAdj(n, x.device, dtype).unsqueeze(0).expand(b, n, n)
         x1 = self.gelu(self.gc2(self.gelu(self.gc1(x, adj)), adj))
         x2 = self.gelu(self.gc4(self.gelu(self.gc3(x, dis)), dis))
         return self.linear(torch.cat((x1, x2), dim=2))

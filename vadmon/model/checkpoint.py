@@ -20,6 +20,7 @@ from vadmon.model.clip_factory import (
     clip_config_from_openai_state_dict,
     create_clip,
     resolve_device,
+    resolve_precision,
     set_image_precision,
 )
 from vadmon.model.config import VadClipConfig
@@ -64,7 +65,10 @@ class Checkpoint:
         clip = create_clip(self.config.clip_arch, None, model_cfg=self.config.clip_model_cfg)
         model = VadCLIP(self.config, clip)
         _load_strict(model, self.state_dict, "checkpoint")
-        model = model.to(resolve_device(device)).eval()
+        dev = resolve_device(device)
+        model = model.to(dev).eval()
+        cfg = self.config
+        precision = resolve_precision(precision, dev, cfg.clip_arch, cfg.clip_model_cfg)
         set_image_precision(model.clipmodel, precision)
         return model
 

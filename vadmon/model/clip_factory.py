@@ -10,6 +10,8 @@ as ViT-B-16.
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
 import socket
@@ -23,10 +25,9 @@ import open_clip
 import torch
 
 from vadmon.errors import VadmonError
+from vadmon.model import precision as _precision
 
 MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -100,11 +101,9 @@ def create_clip(
     for tests, benchmarks and the demo, or when weights are loaded afterwards from a
     checkpoint). ``model_cfg`` builds from an explicit config dict instead of a named arch.
     """
-    if precision not in PRECISIONS:
-        raise VadmonError(f"unknown precision {precision!r}", fix=f"use one of {PRECISIONS}")
+    _precision.check(precision)
     dev = resolve_device(device)
-    if precision == "auto":
-        precision = best_precision(dev)
+    precision = resolve_precision(precision, dev, arch, model_cfg)
     # Random init (no weights) is seeded and leaves the caller's RNG untouched, so a random
     # tower used for extraction is the same one a later training run rebuilds.
     with torch.random.fork_rng(devices=[]):
@@ -201,52 +200,51 @@ def _is_tag(arch: str, tag: str) -> bool:
     return tag in open_clip.list_pretrained_tags_by_model(arch)
 
 
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """True when the CPU multiplies bf16 in hardware (AVX-512-BF16 or AMX).
-
-    Only these make bf16 weights faster: oneDNN also "supports" bf16 on plain AVX-512 by
-    converting, which is slower than fp32. ``torch.backends.cpu.get_cpu_capability()`` reports
-    only ``AVX512``, so the kernel's flags are the reliable source.
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return any(flag in flags for flag in BF16_CPU_FLAGS)
-    return False
+def resolve_precision(
+    requested: str,
+    device: torch.device | str,
+    arch: str = "ViT-B-16",
+    model_cfg: dict[str, Any] | None = None,
+) -> str:
+    """The one entry point for a concrete precision (see ``vadmon.model.precision``): ``auto``
+    on CPU is decided by a cached probe of this architecture on this machine."""
+    key = arch if model_cfg is None else f"{arch}:{_cfg_digest(model_cfg)}"
+    return _precision.resolve(
+        requested, torch.device(device), key, lambda: probe_tower(arch, model_cfg)
+    )
 
 
-def best_cpu_precision() -> str:
-    """Fastest CPU image-tower precision that keeps embeddings at cosine ≥ 0.999 to fp32.
+def _cfg_digest(model_cfg: dict[str, Any]) -> str:
+    import hashlib
 
-    bf16 weights on CPUs with native bf16 (measured ~4× fp32 for ViT-B-16 by ``vadmon bench
-    clip``); fp32 elsewhere. bf16 *autocast* is never chosen: it casts per op and is slower
-    than fp32 on CPU.
-    """
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    return hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def best_precision(device: torch.device | str) -> str:
-    """``best_cpu_precision`` on CPU; bf16 on GPUs that have it, else fp16."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return best_cpu_precision() if dev.type == "cpu" else "fp32"
+def probe_tower(arch: str, model_cfg: dict[str, Any] | None = None) -> tuple[torch.nn.Module, int]:
+    """The architecture's image tower cut to two transformer layers, random weights: the
+    per-layer cost decides the precision, and the probe stays a few seconds even for ViT-L."""
+    if model_cfg is None:
+        _check_arch(arch)
+        model_cfg = open_clip.get_model_config(arch)
+    cfg = copy.deepcopy(model_cfg)
+    vision = cfg["vision_cfg"]
+    if isinstance(vision.get("layers"), int):
+        vision["layers"] = min(vision["layers"], 2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        visual = open_clip.model._build_vision_tower(
+            cfg["embed_dim"], vision, quick_gelu=cfg.get("quick_gelu", False)
+        ).eval()
+    size = visual.image_size
+    return visual, int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
 def set_image_precision(model: torch.nn.Module, precision: str) -> None:
-    """Store the image tower's weights in bf16/fp16 (faster on AVX-512-BF16 CPUs and GPUs).
+    """Put the image tower in a resolved precision (``vadmon.model.precision.apply_to_tower``).
 
-    Weights, not autocast: on CPUs with native bf16 matmuls, bf16 weights run ~4× faster than
-    fp32 while autocast pays a cast per op. The text tower stays fp32 (it runs once per
-    class list).
+    Weights, not autocast: autocast pays a cast per op and is slower than fp32 on CPU.
     """
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    model.visual.to(dtype)
+    _precision.apply_to_tower(model, precision)
 
 
 def image_dtype(model: torch.nn.Module) -> torch.dtype:

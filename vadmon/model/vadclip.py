@@ -88,28 +88,34 @@ class VadCLIP(LGTAdapter):
     def fine_logits(
         self, v: torch.Tensor, logits1: torch.Tensor, text_features: torch.Tensor
     ) -> torch.Tensor:
-        """Align snippets with class prompts shifted by the anomaly-focused visual prompt."""
-        a = logits1.transpose(1, 2) @ v  # [B, 1, D], raw logits as attention
+        """Align snippets with class prompts shifted by the anomaly-focused visual prompt.
+
+        The normalisations and the prompt sum run in fp32 whatever ``v``'s dtype; only
+        ``mlp1`` runs in the adapter's dtype (a no-op for the fp32 model).
+        """
+        a = (logits1.transpose(1, 2) @ v).float()  # [B, 1, D], raw logits as attention
         a = a / a.norm(dim=-1, keepdim=True)
-        t = text_features.unsqueeze(0) + a  # [B, C, D]
-        t = t + self.mlp1(t)
-        v_n = v / v.norm(dim=-1, keepdim=True)
+        t = text_features.float().unsqueeze(0) + a  # [B, C, D]
+        t = t + self.mlp1(t.to(v.dtype)).float()
+        vf = v.float()
+        v_n = vf / vf.norm(dim=-1, keepdim=True)
         t_n = t / t.norm(dim=-1, keepdim=True)
         return v_n @ t_n.transpose(1, 2) / 0.07
 
     def forward(
         self,
         visual: torch.Tensor,
-        lengths: torch.Tensor,
+        lengths: torch.Tensor | None,
         text_features: torch.Tensor | None = None,
         class_names: list[str] | None = None,
     ) -> VadClipOutput:
+        """``lengths=None``: every row of ``visual`` is a real snippet (a live window)."""
         if text_features is None:
             text_features = self.encode_prompts(class_names or self.config.class_names)
         v = self.encode_video(visual, lengths)
         logits1 = self.coarse_logits(v)
-        logits2 = self.fine_logits(v, logits1, text_features.to(v.dtype))
-        return VadClipOutput(text_features, logits1, logits2)
+        logits2 = self.fine_logits(v, logits1, text_features.to(v.device))
+        return VadClipOutput(text_features, logits1.float(), logits2)
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the trained weights (no CLIP): what training checkpoints need."""

@@ -130,7 +130,13 @@ class InferenceCamera(_Body):
     label: Short | None = None  # the top class, may be the normal one
     label_prob: Score | None = None
     fps: Total | None = None  # snippets scored per second
-    skipped_total: Total | None = None  # snippets skipped (latest wins)
+    skipped_total: Total | None = None  # snippets not scored since start (sum of ``drops``)
+    drops: dict[Short, Total] = Field(default_factory=dict, max_length=8)  # stale, backlog,
+    # capacity (round-robin), frames
+    gap_filled: Total | None = None  # missing snippets filled by holding the last embedding
+    gap_restarts: Total | None = None  # windows restarted by a long gap, outage or restart
+    previews_relayed: Total | None = None  # split host: previews passed on to alerts
+    previews_refused: Total | None = None
     snippets_total: Total | None = None  # snippets scored
     latency_ms: Total | None = None  # latest snippet end → score published
     last_ts: Num | None = None
@@ -139,7 +145,7 @@ class InferenceCamera(_Body):
 
 class InferenceInfo(_Body):
     device: Annotated[str, StringConstraints(max_length=20)] | None = None
-    precision: Annotated[str, StringConstraints(max_length=12)] | None = None
+    precision: Annotated[str, StringConstraints(max_length=12)] | None = None  # what auto chose
     mode: Annotated[str, StringConstraints(max_length=12)] | None = None
     cameras: dict[Name, InferenceCamera] = Field(default_factory=dict, max_length=MAX_CAMERAS)
     latency: HistogramBody | None = None  # every scored snippet, all cameras
