@@ -12,6 +12,7 @@ the path from a webhook never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,8 @@ import numpy as np
 from vadmon.alerts.event import Event
 from vadmon.atomic import atomic_path, atomic_write_bytes
 from vadmon.runtime.messages import PreviewFrame
+
+log = logging.getLogger("vadmon.alerts.clip_writer")
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,23 @@ def encode_mp4(frames: list[Frame], path: Path, default_fps: float = 10.0) -> st
                     writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
             finally:
                 writer.release()
-    except OSError:
+            check_clip(tmp, len(images))  # before the rename: a broken clip never appears
+    except OSError as exc:
+        log.warning("clip %s not written: %s", path, exc)
         return None
     return str(path)
+
+
+def check_clip(path: Path, frames: int) -> None:
+    """OpenCV's writer reports no write errors (a full disk gives a truncated file without its
+    index): read the file back and raise ``OSError`` unless every frame is there."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    if found != frames:
+        raise OSError(f"clip is unreadable or short ({found} of {frames} frames; disk full?)")
 
 
 class ClipWriter:
@@ -94,7 +111,13 @@ class ClipWriter:
         self.rings: dict[str, deque[Frame]] = {}
         self.recordings: dict[str, _Recording] = {}
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vadmon-clip")
-        self.counters = {"frames": 0, "snapshots": 0, "clips": 0, "clip_errors": 0}
+        self.counters = {
+            "frames": 0,
+            "snapshots": 0,
+            "snapshot_errors": 0,
+            "clips": 0,
+            "clip_errors": 0,
+        }
 
     def _dir(self, camera: str) -> Path:
         return Path(self.s.out_dir) / safe_name(camera)
@@ -124,7 +147,12 @@ class ClipWriter:
         target = event.peak_ts or event.start_ts
         best = min(ring, key=lambda f: abs(f.ts - target))
         path = self._dir(event.camera) / f"{safe_name(event.id)}.jpg"
-        atomic_write_bytes(path, best.jpeg)
+        try:
+            atomic_write_bytes(path, best.jpeg)
+        except OSError as exc:  # full or read-only disk: the event goes out without it
+            self.counters["snapshot_errors"] += 1
+            log.warning("snapshot %s not written: %s", path, exc.strerror or exc)
+            return None
         self.counters["snapshots"] += 1
         return str(path)
 

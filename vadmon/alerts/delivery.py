@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import logging
 import random
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -36,12 +38,19 @@ from vadmon.alerts.signing import decode_secret, sign
 from vadmon.errors import VadmonError
 from vadmon.redact import redact_url
 
+log = logging.getLogger("vadmon.alerts.delivery")
 METRIC = "vadmon_webhook_deliveries_total"
 MAX_PAYLOAD_BYTES = 20_000
 
 
 class UrlRefused(VadmonError):
     """A webhook URL that is malformed or resolves to a non-public address (SSRF guard)."""
+
+
+class LookupFailed(Exception):
+    """The webhook host did not resolve *now*: DNS is down or slow. Transient, so the message
+    is retried with backoff like a refused connection, never dead-lettered on the spot and
+    never a reason to stop at start-up."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,7 @@ def _split(url: str) -> tuple[str, int]:
 
 def _check_addresses(url: str, addrs: list[str], allow_private: bool) -> None:
     if not addrs:
-        raise UrlRefused(f"webhook host of {redact_url(url)!r} does not resolve")
+        raise LookupFailed(f"webhook host of {redact_url(url)!r} resolved to no address")
     if allow_private:
         return
     bad = sorted({a for a in addrs if not _public(a)})
@@ -116,12 +125,13 @@ def _check_addresses(url: str, addrs: list[str], allow_private: bool) -> None:
 
 
 def check_url(url: str, allow_private: bool = False) -> None:
-    """Refuse loopback/link-local/private targets unless allowed (call at config time)."""
+    """Refuse loopback/link-local/private targets unless allowed (call at config time).
+    ``LookupFailed`` when the host does not resolve right now (not a config error)."""
     host, port = _split(url)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UrlRefused(f"cannot resolve webhook host {host!r}: {exc}") from None
+        raise LookupFailed(f"cannot resolve webhook host {host!r}: {exc}") from None
     _check_addresses(url, [i[4][0] for i in infos], allow_private)
 
 
@@ -131,7 +141,7 @@ async def _check_url_async(url: str, allow_private: bool) -> None:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UrlRefused(f"cannot resolve webhook host {host!r}: {exc}") from None
+        raise LookupFailed(f"cannot resolve webhook host {host!r}: {exc}") from None
     _check_addresses(url, [str(i[4][0]) for i in infos], allow_private)
 
 
@@ -182,8 +192,10 @@ class DeliveryWorker:
 
     def __post_init__(self) -> None:
         self._counts: dict[str, int] = dict.fromkeys(
-            ("attempts", "delivered", "failed", "dead", "disabled", "refused"), 0
+            ("attempts", "delivered", "failed", "dead", "disabled", "refused", "dns_errors"),
+            0,
         )
+        self._counts["outbox_errors"] = 0
         self._stop = threading.Event()
         self._flush_until = 0.0
         self._thread: threading.Thread | None = None
@@ -216,7 +228,8 @@ class DeliveryWorker:
 
     def prometheus(self) -> dict[str, int]:
         """``{'vadmon_webhook_deliveries_total{status="delivered"}': n, ...}``."""
-        return {f'{METRIC}{{status="{k}"}}': v for k, v in self._counts.items() if k != "attempts"}
+        skip = ("attempts", "dns_errors", "outbox_errors")  # not outcomes of a delivery
+        return {f'{METRIC}{{status="{k}"}}': v for k, v in self._counts.items() if k not in skip}
 
     def run_once(self) -> int:
         """Deliver everything due now, synchronously (tests, CLI)."""
@@ -243,7 +256,7 @@ class DeliveryWorker:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        outbox = Outbox(self.db_path)
+        outbox = Outbox(self.db_path)  # opened by the alert process already: it exists
         try:
             async with self._client() as client:
                 while True:
@@ -272,7 +285,14 @@ class DeliveryWorker:
         for row in rows:
             by_endpoint.setdefault(row.endpoint, []).append(row)
         jobs = [self._serve(outbox, client, name, items) for name, items in by_endpoint.items()]
-        await asyncio.gather(*jobs)
+        for failure in await asyncio.gather(*jobs, return_exceptions=True):
+            if isinstance(failure, sqlite3.Error):
+                # e.g. a full disk: the row stays as it was and is tried again on the next
+                # round (a receiver may see a message twice, with the same webhook-id)
+                self._counts["outbox_errors"] += 1
+                log.warning("outbox update failed (%s); retrying", failure)
+            elif isinstance(failure, BaseException):
+                raise failure
         return len(rows)
 
     async def _serve(
@@ -292,14 +312,18 @@ class DeliveryWorker:
     ) -> bool:
         try:
             await asyncio.wait_for(_check_url_async(ep.url, ep.allow_private), 5.0)
-        except (UrlRefused, asyncio.TimeoutError) as exc:
+        except UrlRefused as exc:  # resolves, but to an address we must not send to
             self._counts["refused"] += 1
             self._counts["dead"] += 1
-            reason = exc.line() if isinstance(exc, UrlRefused) else "DNS lookup timed out"
-            outbox.mark_dead(row, row.attempts, f"refused: {reason}", time.time())
+            outbox.mark_dead(row, row.attempts, f"refused: {exc.line()}", time.time())
             return True
-        self._counts["attempts"] += 1
-        result = await self._post(client, ep, row)
+        except (LookupFailed, asyncio.TimeoutError) as exc:  # DNS down: retry like any failure
+            self._counts["dns_errors"] += 1
+            reason = str(exc) if isinstance(exc, LookupFailed) else "DNS lookup timed out"
+            result = _Result(error=f"DNS: {reason}"[:300])
+        else:
+            self._counts["attempts"] += 1
+            result = await self._post(client, ep, row)
         now = time.time()
         attempts = row.attempts + 1
         if result.status is not None and 200 <= result.status < 300:

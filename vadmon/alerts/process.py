@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import collections
+import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from vadmon.alerts.delivery import (
     DeliverySettings,
     DeliveryWorker,
     Endpoint,
+    LookupFailed,
     build_body,
     check_url,
     new_msg_id,
@@ -39,6 +43,7 @@ from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
 
+log = logging.getLogger("vadmon.alerts.process")
 MAX_BATCH = 500
 
 
@@ -60,8 +65,13 @@ class AlertPipeline:
     def __init__(self, settings: AlertSettings) -> None:
         self.s = settings
         for ep in settings.delivery.endpoints:
-            check_url(ep.url, ep.allow_private)
+            try:
+                check_url(ep.url, ep.allow_private)
+            except LookupFailed as exc:  # DNS down now: delivery retries, alerting goes on
+                log.warning("webhook %s: %s; deliveries will retry", ep.name, exc)
         self.outbox = Outbox(settings.db_path, max_pending=settings.max_pending)
+        # writes the outbox refused (full disk): kept in order and retried every tick
+        self.unsaved: collections.deque[Callable[[], object]] = collections.deque()
         self.tracker = EventTracker(settings.events, settings.per_camera)
         self.clips = ClipWriter(settings.clips)
         self.worker = DeliveryWorker(str(settings.db_path), settings.delivery)
@@ -95,6 +105,7 @@ class AlertPipeline:
             self.clips.add(msg, payload)
 
     def tick(self, now: float) -> None:
+        self._retry_unsaved()
         self._handle(self.tracker.expire(now))
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
@@ -103,6 +114,9 @@ class AlertPipeline:
         self._handle(self.tracker.close_all("alert process shutting down"))
         for event, clip in self.clips.flush():
             self._finish(event, clip)
+        self._retry_unsaved()
+        if self.unsaved:
+            log.error("%d outbox writes could not be stored (disk full?)", len(self.unsaved))
         self.worker.stop(self.s.flush_s)
         self.clips.close()
         self.outbox.close()
@@ -117,7 +131,8 @@ class AlertPipeline:
             elif m.kind == "update":
                 self._enqueue("update", ev.to_dict(), "open")
             else:
-                self.outbox.record_event(ev.to_dict(), "ending")
+                data = ev.to_dict()
+                self._store(lambda data=data: self.outbox.record_event(data, "ending"))
                 self.clips.end(ev)
 
     def _finish(self, event: Event, clip: str | None) -> None:
@@ -136,11 +151,31 @@ class AlertPipeline:
                 "kind": kind,
             }
         )
-        body = build_body(kind, data)
-        self.outbox.enqueue(data, kind, new_msg_id(), body, self.endpoints, state=state)
+        body, msg_id = build_body(kind, data), new_msg_id()
+        self._store(
+            lambda: self.outbox.enqueue(data, kind, msg_id, body, self.endpoints, state=state)
+        )
         self.counters["queued"] += 1
         self.counters[f"queued_{kind}"] += 1
         self.worker.wake()
+
+    def _store(self, write: Callable[[], object]) -> None:
+        """Run an outbox write now, or keep it (in order) for the next tick when SQLite refuses
+        it: a full disk must delay alerts, not crash-loop the process and lose the open
+        event's ``end``."""
+        self.unsaved.append(write)
+        self._retry_unsaved()
+
+    def _retry_unsaved(self) -> None:
+        while self.unsaved:
+            try:
+                self.unsaved[0]()
+            except sqlite3.Error as exc:
+                self.counters["outbox_errors"] += 1
+                if self.counters["outbox_errors"] == 1 or len(self.unsaved) == 1:
+                    log.warning("outbox %s: %s; kept in memory, retrying", self.s.db_path, exc)
+                return
+            self.unsaved.popleft()
 
     def status(self) -> Status:
         counters: dict[str, float] = {}
@@ -156,6 +191,7 @@ class AlertPipeline:
         outbox = self.outbox.counts()
         # the dashboard's field names (vadmon.runtime.status_schema)
         counters.update(
+            outbox_unsaved=len(self.unsaved),
             pending=outbox.get("pending", 0),
             delivered=outbox.get("delivered", 0),
             dead=outbox.get("dead", 0),

@@ -20,7 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from vadmon.monitor import implied_role, preflight
+
     config = load_config(args.file)
+    preflight(config, implied_role(config))  # the same checks `vadmon run` makes at start
     cameras = config.cameras
     enabled = config.enabled_cameras()
     print(f"{args.file}: OK — {len(cameras)} camera(s), {len(enabled)} enabled")

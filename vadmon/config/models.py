@@ -22,7 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from vadmon.redact import redact_url
 
 CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "file"}
+# What the capture process can open (vadmon.capture.source uses this very tuple); a video file
+# is a plain path, not a file:// URL.
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 EVENT_TYPES = ("start", "update", "end")
 Seconds = Annotated[float, Field(gt=0, le=86400)]
 
@@ -139,7 +141,8 @@ class CameraConfig(CameraSettings):
             scheme = value.split("://", 1)[0].lower() if "://" in value else None
             if scheme is not None and scheme not in STREAM_SCHEMES:
                 raise ValueError(
-                    f"unsupported URL scheme '{scheme}' (use {', '.join(sorted(STREAM_SCHEMES))})"
+                    f"unsupported URL scheme '{scheme}' (use {', '.join(STREAM_SCHEMES)}, "
+                    "or a plain path for a video file)"
                 )
         elif isinstance(value, int) and value < 0:
             raise ValueError("webcam index must be >= 0")
@@ -149,7 +152,7 @@ class CameraConfig(CameraSettings):
     def source_kind(self) -> Literal["url", "webcam", "file"]:
         if isinstance(self.source, int):
             return "webcam"
-        return "url" if "://" in self.source and not self.source.startswith("file://") else "file"
+        return "url" if "://" in self.source else "file"
 
     @property
     def source_redacted(self) -> str:
@@ -489,5 +492,16 @@ class MonitorConfig(_Model):
         return Path(tempfile.gettempdir()) / f"vadmon-{os.getuid()}-{self.instance}"
 
     def shm_prefix(self) -> str:
-        """Name prefix of this instance's shared-memory segments (for cleanup)."""
-        return f"vadmon-{os.getuid()}-{self.instance}-"
+        """Name prefix of this instance's shared-memory segments.
+
+        Ends in ``.``, which instance names cannot contain, so instance ``adv9``'s prefix is
+        not also a prefix of ``adv9-b``'s segments. A running monitor appends a per-run token
+        (``vadmon.monitor``) and cleans up only that.
+        """
+        return f"vadmon-{os.getuid()}-{self.instance}."
+
+    def lock_path(self) -> Path:
+        """The per-instance lock file (``vadmon.runtime.instance_lock``)."""
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        base = Path(runtime) if runtime and Path(runtime).is_dir() else Path(tempfile.gettempdir())
+        return base / f"vadmon-{os.getuid()}-{self.instance}.lock"

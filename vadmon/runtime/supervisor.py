@@ -34,17 +34,21 @@ from vadmon.config import SupervisorConfig
 from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, MAX_BYTES, Heartbeat, parse_heartbeat
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
+from vadmon.runtime.transport import bind
 
 log = logging.getLogger("vadmon.runtime.supervisor")
 PR_SET_PDEATHSIG = 1
-# vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix;
-# restarting cannot fix a config, so the supervisor stops everything and exits with it too.
+# vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix.
+# Restarting cannot fix that. An essential child (inference, alerts) stops everything and the
+# supervisor exits with it too; any other child (a camera) stays down, its reason shown, while
+# the rest keep running: one bad camera must not take the others down.
 BAD_INPUT_EXIT = 2
 
 
 @dataclass
 class ChildSpec:
-    """How to run one child. ``heartbeat``: the child promises application heartbeats."""
+    """How to run one child. ``heartbeat``: the child promises application heartbeats.
+    ``essential``: bad input from this child stops the whole monitor (else only the child)."""
 
     name: str
     argv: list[str]
@@ -52,6 +56,7 @@ class ChildSpec:
     restart: bool = True
     heartbeat: bool = False
     cwd: str | None = None
+    essential: bool = True
 
 
 @dataclass
@@ -164,7 +169,7 @@ class Supervisor:
             self._pull.setsockopt(zmq.LINGER, 0)
             self._pull.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
             self._pull.setsockopt(zmq.RCVHWM, 1000)
-            self._pull.bind(self.heartbeat_endpoint)
+            bind(self._pull, self.heartbeat_endpoint)  # refuses a live one: never steal it
         if self.cleanup.has_data_targets():
             self._janitor_fd, self._janitor = start_janitor(self.cleanup)
         for child in self.children.values():
@@ -269,7 +274,13 @@ class Supervisor:
         bad_input = not child.kill_reason and child.proc.returncode == BAD_INPUT_EXIT
         child.status.pid = None
         child.proc = None
-        if self._stop_reason is None and bad_input and child.spec.restart:
+        if self._stop_reason is None and bad_input and not child.spec.essential:
+            child.status.state = "failed"
+            child.status.last_exit = f"bad input ({reason}), not restarted: see its error line"
+            log.warning(
+                "%s stopped on bad input (%s); the others keep running", child.spec.name, reason
+            )
+        elif self._stop_reason is None and bad_input and child.spec.restart:
             child.status.state, child.status.last_exit = "failed", reason
             self.failure = f"child '{child.spec.name}' reported bad input"
             self.failure_code = BAD_INPUT_EXIT

@@ -1,7 +1,7 @@
 """ZeroMQ socket helpers with the safety limits every vadmon link needs.
 
-- ipc endpoints live in a private 0700 directory, and binding refuses an endpoint that another
-  live process already serves (libzmq would silently steal the socket file otherwise).
+- ipc socket files are 0600 (in a 0700 directory when vadmon makes it), and binding refuses an
+  endpoint that another live process already serves (libzmq would silently steal the file).
 - Every socket has bounded high-water marks and LINGER, so a dead peer can neither grow memory
   nor hold shutdown hostage; receivers cap the message size (MAXMSGSIZE).
 - ``recv_message`` decodes with ``vadmon.runtime.messages.decode`` and counts malformed messages instead
@@ -57,30 +57,44 @@ def default_ipc_dir() -> Path:
 
 
 def ipc_dir(path: str | Path | None = None) -> Path:
-    """Create (or check) the private directory for ipc sockets: owned by us, mode 0700.
+    """Create (or check) the directory for ipc sockets: owned by us, new ones mode 0700."""
+    return make_ipc_dir(path)[0]
 
-    Anyone who can open the socket file can inject messages, so a directory that others can
-    enter is refused rather than silently used.
+
+def make_ipc_dir(path: str | Path | None = None) -> tuple[Path, bool]:
+    """``(directory, created)``: create the ipc directory 0700, or check an existing one.
+
+    An existing directory is used as it is, never chmodded: it may be the user's own folder
+    (even ``storage.dir``). Access is guarded per socket instead: ``bind`` makes each socket
+    file 0600, as anyone who can open it could inject messages. ``created`` tells the caller
+    whether the directory is its own to remove at exit.
     """
     directory = Path(path) if path else default_ipc_dir()
+    created = False
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+        if not directory.exists():
+            directory.mkdir(mode=0o700, parents=True)
+            created = True
+    except FileExistsError:
+        pass  # another process made it in the meantime: not ours
+    except (NotADirectoryError, PermissionError, OSError) as exc:
         raise VadmonError(
             f"cannot create ipc directory ({exc.strerror})",
             str(directory),
-            "choose another --ipc-dir",
+            "choose another transport.ipc_dir",
         ) from None
     info = directory.lstat()
     if not stat.S_ISDIR(info.st_mode):
-        raise VadmonError("ipc path is not a directory", str(directory), "choose another --ipc-dir")
+        raise VadmonError(
+            "ipc path is not a directory", str(directory), "choose another transport.ipc_dir"
+        )
     if info.st_uid != os.getuid():
         raise VadmonError(
-            "ipc directory is owned by another user", str(directory), "choose another --ipc-dir"
+            "ipc directory is owned by another user",
+            str(directory),
+            "choose another transport.ipc_dir",
         )
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(directory, 0o700)
-    return directory
+    return directory, created
 
 
 def ipc_endpoint(directory: str | Path, name: str) -> str:
@@ -132,6 +146,8 @@ def bind(sock: zmq.Socket, endpoint: str) -> None:
         sock.bind(endpoint)
     except zmq.ZMQError as exc:
         raise VadmonError(f"cannot bind: {exc.strerror}", endpoint, "free the address") from None
+    if path is not None:
+        os.chmod(path, 0o600)  # the directory may be shared: only we may connect
 
 
 def unlink_endpoint(endpoint: str) -> None:
