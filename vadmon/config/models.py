@@ -356,6 +356,13 @@ class TcpConfig(_Model):
         pattern=r"^tcp://",
         description="Capture host: send snippets to the inference host, e.g. tcp://10.0.0.2:5555.",
     )
+    max_clock_skew_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Inference host: a snippet whose end time is further than this from our "
+        "clock is dropped (counted): a future-dated one would hold back that camera's events.",
+    )
 
 
 class CurveConfig(_Model):
@@ -366,6 +373,12 @@ class CurveConfig(_Model):
     client_secret_file: Path | None = Field(None, description="This client's *.key_secret.")
     allowed_clients_dir: Path | None = Field(
         None, description="Directory of client public *.key files the server accepts."
+    )
+    client_cameras: dict[str, list[str]] | None = Field(
+        None,
+        description="Server: client key name (NAME.key in allowed_clients_dir) → the cameras "
+        "that client may send; other cameras from it are dropped (counted). null = any "
+        "configured camera from any allowed client.",
     )
 
 

@@ -16,6 +16,7 @@ complete the handshake, so not one of their messages reaches the inference loop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,11 +48,22 @@ FRAME_WIDTH, FRAME_HEIGHT = 340, 256
 
 @dataclass(frozen=True)
 class LinkServer:
-    """Inference side: bind here, accept only the listed client keys."""
+    """Inference side: bind here, accept only the listed client keys, and from each key only
+    snippets of its own cameras dated near our clock (``admit``)."""
 
     bind: str
     secret_file: Path
     allowed_clients_dir: Path
+    cameras: Mapping[str, frozenset[str]]  # client public key (z85) → cameras it may send
+    max_skew_s: float
+
+    def admit(self, msg: SnippetMessage, peer: str, now: float) -> str | None:
+        """None when the snippet may be scored, else why not (a counter name)."""
+        if msg.camera not in self.cameras.get(peer, ()):
+            return "refused_camera"  # an allowed key naming a camera that is not its own
+        if abs(msg.t_end - now) > self.max_skew_s:
+            return "clock_skew"  # e.g. dated an hour ahead: would hold the camera's events
+        return None
 
 
 @dataclass(frozen=True)

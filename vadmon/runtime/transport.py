@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from vadmon.errors import VadmonError
 from vadmon.runtime.messages import (
@@ -263,6 +264,42 @@ def close_socket(sock: zmq.Socket, endpoint: str | None = None) -> None:
         unlink_endpoint(endpoint)
 
 
+class Reconnector:
+    """Reconnects a *connecting* socket's endpoints whenever libzmq drops one.
+
+    libzmq 4.3.5 drops a peer that sent a message over MAXMSGSIZE and then never reconnects
+    that endpoint (no retry events at all), so one over-size message would cut a camera off
+    until a restart. The socket's monitor reports every disconnect; ``check`` (called from the
+    owner's loop, the socket's own thread) disconnects and connects the endpoint again.
+    """
+
+    def __init__(self, sock: zmq.Socket, endpoints: list[str]) -> None:
+        self.sock = sock
+        self.endpoints = set(endpoints)
+        self.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.reconnects = 0
+
+    def check(self) -> int:
+        """Reconnect what was dropped since the last call; returns how many."""
+        done = 0
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+            endpoint = bytes(event.get("endpoint", b"")).decode(errors="replace")
+            if event["event"] != zmq.EVENT_DISCONNECTED or endpoint not in self.endpoints:
+                continue
+            with contextlib.suppress(zmq.ZMQError):
+                self.sock.disconnect(endpoint)
+            self.sock.connect(endpoint)
+            done += 1
+        self.reconnects += done
+        return done
+
+    def close(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self.sock.disable_monitor()
+        self.monitor.close(linger=0)
+
+
 # --- sending and receiving ------------------------------------------------------------------
 
 
@@ -271,6 +308,7 @@ class RecvStats:
     received: int = 0
     malformed: int = 0
     last_error: str = ""
+    peer: str = ""  # CURVE User-Id (client key, z85) of the last message, when asked for
 
 
 @dataclass
@@ -295,9 +333,10 @@ def send_message(
 
 
 def recv_message(
-    sock: zmq.Socket, timeout_ms: int, stats: RecvStats | None = None
+    sock: zmq.Socket, timeout_ms: int, stats: RecvStats | None = None, peer: bool = False
 ) -> tuple[Message, bytes | None] | None:
-    """Next valid message, or ``None`` on timeout or when the message was malformed (counted)."""
+    """Next valid message, or ``None`` on timeout or when the message was malformed (counted).
+    ``peer``: record the sender's CURVE key in ``stats.peer`` (authenticated by ZAP)."""
     if not sock.poll(timeout_ms, zmq.POLLIN):
         return None
     try:
@@ -313,6 +352,11 @@ def recv_message(
         return None
     if stats is not None:
         stats.received += 1
+        if peer:
+            try:
+                stats.peer = parts[0].get("User-Id") or ""
+            except zmq.ZMQError:  # no ZAP on this socket
+                stats.peer = ""
     return result
 
 
