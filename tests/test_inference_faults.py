@@ -52,14 +52,26 @@ class Feeder:
         if ring is not None:
             frame = np.full((*shape, 3), self.seq % 255, np.uint8)
             name, real_slot = ring.name, ring.write(frame, self.seq, time.time())
-        now = time.time()
-        msg = SnippetMessage(
-            camera="cam1", snippet_index=self.index, t_start=now - 1.6, t_end=now, ring=name,
-            height=shape[0], width=shape[1], slots=[real_slot if slot is None else slot],
-            seqs=[self.seq],
-        )  # fmt: skip
-        assert wait_for(lambda: send_message(self.push, msg), 30, 0.05), "inference not connected"
+
+        def send() -> bool:  # dated when it goes out: inference skips snippets older than 4 s
+            now = time.time()
+            msg = SnippetMessage(
+                camera="cam1", snippet_index=self.index, t_start=now - 1.6, t_end=now, ring=name,
+                height=shape[0], width=shape[1], slots=[real_slot if slot is None else slot],
+                seqs=[self.seq],
+            )  # fmt: skip
+            return send_message(self.push, msg)
+
+        assert wait_for(send, 240, 0.05), "inference never connected"
         return self.index
+
+    def until_scored(self, ring: RingWriter, timeout_s: float = 240) -> bool:
+        """Send good snippets until one is scored (the model loads first; SUB joins late)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.scored(self.snippet(ring), 3):
+                return True
+        return False
 
     def scored(self, index: int, timeout_s: float = 60) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -105,7 +117,7 @@ def test_bad_ring_references_oversize_and_ring_changes_do_not_stop_inference(
     ring_a = RingWriter("cam1", 4, H * W * 3)
     ring_b = None
     try:
-        assert feeder.scored(feeder.snippet(ring_a), 240), "no score for a good snippet"
+        assert feeder.until_scored(ring_a), "no score for a good snippet"
         assert mapped(proc.pid, ring_a.name)
 
         # a slot outside the ring, then a ring that does not exist: dropped, counted, alive
@@ -118,10 +130,11 @@ def test_bad_ring_references_oversize_and_ring_changes_do_not_stop_inference(
 
         # resolution change: a new ring; the old one's mapping is released
         ring_b = RingWriter("cam1", 4, 2 * H * 2 * W * 3)
+        old_name = ring_a.name
         ring_a.close()
         assert feeder.scored(feeder.snippet(ring_b, shape=(2 * H, 2 * W)))
-        assert mapped(proc.pid, ring_b.name) and not mapped(proc.pid, ring_a.name)
-        assert feeder.read_beats().get("ring_mappings") == 1
+        assert mapped(proc.pid, ring_b.name) and not mapped(proc.pid, old_name)
+        assert wait_for(lambda: feeder.read_beats().get("ring_mappings") == 1, 10, 0.1)
 
         # one over-size message: the connection is dropped and must come back by itself
         feeder.push.send(b"x" * (9 * 1024 * 1024))
