@@ -26,6 +26,9 @@ def main() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if mode == "exit0":
         return 0
+    if mode == "bad_input":  # what a vadmon process does on a config error
+        print("sup_child: error: bad source in config", file=sys.stderr)
+        return 2
     sender = HeartbeatSender.from_env() if mode == "beat" else None
     deadline = time.monotonic() + 120  # never outlive a broken test run by much
     while time.monotonic() < deadline:

@@ -185,3 +185,65 @@ def test_shipped_presets_have_distinct_instances() -> None:
         assert len(found) == 1, f"{preset.name} has no top-level instance:"
         assert found[0] not in names, f"{preset.name} and {names.get(found[0])} share an instance"
         names[found[0]] = preset.name
+
+
+def cli(args: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vadmon", *args],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return proc.returncode, [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("file:///srv/video.mp4", "unsupported URL scheme 'file'"),
+        ("rtmps://cam.example/live", "unsupported URL scheme 'rtmps'"),
+        ("synthetic:w=64&colour=red", "unknown synthetic option"),
+    ],
+)
+def test_config_check_rejects_what_the_camera_would(
+    tmp_path: Path, subprocess_env: dict[str, str], source: str, expected: str
+) -> None:
+    """``config check`` and ``vadmon run`` refuse, before anything starts, a source the capture
+    process would refuse (before: the check said OK, and at run time the camera exited 2,
+    which stopped every camera)."""
+    ipc = short_dir() / "ipc"
+    cfg = write_config(
+        tmp_path / "m.yaml", {"good": SOURCE, "bad": source}, tmp_path / "x.pt", ipc=ipc
+    )
+    for args in (["config", "check", str(cfg)], ["run", "--config", str(cfg), "--no-dashboard"]):
+        code, lines = cli(args, subprocess_env)
+        assert code == 2 and len(lines) == 1, lines
+        assert expected in lines[0] and "error:" in lines[0], lines
+        assert "Traceback" not in lines[0]
+    assert not ipc.exists()  # nothing was started or created
+
+
+def test_read_only_storage_is_one_line_naming_the_path(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """``storage.dir`` on a read-only file system: one line naming the path, exit 2, nothing
+    started (before: a traceback from mkdir or SQLite)."""
+    store = tmp_path / "ro"
+    store.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(store)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("cannot mount a read-only tmpfs (needs root)")
+        pytest.skip("cannot mount a read-only tmpfs (not root)")
+    try:
+        ipc = short_dir() / "ipc"
+        cfg = write_config(tmp_path / "m.yaml", {"cam": SOURCE}, tmp_path / "x.pt", ipc=ipc)
+        name = load_config(cfg).storage.dir.name
+        cfg.write_text(cfg.read_text().replace(f"dir: {tmp_path / name}", f"dir: {store / 'data'}"))
+        code, lines = cli(["run", "--config", str(cfg), "--no-dashboard"], subprocess_env)
+        assert code == 2 and len(lines) == 1, lines
+        assert "storage directory is not writable (Read-only file system)" in lines[0], lines
+        assert f"storage.dir = {store / 'data'}" in lines[0]
+        assert not ipc.exists()
+    finally:
+        subprocess.run(["umount", "-l", str(store)], capture_output=True)

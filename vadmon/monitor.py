@@ -305,8 +305,8 @@ def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
     """
     lock_fd = acquire_instance_lock(cfg.lock_path(), cfg.instance, config_name)
     try:
-        directory, created = make_ipc_dir(endpoints_dir(cfg))
         check_storage(cfg.storage.dir)
+        directory, created = make_ipc_dir(endpoints_dir(cfg))
     except BaseException:
         os.close(lock_fd)
         raise
