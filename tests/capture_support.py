@@ -17,13 +17,13 @@ from urllib.parse import quote
 
 import pytest
 import zmq
+from conftest import SYSTEM_PYTHON, require_rtsp_server
 
 from vadmon.capture.process import capture_endpoints
 from vadmon.runtime.messages import FrameHeader, PreviewFrame, SnippetMessage, Status
 from vadmon.runtime.transport import RecvStats, ipc_dir, puller, recv_message, subscriber
 
 TESTS = Path(__file__).resolve().parent
-SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 def free_port() -> int:
@@ -83,8 +83,7 @@ class RtspServer:
 
 def rtsp_servers(vtest_path: Path) -> Iterator[Callable[..., RtspServer]]:
     """Fixture body: ``make(user=..., password=...)`` → a started server (all killed after)."""
-    if not Path(SYSTEM_PYTHON).exists():
-        pytest.fail("Debian's /usr/bin/python3 with python3-gi is needed (see .ci/run)")
+    require_rtsp_server()
     servers: list[RtspServer] = []
 
     def make(**kw: str) -> RtspServer:
@@ -100,7 +99,7 @@ def rtsp_servers(vtest_path: Path) -> Iterator[Callable[..., RtspServer]]:
 
 @dataclass
 class Capture:
-    """A ``python -m vadmon.capture.process`` process plus listeners on everything it publishes."""
+    """A ``python -m vadmon.capture`` process plus listeners on everything it publishes."""
 
     camera: str
     args: list[str]
@@ -118,7 +117,7 @@ class Capture:
     def start(self) -> None:
         self.log_path = self.directory.parent / f"{self.camera}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, "-m", "vadmon.capture.process", "--camera", self.camera]
+        cmd = [sys.executable, "-m", "vadmon.capture", "--camera", self.camera]
         cmd += ["--ipc-dir", str(self.directory), *self.args]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         self._stop = threading.Event()

@@ -50,11 +50,11 @@ def cmdline(pid: int) -> list[str]:
 
 def role_of(argv: list[str]) -> str:
     """The supervisor's child name for a process command line (``capture:cam`` …)."""
-    if "vadmon.capture.process" in argv and "--camera" in argv:
+    if "vadmon.capture" in argv and "--camera" in argv:
         return "capture:" + argv[argv.index("--camera") + 1]
     for module, name in (
-        ("vadmon.inference.process", "inference"),
-        ("vadmon.alerts.process", "alerts"),
+        ("vadmon.inference", "inference"),
+        ("vadmon.alerts", "alerts"),
         ("vadmon.runtime.cleanup", "janitor"),
     ):
         if module in argv:

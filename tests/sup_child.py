@@ -1,6 +1,7 @@
 """Small child programs for the supervisor tests: ``python tests/sup_child.py MODE DIR``.
 
-Every start appends ``pid`` to ``DIR/<name>.pids`` so tests can follow restarts.
+Every start appends ``pid`` to ``DIR/<name>.pids`` so tests can follow restarts; the line is
+written after the child's signal handlers are installed, so it doubles as a readiness signal.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from vadmon.runtime.heartbeat import HeartbeatSender
 def main() -> int:
     mode, directory = sys.argv[1], Path(sys.argv[2])
     name = os.environ.get("VADMON_PROCESS_NAME", mode)
+    if mode == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # the pid line is the readiness signal: written only once the signal handlers are in place
     with open(directory / f"{name}.pids", "a") as f:
         f.write(f"{os.getpid()}\n")
     if mode == "crash":
         time.sleep(0.1)
         return 3
-    if mode == "ignore_term":
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if mode == "exit0":
         return 0
     if mode == "bad_input":  # what a vadmon process does on a config error

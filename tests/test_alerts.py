@@ -73,7 +73,7 @@ class Harness:
         self.status.setsockopt(zmq.SUBSCRIBE, b"status")
         self.status.bind(f"ipc://{self.dir}/status")
         self.args = [
-            sys.executable, "-m", "vadmon.alerts.process", "--db", str(self.db),
+            sys.executable, "-m", "vadmon.alerts", "--db", str(self.db),
             "--media-dir", str(self.media), "--scores", f"ipc://{self.dir}/scores",
             "--previews", f"ipc://{self.dir}/previews", "--status", f"ipc://{self.dir}/status",
             "--webhook", webhook, "--allow-private", "--threshold", "0.5", "--hysteresis", "0.1",
@@ -296,7 +296,7 @@ def test_cli_registers_events_and_rejects_bad_input(tmp_path, subprocess_env):
 
 def test_alert_process_refuses_private_url_unless_allowed(tmp_path, subprocess_env):
     env = {**subprocess_env, "VADMON_WEBHOOK_SECRET": SECRET}
-    args = [sys.executable, "-m", "vadmon.alerts.process", "--db", str(tmp_path / "o.db"),
+    args = [sys.executable, "-m", "vadmon.alerts", "--db", str(tmp_path / "o.db"),
             "--media-dir", str(tmp_path), "--scores", "ipc:///nonexistent/a",
             "--previews", "ipc:///nonexistent/b", "--webhook", "http://10.0.0.8/hook"]  # fmt: skip
     out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)

@@ -2,8 +2,8 @@
 
 Only the schema is checked (keys, types, ratios present, baselines at exactly 1.0): timing
 values depend on the machine and its load, so they are never asserted. ``transport`` starts
-real sender/receiver processes and ``monitor`` the real monitor (``vadmon run``) with the demo
-model, so this one run covers them end to end (about 45 s of the file's time).
+real sender/receiver processes. ``monitor`` starts the real monitor (``vadmon run``) with the
+demo model for about a minute, so it has its own run, marked slow.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from vadmon.model.clip_factory import cpu_has_native_bf16
+from conftest import cpu_flags, native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHES = ["clip", "step", "scaling", "transport", "monitor"]
+BENCHES = ["clip", "step", "scaling", "transport"]
 
 ENV_KEYS = {
     "date": str,
@@ -35,20 +34,24 @@ ENV_KEYS = {
 ROW_KEYS = {"name", "group", "value", "unit", "ratio", "baseline", "params", "accuracy", "reason"}
 
 
-@pytest.fixture(scope="module")
-def quick_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("bench") / "out.json"
+def run_quick(out: Path, benches: list[str]) -> dict:
     env = dict(os.environ)  # as the subprocess_env fixture (function-scoped) builds it
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-m", "vadmon", "bench", *BENCHES, "--quick", "--threads", "1",
+        [sys.executable, "-m", "vadmon", "bench", *benches, "--quick", "--threads", "1",
          "--json", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "clip" in proc.stdout and "snippets/s" in proc.stdout
-    return json.loads(out.read_text())
+    return {"stdout": proc.stdout, **json.loads(out.read_text())}
+
+
+@pytest.fixture(scope="module")
+def quick_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    result = run_quick(tmp_path_factory.mktemp("bench") / "out.json", BENCHES)
+    assert "clip" in result["stdout"] and "snippets/s" in result["stdout"]
+    return result
 
 
 def test_environment_block(quick_result: dict) -> None:
@@ -57,7 +60,9 @@ def test_environment_block(quick_result: dict) -> None:
     for key, kind in ENV_KEYS.items():
         assert isinstance(env[key], kind), key
     assert env["threads"] == 1  # --threads is applied and recorded
-    assert env["bf16_native"] == cpu_has_native_bf16()
+    assert env["bf16_native"] is native_bf16()
+    bf16_flags = {f for f in cpu_flags() if f in ("avx512_bf16", "amx_bf16") or f.startswith("amx")}
+    assert set(env["bf16_flags"]) == bf16_flags
     assert quick_result["settings"]["quick"] is True
     assert quick_result["settings"]["names"] == BENCHES
 
@@ -100,10 +105,26 @@ def test_clip_rows_cover_variants_and_accuracy(quick_result: dict) -> None:
             assert -1.0 <= row["accuracy"]["cos_min"] <= 1.0 + 1e-6
 
 
+def test_step_row_names_are_unique_and_the_same_on_every_cpu(quick_result: dict) -> None:
+    rows = quick_result["benchmarks"]["step"]["rows"]
+    assert [row["name"] for row in rows] == [
+        "full forward (prompts re-encoded)",
+        "cached text features",
+        "StreamingStep fp32",
+        "StreamingStep bf16",
+        "StreamingStep auto, window 16",
+        "StreamingStep auto, window 8",
+    ]
+    auto = "bf16" if native_bf16() else "fp32"
+    assert [row["params"]["dtype"] for row in rows[2:]] == ["fp32", "bf16", auto, auto]
+
+
 def test_step_fp32_streaming_matches_model(quick_result: dict) -> None:
     rows = {row["name"]: row for row in quick_result["benchmarks"]["step"]["rows"]}
     fp32 = rows["StreamingStep fp32"]["accuracy"]
     assert fp32["max_abs_coarse"] <= 1e-5 and fp32["max_abs_fine"] <= 1e-5
+    bf16 = rows["StreamingStep bf16"]["accuracy"]
+    assert 0 < max(bf16.values()) < 0.05  # bf16 really ran: it rounds, visibly but not by much
 
 
 def test_transport_rows_cover_modes_resolutions_and_target(quick_result: dict) -> None:
@@ -119,8 +140,12 @@ def test_transport_rows_cover_modes_resolutions_and_target(quick_result: dict) -
     assert target["target_pct"] == 5.0 and isinstance(target["meets_target"], bool)
 
 
-def test_monitor_rows_report_capacity_and_latencies(quick_result: dict) -> None:
-    rows = quick_result["benchmarks"]["monitor"]["rows"]
+@pytest.mark.slow
+def test_monitor_rows_report_capacity_and_latencies(tmp_path: Path) -> None:
+    """The whole monitor for about a minute: in the slow loop, so the fast one stays fast."""
+    result = run_quick(tmp_path / "monitor.json", ["monitor"])
+    assert set(result["benchmarks"]) == {"monitor"}
+    rows = result["benchmarks"]["monitor"]["rows"]
     by_group: dict[str, list[dict]] = {}
     for row in rows:
         by_group.setdefault(row["group"], []).append(row)

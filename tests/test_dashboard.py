@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import require_tool
 from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
 from rich.console import Console
@@ -327,8 +327,7 @@ def _tmux(server: str, *args: str, env: dict | None = None) -> subprocess.Comple
 
 @pytest.fixture()
 def tmux_server():
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed (apt-get install tmux; .ci/run does)")
+    require_tool("tmux", "tmux")
     server = f"vadmon-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     yield server
     _tmux(server, "kill-server")

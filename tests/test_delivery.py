@@ -193,7 +193,8 @@ def test_worker_thread_delivers_on_wake_and_stops(tmp_path):
         outbox, worker = setup(tmp_path, rx.url, poll_interval_s=30.0)
         worker.start()
         try:
-            time.sleep(0.2)
+            # parked in its 30 s poll wait: only wake() can get the new row out within 10 s
+            assert worker.idle.wait(timeout=30.0), "worker never went idle"
             msg_id = enqueue(outbox)
             worker.wake()
             (req,) = rx.wait_for(1, timeout=10.0)

@@ -128,7 +128,7 @@ def test_split_hosts_over_curve_refuse_unknown_and_plaintext(
     time.sleep(2)
     inference = Monitor(inf_cfg, subprocess_env, role="inference").start()
     intruder = subprocess.Popen(
-        [sys.executable, "-m", "vadmon.capture.process", "--config", str(bad_cfg), "--camera", "intruder"],
+        [sys.executable, "-m", "vadmon.capture", "--config", str(bad_cfg), "--camera", "intruder"],
         env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     scores = Listener(inf_ipc, [])

@@ -1,5 +1,10 @@
 """Paper metrics: the official fixtures, the pieces on hand-checkable cases, and the real
-annotation files."""
+annotation files.
+
+The annotation files ship in ``tests/data``; the metric fixtures span every annotated test video
+(~22 MB of inputs), so they are read from ``../shared/reference/official`` when present and
+skipped with a reason otherwise.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import official_preset_dir
 
 from vadmon.errors import VadmonError
 from vadmon.research import annotations as ann
@@ -17,16 +23,16 @@ from vadmon.research import metrics as m
 # --------------------------------------------------------------------------- official fixtures
 
 
-def _fixture(reference_dir: Path, preset: str) -> tuple[dict, dict]:
-    base = reference_dir / "official" / preset
+def _fixture(preset: str) -> tuple[dict, dict]:
+    base = official_preset_dir(preset)
     inputs = torch.load(base / "metrics_inputs.pt", weights_only=True)
     expected = json.loads((base / "metrics_expected.json").read_text())
     return inputs, expected
 
 
 @pytest.mark.parametrize("preset", ["ucf", "xd"])
-def test_official_metrics_reproduced(reference_dir: Path, preset: str) -> None:
-    inputs, expected = _fixture(reference_dir, preset)
+def test_official_metrics_reproduced(preset: str) -> None:
+    inputs, expected = _fixture(preset)
     posteriors = [p.numpy() for p in inputs["snippet_probs"]]
     # The fixtures hold class posteriors only: their AUC/AP use the fine score 1 − P(normal).
     result = m.evaluate(
@@ -51,7 +57,7 @@ def test_fixture_ground_truth_matches_annotation_files(reference_dir: Path) -> N
         ("ucf", "gt_segment_ucf.npy", "gt_label_ucf.npy"),
         ("xd", "gt_segment.npy", "gt_label.npy"),
     ]:
-        inputs, _ = _fixture(reference_dir, preset)
+        inputs, _ = _fixture(preset)
         segments, labels = ann.read_gt_arrays(a / seg, a / lab)
         assert segments == [[tuple(s) for s in v] for v in inputs["gt_segments"]]
         assert labels == inputs["gt_labels"]
@@ -60,7 +66,7 @@ def test_fixture_ground_truth_matches_annotation_files(reference_dir: Path) -> N
         np.testing.assert_array_equal(frame_gt, inputs["frame_gt"].numpy())
 
     # UCF frame labels also follow from the temporal annotation, matched by name to the list.
-    inputs, _ = _fixture(reference_dir, "ucf")
+    inputs, _ = _fixture("ucf")
     videos = [e.video for e in ann.read_list_csv(a / "ucf_CLIP_rgbtest.csv")]
     temporal = ann.read_ucf_temporal(a / "Temporal_Anomaly_Annotation.txt")
     frames = [16 * p.shape[0] for p in inputs["snippet_probs"]]

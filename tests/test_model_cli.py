@@ -29,7 +29,7 @@ def vadmon(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def ucf_ckpt(reference_dir: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ckpt") / "vadclip-ucf.pt"
-    src = reference_dir / "official/ucf/official_state_dict.pt"
+    src = reference_dir / "official_compact/ucf/official_state_dict.pt"
     proc = vadmon("import-checkpoint", str(src), "--preset", "ucf", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     return out
@@ -45,7 +45,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 
 
 def test_score_writes_published_test_protocol_arrays(ucf_ckpt, reference_dir, tmp_path):
-    ref = torch.load(reference_dir / "official/ucf/reference.pt", weights_only=True)["test"]
+    ref = torch.load(reference_dir / "official_compact/ucf/reference.pt", weights_only=True)["test"]
     feats = tmp_path / "video.npy"
     np.save(feats, ref["features"].numpy())
     out = tmp_path / "scores.npz"
@@ -68,13 +68,15 @@ def test_vadmon_checkpoint_loads_weights_only(ucf_ckpt):
 
 def test_truncated_checkpoint(ucf_ckpt, reference_dir, tmp_path):
     bad = tmp_path / "truncated.pth"
-    bad.write_bytes((reference_dir / "official/ucf/official_state_dict.pt").read_bytes()[:100_000])
+    bad.write_bytes(
+        (reference_dir / "official_compact/ucf/official_state_dict.pt").read_bytes()[:100_000]
+    )
     proc = vadmon("import-checkpoint", str(bad), "--preset", "ucf", "-o", str(tmp_path / "o.pt"))
     assert_one_line_error(proc, "cannot read checkpoint", str(bad))
     assert not (tmp_path / "o.pt").exists()
     truncated_own = tmp_path / "own.pt"
     truncated_own.write_bytes(ucf_ckpt.read_bytes()[:50_000])
-    np.save(tmp_path / "f.npy", np.zeros((20, 64), np.float32))
+    np.save(tmp_path / "f.npy", np.zeros((20, 16), np.float32))
     proc = vadmon(
         "score", str(truncated_own), str(tmp_path / "f.npy"), "-o", str(tmp_path / "s.npz")
     )
@@ -88,10 +90,12 @@ def test_checkpoint_of_another_model(reference_dir, tmp_path):
         "import-checkpoint", str(clip_only), "--preset", "ucf", "-o", str(tmp_path / "o.pt")
     )
     assert_one_line_error(proc, "missing key 'frame_position_embeddings.weight'")
-    xd = reference_dir / "official/xd/official_state_dict.pt"
+    xd = reference_dir / "official_compact/xd/official_state_dict.pt"
     proc = vadmon("import-checkpoint", str(xd), "--preset", "ucf", "-o", str(tmp_path / "o.pt"))
     assert_one_line_error(proc, "visual_layers=1", "preset expects 2")
-    sd = torch.load(reference_dir / "official/ucf/official_state_dict.pt", weights_only=True)
+    sd = torch.load(
+        reference_dir / "official_compact/ucf/official_state_dict.pt", weights_only=True
+    )
     sd["gc2.weight"] = torch.zeros(16, 16)
     wrong = tmp_path / "wrongdims.pth"
     torch.save(sd, wrong)
@@ -107,7 +111,7 @@ def test_checkpoint_of_another_model(reference_dir, tmp_path):
 
 
 def test_mismatched_class_count(reference_dir, tmp_path):
-    src = reference_dir / "official/ucf/official_state_dict.pt"
+    src = reference_dir / "official_compact/ucf/official_state_dict.pt"
     proc = vadmon(
         "import-checkpoint",
         str(src),
@@ -124,7 +128,7 @@ def test_mismatched_class_count(reference_dir, tmp_path):
 def test_feature_file_of_wrong_shape(ucf_ckpt, tmp_path):
     np.save(tmp_path / "wide.npy", np.zeros((30, 512), np.float32))
     proc = vadmon("score", str(ucf_ckpt), str(tmp_path / "wide.npy"), "-o", str(tmp_path / "s.npz"))
-    assert_one_line_error(proc, "(30, 512)", "[T, 64]")
+    assert_one_line_error(proc, "(30, 512)", "[T, 16]")
     (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
     proc = vadmon("score", str(ucf_ckpt), str(tmp_path / "junk.npy"), "-o", str(tmp_path / "s.npz"))
     assert_one_line_error(proc, "cannot read feature file")
@@ -136,8 +140,8 @@ def test_feature_file_of_wrong_shape(ucf_ckpt, tmp_path):
 
 
 def test_published_checkpoint_passed_to_score_says_how_to_convert(reference_dir, tmp_path):
-    np.save(tmp_path / "f.npy", np.zeros((20, 64), np.float32))
-    src = reference_dir / "official/ucf/official_state_dict.pt"
+    np.save(tmp_path / "f.npy", np.zeros((20, 16), np.float32))
+    src = reference_dir / "official_compact/ucf/official_state_dict.pt"
     proc = vadmon("score", str(src), str(tmp_path / "f.npy"), "-o", str(tmp_path / "s.npz"))
     assert_one_line_error(proc, "not a vadmon checkpoint", "import-checkpoint")
 

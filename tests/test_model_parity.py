@@ -1,4 +1,8 @@
-"""The model reproduces the published VadCLIP code (fixtures) and the spec on other sizes."""
+"""The model reproduces the published VadCLIP code (fixtures) and the spec on other sizes.
+
+The compact fixtures (width 16, in ``tests/data``) always run; the full-width ones (width 64,
+``../shared/reference/official``) run when present and are skipped with a reason otherwise.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import numpy as np
 import pytest
 import spec_reference as spec
 import torch
+from conftest import official_preset_dir
 
 from vadmon.model import checkpoint, losses, sequence
 from vadmon.model.clip_factory import create_clip
@@ -19,14 +24,21 @@ from vadmon.model.config import VadClipConfig, load_preset
 from vadmon.model.predict import score_features
 from vadmon.model.vadclip import VadCLIP
 
-PRESETS = ["ucf", "xd"]
+FIXTURES = [("ucf", "compact"), ("xd", "compact"), ("ucf", "full"), ("xd", "full")]
 
 
-@pytest.fixture(scope="module", params=PRESETS)
+def fixture_dir(reference_dir: Path, preset: str, size: str) -> Path:
+    if size == "compact":
+        return reference_dir / "official_compact" / preset
+    return official_preset_dir(preset)
+
+
+@pytest.fixture(scope="module", params=FIXTURES, ids=["-".join(f) for f in FIXTURES])
 def imported(request, reference_dir: Path, tmp_path_factory):
     """Import the official checkpoint through the CLI, then load vadmon's checkpoint."""
-    preset = request.param
-    src = reference_dir / "official" / preset / "official_state_dict.pt"
+    preset, size = request.param
+    base = fixture_dir(reference_dir, preset, size)
+    src = base / "official_state_dict.pt"
     out = tmp_path_factory.mktemp(preset) / f"vadclip-{preset}.pt"
     proc = subprocess.run(
         [
@@ -45,8 +57,8 @@ def imported(request, reference_dir: Path, tmp_path_factory):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    ref = torch.load(reference_dir / "official" / preset / "reference.pt", weights_only=True)
-    cfg = json.loads((reference_dir / "official" / preset / "config.json").read_text())
+    ref = torch.load(base / "reference.pt", weights_only=True)
+    cfg = json.loads((base / "config.json").read_text())
     model = checkpoint.load_model(out)
     return preset, model, ref, cfg
 

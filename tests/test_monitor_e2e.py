@@ -8,7 +8,6 @@ ipc sockets, receives signed webhooks over HTTP, kills and restarts the RTSP ser
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 import zmq
 from capture_support import rtsp_servers, wait_for
+from conftest import require_tool
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret
@@ -111,8 +111,7 @@ class Tmux:
 
 @pytest.fixture
 def tmux():
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is needed (apt-get install tmux; done by .ci/run)")
+    require_tool("tmux", "tmux")
     t = Tmux(f"vadmon-e2e-{time.time_ns()}")
     yield t
     t.run("kill-server")

@@ -86,9 +86,12 @@ def test_inference_killed_or_stopped_capture_unaffected(
         # scored; the ones that aged meanwhile are skipped, not worked off as a backlog
         time.sleep(2)
         last_before = listen.scores_for("cam1")[-1].snippet_index
+        snippets = listen.counter("cam1", "snippets")
         os.kill(new, signal.SIGSTOP)
-        time.sleep(6)  # ≥ 3 snippets, and well below the heartbeat timeout (beats are ~1 s apart)
+        # ≥ 3 snippets age meanwhile (capture's own count), well below the heartbeat timeout
+        grew = wait_for(lambda: listen.counter("cam1", "snippets") >= snippets + 3, 9)
         os.kill(new, signal.SIGCONT)
+        assert grew, "capture produced fewer than 3 snippets in 9 s"
         resumed = time.time()
         assert listen.wait_scores("cam1", 2, 30, since=resumed)
         after = listen.scores_for("cam1", since=resumed)
@@ -289,8 +292,8 @@ def test_rtsp_password_never_leaks(
 def test_capture_and_supervisor_do_not_load_torch(subprocess_env: dict[str, str]) -> None:
     """Per-camera memory (case 2): torch is ~500 MB and belongs to the inference process only."""
     code = (
-        "import sys, vadmon.capture.process, vadmon.monitor, vadmon.commands.run, vadmon.dashboard.console, "
-        "vadmon.alerts.process, vadmon.cli; vadmon.cli.build_parser(); print(sorted("
+        "import sys, vadmon.capture.__main__, vadmon.monitor, vadmon.commands.run, vadmon.dashboard.console, "
+        "vadmon.alerts.__main__, vadmon.cli; vadmon.cli.build_parser(); print(sorted("
         "m for m in ('torch', 'open_clip') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import native_bf16
 
 from vadmon.model import StreamingStep, VadCLIP, load_preset, probabilities
 from vadmon.model.clip_factory import best_cpu_precision, best_precision, cpu_has_native_bf16
@@ -64,8 +65,9 @@ def test_bf16_stays_close(model: VadCLIP) -> None:
 
 
 def test_precision_choice_follows_cpu_flags() -> None:
-    assert best_cpu_precision() == ("bf16" if cpu_has_native_bf16() else "fp32")
-    assert best_precision("cpu") == best_cpu_precision()
+    expected = "bf16" if native_bf16() else "fp32"  # from /proc/cpuinfo, read by the test
+    assert cpu_has_native_bf16() is native_bf16()
+    assert best_cpu_precision() == expected and best_precision("cpu") == expected
     assert cpu_has_native_bf16("processor : 0\nflags : fpu avx512f avx512_bf16\n")
     assert cpu_has_native_bf16("flags : fpu amx_bf16 amx_tile\n")
     assert not cpu_has_native_bf16("flags : fpu avx2 avx512f avx512bw\n")

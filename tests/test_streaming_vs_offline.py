@@ -84,7 +84,7 @@ def test_streaming_vs_offline_published_model(reference_dir, tmp_path):
     import torch
 
     out = tmp_path / "ucf.pt"
-    src = reference_dir / "official/ucf/official_state_dict.pt"
+    src = reference_dir / "official_compact/ucf/official_state_dict.pt"
     subprocess.run(
         [
             sys.executable,
@@ -102,9 +102,9 @@ def test_streaming_vs_offline_published_model(reference_dir, tmp_path):
         timeout=300,
     )
     model = load_model(out)
-    feats = torch.load(reference_dir / "official/ucf/reference.pt", weights_only=True)["test"][
-        "features"
-    ].numpy()
+    feats = torch.load(reference_dir / "official_compact/ucf/reference.pt", weights_only=True)[
+        "test"
+    ]["features"].numpy()
     offline = score_features(model, feats)["coarse"]
     corr = report(
         "official UCF fixture model, 600 random snippets", offline, stream(model, feats, 256)

@@ -128,8 +128,8 @@ def test_sigterm_stops_all_children_even_stubborn_ones(tmp_path: Path, subproces
     ]
     proc = start_supervisor_process(tmp_path, children, {"shutdown_deadline_s": 1.5}, env)
     try:
+        # a pid line means that child is ready (the stubborn one has installed its SIG_IGN)
         wait_for(lambda: pids(tmp_path, "steady") and pids(tmp_path, "stubborn"), 20, "children")
-        time.sleep(0.3)  # let the stubborn child install its SIG_IGN
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=15)
     finally:

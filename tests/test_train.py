@@ -232,6 +232,34 @@ def _run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     return rc, out, err
 
 
+def _pairwise_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC as P(anomalous scores above normal), ties counting half (Mann-Whitney)."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    return float((pos[:, None] > neg).mean() + 0.5 * (pos[:, None] == neg).mean())
+
+
+def _expected_frame_auc(checkpoint: Path, test_list: Path) -> tuple[float, float]:
+    """Frame AUCs of ``eval``'s own inputs, computed here: the checkpoint scores each test
+    video and every snippet stands for 16 frames labelled by the synthetic events (events start
+    and end on snippet boundaries, so snippet-level pairs weigh exactly as frame-level ones)."""
+    from vadmon.model.predict import score_features
+
+    model = ckpt_mod.load_model(checkpoint)
+    events = {v.name: v.event for v in th.make_videos(6, seed=6, prefix="t")}
+    coarse, fine, labels = [], [], []
+    for path in sorted(test_list.parent.glob("*__0.npy")):
+        scores = score_features(model, np.load(path))
+        truth = np.zeros(len(scores["coarse"]))
+        event = events[path.name.split("__")[0]]
+        if event is not None:
+            truth[event[0] : event[1]] = 1
+        coarse.append(scores["coarse"])
+        fine.append(1 - scores["class_probs"][:, 0])
+        labels.append(truth)
+    truth = np.concatenate(labels)
+    return _pairwise_auc(np.concatenate(coarse), truth), _pairwise_auc(np.concatenate(fine), truth)
+
+
 def test_eval_reports_metrics_and_plots(
     tiny_checkpoint: Path, small_data: dict[str, Path], tmp_path: Path, capsys
 ) -> None:
@@ -246,7 +274,10 @@ def test_eval_reports_metrics_and_plots(
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["videos"] == 6 and report["ground_truth"] == "csv"
     assert report["gt_classes"] == ["Normal", "Event"]
-    assert 0.0 <= report["coarse"]["auc"] <= 1.0 and len(report["map"]) == 5
+    coarse, fine = _expected_frame_auc(tiny_checkpoint, small_data["test"])
+    assert report["coarse"]["auc"] == pytest.approx(coarse, abs=1e-9)
+    assert report["fine"]["auc"] == pytest.approx(fine, abs=1e-9)
+    assert len(report["map"]) == 5
     pngs = sorted((tmp_path / "plots").glob("*.png"))
     assert len(pngs) == 2
     image = cv2.imread(str(pngs[0]))

@@ -21,6 +21,8 @@ COMMANDS: list[str] = [
     "vadmon.commands.config",
     "vadmon.commands.keys",
     "vadmon.commands.events",
+    "vadmon.commands.replay",
+    "vadmon.commands.calibrate",
     "vadmon.commands.run",
     "vadmon.commands.bench",
 ]

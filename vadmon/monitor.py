@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vadmon.alerts.clip_writer import ClipSettings
-from vadmon.alerts.delivery import DeliverySettings, Endpoint
+from vadmon.alerts.delivery import DeliverySettings, Endpoint, check_url
 from vadmon.alerts.event import EventSettings
-from vadmon.alerts.process import AlertSettings
+from vadmon.alerts.narrate import NarrateSettings
+from vadmon.alerts.process import AlertSettings, ScoreLogSettings
 from vadmon.capture.process import CaptureEndpoints, CaptureSettings, capture_endpoints
 from vadmon.capture.snippet import SnippetSettings
 from vadmon.capture.watchdog import WatchdogSettings
@@ -242,6 +243,35 @@ def alert_settings(cfg: MonitorConfig) -> AlertSettings:
         events=event_settings(cfg.defaults.alerts),
         per_camera={name: event_settings(c.alerts) for name, c in cams.items()},
         delivery=delivery,
+        narrate=narrate_settings(cfg),
+        score_log=score_log_settings(cfg),
+    )
+
+
+def score_log_settings(cfg: MonitorConfig) -> ScoreLogSettings | None:
+    log = cfg.score_log
+    return ScoreLogSettings(score_log_dir(cfg), log.keep_hours) if log.enabled else None
+
+
+def score_log_dir(cfg: MonitorConfig) -> Path:
+    return cfg.storage.dir / "scores"
+
+
+def narrate_settings(cfg: MonitorConfig) -> NarrateSettings | None:
+    n = cfg.explain.narrate
+    if n.url is None:
+        return None
+    if not n.allow_private:
+        check_url(n.url, allow_private=False)
+    return NarrateSettings(
+        url=n.url,
+        model=n.model,
+        api_key=n.api_key.get_secret_value() if n.api_key else "",
+        timeout_s=n.timeout_s,
+        concurrency=n.concurrency,
+        max_per_hour=n.max_per_hour,
+        keyframes=n.keyframes,
+        max_tokens=n.max_tokens,
     )
 
 
@@ -260,7 +290,7 @@ def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> lis
     specs += [
         ChildSpec(
             name=f"capture:{name}",
-            argv=[py, "-m", "vadmon.capture.process", "--config", conf, "--camera", name],
+            argv=[py, "-m", "vadmon.capture", "--config", conf, "--camera", name],
             env=env,
             heartbeat=True,
             essential=False,  # a camera with bad input stays down; the others keep running
@@ -274,13 +304,11 @@ def _backend_specs(py: str, conf: str, env: dict[str, str]) -> list[ChildSpec]:
     return [
         ChildSpec(
             "inference",
-            [py, "-m", "vadmon.inference.process", "--config", conf],
+            [py, "-m", "vadmon.inference", "--config", conf],
             env,
             heartbeat=True,
         ),
-        ChildSpec(
-            "alerts", [py, "-m", "vadmon.alerts.process", "--config", conf], env, heartbeat=True
-        ),
+        ChildSpec("alerts", [py, "-m", "vadmon.alerts", "--config", conf], env, heartbeat=True),
     ]
 
 

@@ -197,6 +197,9 @@ class DeliveryWorker:
         )
         self._counts["outbox_errors"] = 0
         self._stop = threading.Event()
+        # Set while the worker thread waits for its next due row or a ``wake()``: a caller that
+        # sees it set knows a new row would otherwise wait for the poll interval.
+        self.idle = threading.Event()
         self._flush_until = 0.0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -276,8 +279,12 @@ class DeliveryWorker:
             wait = min(wait, max(0.0, nxt - time.time()))
         if self._stop.is_set():
             wait = min(wait, max(0.0, self._flush_until - time.time()))
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=wait)
+        self.idle.set()
+        try:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+        finally:
+            self.idle.clear()
 
     async def _deliver_due(self, outbox: Outbox, client: httpx.AsyncClient) -> int:
         rows = outbox.due(time.time(), self.settings.batch)

@@ -26,6 +26,7 @@ Definitions (all per camera):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import statistics
@@ -35,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from vadmon.alerts.explain import EvidenceTrack, explain
 from vadmon.runtime.messages import ScoreMessage
 
 Kind = Literal["start", "update", "end"]
@@ -88,6 +90,7 @@ class Event:
     snapshot_path: str | None = None
     clip_path: str | None = None
     reason: str = ""
+    explanation: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,10 +106,18 @@ class EventMessage:
     event: Event
 
 
-def new_event_id(ts: float, rng: random.Random | None = None) -> str:
-    """``"{ts:.6f}-{rand6}"``: sortable by time, unique enough across restarts."""
-    r = rng or random.SystemRandom()
-    suffix = "".join(r.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+def new_event_id(ts: float, camera: str = "", rng: random.Random | None = None) -> str:
+    """``"{ts:.6f}-{suffix6}"``: sortable by time.
+
+    The suffix is derived from camera and start time, so the same scores always give the same
+    ids: ``vadmon replay`` over a score log reproduces the live run's ids exactly, and a camera
+    cannot start two events at the same microsecond. ``rng`` (tests) draws it instead."""
+    alphabet = string.ascii_lowercase + string.digits
+    if rng is not None:
+        suffix = "".join(rng.choice(alphabet) for _ in range(6))
+    else:
+        digest = hashlib.sha256(f"{camera}|{ts:.6f}".encode()).digest()
+        suffix = "".join(alphabet[b % len(alphabet)] for b in digest[:6])
     return f"{ts:.6f}-{suffix}"
 
 
@@ -162,9 +173,11 @@ class _Open:
     last_sent_ts: float = -math.inf
     sent_label: str = ""
     sent_peak: float = 0.0
+    evidence: EvidenceTrack = field(default_factory=EvidenceTrack)
 
     def add(self, msg: ScoreMessage, normal: str) -> None:
         self.n += 1
+        self.evidence.add(msg)
         self.last_ts = msg.t_end
         self.mode = msg.mode
         if msg.score > self.peak:
@@ -268,7 +281,8 @@ class CameraEvents:
             return []
         self.recent_starts.append(start)
         self.counters["events"] += 1
-        cur.event = self._snapshot(cur, new_event_id(start, self.rng), None, "")
+        cur.evidence.mark_confirmed(cur.ranking())
+        cur.event = self._snapshot(cur, new_event_id(start, self.camera, self.rng), None, "")
         return [self._emit("start", cur, cur.last_ts)]
 
     def _maybe_update(self, cur: _Open, now: float) -> list[EventMessage]:
@@ -326,6 +340,14 @@ class CameraEvents:
             reason=reason,
         )
         ev.text = describe(ev)
+        ev.explanation = explain(
+            top=ev.top3,
+            start_ts=ev.start_ts,
+            peak_ts=ev.peak_ts,
+            duration_s=ev.duration_s,
+            threshold=self.s.threshold,
+            track=cur.evidence,
+        )
         return ev
 
 

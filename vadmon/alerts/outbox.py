@@ -204,6 +204,11 @@ class Outbox:
             ),
         )
 
+    def event(self, event_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(state, last stored data) of one event, or None."""
+        row = self.conn.execute("SELECT state, data FROM events WHERE id=?", (event_id,)).fetchone()
+        return (row["state"], json.loads(row["data"])) if row else None
+
     def open_events(self) -> list[dict[str, Any]]:
         """Events a previous run started (or ended without sending ``end``) and then died."""
         rows = self.conn.execute(

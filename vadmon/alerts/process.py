@@ -11,13 +11,11 @@ webhook-id; events a killed run left open get an ``end`` marked ``interrupted``.
 
 from __future__ import annotations
 
-import argparse
 import collections
+import contextlib
 import logging
-import os
 import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,15 +29,15 @@ from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
 from vadmon.alerts.delivery import (
     DeliverySettings,
     DeliveryWorker,
-    Endpoint,
     LookupFailed,
     build_body,
     check_url,
     new_msg_id,
 )
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
+from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
 from vadmon.alerts.outbox import Outbox
-from vadmon.errors import VadmonError
+from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
 
@@ -57,6 +55,14 @@ class AlertSettings:
     heartbeat_s: float = 1.0
     flush_s: float = 3.0
     max_pending: int = 10_000
+    narrate: NarrateSettings | None = None  # None: no narration
+    score_log: ScoreLogSettings | None = None  # None: no score logs
+
+
+@dataclass(frozen=True)
+class ScoreLogSettings:
+    root: Path
+    keep_hours: float
 
 
 class AlertPipeline:
@@ -78,6 +84,10 @@ class AlertPipeline:
         self.endpoints = [ep.name for ep in settings.delivery.endpoints]
         self.counters: dict[str, int] = collections.defaultdict(int)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=40)
+        scores = settings.score_log
+        self.score_log = ScoreLogWriter(scores.root, scores.keep_hours) if scores else None
+        self.narrator = Narrator(settings.narrate) if settings.narrate else None
+        self.narratives: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     def start(self) -> None:
         self._recover()
@@ -99,6 +109,8 @@ class AlertPipeline:
             return
         if isinstance(msg, ScoreMessage):
             self.counters["scores"] += 1
+            if self.score_log is not None:
+                self.score_log.write(msg)
             self._handle(self.tracker.feed(msg))
         elif isinstance(msg, PreviewFrame) and payload:
             self.counters["previews"] += 1
@@ -109,6 +121,32 @@ class AlertPipeline:
         self._handle(self.tracker.expire(now))
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
+        self._explained()
+
+    def _narrate(self, ev: Event) -> None:
+        """Ask for a narrative once ``start`` is queued: snapshot first, then keyframes."""
+        if self.narrator is None:
+            return
+        images = []
+        if ev.snapshot_path:
+            with contextlib.suppress(OSError):
+                images.append(Path(ev.snapshot_path).read_bytes())
+        ring = self.clips.rings.get(ev.camera, ())
+        images += keyframes(list(ring), ev.start_ts, ev.peak_ts, self.narrator.s.keyframes)
+        self.narrator.submit(ev.to_dict(), images)
+
+    def _explained(self) -> None:
+        """Queue an ``explained`` webhook per finished narration (never before its ``start``)."""
+        if self.narrator is None:
+            return
+        for n in self.narrator.poll():
+            event_id = n.event["id"]
+            self.narratives[event_id] = n.narrative
+            while len(self.narratives) > 256:
+                self.narratives.popitem(last=False)
+            stored = self.outbox.event(event_id)
+            state, data = stored if stored else ("open", n.event)
+            self._enqueue("explained", data, state)
 
     def shutdown(self) -> None:
         self._handle(self.tracker.close_all("alert process shutting down"))
@@ -119,6 +157,10 @@ class AlertPipeline:
             log.error("%d outbox writes could not be stored (disk full?)", len(self.unsaved))
         self.worker.stop(self.s.flush_s)
         self.clips.close()
+        if self.narrator is not None:
+            self.narrator.close()
+        if self.score_log is not None:
+            self.score_log.close()
         self.outbox.close()
 
     def _handle(self, messages: list[EventMessage]) -> None:
@@ -128,6 +170,7 @@ class AlertPipeline:
                 ev.snapshot_path = self.clips.snapshot(ev)  # on disk before start is queued
                 self.clips.begin(ev)
                 self._enqueue("start", ev.to_dict(), "open")
+                self._narrate(ev)
             elif m.kind == "update":
                 self._enqueue("update", ev.to_dict(), "open")
             else:
@@ -140,6 +183,9 @@ class AlertPipeline:
         self._enqueue("end", event.to_dict(), "closed")
 
     def _enqueue(self, kind: str, data: dict[str, Any], state: str) -> None:
+        narrative = self.narratives.get(data.get("id", ""))
+        if narrative is not None:
+            data["explanation"] = dict(data.get("explanation") or {}, narrative=narrative)
         self.recent.appendleft(
             {
                 "id": data.get("id", ""),
@@ -149,6 +195,7 @@ class AlertPipeline:
                 "start": data.get("start_ts", 0.0),
                 "duration": data.get("duration_s", 0.0),
                 "kind": kind,
+                "text": (data.get("explanation") or {}).get("text", ""),
             }
         )
         body, msg_id = build_body(kind, data), new_msg_id()
@@ -183,6 +230,8 @@ class AlertPipeline:
             self.counters,
             self.tracker.counters(),
             self.clips.counters,
+            self.narrator.counters if self.narrator else {},
+            self.score_log.counters if self.score_log else {},
             {f"deliveries_{k}": v for k, v in self.worker.counters().items()},
             {f"outbox_{k}": v for k, v in self.outbox.counts().items()},
         ):
@@ -280,94 +329,3 @@ def run_alerts(
         if heartbeat is not None:
             heartbeat.close()
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m vadmon.alerts.process", description=__doc__.splitlines()[0]
-    )
-    p.add_argument("--config", type=Path, help="monitor config (replaces the options below)")
-    p.add_argument("--db", type=Path, help="SQLite outbox/event log")
-    p.add_argument("--media-dir", type=Path, help="snapshots and clips go here")
-    p.add_argument("--scores", help="ZeroMQ endpoint publishing ScoreMessages")
-    p.add_argument("--previews", help="ZeroMQ endpoint publishing PreviewFrames")
-    p.add_argument("--status", default=None, help="ZeroMQ endpoint to send heartbeats to")
-    p.add_argument("--webhook", action="append", default=[], help="receiver URL (repeatable)")
-    p.add_argument("--secret-env", default="VADMON_WEBHOOK_SECRET", help="env var with whsec_…")
-    p.add_argument("--allow-private", action="store_true", help="allow loopback/private URLs")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--hysteresis", type=float, default=0.1)
-    p.add_argument("--min-duration", type=float, default=1.0)
-    p.add_argument("--cutoff", type=float, default=2.0)
-    p.add_argument("--cooldown", type=float, default=30.0)
-    p.add_argument("--smoothing", choices=["ema", "median", "none"], default="ema")
-    p.add_argument("--smoothing-k", type=int, default=3)
-    p.add_argument("--update-interval", type=float, default=5.0)
-    p.add_argument("--pre", type=float, default=5.0)
-    p.add_argument("--post", type=float, default=5.0)
-    p.add_argument("--max-attempts", type=int, default=8)
-    p.add_argument("--backoff-base", type=float, default=2.0)
-    p.add_argument("--deadline", type=float, default=10.0, help="per-attempt wall-clock limit")
-    p.add_argument("--flush", type=float, default=3.0, help="seconds to keep sending on exit")
-    return p
-
-
-def settings_from_args(args: argparse.Namespace) -> AlertSettings:
-    secret = os.environ.get(args.secret_env, "")
-    if args.webhook and not secret:
-        raise VadmonError(
-            f"environment variable {args.secret_env} is not set", "--secret-env", "export whsec_…"
-        )
-    endpoints = tuple(
-        Endpoint(f"webhook{i}" if i else "default", url, (secret,), args.allow_private)
-        for i, url in enumerate(args.webhook)
-    )
-    try:
-        events = EventSettings(
-            threshold=args.threshold,
-            hysteresis=args.hysteresis,
-            min_duration_s=args.min_duration,
-            cutoff_s=args.cutoff,
-            cooldown_s=args.cooldown,
-            smoothing=args.smoothing,
-            smoothing_k=args.smoothing_k,
-            update_interval_s=args.update_interval,
-        )
-    except ValueError as exc:
-        raise VadmonError(str(exc), "event settings") from None
-    return AlertSettings(
-        db_path=args.db,
-        clips=ClipSettings(args.media_dir, pre_s=args.pre, post_s=args.post),
-        events=events,
-        delivery=DeliverySettings(
-            endpoints=endpoints,
-            max_attempts=args.max_attempts,
-            backoff_base_s=args.backoff_base,
-            attempt_deadline_s=args.deadline,
-        ),
-        flush_s=args.flush,
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.config:
-            from vadmon.config import load_config
-            from vadmon.monitor import alert_settings, camera_endpoints, score_endpoint
-
-            cfg = load_config(args.config)
-            previews = [camera_endpoints(cfg, c).publish for c in cfg.enabled_cameras()]
-            return run_alerts(alert_settings(cfg), score_endpoint(cfg), previews)
-        if not (args.db and args.media_dir and args.scores and args.previews):
-            parser.error("give --config, or all of --db --media-dir --scores --previews")
-        settings = settings_from_args(args)
-        return run_alerts(settings, args.scores, args.previews, args.status)
-    except VadmonError as exc:
-        print(f"vadmon alerts: error: {exc.line()}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,11 +14,18 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vadmon.bench import clip_compile
-from vadmon.bench.core import BenchOptions, BenchResult, Row, Timing, measure, setup_threads
+from vadmon.bench.core import (
+    BenchOptions,
+    BenchResult,
+    Row,
+    Timing,
+    cosine,
+    measure,
+    setup_threads,
+)
 from vadmon.bench.inputs import natural_images
 from vadmon.model.clip_factory import best_cpu_precision, create_clip, image_spec
 
@@ -71,11 +78,6 @@ def variants(visual: nn.Module) -> dict[str, Callable[[], Encoder]]:
         "autocast_bf16": partial(_autocast, visual),
         "int8_dynamic": lambda: _cast(_int8(visual), torch.float32),
     }
-
-
-def cosine(out: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
-    cos = F.cosine_similarity(out.float(), ref.float(), dim=-1)
-    return {"cos_min": float(cos.min()), "cos_mean": float(cos.mean())}
 
 
 def _row(name: str, batch: int, timing: Timing, base_s: float, acc: dict[str, float]) -> Row:

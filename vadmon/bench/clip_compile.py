@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from vadmon.bench.core import BenchOptions, measure
+from vadmon.bench.core import BenchOptions, cosine, measure
 
 
 def run_child(
@@ -84,7 +84,6 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--budget-s", type=float, default=20.0)
     args = p.parse_args(argv)
-    from vadmon.bench.clip import cosine
     from vadmon.model.clip_factory import create_clip
 
     if args.threads > 0:

@@ -131,3 +131,9 @@ def environment(threads: int) -> dict[str, Any]:
         "cuda": torch.cuda.is_available(),
         "load_avg_1m_at_start": round(load[0], 2),
     }
+
+
+def cosine(out: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
+    """Worst and mean cosine of each output row to its fp32 reference (accuracy of a variant)."""
+    cos = torch.nn.functional.cosine_similarity(out.float(), ref.float(), dim=-1)
+    return {"cos_min": float(cos.min()), "cos_mean": float(cos.mean())}

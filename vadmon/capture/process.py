@@ -14,16 +14,13 @@ Sockets (both bound by this process; consumers connect):
 - ``snippets-<camera>`` PUSH: ``SnippetMessage``; PUSH (not PUB) so a full or absent consumer
   is visible as a failed non-blocking send and counted.
 
-Run: ``python -m vadmon.capture.process --camera NAME --source SRC --ipc-dir DIR``.
+Run through ``python -m vadmon.capture`` (``vadmon/capture/__main__.py``); the reader thread is
+``vadmon.capture.frame``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,11 +30,11 @@ import cv2
 import numpy as np
 import zmq
 
+from vadmon.capture.frame import SourceReader
 from vadmon.capture.snippet import SnippetAssembler, SnippetSettings
-from vadmon.capture.source import ErrorKind, FrameSource, SourceError, open_source
+from vadmon.capture.source import FrameSource, SourceError, open_source
 from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fingerprint
 from vadmon.errors import VadmonError
-from vadmon.redact import url_secrets
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import FramePacker, LinkClient, open_client
 from vadmon.runtime.messages import FrameHeader, PreviewFrame, SnippetMessage, Status
@@ -46,7 +43,6 @@ from vadmon.runtime.transport import (
     SendStats,
     SocketLimits,
     close_socket,
-    ipc_dir,
     ipc_endpoint,
     publisher,
     pusher,
@@ -97,51 +93,6 @@ def capture_endpoints(directory: str | Path, camera: str) -> CaptureEndpoints:
         publish=ipc_endpoint(directory, f"capture-{camera}"),
         snippets=ipc_endpoint(directory, f"snippets-{camera}"),
     )
-
-
-class SourceReader(threading.Thread):
-    """Opens and reads one source in a thread; keeps only the newest frame (latest wins)."""
-
-    def __init__(self, source: FrameSource) -> None:
-        super().__init__(daemon=True, name="source-reader")
-        self.source = source
-        self.skipped = 0
-        self._cond = threading.Condition()
-        self._frame: tuple[np.ndarray, float] | None = None
-        self._error: SourceError | None = None
-        self._stop = False
-
-    def run(self) -> None:
-        try:
-            self.source.open()
-            while not self._stop:
-                frame, ts = self.source.read()
-                with self._cond:
-                    self.skipped += self._frame is not None
-                    self._frame = (frame, ts)
-                    self._cond.notify()
-        except SourceError as exc:
-            with self._cond:
-                self._error = exc
-                self._cond.notify()
-        except Exception as exc:  # any backend failure is a source error, never a crash
-            with self._cond:
-                self._error = SourceError(ErrorKind.UNKNOWN, f"{type(exc).__name__}")
-                self._cond.notify()
-        finally:
-            self.source.close()
-
-    def take(self, timeout_s: float) -> tuple[np.ndarray, float] | SourceError | None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._frame or self._error, timeout_s)
-            if self._frame is not None:
-                item, self._frame = self._frame, None
-                return item
-            return self._error
-
-    def stop(self) -> None:
-        """Ask the thread to finish; it closes the source itself (never joined for long)."""
-        self._stop = True
 
 
 @dataclass
@@ -403,180 +354,4 @@ def run_capture(
     return 0
 
 
-class StderrScrubber:
-    """Pipe fd 2 through a thread that masks secrets.
-
-    FFmpeg and OpenCV write to fd 2 directly from C, past any Python logging filter; routing the
-    descriptor itself through this filter is the only way to be sure a password that FFmpeg
-    echoes (e.g. in an error naming the URL) never reaches the log.
-    """
-
-    def __init__(self, secrets: list[str]) -> None:
-        self.secrets = [s.encode() for s in secrets if s]
-        self._thread: threading.Thread | None = None
-
-    def install(self) -> None:
-        if not self.secrets:
-            return
-        sys.stderr.flush()
-        self._saved = os.dup(2)
-        read_fd, write_fd = os.pipe()
-        os.dup2(write_fd, 2)
-        os.close(write_fd)
-        self._read_fd = read_fd
-        self._thread = threading.Thread(target=self._pump, daemon=True, name="stderr-scrubber")
-        self._thread.start()
-
-    def _pump(self) -> None:
-        pending = b""
-        while True:
-            chunk = os.read(self._read_fd, 65536)
-            if not chunk:
-                break
-            pending += chunk
-            # hold back a partial last line: a secret may be split across two writes
-            head, sep, pending = pending.rpartition(b"\n")
-            if sep:
-                os.write(self._saved, self._mask(head + sep))
-        if pending:
-            os.write(self._saved, self._mask(pending))
-
-    def _mask(self, data: bytes) -> bytes:
-        for secret in self.secrets:
-            data = data.replace(secret, b"***")
-        return data
-
-    def uninstall(self) -> None:
-        """Drain and stop; fd 2 then points at /dev/null, not the unfiltered stream, because a
-        source thread stuck in FFmpeg may still write after we are gone."""
-        if self._thread is None:
-            return
-        sys.stderr.flush()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)  # closes the pipe's write end held by fd 2 → the pump sees EOF
-        os.close(devnull)
-        self._thread.join(timeout=2)
-        self._thread = None
-
-
 # --- command line ---------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m vadmon.capture.process", description="vadmon capture process"
-    )
-    p.add_argument("--camera", required=True)
-    p.add_argument("--config", default="", help="monitor config: takes this camera's settings")
-    p.add_argument("--source", default="", help="file, rtsp://…, webcam index, synthetic:…")
-    p.add_argument("--ipc-dir", default="", help="directory for ipc sockets (made 0700)")
-    p.add_argument("--publish", default="", help="override the PUB endpoint")
-    p.add_argument("--snippets", default="", help="override the snippet PUSH endpoint")
-    p.add_argument("--no-loop", action="store_true", help="files: stop at the end")
-    p.add_argument("--fps", type=float, default=0.0, help="snippet clock (0: every source frame)")
-    p.add_argument("--frames-per-snippet", type=int, default=16)
-    p.add_argument("--samples", type=int, default=1, help="frames per snippet to embed")
-    p.add_argument("--ring-slots", type=int, default=48)
-    p.add_argument("--preview-fps", type=float, default=2.0)
-    p.add_argument("--preview-width", type=int, default=320)
-    p.add_argument("--stall-timeout", type=float, default=5.0)
-    p.add_argument("--connect-timeout", type=float, default=20.0)
-    p.add_argument("--frozen-timeout", type=float, default=0.0, help="0 disables")
-    p.add_argument("--backoff-base", type=float, default=0.5)
-    p.add_argument("--backoff-max", type=float, default=60.0)
-    p.add_argument("--open-timeout-ms", type=int, default=10000)
-    p.add_argument("--read-timeout-ms", type=int, default=5000)
-    p.add_argument("--log-level", default="INFO")
-    return p
-
-
-def settings_from_args(args: argparse.Namespace) -> CaptureSettings:
-    try:
-        snippet = SnippetSettings(args.frames_per_snippet, args.samples, args.fps)
-    except ValueError as exc:
-        raise VadmonError(str(exc), "snippet options", "fix the command line") from None
-    watchdog = WatchdogSettings(
-        stall_timeout_s=args.stall_timeout,
-        connect_timeout_s=args.connect_timeout,
-        backoff_base_s=args.backoff_base,
-        backoff_max_s=args.backoff_max,
-        frozen_timeout_s=args.frozen_timeout,
-    )
-    return CaptureSettings(
-        camera=args.camera,
-        source=args.source,
-        loop=not args.no_loop,
-        open_timeout_ms=args.open_timeout_ms,
-        read_timeout_ms=args.read_timeout_ms,
-        ring_slots=args.ring_slots,
-        snippet=snippet,
-        watchdog=watchdog,
-        preview_fps=args.preview_fps,
-        preview_width=args.preview_width,
-    )
-
-
-def _from_config(args: argparse.Namespace) -> tuple[CaptureSettings, CaptureEndpoints]:
-    from vadmon.config import load_config
-    from vadmon.monitor import camera_endpoints, capture_settings
-
-    cfg = load_config(args.config)
-    if args.camera not in cfg.cameras:
-        raise VadmonError(f"camera {args.camera!r} is not in the config", args.config)
-    return capture_settings(cfg, args.camera), camera_endpoints(cfg, args.camera)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.config and not args.source:
-        parser.error("give --config or --source")
-    preset: tuple[CaptureSettings, CaptureEndpoints] | None = None
-    if args.config:
-        try:
-            preset = _from_config(args)
-        except VadmonError as exc:
-            print(f"vadmon capture: error: {exc.line()}", file=sys.stderr)
-            return 2
-        args.source = preset[0].source
-    scrubber = StderrScrubber(url_secrets(args.source))
-    scrubber.install()
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format=f"%(asctime)s capture[{args.camera}] %(levelname)s %(message)s",
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        if preset is not None:
-            settings, endpoints = preset
-            ipc_dir(Path(endpoints.publish.removeprefix("ipc://")).parent)
-        else:
-            settings = settings_from_args(args)
-            directory = ipc_dir(args.ipc_dir or None)
-            endpoints = capture_endpoints(directory, args.camera)
-            endpoints = CaptureEndpoints(
-                publish=args.publish or endpoints.publish,
-                snippets=args.snippets or endpoints.snippets,
-            )
-        code = run_capture(settings, endpoints, stop)
-        log.info("camera %s: stopped", args.camera)
-        return code
-    except VadmonError as exc:
-        print(f"vadmon capture: error: {exc.line()}", file=sys.stderr)
-        return 2
-    finally:
-        scrubber.uninstall()
-
-
-if __name__ == "__main__":
-    exit_code = main()
-    # A source thread may still be blocked inside FFmpeg (C++); letting the interpreter
-    # finalise would cancel it mid-call and abort ("exception not rethrown"). Everything we own
-    # (ring, sockets, ipc files) is already closed, so leave without finalisation.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(exit_code)

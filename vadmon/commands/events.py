@@ -74,6 +74,11 @@ def list_events(args: argparse.Namespace) -> int:
         for r in rows
     ]
     _print(table, False, ["id", "camera", "label", "prob", "start", "end", "peak", "state"])
+    for r in rows:
+        why = json.loads(r["data"]).get("explanation") or {}
+        for key in ("text", "narrative"):
+            if why.get(key):
+                print(f"{r['id']} {key}: {why[key]}")
     return 0
 
 

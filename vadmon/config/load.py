@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from vadmon.config.calibration import apply_calibration
 from vadmon.config.models import MonitorConfig
 from vadmon.config.yamlfile import Located, load_yaml
 from vadmon.errors import VadmonError
@@ -38,7 +39,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Monit
         raise VadmonError("config file is not UTF-8 text", where, "save it as UTF-8") from None
     except OSError as exc:
         raise VadmonError(f"cannot read config file ({exc.strerror})", where) from None
-    return load_config_text(text, where, env)
+    return apply_calibration(load_config_text(text, where, env), path)
 
 
 def load_config_text(

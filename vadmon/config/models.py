@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from vadmon.config.explain import ExplainConfig, ScoreLogConfig
 from vadmon.redact import redact_url
 
 CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 # What the capture process can open (vadmon.capture.source uses this very tuple); a video file
 # is a plain path, not a file:// URL.
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
-EVENT_TYPES = ("start", "update", "end")
+EVENT_TYPES = ("start", "update", "end", "explained")
 Seconds = Annotated[float, Field(gt=0, le=86400)]
 
 
@@ -241,7 +242,7 @@ class WebhookConfig(_Model):
     secret: SecretStr = Field(
         ..., description="Signing secret 'whsec_<base64>' (>= 24 bytes decoded); use ${ENV}."
     )
-    events: list[Literal["start", "update", "end"]] = Field(
+    events: list[Literal["start", "update", "end", "explained"]] = Field(
         default_factory=lambda: list(EVENT_TYPES), min_length=1, description="Event types sent."
     )
     timeout_s: float = Field(10.0, gt=0, le=300, description="Overall deadline per attempt.")
@@ -474,6 +475,13 @@ class MonitorConfig(_Model):
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    score_log: ScoreLogConfig = Field(default_factory=ScoreLogConfig)
+    calibration_file: Path | None = Field(
+        None,
+        description="Per-camera thresholds written by `vadmon calibrate`; null: "
+        "<config name>.calibration.yaml beside the config, when it exists.",
+    )
 
     @field_validator("cameras")
     @classmethod

@@ -6,16 +6,13 @@ ones and keep only the newest few per camera (a process that was stopped or slow
 overwritten meanwhile is a counted skip) → one CLIP forward → per-camera sliding-window VadCLIP
 (or zero-shot) → ``ScoreMessage`` on PUB → heartbeat to the supervisor.
 
-Run: ``python -m vadmon.inference.process --config configs/x.yaml``.
+Run through ``python -m vadmon.inference --config configs/x.yaml`` (``__main__.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -25,8 +22,8 @@ import numpy as np
 import torch
 import zmq
 
-from vadmon.errors import VadmonError
 from vadmon.inference.embedding import SnippetEncoder
+from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, unpack_frames
@@ -115,9 +112,16 @@ def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
 
 class InferenceLoop:
     def __init__(
-        self, settings: InferenceSettings, scorer, encoder: SnippetEncoder, ctx, runtime: str = ""
+        self,
+        settings: InferenceSettings,
+        scorer,
+        encoder: SnippetEncoder,
+        ctx,
+        runtime: str = "",
+        phrases: PhraseBank | None = None,
     ) -> None:
         self.settings = settings
+        self.phrases = phrases
         self.runtime = runtime  # "device/precision", shown on the dashboard
         self.scorer = scorer
         self.encoder = encoder
@@ -259,17 +263,26 @@ class InferenceLoop:
                     self.scorer.reset(m.camera)
                 stats.last_index = m.snippet_index
             cams = [m.camera for m, _ in now_round]
-            results = self.scorer.score(cams, torch.stack([e for _, e in now_round]))
+            batch = torch.stack([e for _, e in now_round])
+            results = self.scorer.score(cams, batch)
+            matches = self.phrases.match(batch) if self.phrases else [[] for _ in now_round]
             t_adapt = time.time()
-            for (m, _), res in zip(now_round, results, strict=True):
+            for (m, _), res, match in zip(now_round, results, matches, strict=True):
                 self.publish(
                     m,
                     res,
                     {"read": t_read - t0, "encode": t_enc - t_read, "adapter": t_adapt - t_enc},
+                    match,
                 )
         self.batches += 1
 
-    def publish(self, m: SnippetMessage, res: SnippetScore, timings: dict[str, float]) -> None:
+    def publish(
+        self,
+        m: SnippetMessage,
+        res: SnippetScore,
+        timings: dict[str, float],
+        phrases: list[tuple[str, float]] = (),
+    ) -> None:
         now = time.time()
         timings = dict(timings, latency=now - m.t_end)
         msg = ScoreMessage(
@@ -284,6 +297,8 @@ class InferenceLoop:
             timings=timings,
             mode=self.scorer.mode,
             t_emitted=now,
+            phrases=[p for p, _ in phrases],
+            phrase_probs=[s for _, s in phrases],
         )
         send_message(self.pub, msg)
         st = self.cameras[m.camera]
@@ -344,10 +359,15 @@ class InferenceLoop:
 
 
 def run_inference(
-    settings: InferenceSettings, scorer, encoder, stop: threading.Event, runtime: str = ""
+    settings: InferenceSettings,
+    scorer,
+    encoder,
+    stop: threading.Event,
+    runtime: str = "",
+    phrases: PhraseBank | None = None,
 ) -> int:
     ctx = zmq.Context()
-    loop = InferenceLoop(settings, scorer, encoder, ctx, runtime)
+    loop = InferenceLoop(settings, scorer, encoder, ctx, runtime, phrases)
     try:
         while not stop.is_set():
             loop.step()
@@ -355,29 +375,3 @@ def run_inference(
         loop.close()
         ctx.term()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    from vadmon.config import load_config
-    from vadmon.monitor import inference_settings
-
-    p = argparse.ArgumentParser(prog="python -m vadmon.inference.process")
-    p.add_argument("--config", required=True)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s inference %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        cfg = load_config(args.config)
-        torch.set_num_threads(inference_threads(cfg.model.threads))
-        scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
-        log.info("model ready: %s, %s", scorer.mode, runtime)
-        return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime)
-    except VadmonError as exc:
-        print(f"vadmon inference: error: {exc.line()}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

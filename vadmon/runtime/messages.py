@@ -17,6 +17,8 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 MAX_FRAME_SIDE = 8192
 MAX_CLASSES = 1024
+MAX_PHRASES = 16
+MAX_PHRASE_CHARS = 200
 
 
 class MessageError(ValueError):
@@ -202,6 +204,8 @@ class ScoreMessage(Message):
     timings: dict[str, float] = field(default_factory=dict)
     mode: str = "vadclip"
     t_emitted: float = 0.0
+    phrases: list[str] = field(default_factory=list)  # top-k phrase-bank matches, best first
+    phrase_probs: list[float] = field(default_factory=list)
 
     def validate(self) -> None:
         if len(self.class_names) != len(self.class_probs) or len(self.class_names) > MAX_CLASSES:
@@ -210,6 +214,15 @@ class ScoreMessage(Message):
             raise MessageError("class_names must be strings")
         if not all(isinstance(p, (int, float)) and math.isfinite(p) for p in self.class_probs):
             raise MessageError("class_probs must be finite numbers")
+        if len(self.phrases) != len(self.phrase_probs) or len(self.phrases) > MAX_PHRASES:
+            raise MessageError(f"phrases and phrase_probs: same length, at most {MAX_PHRASES}")
+        if not all(isinstance(s, str) and len(s) <= MAX_PHRASE_CHARS for s in self.phrases):
+            raise MessageError(f"phrases must be strings of at most {MAX_PHRASE_CHARS} chars")
+        if not all(
+            isinstance(p, (int, float)) and math.isfinite(p) and 0 <= p <= 1
+            for p in self.phrase_probs
+        ):
+            raise MessageError("phrase_probs must be numbers in [0, 1]")
 
     def top_class(self, skip: tuple[str, ...] = ("normal",)) -> tuple[str, float]:
         """Most probable class outside ``skip`` (the normal class is never an alert label)."""

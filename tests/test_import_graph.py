@@ -1,0 +1,179 @@
+"""The package's shape, read from its source with ``ast`` (nothing of vadmon is imported).
+
+Why: a layout only stays readable while nothing enforces the opposite. These checks keep the
+rules of docs/ARCHITECTURE.md true as people add code: no import cycles (a cycle means two
+modules can only be understood together, and breaks as soon as one import moves to the top),
+the model package stands alone (research and streaming both build on it, it builds on neither),
+few loose modules at the top of ``vadmon/`` and no module too long to read in one sitting.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "vadmon"
+MAX_LINES = 400
+MAX_LOOSE = 15
+MODEL_MAY_IMPORT = {"vadmon", "vadmon.errors", "vadmon.atomic"}
+# still to be split by responsibility (issue 10); each entry must still be long, so this shrinks
+NOT_YET_SPLIT = {
+    "vadmon/runtime/supervisor.py",
+    "vadmon/config/models.py",
+    "vadmon/research/extract.py",
+    "vadmon/research/train.py",
+    "vadmon/bench/monitor.py",
+}
+
+
+def module_files(root: Path) -> dict[str, Path]:
+    """Dotted module name → file, for every ``.py`` under ``root`` (a package directory)."""
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The absolute name ``from .x import y`` refers to inside ``module``."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _known(name: str, modules: dict[str, Path]) -> str | None:
+    """The longest prefix of ``name`` that is one of our modules (``pkg.mod.func`` → ``pkg.mod``)."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imports_of(module: str, modules: dict[str, Path]) -> set[str]:
+    """Every module of ours that ``module`` imports anywhere (top level, in functions, or under
+    ``TYPE_CHECKING``: all of them say which way the design depends), plus the packages Python
+    runs on the way (importing ``a.b.c`` runs ``a/b/__init__.py``)."""
+    path = modules[module]
+    targets: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(module, path.name == "__init__.py", node)
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            hit = _known(name, modules)
+            while hit:
+                targets.add(hit)
+                hit = _known(hit.rpartition(".")[0], modules)
+    own_packages = {".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)}
+    return targets - own_packages - {module}
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    modules = module_files(root)
+    return {name: imports_of(name, modules) for name in modules}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_import_cycles_inside_vadmon() -> None:
+    found = cycles(import_graph(PACKAGE))
+    assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_model_imports_only_itself_and_leaf_utilities() -> None:
+    graph = import_graph(PACKAGE)
+    model = {
+        name: deps for name, deps in graph.items() if name.split(".")[:2] == ["vadmon", "model"]
+    }
+    assert "vadmon.model.vadclip" in model and "vadmon.model.stream" in model
+    outside = {
+        name: sorted(d for d in deps if d.split(".")[:2] != ["vadmon", "model"])
+        for name, deps in model.items()
+    }
+    bad = {name: [d for d in deps if d not in MODEL_MAY_IMPORT] for name, deps in outside.items()}
+    assert not any(bad.values()), f"vadmon.model reaches outside itself: {bad}"
+
+
+def test_few_loose_modules_at_the_top() -> None:
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert len(loose) <= MAX_LOOSE, f"{len(loose)} modules at the top of vadmon/: {loose}"
+
+
+def test_no_module_too_long_to_read() -> None:
+    long = {
+        str(path.relative_to(PACKAGE.parent)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert set(long) >= NOT_YET_SPLIT, (
+        f"split already, drop from NOT_YET_SPLIT: {NOT_YET_SPLIT - set(long)}"
+    )
+    long = {name: n for name, n in long.items() if name not in NOT_YET_SPLIT}
+    assert not long, f"modules over {MAX_LINES} lines (split them by responsibility): {long}"
+
+
+def test_checker_sees_cycles_relative_imports_and_package_inits(tmp_path: Path) -> None:
+    """The checks above can fail: a small package with each kind of violation is caught."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from pkg import top\n")
+    (pkg / "sub" / "leaf.py").write_text("def f():\n    from . import other\n")
+    (pkg / "sub" / "other.py").write_text("")
+    (pkg / "top.py").write_text("import pkg.sub.other\n")
+    (pkg / "alone.py").write_text("from typing import TYPE_CHECKING\nimport os\n")
+    graph = import_graph(pkg)
+    assert graph["pkg.sub.leaf"] == {"pkg.sub.other"}
+    assert graph["pkg.top"] == {"pkg.sub", "pkg.sub.other"}
+    assert graph["pkg.alone"] == set()
+    # top imports pkg.sub.other, which runs pkg/sub/__init__.py, which imports top
+    assert cycles(graph) == [["pkg.sub", "pkg.top"]]

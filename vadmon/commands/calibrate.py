@@ -1,0 +1,176 @@
+"""``vadmon calibrate``: a per-camera threshold from normal footage and a false-alarm target."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from vadmon.errors import VadmonError
+
+
+def _scores_from_logs(paths: list[Path], camera: str):
+    from vadmon.alerts.scorelog import read_logs
+
+    return read_logs(paths, camera)
+
+
+def _scores_from_videos(cfg, camera: str, videos: list[Path]):
+    from vadmon.inference.offline import score_video
+    from vadmon.inference.phrases import PhraseBank
+    from vadmon.inference.process import build_scorer
+    from vadmon.monitor import capture_settings
+
+    scorer, encoder, _ = build_scorer(cfg.model, cfg.model.device)
+    bank = PhraseBank(encoder.clip, cfg.explain.phrases, cfg.explain.top_k)
+    snippet = capture_settings(cfg, camera).snippet
+    out, offset = [], 0.0
+    for video in videos:
+        scores = score_video(video, camera, snippet, scorer, encoder, bank)
+        # files follow each other on one clock, an hour apart, so no event spans two files
+        out += [_shifted(m, offset) for m in scores]
+        offset += (scores[-1].t_end if scores else 0.0) + 3600.0
+    return out
+
+
+def _shifted(m, offset: float):
+    from dataclasses import replace
+
+    return replace(
+        m, t_start=m.t_start + offset, t_end=m.t_end + offset, t_emitted=m.t_emitted + offset
+    )
+
+
+def _scores_live(cfg, camera: str, seconds: float):
+    import zmq
+
+    from vadmon.monitor import score_endpoint
+    from vadmon.runtime.messages import MessageError, ScoreMessage, decode
+
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.MAXMSGSIZE, 1 << 20)
+    sub.setsockopt(zmq.SUBSCRIBE, ScoreMessage.topic)
+    sub.connect(score_endpoint(cfg))
+    out, end = [], time.monotonic() + seconds
+    try:
+        while (left := end - time.monotonic()) > 0:
+            if not sub.poll(int(min(left, 1.0) * 1000)):
+                continue
+            try:
+                msg, _ = decode(sub.recv_multipart())
+            except MessageError:
+                continue
+            if isinstance(msg, ScoreMessage) and msg.camera == camera:
+                out.append(msg)
+    finally:
+        sub.close()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from vadmon.alerts.calibrate import choose, curve, footage_seconds, thresholds_grid
+    from vadmon.config import load_config
+    from vadmon.config.calibration import calibration_path, write_calibration
+    from vadmon.monitor import alert_settings
+
+    cfg = load_config(args.config)
+    if args.camera not in cfg.cameras:
+        raise VadmonError(f"camera {args.camera!r} is not in the config", str(args.config))
+    if args.logs:
+        scores = _scores_from_logs(args.logs, args.camera)
+    elif args.video:
+        scores = _scores_from_videos(cfg, args.camera, args.video)
+    else:
+        scores = _scores_live(cfg, args.camera, args.live)
+    if not scores:
+        raise VadmonError(f"no scores for camera {args.camera!r}", "input", "check the source")
+    base = alert_settings(cfg).per_camera.get(args.camera) or alert_settings(cfg).events
+    points = curve(scores, base, thresholds_grid(max(0.01, base.hysteresis)))
+    chosen = choose(points, args.target_false_alarms_per_day)
+    hours = footage_seconds(scores) / 3600
+    _table(points, chosen, hours, args.target_false_alarms_per_day)
+    if args.plot:
+        _plot(points, chosen, args.target_false_alarms_per_day, args.plot)
+        print(f"curve: {args.plot}")
+    if chosen is None:
+        raise VadmonError(
+            "no threshold meets the target on this footage",
+            f"camera {args.camera}",
+            "check that the footage is normal, or raise --target-false-alarms-per-day",
+        )
+    if args.dry_run:
+        return 0
+    path = calibration_path(cfg, Path(args.config))
+    write_calibration(
+        path,
+        args.camera,
+        {
+            "threshold": chosen.threshold,
+            "target_false_alarms_per_day": args.target_false_alarms_per_day,
+            "expected_per_day": round(chosen.per_day, 3),
+            "footage_hours": round(hours, 3),
+        },
+    )
+    print(f"threshold {chosen.threshold:.2f} for {args.camera} written to {path}")
+    return 0
+
+
+def _table(points, chosen, hours: float, target: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"events/day on {hours:.2f} h of normal footage (target ≤ {target:g})")
+    for col in ("threshold", "events", "events/day"):
+        table.add_column(col, justify="right")
+    step = max(1, len(points) // 20)
+    shown = {p.threshold for p in points[::step]} | ({chosen.threshold} if chosen else set())
+    for p in points:
+        if p.threshold in shown:
+            mark = " ←" if chosen and p.threshold == chosen.threshold else ""
+            table.add_row(f"{p.threshold:.2f}{mark}", str(p.events), f"{p.per_day:.1f}")
+    Console().print(table)
+
+
+def _plot(points, chosen, target: float, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise VadmonError(
+            "plots need matplotlib", "--plot", "pip install 'vadmon[plots]'"
+        ) from None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([p.threshold for p in points], [p.per_day for p in points], label="events/day")
+    ax.axhline(target, color="tab:red", linestyle="--", label=f"target {target:g}/day")
+    if chosen is not None:
+        ax.axvline(chosen.threshold, color="tab:green", label=f"chosen {chosen.threshold:.2f}")
+    ax.set_xlabel("threshold")
+    ax.set_ylabel("false alarms per day")
+    ax.set_yscale("symlog")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "calibrate",
+        help="choose a camera's threshold from normal footage and a false-alarm target",
+        description="Replays the alert logic over normal footage at each threshold and writes "
+        "the lowest one meeting the target to <config>.calibration.yaml (or calibration_file).",
+    )
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--camera", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from", dest="logs", nargs="+", type=Path, help="score-log files/folders")
+    src.add_argument("--video", nargs="+", type=Path, help="normal video files to score")
+    src.add_argument("--live", type=float, metavar="SECONDS", help="record the running monitor")
+    p.add_argument("--target-false-alarms-per-day", type=float, required=True)
+    p.add_argument("--plot", type=Path, help="write the events/day curve as a PNG")
+    p.add_argument("--dry-run", action="store_true", help="show the curve, write nothing")
+    p.set_defaults(handler=run)
