@@ -111,7 +111,7 @@ def test_bad_ring_references_oversize_and_ring_changes_do_not_stop_inference(
     feeder = Feeder(ipc)
     env = {**subprocess_env, ENV_ENDPOINT: f"ipc://{ipc}/beats.sock", ENV_NAME: "inference"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vadmon.inference.process", "--config", str(cfg)],
+        [sys.executable, "-m", "vadmon.inference", "--config", str(cfg)],
         env=env, cwd=REPO, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     ring_a = RingWriter("cam1", 4, H * W * 3)
