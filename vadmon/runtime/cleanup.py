@@ -82,7 +82,7 @@ def remove_path(path: Path) -> bool:
     return True
 
 
-def socket_is_live(path: Path) -> bool:
+def socket_is_live(path: Path, timeout_s: float = 0.5) -> bool:
     """True when ``path`` is a unix socket some process accepts connections on."""
     try:
         if not stat.S_ISSOCK(path.lstat().st_mode):
@@ -90,7 +90,7 @@ def socket_is_live(path: Path) -> bool:
     except OSError:
         return False
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(0.5)
+    probe.settimeout(timeout_s)
     try:
         probe.connect(str(path))
     except OSError:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from vadmon.errors import VadmonError
+from vadmon.runtime.cleanup import socket_is_live
 from vadmon.runtime.messages import (
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -118,17 +118,7 @@ def ipc_path(endpoint: str) -> Path | None:
 def endpoint_is_live(endpoint: str, timeout_s: float = 0.5) -> bool:
     """True when some process accepts connections on this ipc socket file."""
     path = ipc_path(endpoint)
-    if path is None or not path.exists():
-        return False
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(timeout_s)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
+    return path is not None and socket_is_live(path, timeout_s)
 
 
 def bind(sock: zmq.Socket, endpoint: str) -> None:
