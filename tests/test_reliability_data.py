@@ -74,6 +74,7 @@ def test_ipc_dir_that_existed_survives_stop_and_sigkill(
             assert stat.S_IMODE(folder.stat().st_mode) == 0o755, how
             assert (folder / "outbox.sqlite").exists(), how
             assert sockets(folder) == set(), (how, sockets(folder))
+            assert not load_config(cfg).lock_path().exists(), how  # the janitor removed it
     finally:
         for pid in marked_processes(marker):
             os.kill(pid, signal.SIGKILL)
@@ -167,6 +168,7 @@ def test_same_instance_refused_without_damage_and_a_newer_one_is_never_wiped(
         assert listen.wait_scores("cam1", scored + 2, 60), second.output()[-3000:]
         assert second.stop() == 0
         assert segments(conf.shm_prefix()) == set() and not ipc.exists()
+        assert wait_for(lambda: not conf.lock_path().exists(), 10)
     finally:
         listen.close()
         first.kill_all()

@@ -341,7 +341,7 @@ def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
     run_prefix = f"{cfg.shm_prefix()}{secrets.token_hex(4)}."
     os.environ["VADMON_SHM_PREFIX"] = run_prefix
     paths = socket_paths(cfg, role) + ([directory] if created else [])
-    return Cleanup(paths=paths, shm_prefixes=[run_prefix], lock_fd=lock_fd)
+    return Cleanup(paths, [run_prefix], lock_fd=lock_fd, lock_path=cfg.lock_path())
 
 
 def check_storage(directory: Path) -> None:

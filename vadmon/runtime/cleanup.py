@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vadmon.runtime.instance_lock import release_instance_lock
+
 SHM_DIR = Path("/dev/shm")
 
 
@@ -41,6 +43,7 @@ class Cleanup:
     shm_prefixes: list[str] = field(default_factory=list)
     hooks: list[Callable[[], None]] = field(default_factory=list)
     lock_fd: int | None = None  # held by the janitor too, until its cleanup is done
+    lock_path: Path | None = None  # removed by the janitor, the lock's last holder
 
     def has_data_targets(self) -> bool:
         return bool(self.paths or self.shm_prefixes)
@@ -131,6 +134,8 @@ def start_janitor(
     keep = (read_fd,) if cleanup.lock_fd is None else (read_fd, cleanup.lock_fd)
     if cleanup.lock_fd is not None:
         argv += ["--hold-fd", str(cleanup.lock_fd)]
+    if cleanup.lock_path is not None:
+        argv += ["--lock-path", str(cleanup.lock_path)]
     for path in cleanup.paths:
         argv += ["--path", str(path)]
     for prefix in cleanup.shm_prefixes:
@@ -153,6 +158,7 @@ def janitor_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hold-fd", type=int, default=None, help="the instance lock: kept open until done"
     )
+    parser.add_argument("--lock-path", type=Path, default=None, help="the lock's file")
     args = parser.parse_args(argv)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # outlive the supervisor's signals; EOF ends us
@@ -169,8 +175,10 @@ def janitor_main(argv: list[str] | None = None) -> int:
     problems = run_cleanup(cleanup, run_hooks=False)
     for problem in problems:
         print(f"vadmon janitor: {problem}", file=sys.stderr)
-    if args.hold_fd is not None:
-        os.close(args.hold_fd)  # a newer monitor of this instance may start now
+    if args.hold_fd is not None and args.lock_path is not None:
+        release_instance_lock(args.hold_fd, args.lock_path)  # a newer monitor may start now
+    elif args.hold_fd is not None:
+        os.close(args.hold_fd)
     return 0
 
 
