@@ -13,14 +13,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 import zmq
+from config_support import write_config
 from conftest import SYSTEM_PYTHON, require_rtsp_server
 
 from vadmon.capture.process import capture_endpoints
-from vadmon.runtime.messages import FrameHeader, PreviewFrame, SnippetMessage, Status
+from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
 from vadmon.runtime.transport import RecvStats, ipc_dir, puller, recv_message, subscriber
 
 TESTS = Path(__file__).resolve().parent
@@ -102,12 +104,11 @@ class Capture:
     """A ``python -m vadmon.capture`` process plus listeners on everything it publishes."""
 
     camera: str
-    args: list[str]
+    config: Path
     env: dict[str, str]
-    directory: Path
+    directory: Path  # the config's ipc directory
     statuses: list[Status] = field(default_factory=list)
     snippets: list[SnippetMessage] = field(default_factory=list)
-    frames: list[FrameHeader] = field(default_factory=list)
     previews: list[tuple[PreviewFrame, bytes]] = field(default_factory=list)
     recv_stats: RecvStats = field(default_factory=RecvStats)
     read_snippets: bool = True
@@ -117,8 +118,8 @@ class Capture:
     def start(self) -> None:
         self.log_path = self.directory.parent / f"{self.camera}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, "-m", "vadmon.capture", "--camera", self.camera]
-        cmd += ["--ipc-dir", str(self.directory), *self.args]
+        cmd = [sys.executable, "-m", "vadmon.capture", "--config", str(self.config)]
+        cmd += ["--camera", self.camera]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, daemon=True)
@@ -148,8 +149,6 @@ class Capture:
     def _keep(self, msg: object, payload: bytes | None) -> None:
         if isinstance(msg, Status):
             self.statuses.append(msg)
-        elif isinstance(msg, FrameHeader):
-            self.frames.append(msg)
         elif isinstance(msg, PreviewFrame):
             self.previews.append((msg, payload or b""))
 
@@ -187,13 +186,23 @@ class Capture:
 
 
 def capture_runs(subprocess_env: dict[str, str]) -> Iterator[Callable[..., Capture]]:
-    """Fixture body: ``make(camera, args, read_snippets=True)`` → a running capture process."""
+    """Fixture body: ``make(camera, source, camera_settings, read_snippets, **config)`` → a
+    running capture process, configured like ``vadmon run`` would (``config`` deep-merges into
+    the test config, e.g. ``model={"snippet_frames": 1}``)."""
     runs: list[Capture] = []
     with tempfile.TemporaryDirectory(prefix="vc-", dir="/tmp") as tmp:
         directory = ipc_dir(Path(tmp) / "ipc")
 
-        def make(camera: str, args: list[str], read_snippets: bool = True) -> Capture:
-            run = Capture(camera, args, subprocess_env, directory, read_snippets=read_snippets)
+        def make(
+            camera: str,
+            source: str,
+            camera_settings: dict[str, Any] | None = None,
+            read_snippets: bool = True,
+            **config: Any,
+        ) -> Capture:
+            cameras = {camera: {"source": source, **(camera_settings or {})}}
+            path = write_config(Path(tmp), f"{camera}.yaml", cameras=cameras, **config)
+            run = Capture(camera, path, subprocess_env, directory, read_snippets=read_snippets)
             run.start()
             runs.append(run)
             return run

@@ -15,8 +15,8 @@ import numpy as np
 from vadmon.alerts.process import AlertPipeline
 from vadmon.alerts.signing import generate_secret
 from vadmon.config import load_config
-from vadmon.monitor import alert_settings
 from vadmon.runtime.messages import PreviewFrame, ScoreMessage
+from vadmon.settings import alert_settings
 
 CLASSES = ["normal", "fighting", "explosion", "arson"]
 SECRET = generate_secret()

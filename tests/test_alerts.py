@@ -19,10 +19,10 @@ from pathlib import Path
 import cv2
 import pytest
 import zmq
+from config_support import delivery_settings, write_config
 from webhook_receiver import Receiver
 
 from vadmon.alerts.delivery import (
-    DeliverySettings,
     DeliveryWorker,
     Endpoint,
     build_body,
@@ -30,12 +30,19 @@ from vadmon.alerts.delivery import (
 )
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.signing import generate_secret
-from vadmon.runtime.messages import PreviewFrame, ScoreMessage, Status
+from vadmon.config import load_config
+from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, parse_heartbeat
+from vadmon.runtime.messages import PreviewFrame, ScoreMessage
+from vadmon.runtime.transport import ipc_dir
+from vadmon.settings import preview_endpoints, score_endpoint
 
 SECRET = generate_secret()
 CLASSES = ["normal", "Fighting", "Abuse"]
 FIGHT = [0.1, 0.8, 0.1]
 CALM = [0.9, 0.05, 0.05]
+# event rules of these tests: no smoothing, 2 s to open and to close, 2 s of pre/post roll
+ALERTS = {"threshold": 0.5, "hysteresis": 0.1, "min_duration_s": 2, "cutoff_s": 2,
+          "smoothing": {"kind": "none"}, "pre_capture_s": 2, "post_capture_s": 2}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -58,35 +65,39 @@ def free_port() -> int:
 
 
 class Harness:
-    """Binds the sockets the alert process connects to; starts/stops that process."""
+    """Binds the sockets the alert process connects to; starts/stops that process.
 
-    def __init__(self, env: dict[str, str], webhook: str, *extra: str) -> None:
+    The process gets its settings from a config file (``python -m vadmon.alerts --config``),
+    as under ``vadmon run``; its heartbeats come to a PULL bound here, as to a supervisor."""
+
+    def __init__(self, env: dict[str, str], webhook: str) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="vadm-"))
-        self.db = self.dir / "outbox.db"
-        self.media = self.dir / "media"
-        self.env = {**env, "VADMON_WEBHOOK_SECRET": SECRET}
+        self.config = write_config(
+            self.dir,
+            cameras={"lobby": {"source": "synthetic:w=192&h=144"}},
+            defaults={"alerts": ALERTS},
+            webhooks=[{"name": "default", "url": webhook, "secret": SECRET, "allow_private": True,
+                       "backoff_initial_s": 0.2, "timeout_s": 2}],
+        )  # fmt: skip
+        cfg = load_config(self.config)
+        self.db = cfg.storage.outbox_db
+        self.env = {**env, ENV_ENDPOINT: f"ipc://{self.dir}/status", ENV_NAME: "alerts"}
         self.ctx = zmq.Context()
-        self.scores = self._xpub("scores")
-        self.previews = self._xpub("previews")
-        self.status = self.ctx.socket(zmq.SUB)
+        ipc_dir(cfg.ipc_dir())
+        self.scores = self._xpub(score_endpoint(cfg))
+        (preview,) = preview_endpoints(cfg)
+        self.previews = self._xpub(preview)
+        self.status = self.ctx.socket(zmq.PULL)
         self.status.setsockopt(zmq.LINGER, 0)
-        self.status.setsockopt(zmq.SUBSCRIBE, b"status")
-        self.status.bind(f"ipc://{self.dir}/status")
-        self.args = [
-            sys.executable, "-m", "vadmon.alerts", "--db", str(self.db),
-            "--media-dir", str(self.media), "--scores", f"ipc://{self.dir}/scores",
-            "--previews", f"ipc://{self.dir}/previews", "--status", f"ipc://{self.dir}/status",
-            "--webhook", webhook, "--allow-private", "--threshold", "0.5", "--hysteresis", "0.1",
-            "--min-duration", "2", "--cutoff", "2", "--smoothing", "none", "--pre", "2",
-            "--post", "2", "--backoff-base", "0.2", "--deadline", "2", *extra,
-        ]  # fmt: skip
+        self.status.bind(self.env[ENV_ENDPOINT])
+        self.args = [sys.executable, "-m", "vadmon.alerts", "--config", str(self.config)]
         self.proc: subprocess.Popen | None = None
 
-    def _xpub(self, name: str) -> zmq.Socket:
+    def _xpub(self, endpoint: str) -> zmq.Socket:
         sock = self.ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100_000)
-        sock.bind(f"ipc://{self.dir}/{name}")
+        sock.bind(endpoint)
         return sock
 
     def start(self) -> None:
@@ -99,22 +110,22 @@ class Harness:
                 if sock.poll(100) and sock.recv().startswith(b"\x01"):
                     break
 
-    def last_status(self, timeout: float = 5.0) -> Status:
+    def last_counters(self, timeout: float = 5.0) -> dict[str, float]:
+        """Counters of the newest heartbeat (the supervisor's view of the process)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.status.poll(100):
-                status = Status.from_header(self.status.recv_multipart()[1])
-                while self.status.poll(0):
-                    status = Status.from_header(self.status.recv_multipart()[1])
-                return status
-        raise AssertionError("no heartbeat from the alert process")
+        beat = None
+        while time.monotonic() < deadline and beat is None:
+            while self.status.poll(100 if beat is None else 0):
+                beat = parse_heartbeat(self.status.recv_multipart()) or beat
+        assert beat is not None and beat.process == "alerts", "no heartbeat from the alert process"
+        return beat.fields["counters"]
 
-    def wait_status(self, key: str, value: float, timeout: float = 20.0) -> Status:
+    def wait_counter(self, key: str, value: float, timeout: float = 20.0) -> dict[str, float]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            status = self.last_status()
-            if status.counters.get(key, 0) >= value:
-                return status
+            counters = self.last_counters()
+            if counters.get(key, 0) >= value:
+                return counters
         raise AssertionError(f"{key} never reached {value}")
 
     def score(self, k: int, base: float, value: float, probs: list[float]) -> None:
@@ -231,17 +242,17 @@ def test_sigkill_between_queueing_and_delivery_loses_nothing(subprocess_env):
 @pytest.mark.slow
 def test_flood_of_high_scores_gives_bounded_webhooks(subprocess_env):
     with Receiver([SECRET]) as rx:
-        h = Harness(subprocess_env, rx.url, "--update-interval", "5")
+        h = Harness(subprocess_env, rx.url)
         try:
             h.start()
             base = time.time() + 1.0
             for k in range(1000):
                 flicker = [0.05, 0.5 + 0.4 * (k % 2), 0.45 - 0.4 * (k % 2)]
                 h.score(k, base, 0.95, flicker)
-            status = h.wait_status("scores", 1000)
-            assert status.counters["events"] == 1
-            queued = status.counters["queued"]
-            h.wait_status("deliveries_delivered", queued)  # everything queued was sent
+            counters = h.wait_counter("scores", 1000)
+            assert counters["events"] == 1
+            queued = counters["queued"]
+            h.wait_counter("deliveries_delivered", queued)  # everything queued was sent
             kinds = [r.json["type"] for r in rx.verified()]
             assert kinds.count("vadmon.event.start") == 1
             assert kinds.count("vadmon.event.update") <= 3
@@ -257,7 +268,7 @@ def test_dead_letter_listed_by_cli_and_replayed_with_same_id(tmp_path, subproces
           "start_ts": 1_700_000_000.0}  # fmt: skip
     with Receiver([SECRET], script=[("status", 500, {})] * 2) as rx:
         ep = Endpoint("main", rx.url, (SECRET,), allow_private=True)
-        settings = DeliverySettings((ep,), max_attempts=2, backoff_base_s=0.01)
+        settings = delivery_settings((ep,), max_attempts=2, backoff_base_s=0.01)
         worker = DeliveryWorker(str(db), settings)
         outbox = Outbox(db)
         msg_id = new_msg_id()
@@ -295,13 +306,25 @@ def test_cli_registers_events_and_rejects_bad_input(tmp_path, subprocess_env):
 
 
 def test_alert_process_refuses_private_url_unless_allowed(tmp_path, subprocess_env):
-    env = {**subprocess_env, "VADMON_WEBHOOK_SECRET": SECRET}
-    args = [sys.executable, "-m", "vadmon.alerts", "--db", str(tmp_path / "o.db"),
-            "--media-dir", str(tmp_path), "--scores", "ipc:///nonexistent/a",
-            "--previews", "ipc:///nonexistent/b", "--webhook", "http://10.0.0.8/hook"]  # fmt: skip
-    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "non-public address 10.0.0.8" in out.stderr
-    assert "Traceback" not in out.stderr
-    short = {**env, "VADMON_WEBHOOK_SECRET": "whsec_c2hvcnQ="}
-    out = subprocess.run(args, env=short, capture_output=True, text=True, timeout=60)
+    hook = {"name": "default", "url": "http://10.0.0.8/hook", "secret": SECRET}
+
+    def alerts(**webhook: object) -> subprocess.CompletedProcess:
+        config = write_config(tmp_path, webhooks=[{**hook, **webhook}])
+        args = [sys.executable, "-m", "vadmon.alerts", "--config", str(config)]
+        return subprocess.run(args, env=subprocess_env, capture_output=True, text=True, timeout=60)
+
+    out = alerts()
+    assert out.returncode == 2 and "private" in out.stderr and "allow_private" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    out = alerts(secret="whsec_c2hvcnQ=")
     assert out.returncode == 2 and "at least 24" in out.stderr
+    # allowed, the address is checked again when sending: the process starts and stays up
+    config = write_config(tmp_path, webhooks=[{**hook, "allow_private": True}])
+    proc = subprocess.Popen([sys.executable, "-m", "vadmon.alerts", "--config", str(config)],
+                            env=subprocess_env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(3)
+        assert proc.poll() is None, proc.stderr.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0

@@ -41,7 +41,7 @@ def test_dns_failure_is_retried_with_backoff_not_dead_lettered(subprocess_env) -
         h.start()
         base = time.time() + 1.0
         event(h, base, [b"not a jpeg"])  # no media needed here
-        h.wait_status("queued_start", 1, timeout=30)
+        h.wait_counter("queued_start", 1, timeout=30)
 
         def start_row():
             rows = [d for d in Outbox(h.db, readonly=True).deliveries() if d.kind == "start"]
@@ -51,9 +51,9 @@ def test_dns_failure_is_retried_with_backoff_not_dead_lettered(subprocess_env) -
         row = start_row()
         assert row.status == "pending" and row.last_error.startswith("DNS: "), row
         assert row.next_attempt_at > time.time() - 1  # scheduled, with backoff
-        status = h.last_status()
-        assert status.counters["deliveries_dns_errors"] >= 3
-        assert status.counters["dead"] == 0 and h.proc.poll() is None
+        counters = h.last_counters()
+        assert counters["deliveries_dns_errors"] >= 3
+        assert counters["dead"] == 0 and h.proc.poll() is None
         assert h.stop() == 0
     finally:
         h.close()
@@ -102,34 +102,32 @@ def test_full_disk_delays_alerts_loses_none_and_corrupts_nothing(
     Now: media fail soft (counted), outbox writes wait in memory and go out once there is
     space again, and what was stored before is untouched."""
     with Receiver([SECRET]) as rx:
-        h = Harness(subprocess_env, rx.url, "--cooldown", "1")
-        store = h.dir / "store"
+        h = Harness(subprocess_env, rx.url)
+        store = h.db.parent  # storage.dir: outbox and media
         if not tmpfs(store, "2m"):
             if os.environ.get("CI") == "true":
                 pytest.fail("cannot mount a tmpfs for the full-disk test (needs root)")
             h.close()
             pytest.skip("cannot mount a tmpfs (not root): the full-disk test needs one")
         try:
-            h.db, h.media = store / "outbox.db", store / "media"
-            h.args[h.args.index("--db") + 1] = str(h.db)
-            h.args[h.args.index("--media-dir") + 1] = str(h.media)
+            media = store / "media"
             h.start()
             base = time.time() + 1.0
             event(h, base, previews)
             first = rx.wait_for(2, timeout=60.0, ok_only=True)
             assert [r.json["type"] for r in first] == ["vadmon.event.start", "vadmon.event.end"]
             assert Path(first[1].json["data"]["clip_path"]).is_file()
-            before = files(h.media)
+            before = files(media)
             assert len(before) == 2  # snapshot + clip of the first event
 
             ballast = fill(store)
             event(h, base + 100, previews, first=200)
-            status = h.wait_status("clip_errors", 1, timeout=60)
-            assert status.counters["snapshot_errors"] >= 1, status.counters
-            assert status.counters["outbox_errors"] >= 1, status.counters
-            assert status.counters["outbox_unsaved"] >= 1, status.counters
+            counters = h.wait_counter("clip_errors", 1, timeout=60)
+            assert counters["snapshot_errors"] >= 1, counters
+            assert counters["outbox_errors"] >= 1, counters
+            assert counters["outbox_unsaved"] >= 1, counters
             assert h.proc.poll() is None, "alert process died on a full disk"
-            assert files(h.media) == before  # no broken clip put in place, nothing changed
+            assert files(media) == before  # no broken clip put in place, nothing changed
 
             ballast.unlink()  # space again: the kept start and end go out, without media
             got = rx.wait_for(4, timeout=60.0, ok_only=True)
@@ -137,9 +135,9 @@ def test_full_disk_delays_alerts_loses_none_and_corrupts_nothing(
             assert [start["type"], end["type"]] == ["vadmon.event.start", "vadmon.event.end"]
             assert start["data"]["id"] == end["data"]["id"] != first[0].json["data"]["id"]
             assert start["data"]["snapshot_path"] is None and end["data"]["clip_path"] is None
-            assert h.wait_status("outbox_unsaved", 0).counters["outbox_unsaved"] == 0
+            assert wait_for(lambda: h.last_counters()["outbox_unsaved"] == 0, 20, 0.2)
             assert h.stop() == 0
-            assert files(h.media) == before
+            assert files(media) == before
             with sqlite3.connect(h.db) as db:
                 assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             states = {json.loads(r[0])["id"]: r[1] for r in sqlite3.connect(h.db).execute(

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from config_support import event_settings
 from explain_support import score, write_config
 
 from vadmon.alerts.calibrate import DAY_S, choose, curve, footage_seconds, thresholds_grid
-from vadmon.alerts.event import EventSettings
 from vadmon.alerts.replay import replay, with_threshold
 from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.config import load_config
 
 DT = 1.6  # seconds per snippet at 10 fps
-BASE = EventSettings(
+BASE = event_settings(
     threshold=0.5, hysteresis=0.1, min_duration_s=2.0, cutoff_s=3.0, cooldown_s=30.0
 )
 

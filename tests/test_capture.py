@@ -35,16 +35,17 @@ def rtsp_server(vtest_path: Path) -> Iterator[Callable[..., RtspServer]]:
     yield from rtsp_servers(vtest_path)
 
 
-FAST_RETRY = [
-    "--stall-timeout", "2", "--backoff-base", "0.2", "--backoff-max", "2",
-    "--open-timeout-ms", "3000", "--read-timeout-ms", "2000", "--connect-timeout", "8",
-]  # fmt: skip
+# stall after 2 s, reconnect within 0.2-2 s, give up opening after 4 s (connecting: 8 s)
+FAST_RETRY = {
+    "stall_timeout_s": 2, "backoff_initial_s": 0.2, "backoff_max_s": 2,
+    "open_timeout_s": 4, "read_timeout_s": 2,
+}  # fmt: skip
 
 
 def test_synthetic_capture_publishes_everything_and_cleans_up(
     capture: Callable[..., Capture],
 ) -> None:
-    run = capture("cam1", ["--source", "synthetic:w=160&h=120&fps=20"])
+    run = capture("cam1", "synthetic:w=160&h=120&fps=20")
     assert wait_for(lambda: len(run.snippets) >= 2 and run.previews, 20), run.output()
     assert run.wait_state({"online"}, 5)
     snippet = run.snippets[-1]
@@ -52,14 +53,15 @@ def test_synthetic_capture_publishes_everything_and_cleans_up(
     with RingReader(snippet.ring) as reader:
         frame = reader.read(snippet.slots[0], snippet.seqs[0])
     assert frame is not None and frame.shape == (120, 160, 3)
-    header = run.frames[-1]
-    assert header.ring == snippet.ring and header.fps == pytest.approx(20)
     preview, jpeg = run.previews[-1]
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (preview.height, preview.width, 3)
     status = run.last()
     assert status.process == "capture" and status.counters["frames"] > 0
     assert status.counters["capture_fps"] > 0 and status.info["source"] == "synthetic"
+    assert (
+        status.counters["source_fps"] == pytest.approx(20) and status.info["ring"] == snippet.ring
+    )
     pid = run.proc.pid
     assert shm_names(pid)
     assert run.stop() == 0, run.output()
@@ -72,8 +74,9 @@ def test_slow_consumer_memory_flat_and_drops_counted(capture: Callable[..., Capt
     """Nobody reads snippets: sends fail fast, drops are counted, memory does not grow."""
     run = capture(
         "slow",
-        ["--source", "synthetic:w=640&h=480&fps=100", "--frames-per-snippet", "1"],
+        "synthetic:w=640&h=480&fps=100",
         read_snippets=False,
+        model={"snippet_frames": 1},
     )
     # a consumer that connects and never reads
     import zmq
@@ -106,8 +109,21 @@ def test_slow_consumer_memory_flat_and_drops_counted(capture: Callable[..., Capt
         ctx.term()
 
 
+def test_log_level_comes_from_the_config(capture: Callable[..., Capture]) -> None:
+    """``log_level`` reaches the capture process: info logs the connection, warning does not."""
+    runs = {
+        level: capture(f"log{level}", "synthetic:w=64&h=48&fps=20", log_level=level)
+        for level in ("info", "warning")
+    }
+    for run in runs.values():
+        assert run.wait_state({"online"}, 20), run.output()
+        assert run.stop() == 0, run.output()
+    assert "INFO camera loginfo: connecting to synthetic" in runs["info"].output()
+    assert "INFO" not in runs["warning"].output(), runs["warning"].output()
+
+
 def test_bad_source_spec_is_one_error_line(capture: Callable[..., Capture]) -> None:
-    run = capture("bad", ["--source", "ftp://example/stream"])
+    run = capture("bad", "ftp://example/stream")
     assert wait_for(lambda: not run.alive(), 20)
     assert run.proc.returncode == 2
     lines = [line for line in run.output().splitlines() if line.strip()]
@@ -122,11 +138,11 @@ def test_rtsp_online_server_killed_and_restarted(
     capture: Callable[..., Capture], rtsp_server: Callable[..., RtspServer]
 ) -> None:
     server = rtsp_server()
-    run = capture("door", ["--source", server.url(), *FAST_RETRY])
+    run = capture("door", server.url(), FAST_RETRY)
     assert run.wait_state({"online"}, 30), run.output()
     assert wait_for(lambda: len(run.snippets) >= 1, 20), run.output()
     assert (run.snippets[-1].height, run.snippets[-1].width) == (576, 768)
-    assert run.frames[-1].fps == pytest.approx(10, abs=1)
+    assert run.last().counters["source_fps"] == pytest.approx(10, abs=1)
     server.kill()
     assert run.wait_state({"stalled", "offline"}, 15), run.output()
     server.start()
@@ -141,7 +157,7 @@ def test_rtsp_online_server_killed_and_restarted(
 @pytest.mark.slow
 def test_rtsp_refused_connection_retries_with_backoff(capture: Callable[..., Capture]) -> None:
     port = free_port()  # nothing listens here
-    run = capture("nobody", ["--source", f"rtsp://127.0.0.1:{port}/test", *FAST_RETRY])
+    run = capture("nobody", f"rtsp://127.0.0.1:{port}/test", FAST_RETRY)
     assert wait_for(lambda: run.statuses and run.last().counters["reconnects"] >= 2, 30)
     status = run.last()
     assert status.state in {"offline", "connecting"}
@@ -155,8 +171,8 @@ def test_rtsp_auth_wrong_password_then_right_one_never_logged(
 ) -> None:
     password = "p@ss:w%rd/x"
     server = rtsp_server(user="bob", password=password)
-    wrong = capture("wrong", ["--source", server.url(password="n0t:it@all"), *FAST_RETRY])
-    right = capture("right", ["--source", server.url(), *FAST_RETRY])
+    wrong = capture("wrong", server.url(password="n0t:it@all"), FAST_RETRY)
+    right = capture("right", server.url(), FAST_RETRY)
     assert right.wait_state({"online"}, 30), right.output()
     assert wait_for(lambda: wrong.statuses and wrong.last().info["errors"].get("auth", 0) >= 1, 30)
     assert wrong.state != "online"
@@ -214,7 +230,7 @@ def junk_server() -> Iterator[JunkServer]:
 def test_rtsp_garbage_on_the_port_reconnects_and_never_crashes(
     capture: Callable[..., Capture], junk_server: JunkServer
 ) -> None:
-    run = capture("junk", ["--source", f"rtsp://127.0.0.1:{junk_server.port}/x", *FAST_RETRY])
+    run = capture("junk", f"rtsp://127.0.0.1:{junk_server.port}/x", FAST_RETRY)
     assert wait_for(lambda: run.statuses and run.last().counters["reconnects"] >= 2, 45), (
         run.output()
     )

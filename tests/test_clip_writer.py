@@ -7,8 +7,9 @@ import time
 import cv2
 import numpy as np
 import pytest
+from config_support import clip_settings
 
-from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
+from vadmon.alerts.clip_writer import ClipWriter
 from vadmon.alerts.event import Event
 from vadmon.runtime.messages import PreviewFrame
 
@@ -46,7 +47,7 @@ def nearest_index(img: np.ndarray, previews) -> int:
 
 
 def test_snapshot_is_the_frame_nearest_the_peak(tmp_path, previews):
-    cw = ClipWriter(ClipSettings(tmp_path))
+    cw = ClipWriter(clip_settings(tmp_path))
     for frame, jpeg in previews[:110]:
         cw.add(frame, jpeg)
     path = cw.snapshot(make_event(T0 + 8.0, T0 + 9.03))
@@ -59,7 +60,7 @@ def test_snapshot_is_the_frame_nearest_the_peak(tmp_path, previews):
 
 
 def test_clip_covers_pre_and_post_roll(tmp_path, previews):
-    settings = ClipSettings(tmp_path, pre_s=5.0, post_s=5.0, ring_s=30.0, finish_grace_s=60.0)
+    settings = clip_settings(tmp_path, pre_s=5.0, post_s=5.0, ring_s=30.0, finish_grace_s=60.0)
     cw = ClipWriter(settings)
     ev = make_event(T0 + 8.0, T0 + 9.0)
     for frame, jpeg in previews[:105]:  # the event is confirmed 2.5 s after it started
@@ -101,7 +102,7 @@ def test_clip_covers_pre_and_post_roll(tmp_path, previews):
 
 
 def test_clip_is_finished_after_grace_when_frames_stop(tmp_path, previews):
-    cw = ClipWriter(ClipSettings(tmp_path, pre_s=1.0, post_s=5.0, finish_grace_s=1.0))
+    cw = ClipWriter(clip_settings(tmp_path, pre_s=1.0, post_s=5.0, finish_grace_s=1.0))
     for frame, jpeg in previews[:50]:
         cw.add(frame, jpeg)
     ev = make_event(T0 + 3.0, T0 + 3.5, end=T0 + 4.0)
@@ -122,7 +123,7 @@ def test_clip_is_finished_after_grace_when_frames_stop(tmp_path, previews):
 
 def test_frames_beyond_post_roll_are_trimmed(tmp_path, previews):
     """The end is known only after the cutoff: frames already buffered past end+post are cut."""
-    cw = ClipWriter(ClipSettings(tmp_path, pre_s=1.0, post_s=2.0, finish_grace_s=0.0))
+    cw = ClipWriter(clip_settings(tmp_path, pre_s=1.0, post_s=2.0, finish_grace_s=0.0))
     for frame, jpeg in previews[:50]:
         cw.add(frame, jpeg)
     ev = make_event(T0 + 2.0, T0 + 2.5)

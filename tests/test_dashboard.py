@@ -27,8 +27,8 @@ from vadmon.dashboard.app import outbox_snapshot
 from vadmon.dashboard.live import DEMO_BANNER, Dashboard, DashboardState, render, sparkline
 from vadmon.dashboard.prometheus import PrometheusExporter, start_exporter
 from vadmon.errors import VadmonError
+from vadmon.runtime.child import ChildStatus
 from vadmon.runtime.heartbeat import TOPIC, HeartbeatSender, parse_heartbeat
-from vadmon.runtime.supervisor import ChildStatus
 
 NOW = 1_718_000_000.0
 

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from config_support import delivery_settings
 from webhook_receiver import Receiver
 
 from vadmon.alerts.delivery import (
-    DeliverySettings,
     DeliveryWorker,
     Endpoint,
     UrlRefused,
@@ -39,7 +39,7 @@ def setup(
     opts = dict(max_attempts=5, backoff_base_s=0.05, attempt_deadline_s=1.0, poll_interval_s=0.05)
     opts.update(kw)
     db = tmp_path / "outbox.db"
-    return Outbox(db), DeliveryWorker(str(db), DeliverySettings(endpoints=(ep,), **opts))
+    return Outbox(db), DeliveryWorker(str(db), delivery_settings((ep,), **opts))
 
 
 def enqueue(outbox: Outbox, i: int = 0, kind: str = "start") -> str:

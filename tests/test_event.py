@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 
 import pytest
+from config_support import event_settings
 
 from vadmon.alerts.event import CameraEvents, EventSettings, EventTracker, Smoother, describe
 from vadmon.runtime.messages import ScoreMessage
@@ -43,7 +44,7 @@ BASE = dict(threshold=0.5, hysteresis=0.1, min_duration_s=2.0, cutoff_s=2.0, smo
 
 
 def test_open_after_min_duration_and_close_after_cutoff():
-    s = EventSettings(**BASE, cooldown_s=0)
+    s = event_settings(**BASE, cooldown_s=0)
     _, out = run([0.1] * 3 + [0.9] * 5 + [0.1] * 5, s)
     kinds = [(i, m.kind) for i, m in out]
     # above from snippet 3 (t_start T0+3); min duration 2 s reached at t_end of snippet 4
@@ -58,13 +59,13 @@ def test_open_after_min_duration_and_close_after_cutoff():
 
 
 def test_short_burst_below_min_duration_is_ignored():
-    s = EventSettings(**BASE)
+    s = event_settings(**BASE)
     _, out = run([0.1, 0.9, 0.1, 0.9, 0.1, 0.1], s)
     assert out == []
 
 
 def test_hysteresis_band_keeps_event_open():
-    s = EventSettings(**BASE)
+    s = event_settings(**BASE)
     # 0.45 is below threshold but above threshold - hysteresis (0.4): event must stay open
     _, out = run([0.9] * 3 + [0.45] * 10, s)
     assert [m.kind for _, m in out] == ["start"]
@@ -73,7 +74,7 @@ def test_hysteresis_band_keeps_event_open():
 
 
 def test_dip_shorter_than_cutoff_does_not_close():
-    s = EventSettings(**BASE)
+    s = event_settings(**BASE)
     _, out = run([0.9] * 3 + [0.1] + [0.9] * 3 + [0.1] * 4, s)
     # below again from snippet 7 (t_start T0+7): cutoff reached at t_end of snippet 8
     assert [(i, m.kind) for i, m in out] == [(1, "start"), (8, "end")]
@@ -81,7 +82,7 @@ def test_dip_shorter_than_cutoff_does_not_close():
 
 
 def test_cooldown_per_label():
-    s = EventSettings(**BASE, cooldown_s=30.0)
+    s = event_settings(**BASE, cooldown_s=30.0)
     burst = [0.9] * 4 + [0.1] * 3
     det, out = run(burst + [0.1] * 5 + burst, s)  # second burst starts 8 s after first end
     assert [m.kind for _, m in out] == ["start", "end"]
@@ -103,7 +104,7 @@ def test_cooldown_per_label():
 
 
 def test_flood_of_high_scores_gives_one_event_with_bounded_updates():
-    s = EventSettings(**BASE, update_interval_s=5.0, peak_delta=0.05)
+    s = event_settings(**BASE, update_interval_s=5.0, peak_delta=0.05)
     rng = random.Random(1)
     values = [0.9 + 0.1 * rng.random() for _ in range(1000)]
     probs = [
@@ -118,7 +119,7 @@ def test_flood_of_high_scores_gives_one_event_with_bounded_updates():
 
 
 def test_flapping_scores_are_rate_limited():
-    s = EventSettings(**BASE, cooldown_s=0.0, max_events_per_window=5, rate_window_s=600.0)
+    s = event_settings(**BASE, cooldown_s=0.0, max_events_per_window=5, rate_window_s=600.0)
     values = ([0.9] * 3 + [0.1] * 3) * 100  # 100 separate bursts over 600 s
     det, out = run(values, s)
     starts = [m for _, m in out if m.kind == "start"]
@@ -128,7 +129,7 @@ def test_flapping_scores_are_rate_limited():
 
 
 def test_label_is_averaged_over_the_event():
-    s = EventSettings(**BASE)
+    s = event_settings(**BASE)
     probs = [(0.0, 0.9, 0.1, 0.0)] + [(0.0, 0.3, 0.6, 0.1)] * 3 + [(1, 0, 0, 0)] * 3
     _, out = run([0.9] * 4 + [0.1] * 3, s, probs=probs)
     end = out[-1][1].event
@@ -141,7 +142,7 @@ def test_label_is_averaged_over_the_event():
 
 
 def test_median_smoothing_rejects_single_spikes():
-    s = EventSettings(**{**BASE, "smoothing": "median", "min_duration_s": 0.0}, smoothing_k=3)
+    s = event_settings(**{**BASE, "smoothing": "median", "min_duration_s": 0.0}, smoothing_k=3)
     _, out = run([0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0], s)
     assert out == []
     assert Smoother("median", 3)(0.7) == 0.7
@@ -153,7 +154,7 @@ def test_ema_smoothing_definition():
 
 
 def test_expire_closes_event_when_scores_stop():
-    s = EventSettings(**BASE, stale_s=10.0)
+    s = event_settings(**BASE, stale_s=10.0)
     det, out = run([0.9] * 4, s)
     assert [m.kind for _, m in out] == ["start"]
     assert det.expire(T0 + 4 + 5) == []
@@ -162,7 +163,7 @@ def test_expire_closes_event_when_scores_stop():
 
 
 def test_text_explanation_and_tracker_routing():
-    tracker = EventTracker(EventSettings(**BASE), rng=random.Random(2))
+    tracker = EventTracker(event_settings(**BASE), rng=random.Random(2))
     msgs = []
     for i, v in enumerate([0.9, 0.97, 0.9, 0.1, 0.1, 0.1]):
         msgs += tracker.feed(score(i, v))

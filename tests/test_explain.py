@@ -7,16 +7,17 @@ import time
 
 import pytest
 import torch
+from config_support import event_settings
 from explain_support import CLASSES, SECRET, drive, feed_event, pipeline, score, write_config
 from webhook_receiver import Receiver
 
-from vadmon.alerts.event import EventSettings, EventTracker
+from vadmon.alerts.event import EventTracker
 from vadmon.inference.phrases import TEMPLATE, PhraseBank
 from vadmon.runtime.messages import MessageError, ScoreMessage, decode
 
 
 def test_explanation_names_class_timing_and_phrases() -> None:
-    tracker = EventTracker(EventSettings(threshold=0.5, min_duration_s=1.0, cutoff_s=1.0))
+    tracker = EventTracker(event_settings(threshold=0.5, min_duration_s=1.0, cutoff_s=1.0))
     t0 = 1_700_000_000.0
     out = []
     # fighting leads at first, explosion takes over; the score peaks at snippet 6

@@ -19,6 +19,7 @@ from vadmon.errors import VadmonError
 from vadmon.model import crops as cr
 from vadmon.research import extract as ex
 from vadmon.research.annotations import read_list_csv
+from vadmon.research.videos import label_mapping
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +210,7 @@ def test_duplicate_output_names_rejected(tmp_path: Path, clip) -> None:
 def test_label_mapping(tmp_path: Path) -> None:
     mapping = tmp_path / "labels.csv"
     mapping.write_text("video,label\nv1,Fight\n")
-    fn = ex.label_mapping(mapping)
+    fn = label_mapping(mapping)
     assert fn(Path("/a/b/v1.mp4")) == "Fight"
     with pytest.raises(VadmonError):
         fn(Path("/a/b/v2.mp4"))

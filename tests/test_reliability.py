@@ -36,9 +36,9 @@ from vadmon.alerts.signing import generate_secret
 from vadmon.capture.source import SyntheticSource
 from vadmon.config import load_config
 from vadmon.dashboard.console import MonitorConsole
-from vadmon.monitor import capture_settings
 from vadmon.runtime.heartbeat import Heartbeat
 from vadmon.runtime.supervisor import Supervisor
+from vadmon.settings import capture_settings
 
 SOURCE = "synthetic:w=320&h=240&fps=10"
 
@@ -292,7 +292,7 @@ def test_rtsp_password_never_leaks(
 def test_capture_and_supervisor_do_not_load_torch(subprocess_env: dict[str, str]) -> None:
     """Per-camera memory (case 2): torch is ~500 MB and belongs to the inference process only."""
     code = (
-        "import sys, vadmon.capture.__main__, vadmon.monitor, vadmon.commands.run, vadmon.dashboard.console, "
+        "import sys, vadmon.capture.__main__, vadmon.monitor, vadmon.settings, vadmon.commands.run, vadmon.dashboard.console, "
         "vadmon.alerts.__main__, vadmon.cli; vadmon.cli.build_parser(); print(sorted("
         "m for m in ('torch', 'open_clip') if m in sys.modules))"
     )

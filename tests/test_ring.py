@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +17,6 @@ from vadmon.runtime.ring import (
     CameraRing,
     RingReader,
     RingWriter,
-    leaked_segments,
-    unlink_leaked,
 )
 
 
@@ -203,17 +199,6 @@ def test_resolution_change_recreates_ring() -> None:
     finally:
         ring.close()
     assert not (SHM_DIR / name2).exists()
-
-
-def test_leaked_segments_of_dead_processes_are_found(tmp_path: Path) -> None:
-    dead = tmp_path / "vadmon-99999999-cam-abc123"
-    alive = tmp_path / f"vadmon-{os.getpid()}-cam-def456"
-    other = tmp_path / "psm_123"
-    for path in (dead, alive, other):
-        path.write_bytes(b"x")
-    assert leaked_segments(tmp_path) == [dead.name]
-    assert unlink_leaked(tmp_path) == [dead.name]
-    assert not dead.exists() and alive.exists() and other.exists()
 
 
 def test_reader_rejects_foreign_names() -> None:

@@ -6,9 +6,10 @@ import random
 
 import numpy as np
 import pytest
+from config_support import snippet_settings, watchdog_settings
 
-from vadmon.capture.snippet import SnippetAssembler, SnippetSettings, sample_positions
-from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fingerprint
+from vadmon.capture.snippet import SnippetAssembler, sample_positions
+from vadmon.capture.watchdog import Action, CameraState, Watchdog, fingerprint
 
 SHAPE = (240, 320, 3)
 
@@ -30,7 +31,7 @@ def test_sample_positions() -> None:
 
 
 def test_snippets_at_source_fps_pick_the_middle_frame() -> None:
-    asm = SnippetAssembler("cam", SnippetSettings())
+    asm = SnippetAssembler("cam", snippet_settings())
     msgs = feed(asm, [100 + i / 10 for i in range(40)])
     assert [m.snippet_index for m in msgs] == [0, 1]
     first, second = msgs
@@ -42,14 +43,14 @@ def test_snippets_at_source_fps_pick_the_middle_frame() -> None:
 
 
 def test_k_samples_are_evenly_spaced() -> None:
-    asm = SnippetAssembler("cam", SnippetSettings(samples=4))
+    asm = SnippetAssembler("cam", snippet_settings(samples=4))
     (msg,) = feed(asm, [i / 10 for i in range(16)])
     assert msg.seqs == [3, 7, 11, 15]
 
 
 def test_resampling_a_fast_source_skips_frames() -> None:
     # 30 fps source, 10 fps snippet clock: every third frame is used, a snippet spans 1.6 s
-    asm = SnippetAssembler("cam", SnippetSettings(fps=10))
+    asm = SnippetAssembler("cam", snippet_settings(fps=10))
     msgs = feed(asm, [i / 30 for i in range(30 * 4)])
     assert len(msgs) == 2
     assert msgs[0].t_end - msgs[0].t_start == pytest.approx(1.5, abs=0.05)
@@ -58,7 +59,7 @@ def test_resampling_a_fast_source_skips_frames() -> None:
 
 def test_resampling_a_slow_source_repeats_frames() -> None:
     # 5 fps source, 10 fps clock: each frame fills two ticks
-    asm = SnippetAssembler("cam", SnippetSettings(fps=10))
+    asm = SnippetAssembler("cam", snippet_settings(fps=10))
     msgs = feed(asm, [i / 5 for i in range(20)])
     assert len(msgs) == 2
     assert msgs[0].seqs == [5]  # tick 8 → 0.8 s → frame 5 (t=0.8)
@@ -66,7 +67,7 @@ def test_resampling_a_slow_source_repeats_frames() -> None:
 
 
 def test_ring_change_drops_the_partial_snippet() -> None:
-    asm = SnippetAssembler("cam", SnippetSettings())
+    asm = SnippetAssembler("cam", snippet_settings())
     assert feed(asm, [i / 10 for i in range(10)], ring="vadmon-1-c-aa") == []
     msgs = feed(asm, [1 + i / 10 for i in range(16)], ring="vadmon-1-c-bb")
     assert len(msgs) == 1 and msgs[0].ring == "vadmon-1-c-bb"
@@ -74,9 +75,9 @@ def test_ring_change_drops_the_partial_snippet() -> None:
 
 def test_bad_snippet_settings() -> None:
     with pytest.raises(ValueError):
-        SnippetSettings(samples=0)
+        snippet_settings(samples=0)
     with pytest.raises(ValueError):
-        SnippetSettings(frames_per_snippet=4, samples=5)
+        snippet_settings(frames_per_snippet=4, samples=5)
 
 
 # --- watchdog -------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ def frame_thumb(value: int) -> np.ndarray:
 
 
 def test_happy_path_then_stall_then_recovery() -> None:
-    wd = Watchdog(WatchdogSettings(stall_timeout_s=5, backoff_base_s=1), random.Random(1))
+    wd = Watchdog(watchdog_settings(stall_timeout_s=5, backoff_base_s=1), random.Random(1))
     assert wd.start(0.0) is Action.CONNECT and wd.state is CameraState.CONNECTING
     assert wd.on_frame(1.0, SHAPE, None) is Action.NONE and wd.state is CameraState.ONLINE
     assert wd.tick(5.9) is Action.NONE
@@ -105,7 +106,7 @@ def test_happy_path_then_stall_then_recovery() -> None:
 
 
 def test_backoff_is_full_jitter_capped_and_never_gives_up() -> None:
-    wd = Watchdog(WatchdogSettings(backoff_base_s=0.5, backoff_max_s=60), random.Random(7))
+    wd = Watchdog(watchdog_settings(backoff_base_s=0.5, backoff_max_s=60), random.Random(7))
     now = 0.0
     wd.start(now)
     delays = []
@@ -122,7 +123,7 @@ def test_backoff_is_full_jitter_capped_and_never_gives_up() -> None:
 
 
 def test_backoff_resets_once_frames_flow() -> None:
-    wd = Watchdog(WatchdogSettings(backoff_base_s=1, backoff_max_s=60), random.Random(3))
+    wd = Watchdog(watchdog_settings(backoff_base_s=1, backoff_max_s=60), random.Random(3))
     wd.start(0)
     for i in range(10):
         wd.on_error(float(i), "timeout")
@@ -133,14 +134,14 @@ def test_backoff_resets_once_frames_flow() -> None:
 
 
 def test_connect_timeout() -> None:
-    wd = Watchdog(WatchdogSettings(connect_timeout_s=3))
+    wd = Watchdog(watchdog_settings(connect_timeout_s=3))
     wd.start(0)
     assert wd.tick(2.9) is Action.NONE
     assert wd.tick(3.1) is Action.DISCONNECT and wd.counters.last_error == "timeout"
 
 
 def test_frozen_image_triggers_reconnect() -> None:
-    wd = Watchdog(WatchdogSettings(frozen_timeout_s=3, stall_timeout_s=100))
+    wd = Watchdog(watchdog_settings(frozen_timeout_s=3, stall_timeout_s=100))
     wd.start(0)
     for i in range(10):  # a moving picture is fine
         assert wd.on_frame(i * 0.5, SHAPE, frame_thumb(i * 20)) is Action.NONE
@@ -153,7 +154,7 @@ def test_frozen_image_triggers_reconnect() -> None:
 
 
 def test_resolution_change_mid_stream_reconnects_and_new_size_is_accepted() -> None:
-    wd = Watchdog(WatchdogSettings())
+    wd = Watchdog(watchdog_settings())
     wd.start(0)
     wd.on_frame(1, SHAPE, None)
     assert wd.on_frame(2, (480, 640, 3), None) is Action.DISCONNECT
@@ -164,7 +165,7 @@ def test_resolution_change_mid_stream_reconnects_and_new_size_is_accepted() -> N
 
 
 def test_late_events_after_giving_up_are_ignored() -> None:
-    wd = Watchdog(WatchdogSettings())
+    wd = Watchdog(watchdog_settings())
     wd.start(0)
     wd.on_error(1, "refused")
     assert wd.on_frame(1.1, SHAPE, None) is Action.NONE and wd.state is CameraState.OFFLINE

@@ -19,8 +19,9 @@ import zmq
 from monitor_support import alive, marked_processes
 
 from vadmon.config import SupervisorConfig
+from vadmon.runtime.child import ChildSpec, backoff_delay
 from vadmon.runtime.cleanup import Cleanup
-from vadmon.runtime.supervisor import ChildSpec, Supervisor, backoff_delay
+from vadmon.runtime.supervisor import Supervisor
 
 CHILD = Path(__file__).with_name("sup_child.py")
 pytestmark = pytest.mark.timeout(60)

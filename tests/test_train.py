@@ -21,7 +21,8 @@ from vadmon.commands.train import parse_classes
 from vadmon.errors import VadmonError
 from vadmon.model import checkpoint as ckpt_mod
 from vadmon.research import train_data as td
-from vadmon.research.train import TrainOptions, train
+from vadmon.research.train import train
+from vadmon.research.train_options import TrainOptions
 
 # --------------------------------------------------------------------------- split and batches
 

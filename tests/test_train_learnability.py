@@ -11,7 +11,8 @@ from tests import train_helpers as th
 from vadmon.commands.train import parse_classes
 from vadmon.model import checkpoint as ckpt_mod
 from vadmon.research.evaluate import GroundTruthSource, evaluate_model
-from vadmon.research.train import TrainOptions, build_model, train
+from vadmon.research.train import build_model, train
+from vadmon.research.train_options import TrainOptions
 
 
 def test_weak_labels_learn_frame_localisation(tmp_path: Path) -> None:

@@ -17,25 +17,23 @@ from pathlib import Path
 import pytest
 import zmq
 
+from vadmon.bench.zmq_frames import FramePool, frame_from_payload, send_frame
 from vadmon.errors import VadmonError
 from vadmon.runtime.messages import FrameHeader, Status
 from vadmon.runtime.security import generate_keypair, start_authenticator
 from vadmon.runtime.transport import (
     CurveClient,
     CurveServer,
-    FramePool,
     RecvStats,
     SendStats,
     SocketLimits,
     close_socket,
-    frame_from_payload,
     ipc_dir,
     ipc_endpoint,
     make_ipc_dir,
     puller,
     pusher,
     recv_message,
-    send_frame,
     send_message,
 )
 

@@ -133,7 +133,7 @@ def build_demo_checkpoint(path: Path, steps: int = 300, seed: int = 0) -> Path:
     return path
 
 
-def demo_config(workdir: Path, webhook: str | None = None) -> Path:
+def demo_config(workdir: Path) -> Path:
     """Write the demo's config (and its model, once) under ``workdir``; returns the YAML path."""
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = workdir / "demo-tiny.pt"

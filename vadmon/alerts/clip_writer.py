@@ -32,12 +32,12 @@ log = logging.getLogger("vadmon.alerts.clip_writer")
 @dataclass(frozen=True)
 class ClipSettings:
     out_dir: Path
-    pre_s: float = 5.0
-    post_s: float = 5.0
-    ring_s: float = 30.0
-    max_clip_s: float = 120.0
-    finish_grace_s: float = 5.0
-    default_fps: float = 10.0
+    pre_s: float
+    post_s: float
+    ring_s: float
+    max_clip_s: float
+    finish_grace_s: float
+    default_fps: float
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def clip_fps(frames: list[Frame], default: float) -> float:
     return float(min(60.0, max(1.0, (len(frames) - 1) / (frames[-1].ts - frames[0].ts))))
 
 
-def encode_mp4(frames: list[Frame], path: Path, default_fps: float = 10.0) -> str | None:
+def encode_mp4(frames: list[Frame], path: Path, default_fps: float) -> str | None:
     """Write ``frames`` as an mp4v MP4 at ``path`` atomically; None when nothing decodes."""
     images = [cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR) for f in frames]
     images = [img for img in images if img is not None]

@@ -74,15 +74,15 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    endpoints: tuple[Endpoint, ...] = ()
-    max_attempts: int = 8
-    backoff_base_s: float = 2.0
-    backoff_max_s: float = 600.0
-    attempt_deadline_s: float = 10.0
-    connect_timeout_s: float = 5.0
-    max_retry_after_s: float = 3600.0
-    poll_interval_s: float = 1.0
-    batch: int = 100
+    endpoints: tuple[Endpoint, ...]
+    max_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    attempt_deadline_s: float
+    connect_timeout_s: float
+    max_retry_after_s: float
+    poll_interval_s: float
+    batch: int
 
 
 def _public(addr: str) -> bool:

@@ -47,19 +47,19 @@ SMOOTHING = ("ema", "median", "none")
 class EventSettings:
     """Alert thresholds for one camera (the lead maps config → this)."""
 
-    threshold: float = 0.5
-    hysteresis: float = 0.1
-    min_duration_s: float = 1.0
-    cutoff_s: float = 2.0
-    smoothing: str = "ema"
-    smoothing_k: int = 3
-    cooldown_s: float = 30.0
-    update_interval_s: float = 5.0
-    peak_delta: float = 0.05
-    max_events_per_window: int = 10
-    rate_window_s: float = 600.0
-    stale_s: float = 10.0
-    normal_label: str = "normal"
+    threshold: float
+    hysteresis: float
+    min_duration_s: float
+    cutoff_s: float
+    smoothing: str
+    smoothing_k: int
+    cooldown_s: float
+    update_interval_s: float
+    peak_delta: float
+    max_events_per_window: int
+    rate_window_s: float
+    stale_s: float
+    normal_label: str
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHING:
@@ -379,18 +379,6 @@ class EventTracker:
 
     def close_all(self, reason: str) -> list[EventMessage]:
         return [m for cam in self.cameras.values() for m in cam.close_now(reason)]
-
-    def set_paths(
-        self, event_id: str, snapshot: str | None = None, clip: str | None = None
-    ) -> None:
-        """Record artefact paths so later update/end snapshots carry them."""
-        for cam in self.cameras.values():
-            ev = cam.open_event
-            if ev is not None and ev.id == event_id:
-                if snapshot is not None:
-                    ev.snapshot_path = snapshot
-                if clip is not None:
-                    ev.clip_path = clip
 
     def counters(self) -> dict[str, int]:
         total: dict[str, int] = {}

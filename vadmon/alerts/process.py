@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +49,14 @@ MAX_BATCH = 500
 class AlertSettings:
     db_path: Path
     clips: ClipSettings
-    events: EventSettings = field(default_factory=EventSettings)
-    per_camera: dict[str, EventSettings] = field(default_factory=dict)
-    delivery: DeliverySettings = field(default_factory=DeliverySettings)
-    heartbeat_s: float = 1.0
-    flush_s: float = 3.0
-    max_pending: int = 10_000
-    narrate: NarrateSettings | None = None  # None: no narration
-    score_log: ScoreLogSettings | None = None  # None: no score logs
+    events: EventSettings
+    per_camera: dict[str, EventSettings]
+    delivery: DeliverySettings
+    heartbeat_s: float
+    flush_s: float
+    max_pending: int
+    narrate: NarrateSettings | None  # None: no narration
+    score_log: ScoreLogSettings | None  # None: no score logs
 
 
 @dataclass(frozen=True)
@@ -258,36 +258,25 @@ class AlertPipeline:
         )
 
 
-def open_sockets(
-    ctx: zmq.Context,
-    score_endpoint: str,
-    preview_endpoint: str | list[str],
-    status_endpoint: str | None,
-) -> tuple[zmq.Socket, zmq.Socket | None]:
-    """Minimal pyzmq wiring (the lead may swap in vadmon.runtime.transport): SUB in, PUB heartbeat out."""
+def open_subscriber(
+    ctx: zmq.Context, score_endpoint: str, preview_endpoints: list[str]
+) -> zmq.Socket:
+    """One SUB connected to the scores PUB and every camera's preview PUB."""
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.RCVHWM, 10_000)
     sub.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)
     sub.setsockopt(zmq.SUBSCRIBE, ScoreMessage.topic)
     sub.setsockopt(zmq.SUBSCRIBE, PreviewFrame.topic)
-    previews = [preview_endpoint] if isinstance(preview_endpoint, str) else preview_endpoint
-    for endpoint in dict.fromkeys([score_endpoint, *previews]):
+    for endpoint in dict.fromkeys([score_endpoint, *preview_endpoints]):
         sub.connect(endpoint)
-    pub = None
-    if status_endpoint:
-        pub = ctx.socket(zmq.PUB)
-        pub.setsockopt(zmq.LINGER, 0)
-        pub.setsockopt(zmq.SNDHWM, 100)
-        pub.connect(status_endpoint)
-    return sub, pub
+    return sub
 
 
 def run_alerts(
     settings: AlertSettings,
     score_endpoint: str,
-    preview_endpoint: str | list[str],
-    status_endpoint: str | None = None,
+    preview_endpoints: list[str],
     stop: threading.Event | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``), then close open events, flush, and return 0."""
@@ -297,7 +286,7 @@ def run_alerts(
             signal.signal(sig, lambda *_: stop.set())
     pipeline = AlertPipeline(settings)
     ctx = zmq.Context.instance()
-    sub, pub = open_sockets(ctx, score_endpoint, preview_endpoint, status_endpoint)
+    sub = open_subscriber(ctx, score_endpoint, preview_endpoints)
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
     pipeline.start()
@@ -316,16 +305,12 @@ def run_alerts(
             pipeline.tick(now)
             if now >= next_beat:
                 status = pipeline.status()
-                if pub is not None:
-                    pub.send_multipart(status.to_parts(), zmq.NOBLOCK)
                 if heartbeat is not None:
                     heartbeat.beat(state=status.state, counters=status.counters, info=status.info)
                 next_beat = now + settings.heartbeat_s
     finally:
         pipeline.shutdown()
         sub.close(0)
-        if pub is not None:
-            pub.close(0)
         if heartbeat is not None:
             heartbeat.close()
     return 0

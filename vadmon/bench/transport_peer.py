@@ -28,19 +28,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import zmq
 
+from vadmon.bench.zmq_frames import FramePool, frame_from_payload, send_frame
 from vadmon.runtime.messages import FrameHeader, Status
 from vadmon.runtime.ring import CameraRing, RingReader
 from vadmon.runtime.transport import (
-    FramePool,
     RecvStats,
     SendStats,
     SocketLimits,
     close_socket,
-    frame_from_payload,
     puller,
     pusher,
     recv_message,
-    send_frame,
     send_message,
 )
 

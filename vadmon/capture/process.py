@@ -1,8 +1,8 @@
 """The capture process: one camera → shared-memory ring + small messages.
 
 One loop, top to bottom: take the newest frame from the source thread → watchdog → ring →
-``FrameHeader`` (PUB) → ``SnippetMessage`` (PUSH, non-blocking, drops counted) →
-``PreviewFrame`` (PUB, downscaled JPEG) → ``Status`` heartbeat (PUB, every second).
+``SnippetMessage`` (PUSH, non-blocking, drops counted) → ``PreviewFrame`` (PUB, downscaled
+JPEG) → every second a heartbeat to the supervisor, and the same counters as ``Status`` (PUB).
 
 The source is read in its own thread because OpenCV blocks for up to its read timeout; the loop
 itself never blocks on the camera or on a consumer, so heartbeats keep flowing while a camera is
@@ -10,7 +10,9 @@ stalled and a dead inference process only costs counted drops.
 
 Sockets (both bound by this process; consumers connect):
 
-- ``capture-<camera>`` PUB: topics ``frame``, ``preview``, ``status``.
+- ``capture-<camera>`` PUB: topics ``preview`` (alerts: snapshots and clips) and ``status``
+  (for observers: ``vadmon bench monitor`` and the end-to-end tests; the supervisor and the
+  dashboard read the heartbeat).
 - ``snippets-<camera>`` PUSH: ``SnippetMessage``; PUSH (not PUB) so a full or absent consumer
   is visible as a failed non-blocking send and counted.
 
@@ -37,7 +39,7 @@ from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSetti
 from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import FramePacker, LinkClient, open_client
-from vadmon.runtime.messages import FrameHeader, PreviewFrame, SnippetMessage, Status
+from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
 from vadmon.runtime.ring import CameraRing
 from vadmon.runtime.transport import (
     SendStats,
@@ -67,23 +69,23 @@ class CaptureSettings:
     camera: str
     # file path, rtsp://…, webcam index, or synthetic:… — may hold a password: not in repr
     source: str = field(repr=False)
-    loop: bool = True
-    open_timeout_ms: int = 10000
-    read_timeout_ms: int = 5000
-    ring_slots: int = 48
-    snippet: SnippetSettings = field(default_factory=SnippetSettings)
-    watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
-    preview_fps: float = 2.0
-    preview_width: int = 320
-    jpeg_quality: int = 70
-    status_interval_s: float = 1.0
-    pub_hwm: int = 16
-    snippet_hwm: int = 4
+    loop: bool
+    open_timeout_ms: int
+    read_timeout_ms: int
+    ring_slots: int
+    snippet: SnippetSettings
+    watchdog: WatchdogSettings
+    preview_fps: float
+    preview_width: int
+    jpeg_quality: int
+    status_interval_s: float
+    pub_hwm: int
+    snippet_hwm: int
 
 
 @dataclass(frozen=True)
 class CaptureEndpoints:
-    publish: str  # PUB: frame / preview / status
+    publish: str  # PUB: preview / status
     snippets: str  # PUSH: snippet (bound ipc), or the tcp endpoint of ``link``
     link: LinkClient | None = None  # set: connect to a remote inference host, frames inline
 
@@ -212,19 +214,6 @@ class CaptureLoop:
         self.counters.frames_in_window += 1
         if self.reader is not None:
             self.source_fps = self.reader.source.fps
-        header = FrameHeader(
-            camera=self.settings.camera,
-            seq=self.seq,
-            ts=ts,
-            slot=slot,
-            height=shape[0],
-            width=shape[1],
-            ring=ring_name,
-            channels=shape[2],
-            fps=self.source_fps,
-            snippet_index=self.snippets.snippet_index,
-        )
-        send_message(self.pub, header, stats=self.pub_stats)
         snippet = self.snippets.push(self.seq, ts, slot, ring_name, shape)
         if snippet is not None:
             self.counters.snippets += 1
@@ -321,7 +310,7 @@ def open_source_description(settings: CaptureSettings) -> str:
         return open_source(settings.source).description
     except ValueError as exc:
         raise VadmonError(
-            str(exc), "--source", "give a file, URL, webcam index or synthetic:"
+            str(exc), f"cameras.{settings.camera}.source", "give a file, URL or webcam index"
         ) from None
 
 

@@ -16,9 +16,9 @@ from vadmon.runtime.messages import SnippetMessage
 
 @dataclass(frozen=True)
 class SnippetSettings:
-    frames_per_snippet: int = 16
-    samples: int = 1  # frames per snippet handed to the image encoder
-    fps: float = 0.0  # 0: count source frames; > 0: resample on a clock at this rate
+    frames_per_snippet: int
+    samples: int  # frames per snippet handed to the image encoder
+    fps: float  # 0: count source frames; > 0: resample on a clock at this rate
 
     def __post_init__(self) -> None:
         if self.frames_per_snippet < 1:

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from vadmon.config.models import STREAM_SCHEMES
+from vadmon.config.camera import STREAM_SCHEMES
 from vadmon.redact import redact_url
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}

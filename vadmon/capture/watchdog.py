@@ -37,12 +37,12 @@ class Action(Enum):
 
 @dataclass(frozen=True)
 class WatchdogSettings:
-    stall_timeout_s: float = 5.0
-    connect_timeout_s: float = 20.0
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 60.0
-    frozen_timeout_s: float = 0.0  # 0 disables frozen-image detection
-    frozen_tolerance: float = 0.5  # mean abs difference of 32x32 thumbnails counted as "same"
+    stall_timeout_s: float
+    connect_timeout_s: float
+    backoff_base_s: float
+    backoff_max_s: float
+    frozen_timeout_s: float  # 0 disables frozen-image detection
+    frozen_tolerance: float  # mean abs difference of 32x32 thumbnails counted as "same"
 
 
 @dataclass

@@ -19,7 +19,7 @@ def _scores_from_videos(cfg, camera: str, videos: list[Path]):
     from vadmon.inference.offline import score_video
     from vadmon.inference.phrases import PhraseBank
     from vadmon.inference.process import build_scorer
-    from vadmon.monitor import capture_settings
+    from vadmon.settings import capture_settings
 
     scorer, encoder, _ = build_scorer(cfg.model, cfg.model.device)
     bank = PhraseBank(encoder.clip, cfg.explain.phrases, cfg.explain.top_k)
@@ -44,8 +44,8 @@ def _shifted(m, offset: float):
 def _scores_live(cfg, camera: str, seconds: float):
     import zmq
 
-    from vadmon.monitor import score_endpoint
     from vadmon.runtime.messages import MessageError, ScoreMessage, decode
+    from vadmon.settings import score_endpoint
 
     ctx = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from vadmon.alerts.calibrate import choose, curve, footage_seconds, thresholds_grid
     from vadmon.config import load_config
     from vadmon.config.calibration import calibration_path, write_calibration
-    from vadmon.monitor import alert_settings
+    from vadmon.settings import alert_settings
 
     cfg = load_config(args.config)
     if args.camera not in cfg.cameras:

@@ -66,7 +66,8 @@ def _encoder(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from vadmon.research.extract import extract_videos, label_from_parent, label_mapping, plan_jobs
+    from vadmon.research.extract import extract_videos
+    from vadmon.research.videos import label_from_parent, label_mapping, plan_jobs
 
     if not 1 <= args.frames_per_snippet <= 16:
         raise VadmonError("--frames-per-snippet must be 1..16", "command line")

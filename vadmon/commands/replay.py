@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from vadmon.alerts.replay import replay
     from vadmon.alerts.scorelog import read_logs
     from vadmon.config import load_config
-    from vadmon.monitor import alert_settings, score_log_dir
+    from vadmon.settings import alert_settings, score_log_dir
 
     cfg = load_config(args.config)
     paths = args.logs or [score_log_dir(cfg)]

@@ -81,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vadmon.research.train import HYPER_KEYS, TrainOptions, train
+    from vadmon.research.train import train
+    from vadmon.research.train_options import HYPER_KEYS, TrainOptions
 
     if not args.train_list.is_file():
         raise VadmonError("train list not found", str(args.train_list), "check --train-list")

@@ -1,7 +1,7 @@
 """The monitor configuration: one YAML file, validated by pydantic models.
 
-The models (``vadmon.config.models``) are the single source of defaults and double as the
-documentation (``vadmon config schema`` prints them as JSON schema). Everything forbids
+The models (``vadmon.config.models`` with its ``camera``, ``webhook`` and ``explain`` sections)
+are the single source of defaults and double as the documentation (``vadmon config schema`` prints them as JSON schema). Everything forbids
 unknown keys, so a typo fails at start-up with the YAML line instead of being ignored.
 
 Loading (``load_config``, in ``vadmon.config.load``) does, in order: parse YAML keeping line
@@ -13,25 +13,27 @@ dir, key files) are relative to the working directory.
 
 from __future__ import annotations
 
-from vadmon.config.load import config_json_schema, deep_merge, load_config, load_config_text
-from vadmon.config.models import (
+from vadmon.config.camera import (
     AlertsConfig,
     CameraConfig,
     CameraSettings,
+    PreviewConfig,
+    SmoothingConfig,
+)
+from vadmon.config.load import config_json_schema, deep_merge, load_config, load_config_text
+from vadmon.config.models import (
     CurveConfig,
     DashboardConfig,
     MetricsConfig,
     ModelConfig,
     MonitorConfig,
-    PreviewConfig,
     RetentionConfig,
-    SmoothingConfig,
     StorageConfig,
     SupervisorConfig,
     TcpConfig,
     TransportConfig,
-    WebhookConfig,
 )
+from vadmon.config.webhook import WebhookConfig
 
 __all__ = [
     "AlertsConfig",

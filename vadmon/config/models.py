@@ -1,176 +1,29 @@
 """The config schema: pydantic models for the monitor's YAML file.
 
 Loading and error reporting live in ``vadmon.config.load``; import both through
-``vadmon.config``. Models forbid unknown keys; field titles/descriptions/bounds are the
-user documentation, so keep them accurate when adding fields.
+``vadmon.config``. The camera and webhook sections are ``camera.py`` and ``webhook.py``; this
+module holds the rest and the whole (``MonitorConfig``). Models forbid unknown keys; field
+titles/descriptions/bounds are the user documentation, so keep them accurate when adding fields.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
 import os
-import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from vadmon.config.base import StrictModel
+from vadmon.config.camera import CAMERA_NAME, CameraConfig, CameraSettings
 from vadmon.config.explain import ExplainConfig, ScoreLogConfig
-from vadmon.redact import redact_url
-
-CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-# What the capture process can open (vadmon.capture.source uses this very tuple); a video file
-# is a plain path, not a file:// URL.
-STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
-EVENT_TYPES = ("start", "update", "end", "explained")
-Seconds = Annotated[float, Field(gt=0, le=86400)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
-
-
-# --------------------------------------------------------------------------- cameras
-
-
-class PreviewConfig(_Model):
-    """Downscaled JPEG preview stream used for the dashboard, snapshots and clips."""
-
-    fps: float = Field(5.0, gt=0, le=60, title="Preview fps", description="JPEG previews/s.")
-    max_width: int = Field(640, ge=64, le=4096, description="Previews wider are downscaled.")
-    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality (10-100).")
-
-
-class SmoothingConfig(_Model):
-    """Score smoothing before the threshold; EMA reacts fast, median rejects single spikes."""
-
-    kind: Literal["ema", "median", "none"] = Field("ema", description="ema | median | none.")
-    window: int = Field(3, ge=1, le=64, description="Median window (snippets).")
-    alpha: float = Field(0.5, gt=0, le=1, description="EMA weight of the newest score.")
-
-
-class AlertsConfig(_Model):
-    """Turns the per-snippet anomaly score into start/update/end events."""
-
-    threshold: float = Field(0.5, ge=0, le=1, description="Smoothed score that opens an event.")
-    hysteresis: float = Field(
-        0.1, ge=0, le=1, description="Event closes below threshold - hysteresis."
-    )
-    min_duration_s: float = Field(
-        2.0, ge=0, le=3600, description="Score must stay above threshold this long to open."
-    )
-    cutoff_s: float = Field(
-        3.0, ge=0, le=3600, description="Score must stay below the close level this long to end."
-    )
-    smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
-    cooldown_s: float = Field(
-        30.0, ge=0, le=86400, description="No new event for the same camera+label within this."
-    )
-    pre_capture_s: float = Field(5.0, ge=0, le=120, description="Clip seconds before start.")
-    post_capture_s: float = Field(5.0, ge=0, le=120, description="Clip seconds after end.")
-    labels_ignore: list[str] = Field(
-        default_factory=lambda: ["normal"], description="Class labels that never raise events."
-    )
-
-    @model_validator(mode="after")
-    def _close_level_not_negative(self) -> AlertsConfig:
-        if self.hysteresis > self.threshold:
-            raise ValueError("hysteresis must not exceed threshold (close level would be < 0)")
-        return self
-
-
-class CameraSettings(_Model):
-    """Per-camera settings; also the shape of the top-level ``defaults:`` section."""
-
-    enabled: bool = Field(True, description="Disabled cameras are validated but not started.")
-    fps: float | None = Field(
-        None, gt=0, le=240, description="Resample to this fps; null keeps the source fps."
-    )
-    loop: bool = Field(False, description="Files only: restart at the end instead of stopping.")
-    realtime: bool = Field(
-        True, description="Files only: pace reading at the source fps like a live camera."
-    )
-    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP lower transport.")
-    open_timeout_s: Seconds = Field(10.0, description="Give up opening the stream after this.")
-    read_timeout_s: Seconds = Field(5.0, description="Give up a single frame read after this.")
-    stall_timeout_s: Seconds = Field(
-        10.0, description="No frame for this long: state 'stalled', then reconnect."
-    )
-    frozen_timeout_s: Seconds | None = Field(
-        30.0, description="Identical frames for this long: reconnect (null = off)."
-    )
-    backoff_initial_s: Seconds = Field(1.0, description="First reconnect delay (jittered).")
-    backoff_max_s: Seconds = Field(60.0, description="Reconnect delay cap; never gives up.")
-    preview: PreviewConfig = Field(default_factory=PreviewConfig)
-    ring_slots: int = Field(
-        32, ge=2, le=1024, description="Frames held in the shared-memory ring for this camera."
-    )
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
-
-    @model_validator(mode="after")
-    def _backoff_order(self) -> CameraSettings:
-        if self.backoff_max_s < self.backoff_initial_s:
-            raise ValueError("backoff_max_s must be >= backoff_initial_s")
-        return self
-
-
-class CameraConfig(CameraSettings):
-    """One camera. ``source`` may hold credentials: repr/str always show it redacted."""
-
-    source: str | int = Field(
-        ...,
-        description=(
-            "rtsp://, rtmp://, http(s):// URL, webcam index (int) or video file path. "
-            "Use ${ENV} placeholders for passwords."
-        ),
-    )
-
-    @field_validator("source", mode="before")
-    @classmethod
-    def _source_kind(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("source must be a URL, a file path or a webcam index")
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value.strip())
-        if isinstance(value, str):
-            if not value.strip():
-                raise ValueError("source must not be empty")
-            scheme = value.split("://", 1)[0].lower() if "://" in value else None
-            if scheme is not None and scheme not in STREAM_SCHEMES:
-                raise ValueError(
-                    f"unsupported URL scheme '{scheme}' (use {', '.join(STREAM_SCHEMES)}, "
-                    "or a plain path for a video file)"
-                )
-        elif isinstance(value, int) and value < 0:
-            raise ValueError("webcam index must be >= 0")
-        return value
-
-    @property
-    def source_kind(self) -> Literal["url", "webcam", "file"]:
-        if isinstance(self.source, int):
-            return "webcam"
-        return "url" if "://" in self.source else "file"
-
-    @property
-    def source_redacted(self) -> str:
-        return redact_url(self.source)
-
-    def __repr_args__(self):  # noqa: ANN204 - pydantic's own signature
-        for name, value in super().__repr_args__():
-            yield (
-                name,
-                (redact_url(value) if name == "source" and isinstance(value, str) else value),
-            )
-
+from vadmon.config.webhook import WebhookConfig
 
 # --------------------------------------------------------------------------- model
 
 
-class ModelConfig(_Model):
+class ModelConfig(StrictModel):
     """Which anomaly model scores the snippets."""
 
     mode: Literal["vadclip", "zeroshot"] = Field(
@@ -231,87 +84,10 @@ class ModelConfig(_Model):
         return self
 
 
-# --------------------------------------------------------------------------- webhooks
-
-
-class WebhookConfig(_Model):
-    """A Standard Webhooks endpoint receiving event start/update/end messages."""
-
-    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$", description="Unique id.")
-    url: str = Field(..., description="http(s) URL of the receiver.")
-    secret: SecretStr = Field(
-        ..., description="Signing secret 'whsec_<base64>' (>= 24 bytes decoded); use ${ENV}."
-    )
-    events: list[Literal["start", "update", "end", "explained"]] = Field(
-        default_factory=lambda: list(EVENT_TYPES), min_length=1, description="Event types sent."
-    )
-    timeout_s: float = Field(10.0, gt=0, le=300, description="Overall deadline per attempt.")
-    max_attempts: int = Field(8, ge=1, le=100, description="Then the message is a dead letter.")
-    backoff_initial_s: float = Field(1.0, gt=0, le=3600, description="First retry delay.")
-    backoff_max_s: float = Field(300.0, gt=0, le=86400, description="Retry delay cap.")
-    allow_private: bool = Field(
-        False, description="Allow loopback/private/link-local receivers (refused by default)."
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("webhook url must be an http:// or https:// URL with a host")
-        return value
-
-    @field_validator("secret")
-    @classmethod
-    def _secret_format(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        if not raw.startswith("whsec_"):
-            raise ValueError("webhook secret must start with 'whsec_'")
-        try:
-            key = base64.b64decode(raw[len("whsec_") :], validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("webhook secret after 'whsec_' must be base64") from None
-        if len(key) < 24:
-            raise ValueError(f"webhook secret decodes to {len(key)} bytes; at least 24 required")
-        return value
-
-    @model_validator(mode="after")
-    def _private_hosts(self) -> WebhookConfig:
-        if self.backoff_max_s < self.backoff_initial_s:
-            raise ValueError("backoff_max_s must be >= backoff_initial_s")
-        if not self.allow_private and _is_private_host(urlsplit(self.url).hostname or ""):
-            raise ValueError(
-                "webhook url points at a loopback/private/link-local address; "
-                "set allow_private: true if that is intended"
-            )
-        return self
-
-    def signing_key(self) -> bytes:
-        """The HMAC key: base64-decoded part after ``whsec_``."""
-        return base64.b64decode(self.secret.get_secret_value()[len("whsec_") :])
-
-    def __repr_args__(self):  # noqa: ANN204
-        for name, value in super().__repr_args__():
-            yield name, (redact_url(value) if name == "url" else value)
-
-
-def _is_private_host(host: str) -> bool:
-    """Literal addresses only; delivery re-checks resolved addresses at send time."""
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
-        ".localhost"
-    ):
-        return True
-    try:
-        addr = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not addr.is_global
-
-
 # --------------------------------------------------------------------------- the rest
 
 
-class RetentionConfig(_Model):
+class RetentionConfig(StrictModel):
     """How long stored events and media are kept."""
 
     events_days: float = Field(30.0, gt=0, le=3650, description="Event records (SQLite).")
@@ -321,7 +97,7 @@ class RetentionConfig(_Model):
     )
 
 
-class StorageConfig(_Model):
+class StorageConfig(StrictModel):
     """Where events, clips, snapshots and the webhook outbox live."""
 
     dir: Path = Field(Path("runs"), description="Root directory for everything written.")
@@ -344,7 +120,7 @@ class StorageConfig(_Model):
         return self.dir / "snapshots"
 
 
-class TcpConfig(_Model):
+class TcpConfig(StrictModel):
     """Capture and inference on different hosts: snippets (frames inline) over tcp + CURVE."""
 
     bind: str | None = Field(
@@ -366,7 +142,7 @@ class TcpConfig(_Model):
     )
 
 
-class CurveConfig(_Model):
+class CurveConfig(StrictModel):
     """CURVE encryption/authentication for tcp links (keys from ``vadmon keys``)."""
 
     server_secret_file: Path | None = Field(None, description="Server *.key_secret file.")
@@ -383,7 +159,7 @@ class CurveConfig(_Model):
     )
 
 
-class TransportConfig(_Model):
+class TransportConfig(StrictModel):
     """ZeroMQ transport between processes (ipc by default)."""
 
     ipc_dir: Path | None = Field(
@@ -408,14 +184,14 @@ class TransportConfig(_Model):
         return self
 
 
-class DashboardConfig(_Model):
+class DashboardConfig(StrictModel):
     """Terminal dashboard (rich)."""
 
     enabled: Literal["auto"] | bool = Field("auto", description="auto = only on a terminal.")
     refresh_hz: float = Field(4.0, gt=0, le=30, description="Redraws per second.")
 
 
-class MetricsConfig(_Model):
+class MetricsConfig(StrictModel):
     """Prometheus exporter."""
 
     prometheus_port: int | None = Field(
@@ -424,7 +200,7 @@ class MetricsConfig(_Model):
     prometheus_host: str = Field("127.0.0.1", description="Bind address for /metrics.")
 
 
-class SupervisorConfig(_Model):
+class SupervisorConfig(StrictModel):
     """Process supervision: restarts, crash loops, heartbeats, shutdown."""
 
     restart_backoff_initial_s: float = Field(0.5, gt=0, le=3600, description="First restart delay.")
@@ -452,7 +228,7 @@ class SupervisorConfig(_Model):
         return self
 
 
-class MonitorConfig(_Model):
+class MonitorConfig(StrictModel):
     """The whole monitor: cameras, model, alert delivery and process plumbing."""
 
     instance: str = Field(

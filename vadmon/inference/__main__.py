@@ -1,7 +1,7 @@
 """Entry of the inference process: ``python -m vadmon.inference --config X``.
 
 The only inference code that knows the config: it loads it, asks the composition root
-(``vadmon.monitor``) for the settings, builds the scorer and runs ``vadmon.inference.process``.
+(``vadmon.settings``) for the settings, builds the scorer and runs ``vadmon.inference.process``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from vadmon.config import load_config
 from vadmon.errors import VadmonError
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.process import build_scorer, inference_threads, run_inference
-from vadmon.monitor import inference_settings
+from vadmon.settings import inference_settings
 
 log = logging.getLogger("vadmon.inference")
 
@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vadmon.inference")
     p.add_argument("--config", required=True)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s inference %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
         cfg = load_config(args.config)
+        logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s inference %(message)s")
         torch.set_num_threads(inference_threads(cfg.model.threads))
         scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
         log.info("model ready: %s, %s", scorer.mode, runtime)

@@ -68,13 +68,13 @@ class CameraStats:
 class InferenceSettings:
     snippet_endpoints: list[str]
     score_endpoint: str
-    batch_max: int = 16
-    batch_wait_ms: float = 20.0
-    max_age_s: float = 4.0  # snippets older than this when we get to them are skipped
-    per_camera_max: int = 2  # newest snippets kept per camera per batch
-    hwm: int = 8
-    heartbeat_s: float = 1.0
-    link: LinkServer | None = None  # set: snippets arrive over tcp+CURVE with frames inline
+    batch_max: int
+    batch_wait_ms: float
+    max_age_s: float  # snippets older than this when we get to them are skipped
+    per_camera_max: int  # newest snippets kept per camera per batch
+    hwm: int
+    heartbeat_s: float
+    link: LinkServer | None  # set: snippets arrive over tcp+CURVE with frames inline
 
 
 def inference_threads(configured: int | None) -> int:

@@ -33,34 +33,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from vadmon.errors import VadmonError
-from vadmon.model.crops import ClipPreprocess, crop_indices, crops_of
+from vadmon.model.crops import ClipPreprocess, crop_indices
+from vadmon.research.decode import DONE, SNIPPET_FRAMES, Snippet, VideoEnd, decode_videos
+from vadmon.research.videos import LabelFn, VideoJob, label_from_parent, plan_jobs
 
-SNIPPET_FRAMES = 16
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".ts"}
-)
 TMP_SUFFIX = ".tmp"
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
-LabelFn = Callable[[Path], str]
-
-
-@dataclass(frozen=True)
-class VideoJob:
-    """One input video and where its features go (``rel_dir`` is relative to the output dir)."""
-
-    source: Path
-    rel_dir: Path
-    name: str
-    label: str
-
-    def outputs(self, out_dir: Path, crops: Sequence[int]) -> list[Path]:
-        return [out_dir / self.rel_dir / f"{self.name}__{c}.npy" for c in crops]
 
 
 @dataclass
@@ -90,153 +72,6 @@ def snippet_offsets(frames_per_snippet: int) -> tuple[int, ...]:
     if not 1 <= k <= SNIPPET_FRAMES:
         raise ValueError(f"frames_per_snippet must be 1..{SNIPPET_FRAMES}, got {k}")
     return tuple(int((j + 0.5) * SNIPPET_FRAMES / k) for j in range(k))
-
-
-def label_from_parent(path: Path) -> str:
-    """Default label: the parent folder name (``Abuse/Abuse001_x264.mp4`` → ``Abuse``)."""
-    return path.parent.name
-
-
-def label_mapping(csv_path: Path) -> LabelFn:
-    """A label function from a CSV ``video,label`` (video = file stem, e.g. ``Abuse001_x264``)."""
-    try:
-        rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8").splitlines()))
-    except OSError as exc:
-        raise VadmonError(f"cannot read label mapping ({exc.strerror})", str(csv_path)) from exc
-    if not rows or not {"video", "label"} <= set(rows[0]):
-        raise VadmonError("label mapping needs the header 'video,label'", str(csv_path))
-    mapping = {r["video"].strip(): r["label"].strip() for r in rows}
-
-    def label(path: Path) -> str:
-        try:
-            return mapping[path.stem]
-        except KeyError:
-            raise VadmonError(
-                f"no label for video {path.stem!r}", str(csv_path), "add a row"
-            ) from None
-
-    return label
-
-
-def find_videos(inputs: Sequence[Path]) -> list[tuple[Path, Path]]:
-    """``(video file, relative output dir)`` for each input file or video inside an input dir."""
-    found: list[tuple[Path, Path]] = []
-    for inp in inputs:
-        if inp.is_dir():
-            for p in sorted(inp.rglob("*")):
-                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
-                    found.append((p, p.parent.relative_to(inp)))
-        elif inp.is_file():
-            found.append((inp, Path(".")))
-        else:
-            raise VadmonError("input not found", str(inp), "give video files or directories")
-    return found
-
-
-def plan_jobs(inputs: Sequence[Path], label_fn: LabelFn = label_from_parent) -> list[VideoJob]:
-    jobs = [VideoJob(p, rel, p.stem, label_fn(p)) for p, rel in find_videos(inputs)]
-    seen: dict[Path, Path] = {}
-    for job in jobs:
-        key = job.rel_dir / job.name
-        if key in seen:
-            raise VadmonError(
-                f"two videos map to the same output {key}",
-                f"{seen[key]} and {job.source}",
-                "rename one or extract them into different output dirs",
-            )
-        seen[key] = job.source
-    return jobs
-
-
-# --------------------------------------------------------------------------- decoding thread
-
-
-@dataclass(frozen=True)
-class _Snippet:
-    video: int
-    index: int
-    images: torch.Tensor  # [n_crops * k, 3, S, S], crop-major
-
-
-@dataclass(frozen=True)
-class _VideoEnd:
-    video: int
-    snippets: int
-    error: str | None
-
-
-_DONE = object()
-
-
-def _decode_video(
-    source: Path,
-    crops: Sequence[int],
-    offsets: Sequence[int],
-    prep: ClipPreprocess,
-    emit: Callable[[int, torch.Tensor], None],
-    stop: threading.Event,
-) -> tuple[int, str | None]:
-    """Decode complete snippets of one video; returns (snippet count, error or None)."""
-    cap = cv2.VideoCapture(str(source))
-    if not cap.isOpened():
-        return 0, "cannot open (corrupt or unsupported video)"
-    wanted = set(offsets)
-    count, pos, sampled = 0, 0, []
-    try:
-        while not stop.is_set():
-            if pos in wanted:
-                ok, frame = cap.read()
-                if ok:
-                    sampled.append(crops_of(frame, crops))
-            else:
-                ok = cap.grab()
-            if not ok:
-                break
-            pos += 1
-            if pos == SNIPPET_FRAMES:
-                stack = np.stack(sampled, axis=1)  # [n_crops, k, 224, 224, 3]
-                emit(count, prep(stack.reshape(-1, *stack.shape[2:])))
-                count, pos, sampled = count + 1, 0, []
-    except cv2.error as exc:
-        return count, f"decode error: {exc}"
-    finally:
-        cap.release()
-    if count == 0 and not stop.is_set():
-        return 0, "no complete 16-frame snippet could be decoded"
-    return count, None
-
-
-def _decoder(
-    jobs: Sequence[VideoJob],
-    crops: Sequence[int],
-    offsets: Sequence[int],
-    prep: ClipPreprocess,
-    out: queue.Queue,
-    stop: threading.Event,
-) -> None:
-    def put(item: object) -> None:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    try:
-        for vid, job in enumerate(jobs):
-            if stop.is_set():
-                break
-
-            def emit(index: int, images: torch.Tensor, vid: int = vid) -> None:
-                put(_Snippet(vid, index, images))
-
-            try:
-                n, err = _decode_video(job.source, crops, offsets, prep, emit, stop)
-            except Exception as exc:  # a broken file must not end the run
-                n, err = 0, f"{type(exc).__name__}: {exc}"
-            put(_VideoEnd(vid, n, err))
-    finally:
-        put(_DONE)
 
 
 # --------------------------------------------------------------------------- encoding side
@@ -280,7 +115,7 @@ class _Encoder:
         self.discarded.add(video)
         self.rows.pop(video, None)
 
-    def add(self, snippet: _Snippet) -> None:
+    def add(self, snippet: Snippet) -> None:
         self.images.append(snippet.images)
         self.owners += [(snippet.video, snippet.index)] * snippet.images.shape[0]
         while len(self.owners) >= self.batch_size:
@@ -379,8 +214,8 @@ class _Run:
             done = len(summary.skipped)
             self.task = bar.add_task("extract", total=done + len(todo), completed=done, rate=0.0)
 
-    def handle(self, item: _Snippet | _VideoEnd) -> None:
-        if isinstance(item, _Snippet):
+    def handle(self, item: Snippet | VideoEnd) -> None:
+        if isinstance(item, Snippet):
             self.enc.add(item)
         elif item.error is not None:
             self.enc.discard(item.video)
@@ -441,7 +276,7 @@ def extract_videos(
     q: queue.Queue = queue.Queue(maxsize=max(4, 2 * batch_size // per_snippet + 1))
     stop = threading.Event()
     thread = threading.Thread(
-        target=_decoder,
+        target=decode_videos,
         args=(todo, crops, offsets, prep, q, stop),
         name="vadmon-decode",
         daemon=True,
@@ -460,8 +295,8 @@ def extract_videos(
             except queue.Empty:
                 if thread.is_alive():
                     continue
-                break  # defensive: the decoder always ends with _DONE
-            if item is _DONE:
+                break  # defensive: the decoder always ends with DONE
+            if item is DONE:
                 break
             run.handle(item)
         run.enc.flush()

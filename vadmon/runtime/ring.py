@@ -14,8 +14,8 @@ Segment layout::
 The slot's ``seq`` is the frame's sequence number, or ``WRITING`` while the writer copies pixels
 in. Sequence numbers only increase, so "same seq before and after the copy" means "untouched".
 
-Segment names start with ``vadmon-<pid>-`` so a supervisor can find and unlink segments left
-by a process that was SIGKILLed (``leaked_segments``/``unlink_leaked``).
+Segment names start with a per-instance prefix (``VADMON_SHM_PREFIX``) so the supervisor's
+janitor (``vadmon.runtime.cleanup``) can unlink segments left by a process that was SIGKILLed.
 """
 
 from __future__ import annotations
@@ -239,36 +239,3 @@ class RingReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def leaked_segments(shm_dir: Path = SHM_DIR) -> list[str]:
-    """vadmon segments whose creating process is gone."""
-    found = []
-    pattern = re.compile(rf"^{re.escape(RING_PREFIX)}(\d+)-")
-    for entry in shm_dir.glob(RING_PREFIX + "*") if shm_dir.is_dir() else []:
-        match = pattern.match(entry.name)
-        if match and not _pid_alive(int(match.group(1))):
-            found.append(entry.name)
-    return sorted(found)
-
-
-def unlink_leaked(shm_dir: Path = SHM_DIR) -> list[str]:
-    """Unlink segments left by dead processes; returns their names."""
-    removed = []
-    for name in leaked_segments(shm_dir):
-        try:
-            (shm_dir / name).unlink()
-            removed.append(name)
-        except FileNotFoundError:
-            pass
-    return removed

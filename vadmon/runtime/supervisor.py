@@ -14,8 +14,6 @@ child exits, so spawning from a helper thread would kill children at random.
 from __future__ import annotations
 
 import argparse
-import collections
-import ctypes
 import json
 import logging
 import os
@@ -25,100 +23,31 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import zmq
 
 from vadmon.config import SupervisorConfig
+from vadmon.runtime.child import (
+    Child,
+    ChildSpec,
+    ChildStatus,
+    backoff_delay,
+    describe_exit,
+    pdeathsig_preexec,
+)
 from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, MAX_BYTES, Heartbeat, parse_heartbeat
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 from vadmon.runtime.transport import bind
 
 log = logging.getLogger("vadmon.runtime.supervisor")
-PR_SET_PDEATHSIG = 1
 # vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix.
 # Restarting cannot fix that. An essential child (inference, alerts) stops everything and the
 # supervisor exits with it too; any other child (a camera) stays down, its reason shown, while
 # the rest keep running: one bad camera must not take the others down.
 BAD_INPUT_EXIT = 2
-
-
-@dataclass
-class ChildSpec:
-    """How to run one child. ``heartbeat``: the child promises application heartbeats.
-    ``essential``: bad input from this child stops the whole monitor (else only the child)."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str] | None = None
-    restart: bool = True
-    heartbeat: bool = False
-    cwd: str | None = None
-    essential: bool = True
-
-
-@dataclass
-class ChildStatus:
-    """What the dashboard shows per child (a copy; safe to keep)."""
-
-    name: str
-    state: str = "pending"  # pending|running|backoff|stopping|stopped|exited|failed
-    pid: int | None = None
-    starts: int = 0
-    restarts: int = 0
-    heartbeat_kills: int = 0
-    last_exit: str = ""
-    last_heartbeat: float | None = None  # unix time of the child's last heartbeat
-    last_backoff_s: float | None = None
-
-
-@dataclass
-class _Child:
-    spec: ChildSpec
-    status: ChildStatus
-    proc: subprocess.Popen | None = None
-    started_mono: float = 0.0
-    heartbeat_mono: float | None = None
-    restart_at: float | None = None
-    consecutive: int = 0
-    crashes: collections.deque = field(default_factory=collections.deque)
-    kill_reason: str = ""
-
-
-class CrashLoop(RuntimeError):
-    """A child restarted too often; the supervisor stops everything."""
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random, so restarts of many
-    children spread out but never collapse to zero delay."""
-    cap = min(maximum, initial * (2 ** max(0, attempt - 1)))
-    return cap / 2 + rng.uniform(0, cap / 2)
-
-
-def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None] | None:
-    """Build the preexec hook in the parent; only async-signal-safe work happens in the child."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 class Supervisor:
@@ -142,7 +71,7 @@ class Supervisor:
         self.cleanup = cleanup or Cleanup()
         self.systemd = systemd
         self.rng = rng or random.Random()
-        self.children = {s.name: _Child(s, ChildStatus(s.name)) for s in specs}
+        self.children = {s.name: Child(s, ChildStatus(s.name)) for s in specs}
         self.failure: str | None = None
         self.failure_code = 1  # exit code of run() after a failure
         self.bad_heartbeats = 0  # malformed heartbeat messages (dropped)
@@ -155,7 +84,7 @@ class Supervisor:
         self._janitor: subprocess.Popen | None = None
         self._watchdog_every = watchdog_interval_s() if systemd else None
         self._watchdog_next = 0.0
-        self._preexec = _pdeathsig_preexec(os.getpid())
+        self._preexec = pdeathsig_preexec(os.getpid())
         # called with every valid heartbeat (the dashboard and metrics read them)
         self.listeners: list[Callable[[Heartbeat], None]] = []
 
@@ -239,7 +168,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ internals
 
-    def _spawn(self, child: _Child) -> None:
+    def _spawn(self, child: Child) -> None:
         spec = child.spec
         env = dict(os.environ if spec.env is None else spec.env)
         env[ENV_NAME] = spec.name
@@ -267,7 +196,7 @@ class Supervisor:
         child.status.starts += 1
         log.info("started %s (pid %d)", spec.name, child.proc.pid)
 
-    def _reap(self, child: _Child, now: float) -> None:
+    def _reap(self, child: Child, now: float) -> None:
         if child.proc is None or child.proc.poll() is None:
             return
         reason = child.kill_reason or describe_exit(child.proc.returncode)
@@ -291,7 +220,7 @@ class Supervisor:
             self._after_exit(child, reason, now, returncode_ok=reason == "exit code 0")
 
     def _after_exit(
-        self, child: _Child, reason: str, now: float, returncode_ok: bool = False
+        self, child: Child, reason: str, now: float, returncode_ok: bool = False
     ) -> None:
         status, spec = child.status, child.spec
         status.last_exit = reason
@@ -325,7 +254,7 @@ class Supervisor:
         status.last_backoff_s = delay
         log.warning("%s %s; restarting in %.2f s", spec.name, reason, delay)
 
-    def _check_heartbeat(self, child: _Child, now: float) -> None:
+    def _check_heartbeat(self, child: Child, now: float) -> None:
         if not child.spec.heartbeat or child.proc is None or child.kill_reason:
             return
         if not self.heartbeat_endpoint:
@@ -361,7 +290,7 @@ class Supervisor:
             elif not self.heartbeat(beat.process, beat.ts, beat.pid):
                 self.stray_heartbeats += 1  # unknown name or a previous incarnation
 
-    def _signal(self, child: _Child, sig: int) -> None:
+    def _signal(self, child: Child, sig: int) -> None:
         if child.proc is None or child.proc.returncode is not None:
             return
         try:
@@ -408,7 +337,7 @@ class Supervisor:
             log.warning("%s", problem)
         self._release_janitor()
 
-    def _alive(self, children: list[_Child]) -> list[_Child]:
+    def _alive(self, children: list[Child]) -> list[Child]:
         return [c for c in children if c.proc is not None and c.proc.poll() is None]
 
     def _close_heartbeats(self) -> None:

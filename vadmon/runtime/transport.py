@@ -8,8 +8,6 @@
   of raising: a hostile or buggy peer cannot crash a receiver.
 - tcp:// links can use CURVE: the server checks client keys against an allow-list directory
   through a ZAP authenticator, so unknown keys and plaintext peers are refused.
-- ``FramePool`` + ``send_frame`` send whole frames zero-copy and only reuse a buffer after
-  libzmq reports it released, so frames in flight are never overwritten.
 """
 
 from __future__ import annotations
@@ -17,11 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
@@ -30,7 +27,6 @@ from vadmon.runtime.cleanup import socket_is_live
 from vadmon.runtime.messages import (
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
-    FrameHeader,
     Message,
     MessageError,
     decode,
@@ -82,18 +78,20 @@ def make_ipc_dir(path: str | Path | None = None) -> tuple[Path, bool]:
         raise VadmonError(
             f"cannot create ipc directory ({exc.strerror})",
             str(directory),
-            "choose another transport.ipc_dir",
+            "set another transport.ipc_dir in the config",
         ) from None
     info = directory.lstat()
     if not stat.S_ISDIR(info.st_mode):
         raise VadmonError(
-            "ipc path is not a directory", str(directory), "choose another transport.ipc_dir"
+            "ipc path is not a directory",
+            str(directory),
+            "set another transport.ipc_dir in the config",
         )
     if info.st_uid != os.getuid():
         raise VadmonError(
             "ipc directory is owned by another user",
             str(directory),
-            "choose another transport.ipc_dir",
+            "set another transport.ipc_dir in the config",
         )
     return directory, created
 
@@ -106,7 +104,7 @@ def ipc_endpoint(directory: str | Path, name: str) -> str:
         raise VadmonError(
             f"ipc socket path is too long ({len(str(path))} > {IPC_PATH_MAX} bytes)",
             str(path),
-            "use a shorter --ipc-dir",
+            "use a shorter transport.ipc_dir in the config",
         )
     return f"ipc://{path}"
 
@@ -129,7 +127,7 @@ def bind(sock: zmq.Socket, endpoint: str) -> None:
             raise VadmonError(
                 "endpoint already in use by another running process",
                 endpoint,
-                "stop the other vadmon instance or use a different --ipc-dir",
+                "stop the other vadmon instance or use a different transport.ipc_dir",
             )
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -348,73 +346,3 @@ def recv_message(
             except zmq.ZMQError:  # no ZAP on this socket
                 stats.peer = ""
     return result
-
-
-def frame_from_payload(header: FrameHeader, payload: bytes) -> np.ndarray:
-    """View a whole-frame payload (already length-checked by ``decode``) as HxWxC uint8."""
-    header.check_payload(payload)
-    return np.frombuffer(payload, np.uint8).reshape(header.height, header.width, header.channels)
-
-
-@dataclass
-class FramePool:
-    """Reusable frame buffers for zero-copy sends.
-
-    libzmq keeps a reference to a zero-copy buffer until the bytes have left the process; the
-    tracker says when. ``acquire`` only hands out buffers whose last send is done, and allocates
-    (up to ``max_buffers``) or reports ``None`` (the caller drops the frame) otherwise.
-    """
-
-    shape: tuple[int, ...]
-    max_buffers: int = 8
-    _free: list[np.ndarray] = field(default_factory=list)
-    _busy: list[tuple[np.ndarray, zmq.MessageTracker]] = field(default_factory=list)
-    allocated: int = 0
-
-    def acquire(self) -> np.ndarray | None:
-        self._reap()
-        if self._free:
-            return self._free.pop()
-        if self.allocated < self.max_buffers:
-            self.allocated += 1
-            return np.empty(self.shape, np.uint8)
-        return None
-
-    def release(self, buf: np.ndarray, tracker: zmq.MessageTracker | None) -> None:
-        if tracker is None or tracker.done:
-            self._free.append(buf)
-        else:
-            self._busy.append((buf, tracker))
-
-    def _reap(self) -> None:
-        still: list[tuple[np.ndarray, zmq.MessageTracker]] = []
-        for buf, tracker in self._busy:
-            if tracker.done:
-                self._free.append(buf)
-            else:
-                still.append((buf, tracker))
-        self._busy = still
-
-
-def send_frame(
-    sock: zmq.Socket,
-    header: FrameHeader,
-    frame: np.ndarray,
-    pool: FramePool | None = None,
-    stats: SendStats | None = None,
-) -> bool:
-    """Send a whole frame zero-copy (``copy=False``); the buffer goes back to ``pool`` tracked."""
-    parts = [header.topic, header.header(), memoryview(np.ascontiguousarray(frame)).cast("B")]
-    try:
-        tracker = sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False, track=True)
-    except zmq.Again:
-        if stats is not None:
-            stats.dropped += 1
-        if pool is not None:
-            pool.release(frame, None)
-        return False
-    if stats is not None:
-        stats.sent += 1
-    if pool is not None:
-        pool.release(frame, tracker)
-    return True

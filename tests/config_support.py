@@ -1,0 +1,84 @@
+"""Small monitor configs for tests that run or build one process.
+
+A process takes its settings only from a config file (the schema is the single source of
+defaults), so a test that wants a capture with fast reconnects, or an alerts process with a
+low threshold, writes that into a config: the same path a real ``vadmon run`` takes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vadmon import settings
+from vadmon.alerts.clip_writer import ClipSettings
+from vadmon.alerts.delivery import DeliverySettings, Endpoint
+from vadmon.alerts.event import EventSettings
+from vadmon.capture.snippet import SnippetSettings
+from vadmon.capture.watchdog import WatchdogSettings
+from vadmon.config import AlertsConfig, MonitorConfig, deep_merge, load_config_text
+
+# Capture and alerts processes never load the model; the schema still wants one named.
+UNUSED_MODEL = {"mode": "vadclip", "checkpoint": "/nonexistent/unused-by-this-process.pt"}
+
+
+def config_dict(directory: Path, **overrides: Any) -> dict[str, Any]:
+    """A valid config as a dict: ipc sockets and storage under ``directory`` (keep it short:
+    ipc paths must stay under ~100 bytes), a unique instance, one synthetic camera ``cam``
+    unless ``cameras`` is given; ``overrides`` deep-merge into it (``defaults={...}``)."""
+    base: dict[str, Any] = {
+        "instance": f"t{uuid.uuid4().hex[:10]}",
+        "cameras": overrides.pop("cameras", None) or {"cam": {"source": "synthetic:w=160&h=120"}},
+        "model": UNUSED_MODEL,
+        "storage": {"dir": str(directory / "data")},
+        "transport": {"ipc_dir": str(directory / "ipc")},
+    }
+    return deep_merge(base, overrides)
+
+
+def write_config(directory: Path, name: str = "config.yaml", **overrides: Any) -> Path:
+    """``config_dict`` written as YAML to ``directory/name``; returns the path."""
+    path = directory / name
+    path.write_text(yaml.safe_dump(config_dict(directory, **overrides), sort_keys=False))
+    return path
+
+
+def monitor_config(directory: Path = Path("/nonexistent"), **overrides: Any) -> MonitorConfig:
+    """The validated config ``write_config`` would write, loaded the way processes load it
+    (nothing written: for tests that only need settings built from it)."""
+    text = yaml.safe_dump(config_dict(directory, **overrides))
+    return load_config_text(text, "<test config>", env={})
+
+
+# Settings the composition root builds from the schema's defaults, then a test's overrides:
+# unit tests get exactly the values a real monitor runs with, changed only where they say so.
+
+
+def event_settings(**overrides: Any) -> EventSettings:
+    return dataclasses.replace(settings.event_settings(AlertsConfig()), **overrides)
+
+
+def clip_settings(out_dir: Path, **overrides: Any) -> ClipSettings:
+    return dataclasses.replace(
+        settings.clip_settings(monitor_config()), out_dir=out_dir, **overrides
+    )
+
+
+def delivery_settings(endpoints: tuple[Endpoint, ...], **overrides: Any) -> DeliverySettings:
+    built = settings.delivery_settings(monitor_config())
+    return dataclasses.replace(built, endpoints=endpoints, **overrides)
+
+
+def snippet_settings(**overrides: Any) -> SnippetSettings:
+    return dataclasses.replace(
+        settings.capture_settings(monitor_config(), "cam").snippet, **overrides
+    )
+
+
+def watchdog_settings(**overrides: Any) -> WatchdogSettings:
+    built = settings.capture_settings(monitor_config(), "cam").watchdog
+    return dataclasses.replace(built, **overrides)

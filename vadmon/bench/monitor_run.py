@@ -1,0 +1,172 @@
+"""One run of the whole monitor for ``vadmon bench monitor``: start it, listen, stop it.
+
+``run_monitor`` starts ``vadmon run`` on N file cameras with a webhook receiver, listens on the
+monitor's own sockets (scores on ``scores.sock``, capture status on ``capture-<cam>.sock``)
+until every camera is scored, then for the measurement period, and returns what it saw; the
+evaluation (``vadmon.bench.monitor``) decides whether the count was sustained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+
+from vadmon.alerts.signing import generate_secret
+from vadmon.bench import procs
+from vadmon.bench.monitor_setup import (
+    SECRET_ENV,
+    Delivery,
+    HookReceiver,
+    MonitorSpec,
+    VideoSpec,
+    write_config,
+)
+from vadmon.runtime.messages import MessageError, ScoreMessage, Status, decode
+from vadmon.runtime.transport import ipc_dir
+
+
+@dataclass(frozen=True)
+class Plan:
+    video: VideoSpec
+    warm_s: float  # after every camera's first score, before measuring
+    period_s: float
+    start_timeout_s: float
+    budget_s: float  # for the whole camera stepping
+    max_cameras: int
+
+
+@dataclass
+class Listener:
+    """SUB on the monitor's score socket and every capture's status socket."""
+
+    ipc: Path
+    cameras: list[str]
+    scores: list[ScoreMessage] = field(default_factory=list)
+    capture: dict[str, list[tuple[float, dict[str, float]]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ctx = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.RCVHWM, 100_000)
+        for topic in (b"score", b"status"):
+            self.sub.setsockopt(zmq.SUBSCRIBE, topic)
+        self.sub.connect(f"ipc://{self.ipc}/scores.sock")
+        for cam in self.cameras:
+            self.sub.connect(f"ipc://{self.ipc}/capture-{cam}.sock")
+            self.capture[cam] = []
+
+    def pump(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if not self.sub.poll(max(1, int(left * 1000))):
+                continue
+            while True:
+                try:
+                    parts = self.sub.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._on(parts)
+
+    def _on(self, parts: list[bytes]) -> None:
+        try:
+            msg, _ = decode(parts)
+        except MessageError:
+            return
+        if isinstance(msg, ScoreMessage):
+            self.scores.append(msg)
+        elif isinstance(msg, Status) and msg.camera in self.capture:
+            self.capture[msg.camera].append((msg.ts, dict(msg.counters)))
+
+    def scored_cameras(self) -> set[str]:
+        return {m.camera for m in self.scores}
+
+    def close(self) -> None:
+        self.sub.close(0)
+        self.ctx.term()
+
+
+@dataclass
+class RunResult:
+    cameras: int
+    model: str
+    t0: float  # measurement window, unix s
+    t1: float
+    scores: list[ScoreMessage]  # all of the run
+    capture: dict[str, list[tuple[float, dict[str, float]]]]
+    deliveries: list[Delivery]
+    error: str = ""
+
+
+def run_monitor(
+    tmp: Path, cameras: int, ckpt: Path, window: int, video: Path, p: Plan, model: str
+) -> RunResult:
+    secret = generate_secret()
+    tag = f"b{os.getpid() % 10000}{secrets.token_hex(2)}"
+    ipc = ipc_dir(tmp / f"ipc-{tag}")
+    names = [f"cam{i}" for i in range(cameras)]
+    with HookReceiver(secret) as hook:
+        spec = MonitorSpec(tag, cameras, video, ckpt, window, ipc, tmp / f"data-{tag}", hook.url)
+        config = write_config(tmp / f"monitor-{tag}.yaml", spec)
+        log = tmp / f"monitor-{tag}.log"
+        limit = p.start_timeout_s + p.warm_s + p.period_s + 30  # the monitor stops itself too
+        with open(log, "w") as err:
+            proc = procs.start(
+                ["vadmon", "run", "--config", str(config), "--no-dashboard",
+                 "--duration", str(limit), "--log-level", "WARNING"],
+                env=procs.child_env({SECRET_ENV: secret}), stdout=err, stderr=err,
+            )  # fmt: skip
+        listener = Listener(ipc, names)
+        try:
+            result = _observe(listener, proc, names, p, model)
+        finally:
+            _stop(proc)
+            listener.close()
+        time.sleep(0.5)  # a webhook in flight at the stop
+        result.deliveries = hook.take()
+        if result.error:
+            result.error += f" (log: {_tail(log)})"
+    return result
+
+
+def _observe(listener: Listener, proc, names: list[str], p: Plan, model: str) -> RunResult:
+    deadline = time.monotonic() + p.start_timeout_s
+    error = ""
+    while listener.scored_cameras() < set(names):
+        if proc.poll() is not None:
+            error = f"monitor exited with {proc.returncode} before scoring every camera"
+            break
+        if time.monotonic() > deadline:
+            error = f"not every camera scored within {p.start_timeout_s:.0f} s"
+            break
+        listener.pump(0.2)
+    t0 = t1 = time.time()
+    if not error:
+        listener.pump(p.warm_s)
+        t0 = time.time()
+        listener.pump(p.period_s)
+        t1 = time.time()
+        if proc.poll() is not None:
+            error = f"monitor exited with {proc.returncode} during the measurement"
+    return RunResult(len(names), model, t0, t1, listener.scores, listener.capture, [], error)
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)  # the supervisor stops its children and cleans up
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+    procs.kill(proc)
+
+
+def _tail(log: Path) -> str:
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    return " | ".join(lines[-3:])[-400:]

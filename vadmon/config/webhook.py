@@ -1,0 +1,90 @@
+"""The ``webhooks:`` section: Standard Webhooks receivers, their secrets and retry policy."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from vadmon.config.base import StrictModel
+from vadmon.redact import redact_url
+
+EVENT_TYPES = ("start", "update", "end", "explained")
+
+
+class WebhookConfig(StrictModel):
+    """A Standard Webhooks endpoint receiving event start/update/end messages."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$", description="Unique id.")
+    url: str = Field(..., description="http(s) URL of the receiver.")
+    secret: SecretStr = Field(
+        ..., description="Signing secret 'whsec_<base64>' (>= 24 bytes decoded); use ${ENV}."
+    )
+    events: list[Literal["start", "update", "end", "explained"]] = Field(
+        default_factory=lambda: list(EVENT_TYPES), min_length=1, description="Event types sent."
+    )
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Overall deadline per attempt.")
+    max_attempts: int = Field(8, ge=1, le=100, description="Then the message is a dead letter.")
+    backoff_initial_s: float = Field(1.0, gt=0, le=3600, description="First retry delay.")
+    backoff_max_s: float = Field(300.0, gt=0, le=86400, description="Retry delay cap.")
+    allow_private: bool = Field(
+        False, description="Allow loopback/private/link-local receivers (refused by default)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("webhook url must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_format(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not raw.startswith("whsec_"):
+            raise ValueError("webhook secret must start with 'whsec_'")
+        try:
+            key = base64.b64decode(raw[len("whsec_") :], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("webhook secret after 'whsec_' must be base64") from None
+        if len(key) < 24:
+            raise ValueError(f"webhook secret decodes to {len(key)} bytes; at least 24 required")
+        return value
+
+    @model_validator(mode="after")
+    def _private_hosts(self) -> WebhookConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        if not self.allow_private and _is_private_host(urlsplit(self.url).hostname or ""):
+            raise ValueError(
+                "webhook url points at a loopback/private/link-local address; "
+                "set allow_private: true if that is intended"
+            )
+        return self
+
+    def signing_key(self) -> bytes:
+        """The HMAC key: base64-decoded part after ``whsec_``."""
+        return base64.b64decode(self.secret.get_secret_value()[len("whsec_") :])
+
+    def __repr_args__(self):  # noqa: ANN204
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "url" else value)
+
+
+def _is_private_host(host: str) -> bool:
+    """Literal addresses only; delivery re-checks resolved addresses at send time."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        ".localhost"
+    ):
+        return True
+    try:
+        addr = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not addr.is_global

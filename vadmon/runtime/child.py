@@ -1,0 +1,98 @@
+"""One supervised child: how to run it, what the dashboard sees of it, how it restarts.
+
+Kept apart from the ``Supervisor`` loop so that the data (``ChildSpec``, ``ChildStatus``) can be
+used without the loop (the monitor builds specs, the dashboard shows statuses), and the
+process-level details (PDEATHSIG, backoff, exit descriptions) are read in one place.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class ChildSpec:
+    """How to run one child. ``heartbeat``: the child promises application heartbeats.
+    ``essential``: bad input from this child stops the whole monitor (else only the child)."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] | None = None
+    restart: bool = True
+    heartbeat: bool = False
+    cwd: str | None = None
+    essential: bool = True
+
+
+@dataclass
+class ChildStatus:
+    """What the dashboard shows per child (a copy; safe to keep)."""
+
+    name: str
+    state: str = "pending"  # pending|running|backoff|stopping|stopped|exited|failed
+    pid: int | None = None
+    starts: int = 0
+    restarts: int = 0
+    heartbeat_kills: int = 0
+    last_exit: str = ""
+    last_heartbeat: float | None = None  # unix time of the child's last heartbeat
+    last_backoff_s: float | None = None
+
+
+@dataclass
+class Child:
+    """The supervisor's bookkeeping for one child process (restarts, heartbeats, crashes)."""
+
+    spec: ChildSpec
+    status: ChildStatus
+    proc: subprocess.Popen | None = None
+    started_mono: float = 0.0
+    heartbeat_mono: float | None = None
+    restart_at: float | None = None
+    consecutive: int = 0
+    crashes: collections.deque = field(default_factory=collections.deque)
+    kill_reason: str = ""
+
+
+class CrashLoop(RuntimeError):
+    """A child restarted too often; the supervisor stops everything."""
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, so restarts of many
+    children spread out but never collapse to zero delay."""
+    cap = min(maximum, initial * (2 ** max(0, attempt - 1)))
+    return cap / 2 + rng.uniform(0, cap / 2)
+
+
+def pdeathsig_preexec(parent_pid: int) -> Callable[[], None] | None:
+    """Build the preexec hook in the parent; only async-signal-safe work happens in the child."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
