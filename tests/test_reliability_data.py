@@ -246,6 +246,6 @@ def test_read_only_storage_is_one_line_naming_the_path(
         assert code == 2 and len(lines) == 1, lines
         assert "storage directory is not writable (Read-only file system)" in lines[0], lines
         assert f"storage.dir = {store / 'data'}" in lines[0]
-        assert not ipc.exists()
+        assert not ipc.exists() and not load_config(cfg).lock_path().exists()
     finally:
         subprocess.run(["umount", "-l", str(store)], capture_output=True)

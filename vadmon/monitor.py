@@ -19,7 +19,7 @@ from vadmon.config import MonitorConfig
 from vadmon.errors import VadmonError
 from vadmon.runtime.child import ChildSpec
 from vadmon.runtime.cleanup import Cleanup
-from vadmon.runtime.instance_lock import acquire_instance_lock
+from vadmon.runtime.instance_lock import acquire_instance_lock, release_instance_lock
 from vadmon.runtime.transport import ipc_path, make_ipc_dir
 from vadmon.settings import (
     endpoints_dir,
@@ -105,7 +105,7 @@ def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
         check_storage(cfg.storage.dir)
         directory, created = make_ipc_dir(endpoints_dir(cfg))
     except BaseException:
-        os.close(lock_fd)
+        release_instance_lock(lock_fd, cfg.lock_path())
         raise
     run_prefix = f"{cfg.shm_prefix()}{secrets.token_hex(4)}."
     os.environ["VADMON_SHM_PREFIX"] = run_prefix
