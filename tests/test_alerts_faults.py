@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 import time
@@ -91,26 +92,63 @@ def tmpfs(directory: Path, size: str) -> bool:
     return out.returncode == 0
 
 
+class NoSpace:
+    """Two real ways to run the alert process out of space, switched on and off mid-run.
+
+    ``tmpfs``: a 2 MB tmpfs under ``storage.dir`` filled with a ballast file (needs root to
+    mount). ``fsize``: RLIMIT_FSIZE of the running process lowered to one byte with ``prlimit``
+    (any user; every write that grows a file then fails with EFBIG, as on a full disk)."""
+
+    def __init__(self, how: str, store: Path) -> None:
+        self.how, self.store = how, store
+        self.ballast: Path | None = None
+        self.pid = 0
+
+    def prepare(self) -> bool:
+        return self.how == "fsize" or tmpfs(self.store, "2m")
+
+    def fill(self, pid: int) -> None:
+        self.pid = pid
+        if self.how == "tmpfs":
+            self.ballast = fill(self.store)
+        else:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+
+    def free(self) -> None:
+        if self.how == "tmpfs":
+            assert self.ballast is not None
+            self.ballast.unlink()
+        else:
+            limit = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+            resource.prlimit(self.pid, resource.RLIMIT_FSIZE, limit)
+
+    def close(self) -> None:
+        if self.how == "tmpfs":
+            subprocess.run(["umount", "-l", str(self.store)], capture_output=True)
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("how", ["tmpfs", "fsize"])
 def test_full_disk_delays_alerts_loses_none_and_corrupts_nothing(
     subprocess_env,
     previews,  # noqa: F811 - the fixture imported above
+    how: str,
 ) -> None:
-    """A real full file system (a 2 MB tmpfs) under the outbox and the media. Before: the MP4
+    """The outbox and the media run out of space mid-run (``NoSpace``). Before: the MP4
     writer's failure was ignored (a broken clip renamed into place), the snapshot raised, every
     outbox COMMIT raised and the alert process crash-looped; the open event's end was lost.
     Now: media fail soft (counted), outbox writes wait in memory and go out once there is
     space again, and what was stored before is untouched."""
     with Receiver([SECRET]) as rx:
         h = Harness(subprocess_env, rx.url)
-        store = h.db.parent  # storage.dir: outbox and media
-        if not tmpfs(store, "2m"):
+        space = NoSpace(how, h.db.parent)  # storage.dir: outbox and media
+        if not space.prepare():
+            h.close()
             if os.environ.get("CI") == "true":
                 pytest.fail("cannot mount a tmpfs for the full-disk test (needs root)")
-            h.close()
-            pytest.skip("cannot mount a tmpfs (not root): the full-disk test needs one")
+            pytest.skip("cannot mount a tmpfs (not root); the 'fsize' variant still runs")
         try:
-            media = store / "media"
+            media = h.db.parent / "media"
             h.start()
             base = time.time() + 1.0
             event(h, base, previews)
@@ -120,7 +158,7 @@ def test_full_disk_delays_alerts_loses_none_and_corrupts_nothing(
             before = files(media)
             assert len(before) == 2  # snapshot + clip of the first event
 
-            ballast = fill(store)
+            space.fill(h.proc.pid)
             event(h, base + 100, previews, first=200)
             counters = h.wait_counter("clip_errors", 1, timeout=60)
             assert counters["snapshot_errors"] >= 1, counters
@@ -129,7 +167,7 @@ def test_full_disk_delays_alerts_loses_none_and_corrupts_nothing(
             assert h.proc.poll() is None, "alert process died on a full disk"
             assert files(media) == before  # no broken clip put in place, nothing changed
 
-            ballast.unlink()  # space again: the kept start and end go out, without media
+            space.free()  # space again: the kept start and end go out, without media
             got = rx.wait_for(4, timeout=60.0, ok_only=True)
             start, end = (r.json for r in got[2:4])
             assert [start["type"], end["type"]] == ["vadmon.event.start", "vadmon.event.end"]
@@ -145,4 +183,4 @@ def test_full_disk_delays_alerts_loses_none_and_corrupts_nothing(
             assert set(states.values()) == {"closed"} and len(states) == 2
         finally:
             h.close()
-            subprocess.run(["umount", "-l", str(store)], capture_output=True)
+            space.close()
