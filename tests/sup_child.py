@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from vadmon.runtime.heartbeat import HeartbeatSender
+from vadmon.runtime.heartbeat import HeartbeatSender, report_fatal
 
 
 def main() -> int:
@@ -30,6 +30,7 @@ def main() -> int:
         return 0
     if mode == "bad_input":  # what a vadmon process does on a config error
         print("sup_child: error: bad source in config", file=sys.stderr)
+        report_fatal("bad source in config: in cameras.door.source")
         return 2
     sender = HeartbeatSender.from_env() if mode == "beat" else None
     deadline = time.monotonic() + 120  # never outlive a broken test run by much

@@ -59,6 +59,7 @@ class Child:
     started_mono: float = 0.0
     heartbeat_mono: float | None = None
     restart_at: float | None = None
+    error: str = ""  # the error line of its last bad-input exit (``report_fatal``)
     consecutive: int = 0
     crashes: collections.deque = field(default_factory=collections.deque)
     kill_reason: str = ""

@@ -9,6 +9,7 @@ at least ``{"process": name, "ts": unix_s, "pid": pid}`` (the ``Status`` message
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -86,3 +87,22 @@ class HeartbeatSender:
 
     def close(self) -> None:
         self._socket.close(linger=0)
+
+
+def report_fatal(line: str, wait_s: float = 1.0) -> None:
+    """A supervised child about to exit on bad input sends one last heartbeat saying why
+    (``state: failed`` + ``error``): the supervisor shows that line as the child's reason
+    instead of a bare "exit code 2". Waits at most ``wait_s`` for the message to leave."""
+    endpoint, name = os.environ.get(ENV_ENDPOINT), os.environ.get(ENV_NAME)
+    if not endpoint or not name:
+        return
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUSH)  # no IMMEDIATE: queued until connected, kept for LINGER
+    sock.setsockopt(zmq.LINGER, int(wait_s * 1000))
+    sock.connect(endpoint)
+    body = {"process": name, "ts": time.time(), "pid": os.getpid(), "state": "failed"}
+    body["error"] = line[:500]
+    with contextlib.suppress(zmq.Again):
+        sock.send_multipart([TOPIC, json.dumps(body).encode()], zmq.NOBLOCK)
+    sock.close()
+    ctx.term()
