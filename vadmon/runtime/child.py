@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 
@@ -63,6 +64,16 @@ class Child:
     consecutive: int = 0
     crashes: collections.deque = field(default_factory=collections.deque)
     kill_reason: str = ""
+
+    def note_fatal(self, fields: dict[str, Any]) -> None:
+        """Its last heartbeat before a bad-input exit (``report_fatal``) names the reason. It
+        may arrive before or after the exit is reaped, so both cases show it."""
+        error = fields.get("error")
+        if fields.get("state") != "failed" or not isinstance(error, str):
+            return
+        self.error = error[:300]
+        if self.status.state == "failed" and self.status.last_exit.startswith("bad input"):
+            self.status.last_exit = f"bad input, not restarted: {self.error}"
 
 
 class CrashLoop(RuntimeError):

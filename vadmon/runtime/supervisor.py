@@ -288,19 +288,10 @@ class Supervisor:
             if beat is None:
                 self.bad_heartbeats += 1
                 continue
-            self._note_fatal(beat)
+            if beat.process in self.children:
+                self.children[beat.process].note_fatal(beat.fields)
             if not self.heartbeat(beat.process, beat.ts, beat.pid):
                 self.stray_heartbeats += 1  # unknown name or a previous incarnation
-
-    def _note_fatal(self, beat: Heartbeat) -> None:
-        """A child's last word before a bad-input exit (``report_fatal``): its reason. It may
-        arrive before or after the exit is reaped, so both places use it."""
-        child, error = self.children.get(beat.process), beat.fields.get("error")
-        if child is None or beat.fields.get("state") != "failed" or not isinstance(error, str):
-            return
-        child.error = error[:300]
-        if child.status.state == "failed" and child.status.last_exit.startswith("bad input"):
-            child.status.last_exit = f"bad input, not restarted: {child.error}"
 
     def _signal(self, child: Child, sig: int) -> None:
         if child.proc is None or child.proc.returncode is not None:
