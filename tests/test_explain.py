@@ -63,6 +63,21 @@ def test_phrase_bank_finds_the_phrase_an_embedding_points_at() -> None:
     assert PhraseBank(clip, [], top_k=3).match(text) == [[] for _ in phrases]
 
 
+def test_phrase_bank_follows_the_explain_config(tmp_path) -> None:
+    from vadmon.config import load_config
+    from vadmon.model.clip_factory import create_clip
+
+    clip = create_clip("vadmon-tiny")
+    cfg = load_config(write_config(tmp_path, "explain: {phrases: [smoke, a dog], top_k: 1}\n"))
+    bank = PhraseBank.from_config(cfg.explain, clip)
+    assert bank.phrases == ["smoke", "a dog"]
+    assert [len(m) for m in bank.match(torch.randn(3, 64))] == [1, 1, 1]
+    off = load_config(write_config(tmp_path, "explain: {phrases: []}\n"))
+    assert PhraseBank.from_config(off.explain, clip).match(torch.randn(2, 64)) == [[], []]
+    default = load_config(write_config(tmp_path))
+    assert len(PhraseBank.from_config(default.explain, clip).match(torch.randn(1, 64))[0]) == 3
+
+
 def test_score_message_phrases_are_validated_and_bounded() -> None:
     good = score(0, 0.0, 0.5, [0.25] * 4, [("smoke", 0.4)])
     assert decode(good.to_parts())[0].phrases == ["smoke"]

@@ -45,7 +45,38 @@ def test_explained_webhook_follows_start_with_a_well_formed_request(tmp_path, mo
     assert 1 <= len(images) <= 3  # peak snapshot + up to 2 keyframes
     assert "explosion" in parts[0]["text"]
     assert chat.auth == ["Bearer sk-test-123"]
+    assert chat.requests[0]["model"] == "llava" and chat.requests[0]["max_tokens"] == 200
     assert pipe.narrator.counters["narrations"] == 1
+
+
+def test_model_tokens_and_keyframes_come_from_the_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("NARRATE_KEY", "")
+    with ChatServer("answer") as chat, Receiver([SECRET]) as rx:
+        config = narrate_config(tmp_path, rx.url, chat.url, keyframes=0, max_tokens=50)
+        config.write_text(config.read_text().replace("model: llava", "model: qwen2.5-vl"))
+        pipe = pipeline(config)
+        try:
+            feed_event(pipe, time.time() - 20, range(5, 15))
+            drive(pipe, lambda: "explained" in types(rx))
+        finally:
+            pipe.shutdown()
+    body = chat.requests[0]
+    assert body["model"] == "qwen2.5-vl" and body["max_tokens"] == 50
+    images = [p for p in body["messages"][1]["content"] if p["type"] == "image_url"]
+    assert len(images) == 1  # the peak snapshot only
+
+
+def test_private_narration_url_refused_when_not_allowed(tmp_path, monkeypatch):
+    from vadmon.config import load_config
+    from vadmon.errors import VadmonError
+    from vadmon.monitor import alert_settings
+
+    monkeypatch.setenv("NARRATE_KEY", "")
+    config = narrate_config(tmp_path, None, "http://127.0.0.1:9/v1", allow_private="false")
+    with pytest.raises(VadmonError, match="non-public address"):
+        alert_settings(load_config(config))
+    ok = narrate_config(tmp_path, None, "http://127.0.0.1:9/v1")
+    assert alert_settings(load_config(ok)).narrate.url == "http://127.0.0.1:9/v1"
 
 
 def test_hanging_server_never_delays_or_loses_the_alert(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from vadmon.capture.snippet import SnippetSettings
 from vadmon.capture.watchdog import WatchdogSettings
 from vadmon.config import AlertsConfig, MonitorConfig, WebhookConfig
 from vadmon.errors import VadmonError
-from vadmon.runtime.link import LinkClient, LinkServer
+from vadmon.runtime.link import LinkClient, LinkPreviewSettings, LinkServer
 from vadmon.runtime.security import PUBLIC_SUFFIX, load_allowed_clients, load_public_key
 from vadmon.runtime.transport import ipc_endpoint
 
@@ -71,7 +71,10 @@ def link_client(cfg: MonitorConfig) -> LinkClient | None:
         return None
     need(curve.client_secret_file, "transport.curve.client_secret_file")
     need(curve.server_public_file, "transport.curve.server_public_file")
-    return LinkClient(tcp.connect, curve.client_secret_file, curve.server_public_file)
+    previews = LinkPreviewSettings(
+        tcp.preview_fps, tcp.preview_max_width, tcp.preview_jpeg_quality, tcp.preview_buffer_s
+    )
+    return LinkClient(tcp.connect, curve.client_secret_file, curve.server_public_file, previews)
 
 
 def link_server(cfg: MonitorConfig) -> LinkServer | None:

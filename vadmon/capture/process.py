@@ -33,12 +33,13 @@ import numpy as np
 import zmq
 
 from vadmon.capture.frame import SourceReader
+from vadmon.capture.preview_link import LinkPreviews
 from vadmon.capture.snippet import SnippetAssembler, SnippetSettings
 from vadmon.capture.source import FrameSource, SourceError, open_source
 from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fingerprint
 from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import HeartbeatSender
-from vadmon.runtime.link import FramePacker, LinkClient, open_client
+from vadmon.runtime.link import FramePacker, LinkClient, LinkPreviewSettings, open_client
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
 from vadmon.runtime.ring import CameraRing
 from vadmon.runtime.transport import (
@@ -116,11 +117,17 @@ class CaptureLoop:
         pub: zmq.Socket,
         push: zmq.Socket,
         inline_frames: bool = False,
+        link_previews: LinkPreviewSettings | None = None,
     ) -> None:
         self.settings = settings
         self.pub = pub
         self.push = push
         self.packer = FramePacker() if inline_frames else None
+        self.link_previews = (
+            LinkPreviews(settings.camera, link_previews)
+            if inline_frames and link_previews
+            else None
+        )
         self.heartbeat = HeartbeatSender.from_env()
         self.ring = CameraRing(settings.camera, settings.ring_slots)
         self.watchdog = Watchdog(settings.watchdog)
@@ -157,6 +164,8 @@ class CaptureLoop:
             if self.watchdog.state is CameraState.ONLINE:
                 self._publish_frame(frame, ts, now)
         self._apply(self.watchdog.tick(now))
+        if self.link_previews is not None:
+            self.link_previews.flush(self.push, now)
         if now - self._last_status >= self.settings.status_interval_s:
             self._publish_status(now)
 
@@ -224,6 +233,8 @@ class CaptureLoop:
         ):
             self._last_preview = now
             self._publish_preview(frame, ts)
+        if self.link_previews is not None:
+            self.link_previews.offer(frame, self.seq, ts, now)
 
     def _send_snippet(self, snippet: SnippetMessage) -> None:
         if self.packer is None:
@@ -231,10 +242,14 @@ class CaptureLoop:
             return
         # tcp link: copy + resize only when the link can take the message right now
         packed = self.packer.pack(snippet) if self.push.poll(0, zmq.POLLOUT) else None
+        sent = packed is not None and send_message(self.push, *packed, self.snippet_stats)
         if packed is None:
             self.snippet_stats.dropped += 1
-            return
-        send_message(self.push, packed[0], packed[1], self.snippet_stats)
+        if self.link_previews is not None:
+            if sent:
+                self.link_previews.counters["link_snippet_bytes"] += len(packed[1])
+            else:
+                self.link_previews.snippet_refused(time.monotonic())
 
     def _publish_preview(self, frame: np.ndarray, ts: float) -> None:
         height, width = frame.shape[:2]
@@ -272,6 +287,7 @@ class CaptureLoop:
             "frozen": wd.frozen,
             "resolution_changes": wd.resolution_changes,
             "ring_recreated": self.counters.ring_recreated,
+            **(self.link_previews.counters if self.link_previews else {}),
         }
         info = {
             "source": self.description,
@@ -328,7 +344,14 @@ def run_capture(
             push = open_client(ctx, endpoints.link, limits)
         else:
             push = pusher(ctx, endpoints.snippets, limits=limits)
-        loop = CaptureLoop(settings, pub, push, inline_frames=endpoints.link is not None)
+        link = endpoints.link
+        loop = CaptureLoop(
+            settings,
+            pub,
+            push,
+            inline_frames=link is not None,
+            link_previews=link and link.previews,
+        )
         loop.start()
         while not stop.is_set():
             loop.step()

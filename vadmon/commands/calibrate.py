@@ -22,7 +22,7 @@ def _scores_from_videos(cfg, camera: str, videos: list[Path]):
     from vadmon.settings import capture_settings
 
     scorer, encoder, _ = build_scorer(cfg.model, cfg.model.device)
-    bank = PhraseBank(encoder.clip, cfg.explain.phrases, cfg.explain.top_k)
+    bank = PhraseBank.from_config(cfg.explain, encoder.clip)
     snippet = capture_settings(cfg, camera).snippet
     out, offset = [], 0.0
     for video in videos:

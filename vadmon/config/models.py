@@ -137,8 +137,29 @@ class TcpConfig(StrictModel):
         30.0,
         gt=0,
         le=3600,
-        description="Inference host: a snippet whose end time is further than this from our "
-        "clock is dropped (counted): a future-dated one would hold back that camera's events.",
+        description="Inference host: a snippet or preview dated further than this ahead of our "
+        "clock is dropped (counted): it would hold back that camera's events (older ones are "
+        "stale and skipped anyway).",
+    )
+    preview_fps: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="Capture host: preview JPEGs/s per camera sent over the link for snapshots "
+        "and clips (0: none; snippets always take precedence).",
+    )
+    preview_max_width: int = Field(
+        320, ge=64, le=1920, description="Link previews are at most this wide."
+    )
+    preview_jpeg_quality: int = Field(
+        70, ge=10, le=100, description="JPEG quality of link previews."
+    )
+    preview_buffer_s: float = Field(
+        30.0,
+        ge=0,
+        le=600,
+        description="Capture host: seconds of previews kept while the link is down, sent "
+        "oldest first when it is back.",
     )
 
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(inference_threads(cfg.model.threads))
         scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
         log.info("model ready: %s, %s", scorer.mode, runtime)
-        bank = PhraseBank(encoder.clip, cfg.explain.phrases, cfg.explain.top_k)
+        bank = PhraseBank.from_config(cfg.explain, encoder.clip)
         return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime, bank)
     except VadmonError as exc:
         print(f"vadmon inference: error: {exc.line()}", file=sys.stderr)

@@ -25,6 +25,11 @@ class PhraseBank:
         self.top_k = max(1, min(top_k, len(self.phrases)))
         self._text = self._encode(clip) if self.phrases else None
 
+    @classmethod
+    def from_config(cls, explain, clip: torch.nn.Module) -> PhraseBank:
+        """The bank of an ``explain:`` config section (``phrases``, ``top_k``)."""
+        return cls(clip, explain.phrases, explain.top_k)
+
     @torch.inference_mode()
     def _encode(self, clip: torch.nn.Module) -> torch.Tensor:
         from open_clip import tokenize

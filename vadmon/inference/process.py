@@ -26,8 +26,8 @@ from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.scores import SnippetScore, VadClipStreamScorer, ZeroShotScorer
 from vadmon.runtime.heartbeat import HeartbeatSender
-from vadmon.runtime.link import LinkServer, open_server, unpack_frames
-from vadmon.runtime.messages import ScoreMessage, SnippetMessage
+from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
+from vadmon.runtime.messages import PreviewFrame, ScoreMessage, SnippetMessage
 from vadmon.runtime.ring import RingError, RingReader
 from vadmon.runtime.transport import (
     Reconnector,
@@ -57,6 +57,8 @@ class CameraStats:
     latency_ms: float = 0.0
     last_ts: float = 0.0
     last_index: int = -1
+    previews_relayed: int = 0
+    previews_refused: int = 0
     times: list[float] = field(default_factory=list)
 
     def fps(self, now: float, span_s: float = 10.0) -> float:
@@ -159,19 +161,40 @@ class InferenceLoop:
             if item is None:
                 break
             got.append(item)
+        for m, p in got:
+            if isinstance(m, PreviewFrame):
+                self.relay(m, p)
         return [(m, p) for m, p in got if isinstance(m, SnippetMessage)]
 
     def _receive(self, timeout_ms: int) -> tuple[object, bytes | None] | None:
-        """One message; over a tcp link, a snippet its sender may not send is dropped here."""
+        """One message; over a tcp link, a snippet or preview its sender may not send (another
+        key's camera, a time far from ours) is dropped here."""
         link = self.settings.link
         item = recv_message(self.pull, timeout_ms, self.recv_stats, peer=link is not None)
-        if link is None or item is None or not isinstance(item[0], SnippetMessage):
+        if link is None or item is None:
             return item
-        refused = link.admit(item[0], self.recv_stats.peer, time.time())
+        msg = item[0]
+        if isinstance(msg, SnippetMessage):
+            refused = link.admit(msg.camera, msg.t_end, self.recv_stats.peer, time.time())
+        elif isinstance(msg, PreviewFrame):
+            refused = link.admit(msg.camera, msg.ts, self.recv_stats.peer, time.time())
+        else:
+            return item
         if refused is None:
             return item
         self.refused[refused] += 1
-        return ("refused", None)  # not a snippet: filtered out by gather
+        return ("refused", None)  # neither a snippet nor a preview: filtered out by gather
+
+    def relay(self, msg: PreviewFrame, payload: bytes | None) -> None:
+        """Previews over a tcp link go on to alerts; only for cameras that send snippets."""
+        if self.settings.link is None or msg.camera not in self.cameras:
+            self.recv_stats.malformed += 1
+            return
+        stats = self.cameras[msg.camera]
+        if relay_preview(self.pub, msg, payload):
+            stats.previews_relayed += 1
+        else:
+            stats.previews_refused += 1
 
     def select(self, msgs: list[Received], now: float) -> list[Received]:
         """Latest wins: stale snippets and all but the newest few per camera are skipped."""
@@ -324,6 +347,8 @@ class InferenceLoop:
                 "snippets_total": s.snippets,
                 "latency_ms": s.latency_ms,
                 "last_ts": s.last_ts,
+                "previews_relayed": s.previews_relayed,
+                "previews_refused": s.previews_refused,
             }
             for name, s in self.cameras.items()
         }

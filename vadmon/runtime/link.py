@@ -26,7 +26,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from vadmon.errors import VadmonError
-from vadmon.runtime.messages import SnippetMessage
+from vadmon.runtime.messages import PreviewFrame, SnippetMessage
 from vadmon.runtime.ring import RingReader
 from vadmon.runtime.security import (
     load_allowed_clients,
@@ -39,7 +39,10 @@ from vadmon.runtime.transport import (
     CurveServer,
     SocketLimits,
     make_socket,
+    send_message,
 )
+
+MAX_PREVIEW_BYTES = 1 << 20
 
 # = vadmon.model.crops.FRAME_WIDTH/FRAME_HEIGHT (tests check); not imported from there because
 # vadmon.model.crops pulls in torch, which a capture process must not load (~500 MB per camera).
@@ -57,13 +60,24 @@ class LinkServer:
     cameras: Mapping[str, frozenset[str]]  # client public key (z85) → cameras it may send
     max_skew_s: float
 
-    def admit(self, msg: SnippetMessage, peer: str, now: float) -> str | None:
-        """None when the snippet may be scored, else why not (a counter name)."""
-        if msg.camera not in self.cameras.get(peer, ()):
+    def admit(self, camera: str, ts: float, peer: str, now: float) -> str | None:
+        """None when a message of ``camera`` dated ``ts`` from client key ``peer`` may be used,
+        else why not (a counter name)."""
+        if camera not in self.cameras.get(peer, ()):
             return "refused_camera"  # an allowed key naming a camera that is not its own
-        if abs(msg.t_end - now) > self.max_skew_s:
+        if ts - now > self.max_skew_s:  # the past is handled by staleness (latest wins)
             return "clock_skew"  # e.g. dated an hour ahead: would hold the camera's events
         return None
+
+
+@dataclass(frozen=True)
+class LinkPreviewSettings:
+    """Preview JPEGs sent over the link (``transport.tcp.preview_*``); fps 0 sends none."""
+
+    fps: float
+    max_width: int
+    jpeg_quality: int
+    buffer_s: float
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class LinkClient:
     connect: str
     secret_file: Path
     server_public_file: Path
+    previews: LinkPreviewSettings | None = None
 
 
 def _check_tcp(endpoint: str, where: str) -> None:
@@ -164,3 +179,16 @@ def unpack_frames(msg: SnippetMessage, payload: bytes) -> list[np.ndarray]:
     flat = np.frombuffer(payload, np.uint8)
     size = msg.frame_bytes()
     return [flat[i * size : (i + 1) * size].reshape(shape) for i in range(len(msg.slots))]
+
+
+def relay_preview(pub: zmq.Socket, msg: PreviewFrame, payload: bytes | memoryview | None) -> bool:
+    """Inference side: republish a preview that came over the link to the local alerts process.
+
+    Only a JPEG of sane size is passed on: the alerts process decodes it for snapshots and clips,
+    and a peer is not trusted to send what its header says."""
+    if payload is None or not 0 < len(payload) <= MAX_PREVIEW_BYTES:
+        return False
+    data = bytes(payload)
+    if data[:3] != b"\xff\xd8\xff":
+        return False
+    return send_message(pub, msg, data)
