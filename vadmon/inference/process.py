@@ -173,13 +173,7 @@ class InferenceLoop:
         item = recv_message(self.pull, timeout_ms, self.recv_stats, peer=link is not None)
         if link is None or item is None:
             return item
-        msg = item[0]
-        if isinstance(msg, SnippetMessage):
-            refused = link.admit(msg.camera, msg.t_end, self.recv_stats.peer, time.time())
-        elif isinstance(msg, PreviewFrame):
-            refused = link.admit(msg.camera, msg.ts, self.recv_stats.peer, time.time())
-        else:
-            return item
+        refused = link.admit(item[0], self.recv_stats.peer, time.time())
         if refused is None:
             return item
         self.refused[refused] += 1

@@ -60,9 +60,15 @@ class LinkServer:
     cameras: Mapping[str, frozenset[str]]  # client public key (z85) → cameras it may send
     max_skew_s: float
 
-    def admit(self, camera: str, ts: float, peer: str, now: float) -> str | None:
-        """None when a message of ``camera`` dated ``ts`` from client key ``peer`` may be used,
-        else why not (a counter name)."""
+    def admit(self, msg: object, peer: str, now: float) -> str | None:
+        """None when this snippet or preview from client key ``peer`` may be used, else why not
+        (a counter name). Other messages are not ours to judge here."""
+        if isinstance(msg, SnippetMessage):
+            camera, ts = msg.camera, msg.t_end
+        elif isinstance(msg, PreviewFrame):
+            camera, ts = msg.camera, msg.ts
+        else:
+            return None
         if camera not in self.cameras.get(peer, ()):
             return "refused_camera"  # an allowed key naming a camera that is not its own
         if ts - now > self.max_skew_s:  # the past is handled by staleness (latest wins)
