@@ -21,6 +21,12 @@ from pathlib import Path
 
 import pytest
 
+# One torch (OpenMP) thread in this process and the ones it starts, unless the caller chose: tests
+# run one at a time, and on a loaded machine OpenMP's spinning workers make torch many times
+# slower (the demo model's training: 18 CPU-s on one thread, > 210 CPU-s unfinished on two, at
+# load 16 on 2 cores). Processes that choose their own count (inference, bench) still do.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 REFERENCE = DATA / "reference"  # vendored: official_compact/{ucf,xd}, annotations

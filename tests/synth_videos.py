@@ -1,6 +1,12 @@
 """Synthetic surveillance-like videos: moving shapes on a noisy background; anomalous videos
-show a large flashing red block during a known frame range (a visually strong event, so even a
-randomly initialised tiny CLIP embeds it differently)."""
+show an event during a known frame range. Two kinds of event:
+
+* ``flash``: a large flashing red block (a colour change any random tower embeds differently);
+* ``dark``: no colour at all: the scene goes dark (the light drops to a quarter, flickering) and
+  the camera shakes by a few pixels, as when the lights of a watched room are cut.
+
+A second kind that is not colour lets the learnability tests tell a broken training recipe from
+features that happen to see one kind of pixel change."""
 
 from __future__ import annotations
 
@@ -23,6 +29,10 @@ class SynthClip:
     event: tuple[int, int] | None  # frames [start, end), snippet aligned
 
 
+EVENT_KINDS = ("flash", "dark")
+FOLDERS = {"flash": "Flash", "dark": "Dark"}
+
+
 def _frame(rng: np.random.Generator, shapes: list[dict], t: int, red: int | None) -> np.ndarray:
     w, h = SIZE
     img = np.full((h, w, 3), 90, np.uint8)
@@ -36,8 +46,21 @@ def _frame(rng: np.random.Generator, shapes: list[dict], t: int, red: int | None
     return img
 
 
+def _darken(rng: np.random.Generator, img: np.ndarray, t: int) -> np.ndarray:
+    """Lights out: a quarter of the light (flickering ±), the camera shaking a few pixels."""
+    gain = 0.25 + 0.08 * ((t // 2) % 2)
+    dx, dy = (int(v) for v in rng.integers(-3, 4, 2))
+    shaken = np.roll(img, (dy, dx), axis=(0, 1))
+    return (shaken.astype(np.float32) * gain).astype(np.uint8)
+
+
 def write_clip(
-    path: Path, snippets: int, event: tuple[int, int] | None, seed: int, label: str
+    path: Path,
+    snippets: int,
+    event: tuple[int, int] | None,
+    seed: int,
+    label: str,
+    kind: str = "flash",
 ) -> SynthClip:
     """``event`` is a snippet range; the clip has ``snippets · 16`` frames."""
     rng = np.random.default_rng(seed)
@@ -57,31 +80,38 @@ def write_clip(
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 16, SIZE)
     for t in range(frames):
-        red = None
-        if span is not None and span[0] <= t < span[1]:
-            red = 255 if (t // 3) % 2 else 190  # flashing intensity, always visible
-        writer.write(_frame(rng, shapes, t, red))
+        inside = span is not None and span[0] <= t < span[1]
+        red = (255 if (t // 3) % 2 else 190) if inside and kind == "flash" else None
+        img = _frame(rng, shapes, t, red)
+        writer.write(_darken(rng, img, t) if inside and kind == "dark" else img)
     writer.release()
     return SynthClip(path, path.stem, label, frames, span)
 
 
-def make_dataset(root: Path, count: int, seed: int, prefix: str) -> list[SynthClip]:
-    """Half normal (``Normal/``), half anomalous (``Flash/``); labels come from the folder."""
+def make_dataset(
+    root: Path, count: int, seed: int, prefix: str, kind: str = "flash"
+) -> list[SynthClip]:
+    """Half normal (``Normal/``), half anomalous (``Flash/`` or ``Dark/``); labels come from the
+    folder. Both halves draw their lengths from the same range, so length says nothing."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"event kind must be one of {EVENT_KINDS}, got {kind!r}")
     rng = np.random.default_rng(seed)
     clips = []
+    folder = FOLDERS[kind]
     for i in range(count):
         snippets = int(rng.integers(10, 20))
         if i % 2:
             length = int(rng.integers(2, max(3, snippets // 3)))
             start = int(rng.integers(1, snippets - length))
-            name = f"{prefix}flash{i:03d}"
+            name = f"{prefix}{kind}{i:03d}"
             clips.append(
                 write_clip(
-                    root / "Flash" / f"{name}.avi",
+                    root / folder / f"{name}.avi",
                     snippets,
                     (start, start + length),
                     seed * 1000 + i,
-                    "Flash",
+                    folder,
+                    kind,
                 )  # fmt: skip
             )
         else:

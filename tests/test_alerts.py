@@ -320,11 +320,23 @@ def test_alert_process_refuses_private_url_unless_allowed(tmp_path, subprocess_e
     assert out.returncode == 2 and "at least 24" in out.stderr
     # allowed, the address is checked again when sending: the process starts and stays up
     config = write_config(tmp_path, webhooks=[{**hook, "allow_private": True}])
+    ctx = zmq.Context()
+    status = ctx.socket(zmq.PULL)
+    status.setsockopt(zmq.LINGER, 0)
+    status.bind(f"ipc://{tmp_path}/status")
+    env = {**subprocess_env, ENV_ENDPOINT: f"ipc://{tmp_path}/status", ENV_NAME: "alerts"}
     proc = subprocess.Popen([sys.executable, "-m", "vadmon.alerts", "--config", str(config)],
-                            env=subprocess_env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        time.sleep(3)
+        # its first heartbeat says the main loop runs, i.e. the URL check let it through
+        beat, deadline = None, time.monotonic() + 60
+        while beat is None and proc.poll() is None and time.monotonic() < deadline:
+            if status.poll(100):
+                beat = parse_heartbeat(status.recv_multipart())
         assert proc.poll() is None, proc.stderr.read()
+        assert beat is not None and beat.process == "alerts", "no heartbeat in 60 s"
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+        status.close()
+        ctx.term()

@@ -217,10 +217,17 @@ def test_all_config_files_are_covered() -> None:
     assert shipped == {"demo", "rtsp-example", "ucf", "xd", "zeroshot"}
 
 
-def test_rtsp_example_merges_and_redacts(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+def test_rtsp_example_merges_and_redacts(
+    capsys: pytest.CaptureFixture[str], monkeypatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("CAM_PASSWORD", "p@ss:w%rd/x")
     monkeypatch.setenv("WEBHOOK_SECRET", GOOD_SECRET)
+    monkeypatch.chdir(tmp_path)  # the config's relative checkpoint path must exist
     args = argparse.Namespace(file=str(REPO / "configs" / "rtsp-example.yaml"))
+    assert config_cmd.run_check(args) == 2
+    assert "checkpoint file not found (got 'models/vadclip-ucf.pt')" in capsys.readouterr().err
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "vadclip-ucf.pt").write_bytes(b"x")
     assert config_cmd.run_check(args) == 0
     out = capsys.readouterr().out
     assert "rtsp://***@192.168.1.65" in out and "p@ss" not in out and GOOD_SECRET not in out
@@ -256,5 +263,8 @@ def test_cli_check_exit_codes(
     assert err.count("\n") == 1 and f"{path}:14 (cameras.door.fpz)" in err
     assert "Traceback" not in err
     path.write_text(BASE)
+    monkeypatch.chdir(tmp_path)  # where the relative checkpoint path points
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "vadclip-ucf.pt").write_bytes(b"x")
     assert cli.main(["config", "check", str(path)]) == 0
     assert "rtsp://***@10.0.0.5" in capsys.readouterr().out

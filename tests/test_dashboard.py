@@ -509,3 +509,16 @@ def test_exporters_have_private_registries_and_follow_the_state() -> None:
     finally:
         a.stop()
         b.stop()
+
+
+def test_events_held_back_by_cooldown_are_shown() -> None:
+    """A recurring anomaly inside cooldown_s raises no event; the events panel says so."""
+    state = example_state()
+    text = record(state)
+    assert "cooldown" not in text
+    fields = alerts_fields(EVENTS)
+    fields["counters"]["suppressed_cooldown"] = 3
+    feed(state, "alerts", fields)
+    text = record(state)
+    assert_fits(text)
+    assert "recent events (+3 held back by cooldown)" in line_with(text, "recent events")

@@ -312,7 +312,8 @@ def test_cli_arguments_and_input_errors_before_model_load(tmp_path: Path) -> Non
         ["a.mp4", "dir", "-o", "out", "--crop-mode", "center", "--frames-per-snippet", "4"]
     )
     assert args.inputs == [Path("a.mp4"), Path("dir")] and args.out == Path("out")
-    assert (args.crop_mode, args.frames_per_snippet, args.arch) == ("center", 4, "ViT-B-16")
+    assert (args.crop_mode, args.frames_per_snippet) == ("center", 4)
+    assert (args.clip_arch, args.clip_pretrained, args.device) == ("ViT-B-16", "openai", "auto")
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -153,6 +153,8 @@ def test_clip_factory_errors(monkeypatch):
     with pytest.raises(VadmonError, match="not available") as exc:
         create_clip("ViT-B-16", "openai")
     assert "import-checkpoint" in exc.value.fix and "local weights file" in exc.value.fix
+    # options that exist where the user meets this: the config key for run, flags for research
+    assert "model.clip_pretrained:" in exc.value.fix and "--clip-pretrained" in exc.value.fix
     with pytest.raises(VadmonError, match="not found"):
         create_clip("ViT-B-16", "/nonexistent/weights.bin")
 

@@ -3,6 +3,7 @@ real SIGKILL), and one-line errors from ``vadmon train`` / ``vadmon eval`` on ba
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -107,7 +108,7 @@ def _opts(data: dict[str, Path], name: str, **kw) -> TrainOptions:
         "output": data["root"] / f"{name}.pt",
         "work_dir": data["root"] / name,
         "clip_arch": "vadmon-tiny",
-        "clip_pretrained": None,
+        "clip_pretrained": "",
         "classes": parse_classes(th.CLASSES),
         "visual_length": 32,
         "overrides": {
@@ -118,6 +119,7 @@ def _opts(data: dict[str, Path], name: str, **kw) -> TrainOptions:
             "batch_anomaly": 3,
         },
         "val_fraction": 0.25,
+        "val_crop": 1,
         "device": "cpu",
         "log": lambda _line: None,
     }
@@ -174,7 +176,7 @@ def _cli_train(data: dict[str, Path], name: str, *extra: str) -> list[str]:
         "--clip-arch", "vadmon-tiny", "--clip-pretrained", "",
         "--classes", th.CLASSES, "--visual-length", "32",
         "--epochs", "4", "--lr", "5e-4", "--milestones", "2",
-        "--batch-normal", "2", "--batch-anomaly", "2", "--val-fraction", "0.25",
+        "--batch-normal", "2", "--batch-anomaly", "2", "--val-fraction", "0.25", "--val-crop", "1",
         "--device", "cpu", "--no-progress", *extra,
     ]  # fmt: skip
 
@@ -221,7 +223,7 @@ def test_sigkill_after_a_checkpoint_then_resume_is_exact(
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(small_data: dict[str, Path]) -> Path:
-    opts = _opts(small_data, "evalmodel", val_fraction=0.0)
+    opts = _opts(small_data, "evalmodel", val_fraction=0.0, val_crop=0)
     opts.overrides = {**opts.overrides, "epochs": 1}
     train(opts)
     return opts.output
@@ -266,12 +268,16 @@ def test_eval_reports_metrics_and_plots(
 ) -> None:
     rc, out, err = _run_cli(
         capsys, "eval", str(tiny_checkpoint), "--test-list", str(small_data["test"]),
-        "--gt-csv", str(small_data["gt"]), "--report", str(tmp_path / "r.json"),
-        "--plots", str(tmp_path / "plots"), "--plot-top", "2",
+        "--gt-csv", str(small_data["gt"]), "--report", str(tmp_path / "r.json"), "--probe",
+        "--scores", str(tmp_path / "scores"), "--plots", str(tmp_path / "plots"),
+        "--plot-top", "2",
     )  # fmt: skip
     assert rc == 0, err
     assert "frame coarse (C-Branch): AUC" in out and "frame fine (A-Branch): AUC" in out
     assert "mAP@IoU 0.1:" in out
+    assert "scored crop 0 (the checkpoint's validation crop)" in out
+    assert "no features.json" in out  # written by the test, not by vadmon extract
+    assert "supervised linear probe (frame labels, 3-fold by video): frame AUC" in out
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["videos"] == 6 and report["ground_truth"] == "csv"
     assert report["gt_classes"] == ["Normal", "Event"]
@@ -279,10 +285,61 @@ def test_eval_reports_metrics_and_plots(
     assert report["coarse"]["auc"] == pytest.approx(coarse, abs=1e-9)
     assert report["fine"]["auc"] == pytest.approx(fine, abs=1e-9)
     assert len(report["map"]) == 5
+    assert report["crop"] == 0 and report["probe"]["model_auc"] == report["coarse"]["auc"]
+    assert report["probe"]["auc"] > 0.9  # the synthetic events are plainly visible
+    for v in report["per_video"]:  # normal videos carry no segment
+        assert bool(v["segments"]) == (v["label"] == "Event")
+
+    # Per-snippet scores: every snippet once, CSV and NPZ agree, gt from the segment CSV.
+    rows = list(csv.DictReader((tmp_path / "scores" / "scores.csv").open()))
+    npz = np.load(tmp_path / "scores" / "scores.npz")
+    videos = td.read_videos(small_data["test"])
+    assert len(rows) == sum(np.load(v.paths[0]).shape[0] for v in videos) == len(npz["coarse"])
+    assert list(npz["video"]) == [v.name for v in videos] and npz["offsets"][-1] == len(rows)
+    np.testing.assert_allclose([float(r["coarse"]) for r in rows], npz["coarse"], atol=1e-6)
+    assert npz["class_probs"].shape == (len(rows), 2)
+    spans = {r.split(",")[0]: r.split(",")[1:3] for r in small_data["gt"].read_text().split()[1:]}
+    for r in rows:
+        start, end = spans[r["video"]]
+        inside = bool(start) and int(start) <= int(r["start_frame"]) < int(end)
+        assert float(r["gt"]) == (1.0 if inside else 0.0)
+        assert r["probe"] != ""
+
+    # Plots: the 2 largest errors (mean |score − gt|, recomputed here from the CSV).
+    assert "2 plots" in out and "the 2 largest errors by mean |score − ground truth|" in out
+    errors: dict[str, list[float]] = {}
+    for r in rows:
+        errors.setdefault(r["video"], []).append(abs(float(r["coarse"]) - float(r["gt"])))
+    worst = sorted(errors, key=lambda k: np.mean(errors[k]), reverse=True)[:2]
     pngs = sorted((tmp_path / "plots").glob("*.png"))
-    assert len(pngs) == 2
+    assert sorted(p.stem for p in pngs) == sorted(worst)
     image = cv2.imread(str(pngs[0]))
     assert image is not None and image.shape[0] > 100 and image.shape[1] > 300
+    for png in pngs:
+        plotted = json.loads(png.with_suffix(".json").read_text())
+        axes, legend = plotted["layout"]["axes"], plotted["layout"]["legend"]
+        assert legend[0] >= axes[2]  # the legend sits right of the curves, never over them
+        assert plotted["segments"] == next(v for v in report["per_video"]
+                                          if v["video"] == png.stem)["segments"]  # fmt: skip
+
+
+def test_eval_never_substitutes_the_scoring_crop(
+    tiny_checkpoint: Path, small_data: dict[str, Path], capsys
+) -> None:
+    rc, out, err = _run_cli(
+        capsys, "eval", str(tiny_checkpoint), "--test-list", str(small_data["test"]),
+        "--preset", "ucf",
+    )  # fmt: skip
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and out == ""
+    assert "crop 5 of video 'tno000' is not in the list (crops [0])" in err
+    assert "tno000__5.npy" in err and "--crop 0" in err
+
+
+def test_training_refuses_a_missing_validation_crop(small_data: dict[str, Path]) -> None:
+    opts = _opts(small_data, "nocrop", val_crop=5)
+    with pytest.raises(VadmonError, match=r"crop 5 of video .* missing .*__5\.npy"):
+        train(opts)
+    assert not opts.work_dir.exists()
 
 
 def test_eval_missing_list_is_one_line_exit_2(

@@ -3,7 +3,8 @@
 Synthetic videos (moving shapes; anomalous ones contain a flashing red block in a known frame
 range, labelled per video only) → ``vadmon extract`` with the tiny random CLIP (10 crops for
 training, centre crop for testing) → ``vadmon train`` → ``vadmon eval`` against a segment CSV the
-training never saw.
+training never saw. Training reads the CLIP tower from the features' sidecar; the centre-crop
+test set is scored with an explicit ``--crop 0`` (the UCF preset's crop 5 does not exist there).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tests import synth_videos as sv
 from vadmon.model import checkpoint as ckpt_mod
 from vadmon.research.annotations import read_list_csv
 
-TINY = ["--arch", "vadmon-tiny", "--pretrained", "", "--device", "cpu", "--no-progress"]
+TINY = ["--clip-arch", "vadmon-tiny", "--clip-pretrained", "", "--device", "cpu", "--no-progress"]
 
 
 def _vadmon(env: dict[str, str], *args: str, timeout: float = 150) -> str:
@@ -54,7 +55,6 @@ def test_videos_to_localising_detector(tmp_path: Path, subprocess_env: dict[str,
     model = tmp_path / "models" / "flash.pt"
     out = _vadmon(
         subprocess_env, "train", "--train-list", str(train_list), "--preset", "ucf",
-        "--clip-arch", "vadmon-tiny", "--clip-pretrained", "",
         "--classes", "Normal=normal,Flash=red flash", "--visual-length", "32",
         "--epochs", "5", "--lr", "2e-4", "--milestones", "100",
         "--batch-normal", "8", "--batch-anomaly", "8", "--val-fraction", "0.25",
@@ -75,11 +75,12 @@ def test_videos_to_localising_detector(tmp_path: Path, subprocess_env: dict[str,
     report_path, plots = tmp_path / "report.json", tmp_path / "plots"
     out = _vadmon(
         subprocess_env, "eval", str(model), "--test-list", str(tmp_path / "ftest" / "list__0.csv"),
-        "--gt-csv", str(gt_csv), "--report", str(report_path), "--plots", str(plots),
+        "--crop", "0", "--gt-csv", str(gt_csv), "--report", str(report_path), "--plots", str(plots),
         "--plot-videos", anomalous.name,
     )  # fmt: skip
     report = json.loads(report_path.read_text())
     assert report["videos"] == len(test_clips) and report["ground_truth"] == "csv"
+    assert report["crop"] == 0 and "scored crop 0 (--crop)" in out
     assert report["coarse"]["auc"] >= 0.85, out
     assert report["video_auc"] >= 0.85, out
     assert len(report["map"]) == 5 and report["map_avg"] is not None

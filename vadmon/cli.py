@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from vadmon import __version__
 from vadmon.errors import VadmonError
 
 COMMANDS: list[str] = [
@@ -20,6 +21,7 @@ COMMANDS: list[str] = [
     "vadmon.commands.eval",
     "vadmon.commands.config",
     "vadmon.commands.keys",
+    "vadmon.commands.secret",
     "vadmon.commands.events",
     "vadmon.commands.replay",
     "vadmon.commands.calibrate",
@@ -29,7 +31,11 @@ COMMANDS: list[str] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vadmon", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="vadmon",
+        description="vadmon: real-time video anomaly monitor built on VadCLIP.",
+    )
+    parser.add_argument("--version", action="version", version=f"vadmon {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(name).register(sub)

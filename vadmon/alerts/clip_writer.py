@@ -1,11 +1,11 @@
-"""Snapshots and MP4 clips from the PreviewFrames the alert process keeps in memory.
+"""Snapshots and H.264 clips from the PreviewFrames the alert process keeps in memory.
 
 Each camera has a ring of recent encoded previews (JPEG bytes + ts), long enough to cover the
 pre-capture *plus* the detection delay (min_duration + inference latency): by the time an event
 is confirmed its start is already several seconds in the past. When an event starts, the
 frames from ``start - pre_s`` on are copied into a recording that keeps growing until
-``end + post_s``; then the clip is encoded on a background thread (decode JPEG → mp4v) so the
-alert loop keeps receiving. Files appear atomically (temp name + rename): a consumer that follows
+``end + post_s``; then the clip is encoded on a background thread (JPEG → H.264 MP4, see
+``vadmon.alerts.video``) so the alert loop keeps receiving. Files appear atomically (temp name + rename): a consumer that follows
 the path from a webhook never sees half a file.
 """
 
@@ -19,14 +19,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from vadmon.alerts.event import Event
-from vadmon.atomic import atomic_path, atomic_write_bytes
+from vadmon.alerts.video import encode_clip
+from vadmon.atomic import atomic_write_bytes
 from vadmon.runtime.messages import PreviewFrame
 
 log = logging.getLogger("vadmon.alerts.clip_writer")
+PEAK_SLACK_S = 1.0  # a preview further than this from the peak is not the peak's frame
 
 
 @dataclass(frozen=True)
@@ -54,53 +53,22 @@ class _Recording:
     future: Future[str | None] | None = None
 
 
+def missing_spans(stamps: list[float], start: float, until: float) -> list[list[float]]:
+    """Stretches of ``[start, until]`` with no frame: more than 3 typical frame intervals (and
+    at least 1 s) between frames, or before the first / after the last. A clip that spans a link
+    outage or a dead camera says where its frames are missing instead of pretending."""
+    if not stamps:
+        return [[round(start, 3), round(until, 3)]]
+    steps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a)
+    limit = max(1.0, 3 * steps[len(steps) // 2]) if steps else 1.0
+    edges = [start, *stamps, until]
+    return [
+        [round(a, 3), round(b, 3)] for a, b in zip(edges, edges[1:], strict=False) if b - a > limit
+    ]
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:100] or "_"
-
-
-def clip_fps(frames: list[Frame], default: float) -> float:
-    """Average rate of the previews (they may be decimated or irregular), clamped to 1–60."""
-    if len(frames) < 2 or frames[-1].ts <= frames[0].ts:
-        return default
-    return float(min(60.0, max(1.0, (len(frames) - 1) / (frames[-1].ts - frames[0].ts))))
-
-
-def encode_mp4(frames: list[Frame], path: Path, default_fps: float) -> str | None:
-    """Write ``frames`` as an mp4v MP4 at ``path`` atomically; None when nothing decodes."""
-    images = [cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR) for f in frames]
-    images = [img for img in images if img is not None]
-    if not images:
-        return None
-    h, w = images[0].shape[:2]
-    try:
-        with atomic_path(path, suffix=".mp4") as tmp:
-            writer = cv2.VideoWriter(
-                str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), clip_fps(frames, default_fps), (w, h)
-            )
-            if not writer.isOpened():
-                raise OSError(f"cannot open an MP4 writer for {path}")
-            try:
-                for img in images:
-                    writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
-            finally:
-                writer.release()
-            check_clip(tmp, len(images))  # before the rename: a broken clip never appears
-    except OSError as exc:
-        log.warning("clip %s not written: %s", path, exc)
-        return None
-    return str(path)
-
-
-def check_clip(path: Path, frames: int) -> None:
-    """OpenCV's writer reports no write errors (a full disk gives a truncated file without its
-    index): read the file back and raise ``OSError`` unless every frame is there."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
-    finally:
-        cap.release()
-    if found != frames:
-        raise OSError(f"clip is unreadable or short ({found} of {frames} frames; disk full?)")
 
 
 class ClipWriter:
@@ -118,6 +86,7 @@ class ClipWriter:
             "clips": 0,
             "clip_errors": 0,
         }
+        self.snapshot_ts: dict[str, float] = {}  # event id → preview ts in its snapshot
 
     def _dir(self, camera: str) -> Path:
         return Path(self.s.out_dir) / safe_name(camera)
@@ -140,20 +109,31 @@ class ClipWriter:
                 rec.frames.append(item)
 
     def snapshot(self, event: Event) -> str | None:
-        """Write the preview nearest the event's peak (else start) before ``start`` is sent."""
+        """Write the preview nearest the event's peak so far; None when there is none.
+
+        Called at ``start`` (the file exists before the webhook goes out) and again at each
+        ``update``/``end``: the peak a start knows is only its first snippet's, often the edge
+        of the anomaly, so the same path is atomically replaced when the peak has moved and
+        the ``end`` message's snapshot shows the peak. A peak that has left the ring (older
+        than ``ring_s``) keeps the snapshot already written.
+        """
         ring = self.rings.get(event.camera)
+        path = self._dir(event.camera) / f"{safe_name(event.id)}.jpg"
+        written = self.snapshot_ts.get(event.id)
         if not ring:
-            return None
+            return str(path) if written is not None else None
         target = event.peak_ts or event.start_ts
         best = min(ring, key=lambda f: abs(f.ts - target))
-        path = self._dir(event.camera) / f"{safe_name(event.id)}.jpg"
+        if written is not None and (best.ts == written or abs(best.ts - target) > PEAK_SLACK_S):
+            return str(path)
         try:
             atomic_write_bytes(path, best.jpeg)
-        except OSError as exc:  # full or read-only disk: the event goes out without it
+        except OSError as exc:  # full or read-only disk: the event goes out without a new one
             self.counters["snapshot_errors"] += 1
             log.warning("snapshot %s not written: %s", path, exc.strerror or exc)
-            return None
-        self.counters["snapshots"] += 1
+            return str(path) if written is not None else None
+        self.snapshot_ts[event.id] = best.ts
+        self.counters["snapshots"] += written is None
         return str(path)
 
     def begin(self, event: Event) -> None:
@@ -182,7 +162,7 @@ class ClipWriter:
                     self._submit(rec)
             if rec.future is not None and rec.future.done():
                 done.append((rec.event, self._result(rec)))
-                del self.recordings[event_id]
+                self._forget(event_id)
         return done
 
     def flush(self, timeout: float = 30.0) -> list[tuple[Event, str | None]]:
@@ -197,18 +177,24 @@ class ClipWriter:
             with contextlib.suppress(Exception):
                 rec.future.result(timeout)
             done.append((rec.event, self._result(rec)))
-            del self.recordings[event_id]
+            self._forget(event_id)
         return done
+
+    def _forget(self, event_id: str) -> None:
+        del self.recordings[event_id]
+        self.snapshot_ts.pop(event_id, None)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
 
     def _submit(self, rec: _Recording) -> None:
-        path = self._dir(rec.event.camera) / f"{safe_name(rec.event.id)}.mp4"
+        stem = self._dir(rec.event.camera) / safe_name(rec.event.id)
         # frames that arrived before the end was known may lie beyond the post-roll
         until = (rec.end_ts if rec.end_ts is not None else rec.event.start_ts) + self.s.post_s
         frames = [f for f in rec.frames if f.ts <= until]
-        rec.future = self.pool.submit(encode_mp4, frames, path, self.s.default_fps)
+        start = rec.event.start_ts - self.s.pre_s
+        rec.event.clip_gaps = missing_spans([f.ts for f in frames], start, until)
+        rec.future = self.pool.submit(encode_clip, frames, stem, self.s.default_fps)
 
     def _result(self, rec: _Recording) -> str | None:
         assert rec.future is not None

@@ -47,10 +47,10 @@ class UrlRefused(VadmonError):
     """A webhook URL that is malformed or resolves to a non-public address (SSRF guard)."""
 
 
-class LookupFailed(Exception):
-    """The webhook host did not resolve *now*: DNS is down or slow. Transient, so the message
-    is retried with backoff like a refused connection, never dead-lettered on the spot and
-    never a reason to stop at start-up."""
+class UrlUnresolved(UrlRefused):
+    """A webhook host that does not resolve (now): possibly a DNS outage, not a bad config.
+    Transient: the message is retried with backoff like a refused connection, never
+    dead-lettered on the spot and never a reason to stop at start-up."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _split(url: str) -> tuple[str, int]:
 
 def _check_addresses(url: str, addrs: list[str], allow_private: bool) -> None:
     if not addrs:
-        raise LookupFailed(f"webhook host of {redact_url(url)!r} resolved to no address")
+        raise UrlUnresolved(f"webhook host of {redact_url(url)!r} resolved to no address")
     if allow_private:
         return
     bad = sorted({a for a in addrs if not _public(a)})
@@ -125,13 +125,12 @@ def _check_addresses(url: str, addrs: list[str], allow_private: bool) -> None:
 
 
 def check_url(url: str, allow_private: bool = False) -> None:
-    """Refuse loopback/link-local/private targets unless allowed (call at config time).
-    ``LookupFailed`` when the host does not resolve right now (not a config error)."""
+    """Refuse loopback/link-local/private targets unless allowed (call at config time)."""
     host, port = _split(url)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise LookupFailed(f"cannot resolve webhook host {host!r}: {exc}") from None
+        raise UrlUnresolved(f"cannot resolve webhook host {host!r}: {exc}") from None
     _check_addresses(url, [i[4][0] for i in infos], allow_private)
 
 
@@ -141,7 +140,7 @@ async def _check_url_async(url: str, allow_private: bool) -> None:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise LookupFailed(f"cannot resolve webhook host {host!r}: {exc}") from None
+        raise UrlUnresolved(f"cannot resolve webhook host {host!r}: {exc}") from None
     _check_addresses(url, [str(i[4][0]) for i in infos], allow_private)
 
 
@@ -259,7 +258,7 @@ class DeliveryWorker:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        outbox = Outbox(self.db_path)  # opened by the alert process already: it exists
+        outbox = Outbox(self.db_path)
         try:
             async with self._client() as client:
                 while True:
@@ -319,15 +318,15 @@ class DeliveryWorker:
     ) -> bool:
         try:
             await asyncio.wait_for(_check_url_async(ep.url, ep.allow_private), 5.0)
+        except (UrlUnresolved, asyncio.TimeoutError) as exc:  # DNS down: retry like any failure
+            self._counts["dns_errors"] += 1
+            reason = exc.what if isinstance(exc, UrlUnresolved) else "DNS lookup timed out"
+            result = _Result(error=f"DNS: {reason}"[:300])
         except UrlRefused as exc:  # resolves, but to an address we must not send to
             self._counts["refused"] += 1
             self._counts["dead"] += 1
             outbox.mark_dead(row, row.attempts, f"refused: {exc.line()}", time.time())
             return True
-        except (LookupFailed, asyncio.TimeoutError) as exc:  # DNS down: retry like any failure
-            self._counts["dns_errors"] += 1
-            reason = str(exc) if isinstance(exc, LookupFailed) else "DNS lookup timed out"
-            result = _Result(error=f"DNS: {reason}"[:300])
         else:
             self._counts["attempts"] += 1
             result = await self._post(client, ep, row)

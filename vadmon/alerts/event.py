@@ -91,6 +91,7 @@ class Event:
     clip_path: str | None = None
     reason: str = ""
     explanation: dict[str, Any] = field(default_factory=dict)
+    clip_gaps: list[list[float]] = field(default_factory=list)  # [from, to] without frames
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

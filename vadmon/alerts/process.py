@@ -29,7 +29,7 @@ from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
 from vadmon.alerts.delivery import (
     DeliverySettings,
     DeliveryWorker,
-    LookupFailed,
+    UrlUnresolved,
     build_body,
     check_url,
     new_msg_id,
@@ -73,7 +73,7 @@ class AlertPipeline:
         for ep in settings.delivery.endpoints:
             try:
                 check_url(ep.url, ep.allow_private)
-            except LookupFailed as exc:  # DNS down now: delivery retries, alerting goes on
+            except UrlUnresolved as exc:  # DNS down now: delivery retries, alerting goes on
                 log.warning("webhook %s: %s; deliveries will retry", ep.name, exc)
         self.outbox = Outbox(settings.db_path, max_pending=settings.max_pending)
         # writes the outbox refused (full disk): kept in order and retried every tick
@@ -172,8 +172,10 @@ class AlertPipeline:
                 self._enqueue("start", ev.to_dict(), "open")
                 self._narrate(ev)
             elif m.kind == "update":
+                ev.snapshot_path = self.clips.snapshot(ev)  # the peak may have moved
                 self._enqueue("update", ev.to_dict(), "open")
             else:
+                ev.snapshot_path = self.clips.snapshot(ev)
                 data = ev.to_dict()
                 self._store(lambda data=data: self.outbox.record_event(data, "ending"))
                 self.clips.end(ev)

@@ -151,6 +151,7 @@ def _plot(points, chosen, target: float, path: Path) -> None:
     ax.set_xlabel("threshold")
     ax.set_ylabel("false alarms per day")
     ax.set_yscale("symlog")
+    ax.set_ylim(bottom=0)
     ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path)

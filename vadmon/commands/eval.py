@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vadmon.commands import preset_help
 from vadmon.errors import VadmonError
 from vadmon.model.config import list_presets
 
@@ -39,14 +40,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", type=Path, help="vadmon checkpoint (train or import-checkpoint)")
     p.add_argument("--test-list", type=Path, required=True, help="list CSV path,label")
-    p.add_argument("--preset", choices=list_presets(), help="label map if the checkpoint has none")
-    p.add_argument("--crop", type=int, help="crop index when the list has several per video")
+    p.add_argument(
+        "--preset",
+        choices=list_presets(),
+        help=preset_help("label map, used when the checkpoint has none"),
+    )
+    p.add_argument(
+        "--crop",
+        type=int,
+        help="crop to score (default: the preset's test crop, else the checkpoint's validation "
+        "crop); a video without it is an error",
+    )
     add_gt_args(p)
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="also fit a supervised linear probe on the same features with the frame labels "
+        "(cross-validated by video) and report its AUC beside the model's",
+    )
     p.add_argument("--report", type=Path, help="write the JSON report here")
+    p.add_argument(
+        "--scores", type=Path, help="directory for per-snippet scores (scores.csv, scores.npz)"
+    )
     p.add_argument("--plots", type=Path, help="directory for score-timeline PNGs")
     p.add_argument("--plot-videos", help="comma-separated video names to plot")
-    p.add_argument("--plot-top", type=int, help="plot the N highest-scoring videos (default 5)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument(
+        "--plot-top",
+        type=int,
+        help="plot the N videos with the largest errors: mean |score − ground truth| per frame, "
+        "or |video score − label| without frame ground truth (default 5)",
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
@@ -59,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if (args.plot_videos or args.plot_top) and not args.plots:
         raise VadmonError("--plot-videos/--plot-top need --plots DIR", "command line")
     gt = gt_from_args(args)
+    if args.probe and gt.kind() is None:
+        raise VadmonError(
+            "--probe needs frame ground truth", "command line", "add --gt-csv/--gt-temporal"
+        )
     report = evaluate_checkpoint(
         args.checkpoint,
         args.test_list,
@@ -67,17 +95,23 @@ def run(args: argparse.Namespace) -> int:
         crop=args.crop,
         device=args.device,
         progress=not args.no_progress and sys.stderr.isatty(),
+        probe=args.probe,
     )
     for line in summary_lines(report):
         print(line)
     if args.report:
         write_report(report, args.report)
         print(f"report → {args.report}")
+    if args.scores:
+        from vadmon.research.eval_export import write_scores
+
+        csv_path, npz_path = write_scores(report, args.scores)
+        print(f"per-snippet scores → {csv_path}, {npz_path}")
     if args.plots:
         from vadmon.research.eval_plots import plot_report
 
         names = [n.strip() for n in (args.plot_videos or "").split(",") if n.strip()]
         top = args.plot_top if args.plot_top is not None else (0 if names else 5)
-        pngs = plot_report(report, args.plots, names or None, top)
-        print(f"{len(pngs)} plots → {args.plots}")
+        pngs, rule = plot_report(report, args.plots, names or None, top)
+        print(f"{len(pngs)} plots → {args.plots} ({rule})")
     return 0

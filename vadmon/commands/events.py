@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import sqlite3
 import sys
 import time
 from datetime import datetime
@@ -15,7 +16,6 @@ from typing import Any
 from vadmon.alerts.outbox import Outbox
 from vadmon.errors import VadmonError
 
-DEFAULT_DB = Path(os.environ.get("VADMON_DB", "vadmon-data/outbox.db"))
 _RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -53,8 +53,37 @@ def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> Non
         print("  ".join(str(row.get(c, "")) for c in columns))
 
 
+def outbox_path(args: argparse.Namespace) -> Path:
+    """The outbox a monitor writes: ``--db``, else ``$VADMON_DB``, else the config's storage."""
+    if getattr(args, "db", None):
+        return Path(args.db)
+    if os.environ.get("VADMON_DB"):
+        return Path(os.environ["VADMON_DB"])
+    from vadmon.config import load_config
+    from vadmon.config.models import StorageConfig
+
+    config = getattr(args, "config", None)
+    if config is None:
+        return StorageConfig().outbox_db  # where a config without storage.dir puts it
+    return load_config(config).storage.outbox_db
+
+
+def open_outbox(args: argparse.Namespace, readonly: bool = True) -> Outbox:
+    """The outbox, or one error line: missing file, or a file that is not an outbox."""
+    path = outbox_path(args)
+    fix = "pass the monitor's --config FILE (or --db PATH)"
+    if not path.is_file():
+        raise VadmonError("no outbox database (the monitor has not run here yet?)", str(path), fix)
+    try:
+        outbox = Outbox(path, readonly=readonly)
+        outbox.counts()
+    except sqlite3.DatabaseError as exc:
+        raise VadmonError(f"not a vadmon outbox ({exc})", str(path), fix) from None
+    return outbox
+
+
 def list_events(args: argparse.Namespace) -> int:
-    outbox = Outbox(args.db, readonly=True)
+    outbox = open_outbox(args)
     since = parse_since(args.since) if args.since else None
     rows = outbox.list_events(args.camera, since, args.limit)
     if args.json:
@@ -83,7 +112,7 @@ def list_events(args: argparse.Namespace) -> int:
 
 
 def list_dead(args: argparse.Namespace) -> int:
-    rows = Outbox(args.db, readonly=True).dead_letters()
+    rows = open_outbox(args).dead_letters()
     for r in rows:
         r["updated"] = _clock(r["updated_at"])
     cols = ["msg_id", "endpoint", "event_id", "kind", "attempts", "updated", "last_error"]
@@ -92,9 +121,7 @@ def list_dead(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
-    if not Path(args.db).is_file():
-        raise VadmonError(f"no outbox database at {args.db}", "--db", "pass the alert DB path")
-    n = Outbox(args.db).replay(args.msg_id)
+    n = open_outbox(args, readonly=False).replay(args.msg_id)
     if n == 0:
         raise VadmonError(
             f"no dead letter with id {args.msg_id!r}", "vadmon events dead", "list ids first"
@@ -105,9 +132,18 @@ def replay(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, nested: bool = False) -> None:
     # nested parsers must not reset a value given before the sub-command (argparse quirk)
-    db_default = argparse.SUPPRESS if nested else DEFAULT_DB
+    none = argparse.SUPPRESS if nested else None
     json_default = argparse.SUPPRESS if nested else False
-    p.add_argument("--db", type=Path, default=db_default, help=f"outbox (default {DEFAULT_DB})")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=none,
+        help="the monitor's config: the outbox is in its storage.dir "
+        "(default: the schema's storage dir, runs/)",
+    )
+    p.add_argument(
+        "--db", type=Path, default=none, help="outbox SQLite file itself (or $VADMON_DB)"
+    )
     p.add_argument("--json", action="store_true", default=json_default, help="JSON output")
 
 
@@ -124,7 +160,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dead.set_defaults(handler=list_dead)
     rp = sub.add_parser("replay", help="re-send a dead letter with the same webhook-id")
     _common(rp, nested=True)
-    rp.add_argument("msg_id", help="webhook-id from `vadmon events dead`")
+    rp.add_argument("msg_id", help="webhook-id as listed by 'vadmon events dead'")
     rp.set_defaults(handler=replay)
 
 

@@ -12,6 +12,19 @@ from vadmon.errors import VadmonError
 CROP_MODE_NAMES = ("10crop", "center")  # = sorted(vadmon.model.crops.CROP_MODES); tested
 
 
+def add_clip_args(
+    p: argparse.ArgumentParser, default_arch: str | None, default_pretrained: str | None
+) -> None:
+    """``--clip-arch/--clip-pretrained``: one spelling, in every command that builds a CLIP tower,
+    matching ``model.clip_arch/model.clip_pretrained`` in the config."""
+    p.add_argument("--clip-arch", default=default_arch, help="open_clip architecture name")
+    p.add_argument(
+        "--clip-pretrained",
+        default=default_pretrained,
+        help="open_clip tag or local weights file ('' = seeded random tower)",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "extract",
@@ -32,24 +45,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per encoder call")
     p.add_argument("--labels", type=Path, help="CSV 'video,label' (default: parent folder name)")
-    p.add_argument("--arch", default="ViT-B-16", help="CLIP architecture")
-    p.add_argument("--pretrained", default="openai", help="CLIP weights tag or file ('' = none)")
+    add_clip_args(p, "ViT-B-16", "openai")
+    # the spellings before 0.2, kept working but not shown
+    p.add_argument("--arch", dest="clip_arch", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--pretrained", dest="clip_pretrained", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
-    p.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16")
+    p.add_argument("--precision", default="fp32", help="fp32, bf16, fp16 or auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
 
 def _encoder(args: argparse.Namespace):
-    """The CLIP image encoder and the preprocessing its own config asks for (size, mean, std)."""
+    """The CLIP image encoder, the preprocessing its own config asks for (size, mean, std), and
+    the tower's identity for the features' sidecar (weights hashed in fp32, before casting)."""
     import torch
 
-    from vadmon.model.clip_factory import create_clip, encode_images, image_spec
-    from vadmon.model.crops import ClipPreprocess
-
-    model = create_clip(
-        args.arch, args.pretrained or None, device=args.device, precision=args.precision
+    from vadmon.model.clip_factory import (
+        PRECISIONS,
+        best_precision,
+        create_clip,
+        encode_images,
+        image_spec,
+        resolve_device,
+        set_image_precision,
     )
+    from vadmon.model.crops import ClipPreprocess
+    from vadmon.research.provenance import clip_checksum, embed_width
+
+    precision = args.precision
+    if precision not in PRECISIONS:
+        raise VadmonError(f"unknown precision {precision!r}", fix=f"use one of {PRECISIONS}")
+    model = create_clip(args.clip_arch, args.clip_pretrained or None, device=args.device)
+    checksum, width = clip_checksum(model), embed_width(model)
+    if precision == "auto":
+        precision = best_precision(resolve_device(args.device))
+    set_image_precision(model, precision)
     spec = image_spec(model)
     cfg = getattr(model.visual, "preprocess_cfg", None) or {}
     preprocess = ClipPreprocess(
@@ -62,11 +94,11 @@ def _encoder(args: argparse.Namespace):
     def encode(batch: torch.Tensor) -> torch.Tensor:
         return encode_images(model, batch)
 
-    return encode, preprocess
+    return encode, preprocess, checksum, width, precision
 
 
 def run(args: argparse.Namespace) -> int:
-    from vadmon.research.extract import extract_videos
+    from vadmon.research.extract import extract_videos, feature_origin
     from vadmon.research.videos import label_from_parent, label_mapping, plan_jobs
 
     if not 1 <= args.frames_per_snippet <= 16:
@@ -77,7 +109,17 @@ def run(args: argparse.Namespace) -> int:
     # inputs, labels and output names are checked before a model is loaded
     if not plan_jobs(args.inputs, label_fn):
         raise VadmonError("no video files found", ", ".join(map(str, args.inputs)))
-    encode, preprocess = _encoder(args)
+    encode, preprocess, checksum, width, precision = _encoder(args)
+    origin = feature_origin(
+        clip_arch=args.clip_arch,
+        clip_pretrained=args.clip_pretrained,
+        clip_checksum=checksum,
+        embed_dim=width,
+        preprocess=preprocess,
+        crop_mode=args.crop_mode,
+        frames_per_snippet=args.frames_per_snippet,
+        precision=precision,
+    )
     summary = extract_videos(
         args.inputs,
         args.out,
@@ -88,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         label_fn=label_fn,
         progress=not args.no_progress,
+        origin=origin,
     )
     print(summary.report())
     return 1 if summary.failed else 0

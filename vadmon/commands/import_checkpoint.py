@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vadmon.commands import preset_help
 from vadmon.errors import VadmonError
+from vadmon.model.config import list_presets
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "self-describing vadmon checkpoint.",
     )
     p.add_argument("source", type=Path, help="published checkpoint (.pth)")
-    p.add_argument("--preset", required=True, help="ucf or xd (heads, window, class names)")
+    p.add_argument(
+        "--preset",
+        required=True,
+        choices=list_presets(),
+        help=preset_help("heads, window and class names of the published model"),
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="vadmon checkpoint to write")
     p.add_argument(
         "--class-names",

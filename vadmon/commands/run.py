@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vadmon.errors import VadmonError
+
+DESCRIPTION = (
+    "Start the monitor: a supervisor with one capture process per camera, the inference "
+    "process and the alerts process (events, snapshots, clips, webhooks)."
+)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,8 +26,20 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--demo-dir", type=Path, help="where the demo keeps its model and data")
     dash = p.add_mutually_exclusive_group()
-    dash.add_argument("--dashboard", dest="dashboard", action="store_true", default=None)
-    dash.add_argument("--no-dashboard", dest="dashboard", action="store_false")
+    dash.add_argument(
+        "--dashboard",
+        dest="dashboard",
+        action="store_true",
+        default=None,
+        help="live terminal view (default: the config's dashboard.enabled, "
+        "where auto means on when stdout is a terminal)",
+    )
+    dash.add_argument(
+        "--no-dashboard",
+        dest="dashboard",
+        action="store_false",
+        help="service mode: plain log lines instead of the live view (systemd, docker)",
+    )
     p.add_argument("--systemd", action="store_true", help="sd_notify READY/WATCHDOG")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument(
@@ -34,9 +53,32 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the monitor", description=__doc__)
+    p = sub.add_parser("run", help="run the monitor", description=DESCRIPTION)
     add_run_arguments(p)
     p.set_defaults(handler=run)
+
+
+@contextlib.contextmanager
+def demo_progress(workdir: Path) -> Iterator[Callable[[int, int], None]]:
+    """A bar for the demo model's training (seconds when idle, minutes on a loaded CPU)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    print(f"vadmon demo: model and data in {workdir}", flush=True)
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bar = Progress(*columns)
+    tasks: list[int] = []  # the bar appears only if the model has to be trained
+
+    def update(done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+            tasks.append(bar.add_task("training the tiny demo model", total=total))
+        bar.update(tasks[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if tasks:
+            bar.stop()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         from vadmon.demo import BANNER, demo_config
 
         workdir = args.demo_dir or Path(tempfile.gettempdir()) / "vadmon-demo"
-        print(f"vadmon demo: preparing the tiny demo model in {workdir} …", flush=True)
-        config = demo_config(workdir)
+        with demo_progress(workdir) as progress:
+            config = demo_config(workdir, progress)
         banner = BANNER
     if config is None:
         raise VadmonError("no config given", fix="pass --config configs/NAME.yaml or --demo")

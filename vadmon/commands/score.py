@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("features", type=Path, help=".npy of shape [T, D]")
     p.add_argument("-o", "--output", type=Path, required=True, help=".npz to write")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     p.add_argument("--classes", help="comma-separated class names (default: the checkpoint's)")
     p.set_defaults(handler=run)
 
@@ -43,10 +43,17 @@ def load_features(path: Path) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vadmon.model import load_model, score_features
+    from vadmon.model import checkpoint as ckpt_mod
+    from vadmon.model import score_features
+    from vadmon.research.provenance import check_checkpoint
 
-    model = load_model(args.checkpoint, device=args.device)
     features = load_features(args.features)
+    ck = ckpt_mod.load(args.checkpoint)
+    check_checkpoint(ck, [args.features], str(args.checkpoint))  # before any scoring
+    try:
+        model = ck.build(args.device)
+    except VadmonError as exc:
+        raise VadmonError(exc.what, str(args.checkpoint), exc.fix) from None
     names = None
     if args.classes:
         names = [c.strip() for c in args.classes.split(",") if c.strip()]

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from vadmon.commands import preset_help
 from vadmon.commands.eval import add_gt_args, gt_from_args
+from vadmon.commands.extract import add_clip_args
 from vadmon.errors import VadmonError
 from vadmon.model.config import list_presets
 
@@ -42,15 +44,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "test list). State is saved every epoch in --work-dir; --resume continues exactly.",
     )
     p.add_argument("--train-list", type=Path, required=True, help="list CSV path,label")
-    p.add_argument("--preset", choices=list_presets(), default="ucf")
+    p.add_argument(
+        "--preset",
+        choices=list_presets(),
+        default="ucf",
+        help=preset_help("published hyper-parameters, class names and label map (default ucf)"),
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="final checkpoint (.pt)")
     p.add_argument("--work-dir", type=Path, help="state/history dir (default runs/<output name>)")
     src = p.add_argument_group("model source")
     src.add_argument("--checkpoint-init", type=Path, help="start from a vadmon checkpoint")
-    src.add_argument("--clip-arch", default="ViT-B-16", help="open_clip architecture")
-    src.add_argument(
-        "--clip-pretrained", default="openai", help="tag or weights file ('' = random)"
-    )
+    add_clip_args(src, None, None)  # default: the tower named in the features' sidecar
     src.add_argument("--classes", type=parse_classes, help="KEY[=PROMPT],... (normal first)")
     src.add_argument("--visual-length", type=int, help="override the preset's L")
     src.add_argument("--attn-window", type=int, help="override the local attention window")
@@ -65,6 +69,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     hp.add_argument("--batch-anomaly", type=int, help="anomalous samples per paired batch (UCF)")
     hp.add_argument("--text-loss-weight", type=float)
     hp.add_argument("--weight-decay", type=float, default=0.01)
+    hp.add_argument(
+        "--min-steps",
+        type=int,
+        default=8,
+        help="shrink batches so an epoch has at least this many steps (0 = keep sizes)",
+    )
     val = p.add_argument_group("validation and test")
     val.add_argument("--val-fraction", type=float, default=0.1, help="held-out videos (0 = none)")
     val.add_argument(
@@ -74,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_gt_args(p)
     run_g = p.add_argument_group("run")
     run_g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    run_g.add_argument(
+        "--threads", type=int, help="CPU threads for training (default: usable cores − 1)"
+    )
     run_g.add_argument("--resume", action="store_true", help="continue the run in --work-dir")
     run_g.add_argument("--stop-after", type=int, help="stop after this epoch (resume later)")
     run_g.add_argument("--no-progress", action="store_true")
@@ -97,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         checkpoint_init=args.checkpoint_init,
         clip_arch=args.clip_arch,
-        clip_pretrained=args.clip_pretrained or None,
+        clip_pretrained=args.clip_pretrained,
         classes=args.classes,
         visual_length=args.visual_length,
         attn_window=args.attn_window,
@@ -108,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         test_list=args.test_list,
         test_gt=gt,
         device=args.device,
+        threads=args.threads,
+        min_steps=args.min_steps,
         resume=args.resume,
         stop_after=args.stop_after,
         progress=not args.no_progress and sys.stderr.isatty(),

@@ -1,8 +1,10 @@
 """Loading a config file: YAML with lines → env substitution → defaults merge → validation.
 
 The goal is one error line a user can act on: the file and line, the YAML path, what is
-wrong and (when we can tell) what was probably meant. Input values are echoed only when they
-are numbers or booleans, because string values may be substituted secrets.
+wrong, the value given, and (when we can tell) what was probably meant. A file with several
+problems raises one ``ConfigErrors`` that carries them all (``vadmon config check`` prints
+every one); its own line is the first. Values are echoed with URL credentials redacted, never
+for secret-like keys, and any value substituted from the environment as a secret is scrubbed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,22 @@ from vadmon.config.calibration import apply_calibration
 from vadmon.config.models import MonitorConfig
 from vadmon.config.yamlfile import Located, load_yaml
 from vadmon.errors import VadmonError
-from vadmon.redact import redact_text
+from vadmon.redact import redact_text, redact_url
+
+SECRET_KEYS = ("secret", "password", "token", "key")
+
+
+class ConfigErrors(VadmonError):
+    """Every problem of one config file; reads as the first, ``problems`` holds them all."""
+
+    def __init__(self, problems: list[VadmonError]) -> None:
+        first = problems[0]
+        more = len(problems) - 1
+        fix = first.fix
+        if more:
+            fix = (fix + "; " if fix else "") + f"and {more} more: vadmon config check FILE"
+        super().__init__(first.what, first.where, fix)
+        self.problems = problems
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> MonitorConfig:
@@ -100,18 +117,31 @@ def merge_defaults(located: Located) -> None:
 # --------------------------------------------------------------------------- errors
 
 
-def _to_vadmon_error(exc: ValidationError, located: Located, where: str) -> VadmonError:
-    problems = sorted(
-        (_describe(err, located) for err in exc.errors(include_url=False)), key=lambda p: p[0]
-    )
-    line, what, shown, fix = problems[0]
-    if len(problems) > 1:
-        more = len(problems) - 1
-        fix = (fix + "; " if fix else "") + f"{more} more problem(s) after this one"
+def _to_vadmon_error(exc: ValidationError, located: Located, where: str) -> ConfigErrors:
+    """One problem per config location: pydantic reports a bad value once per union member
+    (``source: str | int``), which is one mistake to the user, so only the first is kept."""
     scrub = located.secrets
-    return VadmonError(
-        redact_text(what, scrub), f"{where}:{line} ({shown})", redact_text(fix, scrub)
-    )
+    problems: dict[tuple[int, str], VadmonError] = {}
+    for err in exc.errors(include_url=False):
+        line, what, shown, fix = _describe(err, located)
+        problems.setdefault(
+            (line, shown),
+            VadmonError(
+                redact_text(what, scrub), f"{where}:{line} ({shown})", redact_text(fix, scrub)
+            ),
+        )
+    return ConfigErrors([problems[k] for k in sorted(problems, key=lambda k: k[0])])
+
+
+def _shown_value(path: tuple[str | int, ...], value: Any) -> str:
+    """`` (got VALUE)`` for the message, or "" for values that may be secret or are huge."""
+    key = str(path[-1]).lower() if path else ""
+    if any(word in key for word in SECRET_KEYS) or isinstance(value, dict | list):
+        return ""
+    if isinstance(value, str):
+        text = redact_url(value)
+        return f" (got {text[:60] + '…' if len(text) > 60 else text!r})"
+    return f" (got {value!r})"
 
 
 def _describe(err: Mapping[str, Any], located: Located) -> tuple[int, str, str, str]:
@@ -127,12 +157,9 @@ def _describe(err: Mapping[str, Any], located: Located) -> tuple[int, str, str, 
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     message = message[:1].lower() + message[1:]
-    value = err.get("input")
-    if kind != "value_error" and (value is None or isinstance(value, bool | int | float)):
-        message += f" (got {value!r})"
     if kind == "value_error" and _model_at(path) is not None:
         return line, message, shown, ""  # a whole-section check: the message says it all
-    return line, message, shown, _field_help(path, "")
+    return line, message + _shown_value(path, err.get("input")), shown, _field_help(path, "")
 
 
 def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:

@@ -88,8 +88,10 @@ class MonitorConsole:
         alerts = self.beats.get("alerts", {}).get("counters", {})
         if alerts:
             lines.append(
-                "alerts: events {:.0f}, webhooks pending {:.0f}, delivered {:.0f}, dead {:.0f}".format(
+                "alerts: events {:.0f} (+{:.0f} in cooldown), webhooks pending {:.0f}, "
+                "delivered {:.0f}, dead {:.0f}".format(
                     alerts.get("events_total", 0),
+                    alerts.get("suppressed_cooldown", 0),
                     alerts.get("pending", 0),
                     alerts.get("delivered", 0),
                     alerts.get("dead", 0),

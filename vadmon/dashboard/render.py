@@ -215,9 +215,10 @@ def _bottom(view: StateView, width: int, height: int) -> RenderableType:
             width=right_w,
         ),
     )
-    events = Panel(
-        _events(view.events, height - 3), title="recent events", height=height, width=left_w
-    )
+    title = "recent events"
+    if view.queue.suppressed_cooldown:  # a recurring anomaly is alerted once per cooldown
+        title += f" (+{view.queue.suppressed_cooldown:.0f} held back by cooldown)"
+    events = Panel(_events(view.events, height - 3), title=title, height=height, width=left_w)
     grid.add_row(events, right)
     return grid
 

@@ -32,7 +32,7 @@ MAX_EVENTS = 50
 INFERENCE_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ALERT_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DOWN_STATES = ("backoff", "failed", "exited", "stopped", "stopping")
-QUEUE_KEYS = ("pending", "delivered", "retrying", "dead", "events_total")
+QUEUE_KEYS = ("pending", "delivered", "retrying", "dead", "events_total", "suppressed_cooldown")
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,7 @@ class QueueView:
     retrying: float | None = None
     dead: float | None = None
     events_total: float | None = None
+    suppressed_cooldown: float | None = None  # events not raised: same label within cooldown_s
 
 
 @dataclass(frozen=True)

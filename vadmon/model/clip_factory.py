@@ -77,9 +77,11 @@ def _missing_weights(arch: str, pretrained: str, why: str) -> VadmonError:
     return VadmonError(
         f"CLIP weights {arch}/{pretrained} are not available ({why})",
         fix=(
-            "connect once so open_clip can cache the tag, pass a local weights file "
-            "(--clip-pretrained /path/to/weights.bin), or import a published VadCLIP checkpoint "
-            "(vadmon import-checkpoint model_ucf.pth --preset ucf), which carries CLIP"
+            "connect once so open_clip can cache the tag, point at a local weights file "
+            "(monitor config: model.clip_pretrained: /path/to/weights.bin; vadmon train: "
+            "--clip-pretrained FILE; vadmon extract: --clip-pretrained FILE), or import a published "
+            "VadCLIP checkpoint (vadmon import-checkpoint model_ucf.pth --preset ucf), which "
+            "carries CLIP"
         ),
     )
 

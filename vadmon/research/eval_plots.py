@@ -15,15 +15,26 @@ import numpy as np
 from vadmon.atomic import atomic_write_text
 from vadmon.errors import VadmonError
 from vadmon.model.losses import topk_count
+from vadmon.research.eval_export import snippet_gt
 from vadmon.research.evaluate import FRAMES, EvalReport, VideoResult
 
 NORMAL = frozenset({"A"})
 
 
+def video_error(video: VideoResult, report: EvalReport) -> float:
+    """How wrong the model is on one video: with frame ground truth, the mean |C-Branch score −
+    event fraction| over its snippets; otherwise |video score − weak label| (video score = top-k
+    mean, the statistic the training loss uses)."""
+    if report.gt_kind is not None:
+        return float(np.abs(video.coarse - snippet_gt(video, report.normal_marks)).mean())
+    score = float(np.sort(video.coarse)[::-1][: topk_count(len(video.coarse))].mean())
+    return score if video.label == report.gt_classes[0] else 1.0 - score
+
+
 def choose_videos(
     report: EvalReport, names: list[str] | None, top: int | None
-) -> list[VideoResult]:
-    """Named videos, or the ``top`` N by video score (top-k mean C-Branch probability)."""
+) -> tuple[list[VideoResult], str]:
+    """(videos, the rule that picked them): the named ones, or the ``top`` N largest errors."""
     by_name = {v.video: v for v in report.videos}
     if names:
         missing = [n for n in names if n not in by_name]
@@ -31,12 +42,19 @@ def choose_videos(
             raise VadmonError(
                 f"video {missing[0]!r} is not in the test list", fix="use names without __<crop>"
             )
-        return [by_name[n] for n in names]
+        return [by_name[n] for n in names], "listed with --plot-videos"
+    n = max(0, top or 0)
+    ranked = sorted(report.videos, key=lambda v: video_error(v, report), reverse=True)[:n]
+    what = (
+        "mean |score − ground truth| per frame"
+        if report.gt_kind is not None
+        else "|video score − video label|"
+    )
+    return ranked, f"the {n} largest errors by {what}"
 
-    def score(v: VideoResult) -> float:
-        return float(np.sort(v.coarse)[::-1][: topk_count(len(v.coarse))].mean())
 
-    return sorted(report.videos, key=score, reverse=True)[: max(0, top or 0)]
+def _box(extent) -> list[float]:
+    return [round(float(v), 1) for v in (extent.x0, extent.y0, extent.x1, extent.y1)]
 
 
 def _safe_name(video: str) -> str:
@@ -44,7 +62,8 @@ def _safe_name(video: str) -> str:
 
 
 def plot_video(video: VideoResult, out_dir: Path, normal: frozenset[str] = NORMAL) -> Path:
-    """Write ``<video>.png`` (score vs frame, anomalous GT shaded) and ``<video>.json``."""
+    """Write ``<video>.png`` (score vs frame, events shaded, legend outside the axes) and
+    ``<video>.json`` (the plotted numbers and the rendered layout)."""
     try:
         import matplotlib
 
@@ -59,21 +78,31 @@ def plot_video(video: VideoResult, out_dir: Path, normal: frozenset[str] = NORMA
     coarse = np.repeat(video.coarse, FRAMES)
     fine = np.repeat(video.fine, FRAMES)
     fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
-    for (start, end), label in zip(video.segments, video.segment_labels, strict=True):
-        if label not in normal:
-            ax.axvspan(start, end, color="tab:red", alpha=0.2, lw=0)
+    segments, labels = video.events(normal)
+    for i, (start, end) in enumerate(segments):
+        label = "ground truth" if i == 0 else None
+        ax.axvspan(start, end, color="tab:red", alpha=0.2, lw=0, label=label)
     ax.plot(frames, coarse, color="tab:blue", lw=1.2, label="coarse (C-Branch)")
     ax.plot(frames, fine, color="tab:orange", lw=1.0, alpha=0.8, label="fine (1 − P(normal))")
+    if video.probe is not None:
+        probe = np.repeat(video.probe, FRAMES)
+        ax.plot(frames, probe, color="tab:gray", lw=1.0, ls="--", label="supervised probe")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(0, max(1, video.frames))
     ax.set_xlabel("frame")
     ax.set_ylabel("anomaly score")
     ax.set_title(f"{video.video} ({video.label})")
-    ax.legend(loc="upper right", fontsize=8)
+    # outside the axes, so it never hides a curve
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     fig.tight_layout()
+    fig.canvas.draw()
+    layout = {  # rendered boxes in pixels, so a program can check the legend hides no curve
+        "axes": _box(ax.get_window_extent()),
+        "legend": _box(legend.get_window_extent()),
+    }
     png = out_dir / f"{_safe_name(video.video)}.png"
     tmp = png.with_name("." + png.name + ".tmp.png")
-    fig.savefig(tmp)
+    fig.savefig(tmp, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(png)
     data = {
@@ -83,8 +112,10 @@ def plot_video(video: VideoResult, out_dir: Path, normal: frozenset[str] = NORMA
         "frames_per_snippet": FRAMES,
         "coarse": [round(float(x), 6) for x in video.coarse],
         "fine": [round(float(x), 6) for x in video.fine],
-        "segments": [list(s) for s in video.segments],
-        "segment_labels": list(video.segment_labels),
+        "segments": segments,
+        "segment_labels": labels,
+        "probe": None if video.probe is None else [round(float(x), 6) for x in video.probe],
+        "layout": layout,
     }
     atomic_write_text(png.with_suffix(".json"), json.dumps(data) + "\n")
     return png
@@ -92,6 +123,7 @@ def plot_video(video: VideoResult, out_dir: Path, normal: frozenset[str] = NORMA
 
 def plot_report(
     report: EvalReport, out_dir: Path, names: list[str] | None = None, top: int | None = None
-) -> list[Path]:
-    normal = frozenset({"A", *report.gt_classes[:1]})
-    return [plot_video(v, Path(out_dir), normal) for v in choose_videos(report, names, top)]
+) -> tuple[list[Path], str]:
+    """Plot the chosen videos; returns the PNGs and the rule that chose them."""
+    videos, rule = choose_videos(report, names, top)
+    return [plot_video(v, Path(out_dir), report.normal_marks) for v in videos], rule

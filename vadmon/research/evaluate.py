@@ -36,7 +36,9 @@ from vadmon.model.predict import score_features
 from vadmon.model.vadclip import VadCLIP
 from vadmon.research import annotations as ann
 from vadmon.research import metrics
+from vadmon.research import provenance as prov
 from vadmon.research import train_data as td
+from vadmon.research.probe import ProbeResult, run_probe
 
 FRAMES = metrics.FRAMES_PER_SNIPPET
 
@@ -70,10 +72,22 @@ class VideoResult:
     class_probs: np.ndarray  # [T, C]
     segments: list[tuple[int, int]] = field(default_factory=list)  # GT, frames [s, e)
     segment_labels: list[str] = field(default_factory=list)
+    path: Path | None = None  # the feature file scored
+    probe: np.ndarray | None = None  # [T] supervised probe probability (``--probe``)
 
     @property
     def frames(self) -> int:
         return FRAMES * len(self.coarse)
+
+    def events(self, normal: frozenset[str]) -> tuple[list[list[int]], list[str]]:
+        """GT segments and labels of events only: a normal video has none (the annotation
+        formats give it one normal segment spanning the video, which is not an event)."""
+        pairs = [
+            (list(s), lab)
+            for s, lab in zip(self.segments, self.segment_labels, strict=True)
+            if lab not in normal
+        ]
+        return [s for s, _ in pairs], [lab for _, lab in pairs]
 
 
 @dataclass
@@ -90,6 +104,14 @@ class EvalReport:
     map: list[float] = field(default_factory=list)
     seconds: float = 0.0
     checkpoint: str | None = None
+    crop: int | None = None
+    crop_source: str = ""
+    features: dict[str, Any] | None = None  # the test features' origin sidecar
+    probe: ProbeResult | None = None
+
+    @property
+    def normal_marks(self) -> frozenset[str]:
+        return frozenset({ann.GT_NORMAL_LABEL, *self.gt_classes[:1]})
 
     @property
     def map_avg(self) -> float | None:
@@ -110,6 +132,10 @@ class EvalReport:
             "map_iou": self.map_iou,
             "map": self.map,
             "map_avg": self.map_avg,
+            "crop": self.crop,
+            "crop_source": self.crop_source,
+            "features": self.features,
+            "probe": self.probe.to_dict() if self.probe else None,
             "seconds": round(self.seconds, 3),
         }
         if per_video:
@@ -120,8 +146,8 @@ class EvalReport:
                     "snippets": len(v.coarse),
                     "max_coarse": float(v.coarse.max()),
                     "max_fine": float(v.fine.max()),
-                    "segments": [list(s) for s in v.segments],
-                    "segment_labels": v.segment_labels,
+                    "segments": v.events(self.normal_marks)[0],
+                    "segment_labels": v.events(self.normal_marks)[1],
                 }
                 for v in self.videos
             ]
@@ -169,10 +195,12 @@ def score_videos(
         text = model.encode_prompts(model.config.class_names)
     results = []
     for v in _maybe_progress(videos, progress):
-        path = v.path_for_crop(crop)
+        path = v.path_for_crop(crop, "--crop")
         feats = td.load_feature_file(path, model.config.visual_width)
         r = score_features(model, feats, text_features=text, where=str(path))
-        results.append(VideoResult(v.name, v.label, r["coarse"], r["fine"], r["class_probs"]))
+        results.append(
+            VideoResult(v.name, v.label, r["coarse"], r["fine"], r["class_probs"], path=path)
+        )
     return results
 
 
@@ -264,8 +292,10 @@ def evaluate_model(
     gt: GroundTruthSource | None = None,
     crop: int | None = None,
     progress: bool = False,
+    probe: bool = False,
 ) -> EvalReport:
-    """Score every video of ``test_list`` and compute all metrics the ground truth allows."""
+    """Score every video of ``test_list`` and compute all metrics the ground truth allows;
+    ``probe`` adds the supervised linear probe's AUC on the same features (``research.probe``)."""
     started = time.monotonic()
     names = model.config.class_names
     keys = gt_class_keys(names, label_map)
@@ -274,10 +304,27 @@ def evaluate_model(
     normal = td.is_normal(videos, label_map, names)
     results = score_videos(model, videos, crop, progress)
     kind = attach_ground_truth(results, gt or GroundTruthSource(), keys)
-    report = EvalReport(str(test_list), list(names), keys, kind, results)
+    report = EvalReport(str(test_list), list(names), keys, kind, results, crop=crop)
     compute_metrics(report, normal)
+    if probe:
+        add_probe(report, model.config.visual_width)
     report.seconds = time.monotonic() - started
     return report
+
+
+def add_probe(report: EvalReport, width: int) -> None:
+    """Fit the probe on the scored features with frame labels; its scores join each video."""
+    if report.coarse is None:
+        raise VadmonError(
+            "--probe needs frame ground truth with normal and anomalous frames",
+            report.test_list,
+            "pass --gt-csv, --gt-temporal or --gt-segments/--gt-labels",
+        )
+    feats = [td.load_feature_file(r.path, width) for r in report.videos if r.path is not None]
+    frame_gt = _frame_gt(report.videos, set(report.normal_marks))
+    report.probe, scores = run_probe(feats, frame_gt, report.coarse["auc"])
+    for r, sc in zip(report.videos, scores, strict=True):
+        r.probe = sc
 
 
 def evaluate_checkpoint(
@@ -286,18 +333,22 @@ def evaluate_checkpoint(
     gt: GroundTruthSource | None = None,
     preset: str | None = None,
     crop: int | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     progress: bool = False,
+    probe: bool = False,
 ) -> EvalReport:
-    """``evaluate_model`` on a saved checkpoint; ``preset`` supplies the label map if missing."""
+    """``evaluate_model`` on a saved checkpoint; ``preset`` supplies the label map if missing.
+
+    Everything that can be checked without scoring is checked first: the crop exists for every
+    video, and the features come from the checkpoint's tower."""
     ck = ckpt_mod.load(checkpoint)
     label_map = dict(ck.label_map)
     if preset is not None:
-        p = load_preset(preset)
-        label_map = label_map or p.label_map
-        crop = crop if crop is not None else p.train.get("test_crop")
-    if crop is None:
-        crop = ck.meta.get("hyper", {}).get("val_crop")
+        label_map = label_map or load_preset(preset).label_map
+    crop, crop_source = td.resolve_crop(crop, preset, ck.meta)
+    videos = td.read_videos(Path(test_list))
+    files = [v.path_for_crop(crop, "--crop") for v in videos]
+    features = prov.check_checkpoint(ck, files, str(checkpoint))
     try:
         model = ck.build(device)
     except VadmonError as exc:
@@ -306,13 +357,18 @@ def evaluate_checkpoint(
         raise VadmonError(
             "the checkpoint carries no label map", str(checkpoint), "pass --preset ucf|xd"
         )
-    report = evaluate_model(model, test_list, label_map, gt, crop, progress)
+    report = evaluate_model(model, test_list, label_map, gt, crop, progress, probe)
     report.checkpoint = str(checkpoint)
+    report.crop_source, report.features = crop_source, features
     return report
 
 
 def summary_lines(report: EvalReport) -> list[str]:
     lines = [f"{len(report.videos)} videos, ground truth: {report.gt_kind or 'video labels only'}"]
+    crop = "as listed" if report.crop is None else str(report.crop)
+    lines.append(f"scored crop {crop} ({report.crop_source or 'as asked'})")
+    if report.checkpoint is not None and report.features is None:
+        lines.append(prov.UNCHECKED)
     if report.video_auc is not None:
         lines.append(f"video-level AUC (C-Branch top-k): {report.video_auc:.4f}")
     for name, m in (("coarse (C-Branch)", report.coarse), ("fine (A-Branch)", report.fine)):
@@ -323,6 +379,13 @@ def summary_lines(report: EvalReport) -> list[str]:
             f"{i:.1f}:{v:.2f}" for i, v in zip(report.map_iou, report.map, strict=True)
         )
         lines.append(f"mAP@IoU {cells}  avg {report.map_avg:.2f}")
+    if report.probe is not None:
+        pr = report.probe
+        lines.append(
+            f"supervised linear probe (frame labels, {pr.folds}-fold by video): frame AUC "
+            f"{pr.auc:.4f}  AP {pr.ap:.4f}  vs model {report.coarse['auc']:.4f}"
+        )
+        lines.append(f"  → {pr.verdict()}")
     return lines
 
 

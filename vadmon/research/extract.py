@@ -38,6 +38,7 @@ import torch
 
 from vadmon.model.crops import ClipPreprocess, crop_indices
 from vadmon.research.decode import DONE, SNIPPET_FRAMES, Snippet, VideoEnd, decode_videos
+from vadmon.research.provenance import FeatureOrigin, write_sidecar
 from vadmon.research.videos import LabelFn, VideoJob, label_from_parent, plan_jobs
 
 TMP_SUFFIX = ".tmp"
@@ -72,6 +73,35 @@ def snippet_offsets(frames_per_snippet: int) -> tuple[int, ...]:
     if not 1 <= k <= SNIPPET_FRAMES:
         raise ValueError(f"frames_per_snippet must be 1..{SNIPPET_FRAMES}, got {k}")
     return tuple(int((j + 0.5) * SNIPPET_FRAMES / k) for j in range(k))
+
+
+def feature_origin(
+    *,
+    clip_arch: str,
+    clip_pretrained: str | None,
+    clip_checksum: str,
+    embed_dim: int,
+    preprocess: ClipPreprocess,
+    crop_mode: str,
+    frames_per_snippet: int,
+    precision: str = "fp32",
+) -> FeatureOrigin:
+    """The sidecar record of one extraction (see ``vadmon.research.provenance``)."""
+    return FeatureOrigin(
+        clip_arch=clip_arch,
+        clip_pretrained=clip_pretrained or None,
+        clip_checksum=clip_checksum,
+        embed_dim=embed_dim,
+        image_size=preprocess.size,
+        mean=tuple(preprocess.mean),
+        std=tuple(preprocess.std),
+        crop_mode=crop_mode,
+        crops=crop_indices(crop_mode),
+        snippet_frames=SNIPPET_FRAMES,
+        frames_per_snippet=frames_per_snippet,
+        frame_offsets=snippet_offsets(frames_per_snippet),
+        precision=precision,
+    )
 
 
 # --------------------------------------------------------------------------- encoding side
@@ -256,11 +286,14 @@ def extract_videos(
     batch_size: int = 64,
     label_fn: LabelFn = label_from_parent,
     progress: bool = False,
+    origin: FeatureOrigin | None = None,
 ) -> ExtractSummary:
     """Extract features of every video under ``inputs`` into ``out_dir`` (see module doc).
 
     ``encode`` maps a normalised float32 batch ``[N, 3, S, S]`` to embeddings ``[N, D]``;
     ``preprocess`` must describe the same model's input (``ClipPreprocess.from_cfg``).
+    ``origin`` (``feature_origin``) is written to ``<out>/features.json`` before any video is
+    decoded; an existing sidecar of another recipe stops the run with nothing written.
     Exceptions from ``encode`` stop the run; files of videos finished before stay valid.
     """
     crops = crop_indices(crop_mode)
@@ -269,6 +302,10 @@ def extract_videos(
         raise ValueError("batch_size must be ≥ 1")
     prep = preprocess or ClipPreprocess()
     jobs = plan_jobs(inputs, label_fn)
+    if origin is not None:
+        if origin.crops != crops or origin.frame_offsets != offsets:
+            raise ValueError("origin does not describe this extraction's crops/sampling")
+        write_sidecar(out_dir, origin)
     summary = ExtractSummary()
     todo = _split_done(jobs, out_dir, crops, summary)
 

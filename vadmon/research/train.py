@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,11 @@ from vadmon.model.config import VadClipConfig, load_preset
 from vadmon.model.losses import topk_count, total_loss
 from vadmon.model.predict import score_features
 from vadmon.model.vadclip import VadCLIP
+from vadmon.research import provenance as prov
+from vadmon.research import train_checks as tc
 from vadmon.research import train_data as td
 from vadmon.research import train_state as ts
+from vadmon.research.prefetch import prefetch
 from vadmon.research.train_options import (
     Hyper,
     TrainOptions,
@@ -83,16 +86,16 @@ def build_model(opts: TrainOptions) -> tuple[VadCLIP, dict[str, str]]:
             model.attn_window = model.config.attn_window
             model.attn_mask = window_mask(model.config.visual_length, model.config.attn_window)
         return model, label_map or init.label_map or preset.label_map
-    clip = create_clip(opts.clip_arch, opts.clip_pretrained or None)
-    proj = clip.text_projection
-    width = int(proj.out_features if isinstance(proj, torch.nn.Linear) else proj.shape[1])
+    arch = opts.clip_arch or tc.DEFAULT_ARCH
+    clip = create_clip(arch, opts.clip_pretrained or None)
+    width = prov.embed_width(clip)
     length = opts.visual_length or int(preset.model.get("visual_length", 256))
     window = opts.attn_window or min(int(preset.model.get("attn_window", 8)), length)
     config: VadClipConfig = preset.model_config(
         visual_width=width,
         visual_length=length,
         attn_window=window,
-        clip_arch=opts.clip_arch,
+        clip_arch=arch,
         class_names=names,
     )
     return VadCLIP(config, clip), label_map or preset.label_map
@@ -110,7 +113,7 @@ def video_scores(
     text = model.encode_prompts(model.config.class_names)
     scores, per_snippet = [], []
     for v in videos:
-        path = v.path_for_crop(crop)
+        path = v.path_for_crop(crop, "--val-crop")
         feats = td.load_feature_file(path, model.config.visual_width)
         coarse = score_features(model, feats, text_features=text, where=str(path))["coarse"]
         k = topk_count(len(coarse))
@@ -153,15 +156,32 @@ class _Run:
     val_normal: list[bool]
     split: dict[str, Any]
     fingerprint: dict[str, Any]
+    origin: prov.FeatureOrigin | None
+    clip_checksum: str
 
 
 def _prepare(opts: TrainOptions) -> _Run:
+    """Everything checked and built before the first step: a mistake stops here, in one line."""
     preset = load_preset(opts.preset)
     hyper = resolve_hyper(preset.train, opts)
     device = resolve_device(opts.device)
     videos = td.read_videos(opts.train_list)
+    origin = tc.features_origin(videos, opts.test_list, hyper.val_crop)
+    if origin is None:
+        opts.log(prov.UNCHECKED)
+    if opts.checkpoint_init is None:
+        arch, pretrained = tc.resolve_tower(opts.clip_arch, opts.clip_pretrained, origin)
+        opts = replace(opts, clip_arch=arch, clip_pretrained=pretrained)
     make_deterministic(hyper.seed, device)
     model, label_map = build_model(opts)
+    clip_sum = prov.clip_checksum(model.clipmodel)
+    fix = "train with the features' tower (omit --clip-arch/--clip-pretrained) or re-extract"
+    width = model.config.visual_width
+    where = str(opts.checkpoint_init or opts.train_list)
+    prov.check_tower(
+        origin, arch=model.config.clip_arch, width=width, checksum=clip_sum, where=where, fix=fix
+    )
+    tc.check_width(videos[0].paths[0], width, fix)
     names = model.config.class_names
     td.check_labels(videos, label_map, names)
     normal = td.is_normal(videos, label_map, names)
@@ -174,7 +194,27 @@ def _prepare(opts: TrainOptions) -> _Run:
             str(opts.train_list),
             "add videos, or pass --val-fraction 0 to keep the last epoch",
         )
-    samples = td.samples_of(train_v, [flags[v.name] for v in train_v])
+    tc.check_crop_files(val_v, hyper.val_crop, "--val-crop")
+    train_normal = [flags[v.name] for v in train_v]
+    n_normal = sum(normal)
+    for warning in (
+        tc.length_warning(train_v, train_normal),
+        tc.validation_warning(n_normal, len(videos) - n_normal, val_normal),
+    ):
+        if warning:
+            opts.log(warning)
+    samples = td.samples_of(train_v, train_normal)
+    plan = tc.scale_batches(
+        samples, hyper.batch_size, hyper.batch_normal, hyper.batch_anomaly, opts.min_steps
+    )
+    if plan.note:
+        opts.log(plan.note)
+    hyper = replace(
+        hyper,
+        batch_size=plan.batch_size,
+        batch_normal=plan.batch_normal,
+        batch_anomaly=plan.batch_anomaly,
+    )
     split = {
         "train_videos": len(train_v),
         "train_samples": len(samples),
@@ -192,7 +232,18 @@ def _prepare(opts: TrainOptions) -> _Run:
     }
     model.to(device)
     return _Run(
-        opts, hyper, model, label_map, device, samples, val_v, val_normal, split, fingerprint
+        opts,
+        hyper,
+        model,
+        label_map,
+        device,
+        samples,
+        val_v,
+        val_normal,
+        split,
+        fingerprint,
+        origin,
+        clip_sum,
     )
 
 
@@ -247,17 +298,10 @@ def _train_epoch(run: _Run, epoch: int, opt, progress) -> dict[str, float]:
         else None
     )
     run.model.train()
-    for step, batch in enumerate(
-        td.iter_batches(
-            run.samples,
-            batches,
-            cfg.visual_length,
-            cfg.visual_width,
-            run.label_map,
-            cfg.class_names,
-        ),
-        start=1,
-    ):
+    loaded = td.iter_batches(
+        run.samples, batches, cfg.visual_length, cfg.visual_width, run.label_map, cfg.class_names
+    )
+    for step, batch in enumerate(prefetch(loaded, depth=2), start=1):
         out = run.model(batch.visual.to(run.device), batch.lengths, class_names=cfg.class_names)
         terms = total_loss(
             out.logits1,
@@ -282,13 +326,22 @@ def _train_epoch(run: _Run, epoch: int, opt, progress) -> dict[str, float]:
 
 def train(opts: TrainOptions) -> TrainResult:
     """Train (or resume) and write the final self-describing checkpoint to ``opts.output``."""
+    with tc.Threads(tc.training_threads(opts.threads)) as threads:
+        return _train(opts, threads)
+
+
+def _train(opts: TrainOptions, threads: int) -> TrainResult:
     run = _prepare(opts)
     opt, sched = _optimizer(run)
     done, history, best = _restore(run, opt, sched)
     h = run.hyper
+    steps = len(
+        td.epoch_batches(run.samples, 1, h.seed, h.batch_size, h.batch_normal, h.batch_anomaly)
+    )
     opts.log(
-        f"training on {run.split['train_videos']} videos ({len(run.samples)} samples), "
-        f"validating on {len(run.val_videos)} held-out videos, device {run.device}"
+        f"training on {run.split['train_videos']} videos ({len(run.samples)} samples, "
+        f"{steps} steps per epoch), validating on {len(run.val_videos)} held-out videos, "
+        f"device {run.device}, {threads} thread{'s' if threads > 1 else ''}"
     )
     progress = progress_bar(opts.progress)
     if progress is not None:
@@ -364,6 +417,8 @@ def _finish(run: _Run, history: list[dict[str, Any]], best: dict[str, Any]) -> T
         else "last epoch (no validation split)",
         "split": run.split,
         "history": history,
+        "clip_checksum": run.clip_checksum,
+        "features": run.origin.to_dict() if run.origin else None,
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     final = ckpt_mod.Checkpoint(model.config, state, dict(run.label_map), meta)

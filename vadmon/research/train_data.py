@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from vadmon.errors import VadmonError
+from vadmon.model.config import load_preset
 from vadmon.model.losses import multi_hot
 from vadmon.model.sequence import check_features, uniform_resample
 from vadmon.research.annotations import ListEntry, read_list_csv
@@ -34,12 +36,46 @@ class Video:
     paths: list[Path] = field(default_factory=list)
     crops: list[int | None] = field(default_factory=list)
 
-    def path_for_crop(self, preferred: int | None) -> Path:
-        """One crop for scoring (validation/test use a single crop, as published)."""
-        if preferred in self.crops:
+    def path_for_crop(self, preferred: int | None, flag: str = "--crop") -> Path:
+        """The file of crop ``preferred`` (validation/test score one crop, as published).
+
+        Never a silent substitute: a video without that crop is an error naming the file that
+        is missing. A video listed by one file is used as is when no crop is asked for, or when
+        its name has no ``__<crop>`` suffix to check.
+        """
+        if preferred is not None and preferred in self.crops:
             return self.paths[self.crops.index(preferred)]
-        known = sorted((c, i) for i, c in enumerate(self.crops) if c is not None)
-        return self.paths[known[0][1] if known else 0]
+        if len(self.paths) == 1 and (preferred is None or self.crops == [None]):
+            return self.paths[0]
+        known = sorted(c for c in self.crops if c is not None)
+        if preferred is None:
+            raise VadmonError(
+                f"video {self.name!r} is listed with crops {known}: which one to score is not set",
+                str(self.paths[0]),
+                f"pass {flag} (the UCF preset scores 5, XD 0)",
+            )
+        missing = self.paths[0].with_name(f"{self.name}__{preferred}.npy")
+        raise VadmonError(
+            f"crop {preferred} of video {self.name!r} is not in the list (crops {known}); "
+            f"missing {missing}",
+            str(self.paths[0].parent),
+            f"extract it (vadmon extract --crop-mode 10crop) or pass {flag} {known[0]}",
+        )
+
+
+def resolve_crop(
+    explicit: int | None, preset: str | None, meta: dict[str, Any]
+) -> tuple[int | None, str]:
+    """(crop, where it came from): ``--crop``, else the preset's test crop, else the crop the
+    checkpoint was validated on, else none (a list with one file per video)."""
+    if explicit is not None:
+        return explicit, "--crop"
+    if preset is not None and load_preset(preset).train.get("test_crop") is not None:
+        return load_preset(preset).train["test_crop"], f"preset {preset} test crop"
+    val_crop = (meta.get("hyper") or {}).get("val_crop")
+    if val_crop is not None:
+        return val_crop, "the checkpoint's validation crop"
+    return None, "the only file listed per video"
 
 
 def resolve_path(path: str, list_file: Path) -> Path:

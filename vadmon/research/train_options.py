@@ -55,8 +55,8 @@ class TrainOptions:
     work_dir: Path
     preset: str = "ucf"
     checkpoint_init: Path | None = None
-    clip_arch: str = "ViT-B-16"
-    clip_pretrained: str | None = "openai"
+    clip_arch: str | None = None  # None: the features' tower (sidecar), else ViT-B-16
+    clip_pretrained: str | None = None  # None: the features' weights, else openai; "" random
     classes: list[tuple[str, str]] | None = None  # (list label, prompt text); normal first
     visual_length: int | None = None
     attn_window: int | None = None
@@ -67,6 +67,8 @@ class TrainOptions:
     test_list: Path | None = None
     test_gt: Any = None  # vadmon.research.evaluate.GroundTruthSource
     device: str = "cpu"
+    threads: int | None = None  # intra-op threads (None: usable cores less the loader's)
+    min_steps: int = 8  # shrink batches so an epoch has at least this many steps (0: never)
     resume: bool = False
     stop_after: int | None = None
     progress: bool = False

@@ -47,13 +47,14 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:
-    """Cheap content hash of frozen weights (sum and sum of squares per tensor, in fp64)."""
+def tensor_checksum(tensors: dict[str, torch.Tensor], digits: int = 10) -> str:
+    """Cheap content hash of frozen weights (sum and sum of squares per tensor, in fp64, to
+    ``digits`` significant digits)."""
     h = hashlib.sha256()
     for key in sorted(tensors):
         t = tensors[key].detach().double().cpu()
         h.update(key.encode())
-        h.update(f"{t.sum().item():.10e}:{(t * t).sum().item():.10e}".encode())
+        h.update(f"{t.sum().item():.{digits}e}:{(t * t).sum().item():.{digits}e}".encode())
     return h.hexdigest()[:16]
 
 

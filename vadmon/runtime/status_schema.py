@@ -34,7 +34,8 @@ Example inference heartbeat::
 Example alerts heartbeat::
 
     {"process": "alerts", "ts": ..., "pid": ...,
-     "counters": {"pending": 1, "delivered": 20, "retrying": 1, "dead": 0, "events_total": 7},
+     "counters": {"pending": 1, "delivered": 20, "retrying": 1, "dead": 0, "events_total": 7,
+                  "suppressed_cooldown": 2},
      "info": {"recent_events": [{"id": "1718000000.000000-a1b2c3", "camera": "door",
                                  "label": "Fighting", "prob": 0.81, "start": 1718000000.0,
                                  "duration": 4.5, "kind": "update"}],
@@ -108,6 +109,7 @@ class AlertCounters(TypedDict, total=False):
     retrying: int  # pending deliveries that already failed at least once
     dead: int  # gave up (dead letters)
     events_total: int  # events opened since start
+    suppressed_cooldown: int  # events not raised: same camera+label within cooldown_s
 
 
 class RecentEvent(TypedDict, total=False):
