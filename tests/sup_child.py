@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from vadmon.runtime.heartbeat import HeartbeatSender
+from vadmon.runtime.heartbeat import HeartbeatSender, report_fatal
 
 
 def main() -> int:
@@ -28,6 +28,10 @@ def main() -> int:
         return 3
     if mode == "exit0":
         return 0
+    if mode == "bad_input":  # what a vadmon process does on a config error
+        print("sup_child: error: bad source in config", file=sys.stderr)
+        report_fatal("bad source in config: in cameras.door.source")
+        return 2
     sender = HeartbeatSender.from_env() if mode in ("beat", "hostile") else None
     # hostile: a wrong-typed field in an otherwise well-formed capture status
     body = {"counters": {"fps": "x"}} if mode == "hostile" else {"state": "online"}

@@ -156,7 +156,8 @@ def test_sigkill_of_supervisor_leaves_no_orphans_or_files(tmp_path: Path, subpro
         child_dict("steady", "forever", tmp_path),
         child_dict("stubborn", "ignore_term", tmp_path),
     ]
-    extra = ("--cleanup-path", str(ipc_dir), "--shm-prefix", prefix)
+    made = ("--cleanup-path", str(ipc_dir / "frames.ipc"), "--cleanup-path", str(ipc_dir))
+    extra = (*made, "--shm-prefix", prefix)  # what it made: the file, then its directory
     proc = start_supervisor_process(tmp_path, children, {}, env, *extra)
     try:
         wait_for(lambda: pids(tmp_path, "steady") and pids(tmp_path, "stubborn"), 20, "children")
@@ -253,3 +254,28 @@ def test_orderly_shutdown_runs_cleanup(tmp_path: Path, subprocess_env) -> None:
     sup.shutdown()
     assert called == ["hook"] and not target.exists()
     assert sup.status()["steady"].state == "stopped"
+
+
+def test_bad_input_from_a_camera_keeps_the_others_running(tmp_path: Path, subprocess_env) -> None:
+    """Exit code 2 from a non-essential child (a camera): it stays down, its reason shown, and
+    the rest keep running. Before: any child's exit 2 stopped everything. An essential child's
+    exit 2 still stops the monitor with exit 2."""
+    camera = child("camera", "bad_input", tmp_path, subprocess_env, essential=False)
+    sup = Supervisor(
+        [camera, child("steady", "forever", tmp_path, subprocess_env)],
+        heartbeat_endpoint=f"ipc://{tmp_path}/hb.sock",
+    )
+    sup.start()
+    try:
+        drive(sup, lambda: sup.status()["camera"].state == "failed", 20, "camera to fail")
+        for _ in range(20):  # two seconds more: no restart, no stop
+            sup.poll(0.1)
+        status = sup.status()
+        reason = "bad input, not restarted: bad source in config: in cameras.door.source"
+        assert status["camera"].last_exit == reason  # the child's own line, shown
+        assert status["camera"].starts == 1 and sup.failure is None
+        assert status["steady"].state == "running" and alive(status["steady"].pid)
+    finally:
+        sup.shutdown()
+    core = Supervisor([child("inference", "bad_input", tmp_path, subprocess_env)])
+    assert core.run() == 2

@@ -27,8 +27,10 @@ from vadmon.runtime.transport import (
     RecvStats,
     SendStats,
     SocketLimits,
+    close_socket,
     ipc_dir,
     ipc_endpoint,
+    make_ipc_dir,
     puller,
     pusher,
     recv_message,
@@ -67,13 +69,19 @@ def good_frame_parts() -> list[bytes]:
     return header.to_parts(bytes(2 * 3 * 3))
 
 
-def test_ipc_dir_is_private(tmp_path: Path) -> None:
-    made = ipc_dir(tmp_path / "new" / "ipc")
-    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+def test_ipc_dir_is_private(tmp_path: Path, ctx: zmq.Context) -> None:
+    """A directory vadmon makes is 0700 (and its own to remove); an existing one — maybe the
+    user's own folder — is left as it is, and each socket file in it is 0600 instead."""
+    made, created = make_ipc_dir(tmp_path / "new" / "ipc")
+    assert created and stat.S_IMODE(made.stat().st_mode) == 0o700
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o755)
     os.chmod(loose, 0o755)
-    assert stat.S_IMODE(ipc_dir(loose).stat().st_mode) == 0o700
+    assert make_ipc_dir(loose) == (loose, False)
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o755
+    sock = puller(ctx, ipc_endpoint(loose, "x"), do_bind=True)
+    assert stat.S_IMODE((loose / "x.sock").stat().st_mode) == 0o600
+    close_socket(sock, ipc_endpoint(loose, "x"))
     afile = tmp_path / "file"
     afile.write_text("x")
     with pytest.raises(VadmonError):

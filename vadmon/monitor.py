@@ -9,14 +9,26 @@ in ``ps``) plus their role.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+import tempfile
 from pathlib import Path
 
 from vadmon.atomic import make_dirs
+from vadmon.capture.process import capture_endpoints
 from vadmon.config import MonitorConfig
 from vadmon.errors import VadmonError
 from vadmon.runtime.child import ChildSpec
-from vadmon.settings import endpoints_dir, heartbeat_endpoint, link_client, link_server
+from vadmon.runtime.cleanup import Cleanup
+from vadmon.runtime.instance_lock import acquire_instance_lock, release_instance_lock
+from vadmon.runtime.transport import ipc_path, make_ipc_dir
+from vadmon.settings import (
+    endpoints_dir,
+    heartbeat_endpoint,
+    link_client,
+    link_server,
+    score_endpoint,
+)
 
 ROLES = ("all", "capture", "inference")
 
@@ -42,6 +54,80 @@ def check_role(cfg: MonitorConfig, role: str) -> None:
         link_server(cfg)
 
 
+def implied_role(cfg: MonitorConfig) -> str:
+    """The role a config is written for: a tcp side alone means one half of a split monitor."""
+    tcp = cfg.transport.tcp
+    if tcp is None or (tcp.bind is None) == (tcp.connect is None):
+        return "all"
+    return "inference" if tcp.bind is not None else "capture"
+
+
+def preflight(cfg: MonitorConfig, role: str) -> None:
+    """Every check the processes would make at run time, made before anything starts.
+
+    ``vadmon config check`` and ``vadmon run`` both call this, so a config that passes the
+    check cannot then fail in a child with a config error (exit 2) after the others started.
+    """
+    from vadmon.capture.source import open_source  # builds the source object, opens nothing
+
+    check_role(cfg, role)
+    if role != "inference":
+        for name, cam in cfg.enabled_cameras().items():
+            try:
+                open_source(str(cam.source), loop=cam.loop)
+            except ValueError as exc:
+                raise VadmonError(
+                    str(exc), f"cameras.{name}.source", "give a stream URL, file path or webcam"
+                ) from None
+    socket_paths(cfg, role)  # ipc socket paths that would not fit in sun_path
+
+
+def socket_paths(cfg: MonitorConfig, role: str) -> list[Path]:
+    """Every ipc socket file this monitor's processes bind (the cleanup's targets)."""
+    endpoints = [heartbeat_endpoint(cfg)]
+    if role != "inference":
+        for camera in cfg.enabled_cameras():
+            local = capture_endpoints(endpoints_dir(cfg), camera)
+            endpoints += [local.publish, local.snippets]
+    if role != "capture":
+        endpoints.append(score_endpoint(cfg))
+    return [path for ep in endpoints if (path := ipc_path(ep)) is not None]
+
+
+def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
+    """Lock the instance, then make what it needs; returns exactly what to remove at exit.
+
+    The lock comes first so that a refused second monitor has created (and removes) nothing.
+    Shared-memory segments get a per-run prefix: cleanup by prefix then touches only segments
+    this run's children made, never another instance's or a newer run's.
+    """
+    lock_fd = acquire_instance_lock(cfg.lock_path(), cfg.instance, config_name)
+    try:
+        check_storage(cfg.storage.dir)
+        directory, created = make_ipc_dir(endpoints_dir(cfg))
+    except BaseException:
+        release_instance_lock(lock_fd, cfg.lock_path())
+        raise
+    run_prefix = f"{cfg.shm_prefix()}{secrets.token_hex(4)}."
+    os.environ["VADMON_SHM_PREFIX"] = run_prefix
+    paths = socket_paths(cfg, role) + ([directory] if created else [])
+    return Cleanup(paths, [run_prefix], lock_fd=lock_fd, lock_path=cfg.lock_path())
+
+
+def check_storage(directory: Path) -> None:
+    """``storage.dir`` must exist and take writes: one clear line instead of a traceback later."""
+    try:
+        make_dirs(directory, private=True)  # event data: 0700 when we create it
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".vadmon-write-test-"):
+            pass
+    except OSError as exc:
+        raise VadmonError(
+            f"storage directory is not writable ({exc.strerror or exc})",
+            f"storage.dir = {directory}",
+            "make it writable or point storage.dir elsewhere",
+        ) from None
+
+
 def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> list[ChildSpec]:
     """The processes of one monitor: capture per enabled camera, inference, alerts.
 
@@ -60,6 +146,7 @@ def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> lis
             argv=[py, "-m", "vadmon.capture", "--config", conf, "--camera", name],
             env=env,
             heartbeat=True,
+            essential=False,  # a camera with bad input stays down; the others keep running
         )
         for name in cfg.enabled_cameras()
     ]
@@ -103,16 +190,12 @@ def run_monitor(
 
     from vadmon.config import load_config
     from vadmon.dashboard.console import MonitorConsole
-    from vadmon.runtime.cleanup import Cleanup
     from vadmon.runtime.logs import setup_logging
     from vadmon.runtime.supervisor import Supervisor
-    from vadmon.runtime.transport import ipc_dir
 
     cfg = load_config(config_path)
-    check_role(cfg, role)
-    ipc_dir(endpoints_dir(cfg))
-    make_dirs(cfg.storage.dir, private=True)  # event data: 0700 when we create it
-    os.environ["VADMON_SHM_PREFIX"] = cfg.shm_prefix()
+    preflight(cfg, role)
+    cleanup = claim_instance(cfg, str(config_path), role)
     specs = child_specs(cfg, config_path, role)
     live = wants_dashboard(cfg, dashboard)
     log_dir = cfg.storage.dir / "logs" if live else None
@@ -122,7 +205,7 @@ def run_monitor(
         specs,
         cfg.supervisor,
         heartbeat_endpoint=heartbeat_endpoint(cfg),
-        cleanup=Cleanup(paths=[endpoints_dir(cfg)], shm_prefixes=[cfg.shm_prefix()]),
+        cleanup=cleanup,
         systemd=systemd,
         log_dir=log_dir,
     )

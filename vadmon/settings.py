@@ -26,6 +26,7 @@ from vadmon.capture.watchdog import WatchdogSettings
 from vadmon.config import AlertsConfig, MonitorConfig, WebhookConfig
 from vadmon.errors import VadmonError
 from vadmon.runtime.link import LinkClient, LinkPreviewSettings, LinkServer
+from vadmon.runtime.security import PUBLIC_SUFFIX, load_allowed_clients, load_public_key
 from vadmon.runtime.transport import ipc_endpoint
 
 if TYPE_CHECKING:
@@ -85,7 +86,38 @@ def link_server(cfg: MonitorConfig) -> LinkServer | None:
         return None
     need(curve.server_secret_file, "transport.curve.server_secret_file")
     need(curve.allowed_clients_dir, "transport.curve.allowed_clients_dir")
-    return LinkServer(tcp.bind, curve.server_secret_file, curve.allowed_clients_dir)
+    return LinkServer(
+        tcp.bind,
+        curve.server_secret_file,
+        curve.allowed_clients_dir,
+        client_cameras(cfg, curve.allowed_clients_dir, curve.client_cameras),
+        tcp.max_clock_skew_s,
+    )
+
+
+def client_cameras(
+    cfg: MonitorConfig, allowed_dir: Path, binding: dict[str, list[str]] | None
+) -> dict[str, frozenset[str]]:
+    """Client public key (z85) → the cameras it may send snippets for.
+
+    Without ``transport.curve.client_cameras`` every allowed key gets every configured camera;
+    either way a camera this config does not have is never accepted."""
+    configured = frozenset(cfg.enabled_cameras())
+    if binding is None:
+        return {key.decode(): configured for key in load_allowed_clients(allowed_dir)}
+    out: dict[str, frozenset[str]] = {}
+    for name, cams in binding.items():
+        where = f"transport.curve.client_cameras.{name}"
+        unknown = sorted(set(cams) - configured)
+        if unknown:
+            raise VadmonError(f"camera {unknown[0]!r} is not an enabled camera", where)
+        key_file = allowed_dir / f"{name}{PUBLIC_SUFFIX}"
+        if not key_file.is_file():
+            raise VadmonError(
+                f"no key file {key_file.name} in allowed_clients_dir", where, "copy it there"
+            )
+        out[load_public_key(key_file).decode()] = frozenset(cams)
+    return out
 
 
 def need(value: object, key: str) -> None:

@@ -12,6 +12,7 @@ the path from a webhook never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,7 @@ from vadmon.alerts.video import NO_ROOM, encode_clip
 from vadmon.atomic import atomic_write_bytes
 from vadmon.runtime.messages import PreviewFrame
 
+log = logging.getLogger("vadmon.alerts.clip_writer")
 PEAK_SLACK_S = 1.0  # a preview further than this from the peak is not the peak's frame
 
 
@@ -79,7 +81,13 @@ class ClipWriter:
         self.rings: dict[str, deque[Frame]] = {}
         self.recordings: dict[str, _Recording] = {}
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vadmon-clip")
-        self.counters = {"frames": 0, "snapshots": 0, "clips": 0, "clip_errors": 0}
+        self.counters = {
+            "frames": 0,
+            "snapshots": 0,
+            "snapshot_errors": 0,
+            "clips": 0,
+            "clip_errors": 0,
+        }
         self.snapshot_ts: dict[str, float] = {}  # event id → preview ts in its snapshot
 
     def _dir(self, camera: str) -> Path:
@@ -125,6 +133,10 @@ class ClipWriter:
             return str(path) if written is not None else None  # no room under the media cap
         try:
             atomic_write_bytes(path, best.jpeg, private=True)
+        except OSError as exc:  # full or read-only disk: the event goes out without a new one
+            self.counters["snapshot_errors"] += 1
+            log.warning("snapshot %s not written: %s", path, exc.strerror or exc)
+            return str(path) if written is not None else None
         finally:
             if self.store is not None:
                 self.store.release(size)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -37,6 +39,7 @@ from vadmon.netpolicy import Network, allowed_networks, parse_address, refused
 from vadmon.redact import redact_url
 from vadmon.runtime.status_schema import ALERT_LATENCY_BUCKETS, Histogram
 
+log = logging.getLogger("vadmon.alerts.delivery")
 METRIC = "vadmon_webhook_deliveries_total"
 MAX_PAYLOAD_BYTES = 20_000
 AllowPrivate = bool | tuple[str, ...]
@@ -47,7 +50,9 @@ class UrlRefused(VadmonError):
 
 
 class UrlUnresolved(UrlRefused):
-    """A webhook host that does not resolve (now): possibly a DNS outage, not a bad config."""
+    """A webhook host that does not resolve (now): possibly a DNS outage, not a bad config.
+    Transient: the message is retried with backoff like a refused connection, never
+    dead-lettered on the spot and never a reason to stop at start-up."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def _split(url: str) -> tuple[str, int]:
 
 def _check_addresses(url: str, addrs: list[str], allow_private: AllowPrivate) -> None:
     if not addrs:
-        raise UrlRefused(f"webhook host of {redact_url(url)!r} does not resolve")
+        raise UrlUnresolved(f"webhook host of {redact_url(url)!r} resolved to no address")
     allowed = allowed_networks(allow_private)
     bad = sorted({a for a in addrs if _refused(a, allowed)})
     if bad:
@@ -193,8 +198,10 @@ class DeliveryWorker:
 
     def __post_init__(self) -> None:
         self._counts: dict[str, int] = dict.fromkeys(
-            ("attempts", "delivered", "failed", "dead", "disabled", "refused"), 0
+            ("attempts", "delivered", "failed", "dead", "disabled", "refused", "dns_errors"),
+            0,
         )
+        self._counts["outbox_errors"] = 0
         self._stop = threading.Event()
         # Set while the worker thread waits for its next due row or a ``wake()``: a caller that
         # sees it set knows a new row would otherwise wait for the poll interval.
@@ -233,7 +240,8 @@ class DeliveryWorker:
 
     def prometheus(self) -> dict[str, int]:
         """``{'vadmon_webhook_deliveries_total{status="delivered"}': n, ...}``."""
-        return {f'{METRIC}{{status="{k}"}}': v for k, v in self._counts.items() if k != "attempts"}
+        skip = ("attempts", "dns_errors", "outbox_errors")  # not outcomes of a delivery
+        return {f'{METRIC}{{status="{k}"}}': v for k, v in self._counts.items() if k not in skip}
 
     def run_once(self) -> int:
         """Deliver everything due now, synchronously (tests, CLI)."""
@@ -293,7 +301,14 @@ class DeliveryWorker:
         for row in rows:
             by_endpoint.setdefault(row.endpoint, []).append(row)
         jobs = [self._serve(outbox, client, name, items) for name, items in by_endpoint.items()]
-        await asyncio.gather(*jobs)
+        for failure in await asyncio.gather(*jobs, return_exceptions=True):
+            if isinstance(failure, sqlite3.Error):
+                # e.g. a full disk: the row stays as it was and is tried again on the next
+                # round (a receiver may see a message twice, with the same webhook-id)
+                self._counts["outbox_errors"] += 1
+                log.warning("outbox update failed (%s); retrying", failure)
+            elif isinstance(failure, BaseException):
+                raise failure
         return len(rows)
 
     async def _serve(
@@ -313,14 +328,18 @@ class DeliveryWorker:
     ) -> bool:
         try:
             await asyncio.wait_for(_check_url_async(ep.url, ep.allow_private), 5.0)
-        except (UrlRefused, asyncio.TimeoutError) as exc:
+        except (UrlUnresolved, asyncio.TimeoutError) as exc:  # DNS down: retry like any failure
+            self._counts["dns_errors"] += 1
+            reason = exc.what if isinstance(exc, UrlUnresolved) else "DNS lookup timed out"
+            result = _Result(error=f"DNS: {reason}"[:300])
+        except UrlRefused as exc:  # resolves, but to an address we must not send to
             self._counts["refused"] += 1
             self._counts["dead"] += 1
-            reason = exc.line() if isinstance(exc, UrlRefused) else "DNS lookup timed out"
-            outbox.mark_dead(row, row.attempts, f"refused: {reason}", time.time())
+            outbox.mark_dead(row, row.attempts, f"refused: {exc.line()}", time.time())
             return True
-        self._counts["attempts"] += 1
-        result = await self._post(client, ep, row)
+        else:
+            self._counts["attempts"] += 1
+            result = await self._post(client, ep, row)
         now = time.time()
         attempts = row.attempts + 1
         if result.status is not None and 200 <= result.status < 300:

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,20 +128,32 @@ class Outbox:
     def __init__(self, path: str | Path, readonly: bool = False, max_pending: int = 10_000) -> None:
         self.path = Path(path)
         self.max_pending = max_pending
-        self.conn = connect(self.path, readonly=readonly)
+        try:
+            self.conn = connect(self.path, readonly=readonly)
+        except (sqlite3.Error, OSError) as exc:  # read-only or full storage: one clear line
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise VadmonError(
+                f"cannot open the outbox database ({reason})",
+                str(self.path),
+                "make storage.dir writable and give it free space",
+            ) from None
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A failed COMMIT (e.g. ``database or disk is full``) is rolled
+        back too, so the connection is usable for the caller's retry."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
     # --- writer side (alert process) -------------------------------------------------------
 

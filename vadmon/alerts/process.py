@@ -15,8 +15,10 @@ import collections
 import contextlib
 import logging
 import signal
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
 from vadmon.alerts.delivery import (
     DeliverySettings,
     DeliveryWorker,
+    UrlUnresolved,
     build_body,
     check_url,
     new_msg_id,
@@ -41,6 +44,7 @@ from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
 from vadmon.runtime.status_schema import MAX_RECENT_EVENTS
 
+log = logging.getLogger("vadmon.alerts.process")
 MAX_BATCH = 500
 log = logging.getLogger("vadmon.alerts")
 
@@ -81,8 +85,13 @@ class AlertPipeline:
     def __init__(self, settings: AlertSettings) -> None:
         self.s = settings
         for ep in settings.delivery.endpoints:
-            check_url(ep.url, ep.allow_private)
+            try:
+                check_url(ep.url, ep.allow_private)
+            except UrlUnresolved as exc:  # DNS down now: delivery retries, alerting goes on
+                log.warning("webhook %s: %s; deliveries will retry", ep.name, exc)
         self.outbox = Outbox(settings.db_path, max_pending=settings.max_pending)
+        # writes the outbox refused (full disk): kept in order and retried every tick
+        self.unsaved: collections.deque[Callable[[], object]] = collections.deque()
         self.tracker = EventTracker(settings.events, settings.per_camera)
         self.media = MediaStore(settings.retention)
         self.clips = ClipWriter(settings.clips, self.media)
@@ -91,8 +100,8 @@ class AlertPipeline:
         self.endpoints = settings.delivery.endpoints
         self.counters: dict[str, int] = collections.defaultdict(int)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=40)
-        log = settings.score_log
-        self.score_log = ScoreLogWriter(log.root, log.keep_hours) if log else None
+        scores = settings.score_log
+        self.score_log = ScoreLogWriter(scores.root, scores.keep_hours) if scores else None
         self.narrator = Narrator(settings.narrate) if settings.narrate else None
         self.narratives: collections.OrderedDict[str, str] = collections.OrderedDict()
 
@@ -124,6 +133,7 @@ class AlertPipeline:
             self.clips.add(msg, payload)
 
     def tick(self, now: float) -> None:
+        self._retry_unsaved()
         self._handle(self.tracker.expire(now))
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
@@ -168,6 +178,9 @@ class AlertPipeline:
         self._handle(self.tracker.close_all("alert process shutting down"))
         for event, clip in self.clips.flush():
             self._finish(event, clip)
+        self._retry_unsaved()
+        if self.unsaved:
+            log.error("%d outbox writes could not be stored (disk full?)", len(self.unsaved))
         self.worker.stop(self.s.flush_s)
         self.clips.close()
         if self.narrator is not None:
@@ -189,7 +202,8 @@ class AlertPipeline:
                 self._enqueue("update", ev.to_dict(), "open")
             else:
                 ev.snapshot_path = self.clips.snapshot(ev)
-                self.outbox.record_event(ev.to_dict(), "ending")
+                data = ev.to_dict()
+                self._store(lambda data=data: self.outbox.record_event(data, "ending"))
                 self.clips.end(ev)
 
     def _finish(self, event: Event, clip: str | None) -> None:
@@ -214,12 +228,30 @@ class AlertPipeline:
         }
         self.recent.appendleft(recent)
         log_event(recent, data.get("clip_path"), data.get("reason") or "")
-        body = build_body(kind, data)
+        body, msg_id = build_body(kind, data), new_msg_id()
         targets = [ep.name for ep in self.endpoints if ep.wants(kind)]  # webhook `events`
-        self.outbox.enqueue(data, kind, new_msg_id(), body, targets, state=state)
+        self._store(lambda: self.outbox.enqueue(data, kind, msg_id, body, targets, state=state))
         self.counters["queued"] += 1
         self.counters[f"queued_{kind}"] += 1
         self.worker.wake()
+
+    def _store(self, write: Callable[[], object]) -> None:
+        """Run an outbox write now, or keep it (in order) for the next tick when SQLite refuses
+        it: a full disk must delay alerts, not crash-loop the process and lose the open
+        event's ``end``."""
+        self.unsaved.append(write)
+        self._retry_unsaved()
+
+    def _retry_unsaved(self) -> None:
+        while self.unsaved:
+            try:
+                self.unsaved[0]()
+            except sqlite3.Error as exc:
+                self.counters["outbox_errors"] += 1
+                if self.counters["outbox_errors"] == 1 or len(self.unsaved) == 1:
+                    log.warning("outbox %s: %s; kept in memory, retrying", self.s.db_path, exc)
+                return
+            self.unsaved.popleft()
 
     def status(self) -> Status:
         counters: dict[str, float] = {}
@@ -238,6 +270,7 @@ class AlertPipeline:
         # the dashboard's field names (vadmon.runtime.status_schema)
         counters.update(self.outbox.queue_counts())
         counters["events_total"] = self.counters.get("queued_start", 0)
+        counters["outbox_unsaved"] = len(self.unsaved)
         seen: dict[str, dict[str, Any]] = {}
         for ev in self.recent:  # newest message per event
             seen.setdefault(ev["id"], ev)

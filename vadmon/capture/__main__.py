@@ -22,6 +22,7 @@ from vadmon.capture.stderr_scrub import StderrScrubber
 from vadmon.config import load_config
 from vadmon.errors import VadmonError
 from vadmon.redact import url_secrets
+from vadmon.runtime.heartbeat import report_fatal
 from vadmon.runtime.logs import setup_logging
 from vadmon.runtime.transport import ipc_dir
 from vadmon.settings import camera_endpoints, capture_settings
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         endpoints = camera_endpoints(cfg, args.camera)
     except VadmonError as exc:
         print(f"vadmon capture: error: {exc.line()}", file=sys.stderr)
+        report_fatal(exc.line())  # the supervisor shows it as this camera's reason
         return 2
     # the exact ${ENV} values (raw and URL-encoded), not a password guessed from the URL
     scrubber = StderrScrubber([*cfg.secret_values(), *url_secrets(settings.source)])
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except VadmonError as exc:
         print(f"vadmon capture: error: {exc.line()}", file=sys.stderr)
+        report_fatal(exc.line())
         return 2
     finally:
         scrubber.uninstall()

@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 
 from vadmon.capture.probe import ErrorKind, SourceError, classify_stream_failure
+from vadmon.config.camera import STREAM_SCHEMES  # the schemes config check accepts, exactly
 from vadmon.redact import redact_url
-
-STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 
 
 class FrameSource(Protocol):

@@ -61,10 +61,16 @@ def file_problems(config: MonitorConfig, where: str) -> list[VadmonError]:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from vadmon.monitor import implied_role, preflight
+
     try:
         config = load_config(args.file)
     except ConfigErrors as exc:
         return _report(exc.problems, args.file)
+    try:
+        preflight(config, implied_role(config))  # the same checks `vadmon run` makes at start
+    except VadmonError as exc:
+        return _report([exc], args.file)
     problems = file_problems(config, args.file)
     if problems:
         return _report(problems, args.file)

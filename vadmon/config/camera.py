@@ -11,7 +11,9 @@ from vadmon.config.base import Seconds, StrictModel
 from vadmon.redact import redact_url
 
 CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "file"}
+# What the capture process can open (vadmon.capture.source uses this very tuple); a video file
+# is a plain path, not a file:// URL.
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 
 
 class PreviewConfig(StrictModel):
@@ -119,7 +121,8 @@ class CameraConfig(CameraSettings):
             scheme = value.split("://", 1)[0].lower() if "://" in value else None
             if scheme is not None and scheme not in STREAM_SCHEMES:
                 raise ValueError(
-                    f"unsupported URL scheme '{scheme}' (use {', '.join(sorted(STREAM_SCHEMES))})"
+                    f"unsupported URL scheme '{scheme}' (use {', '.join(STREAM_SCHEMES)}, "
+                    "or a plain path for a video file)"
                 )
         elif isinstance(value, int) and value < 0:
             raise ValueError("webcam index must be >= 0")
@@ -129,7 +132,7 @@ class CameraConfig(CameraSettings):
     def source_kind(self) -> Literal["url", "webcam", "file"]:
         if isinstance(self.source, int):
             return "webcam"
-        return "url" if "://" in self.source and not self.source.startswith("file://") else "file"
+        return "url" if "://" in self.source else "file"
 
     @property
     def source_redacted(self) -> str:

@@ -170,6 +170,14 @@ class TcpConfig(StrictModel):
         pattern=r"^tcp://",
         description="Capture host: send snippets to the inference host, e.g. tcp://10.0.0.2:5555.",
     )
+    max_clock_skew_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Inference host: a snippet or preview dated further than this ahead of our "
+        "clock is dropped (counted): it would hold back that camera's events (older ones are "
+        "stale and skipped anyway).",
+    )
     preview_fps: float = Field(
         2.0,
         ge=0,
@@ -200,6 +208,12 @@ class CurveConfig(StrictModel):
     client_secret_file: Path | None = Field(None, description="This client's *.key_secret.")
     allowed_clients_dir: Path | None = Field(
         None, description="Directory of client public *.key files the server accepts."
+    )
+    client_cameras: dict[str, list[str]] | None = Field(
+        None,
+        description="Server: client key name (NAME.key in allowed_clients_dir) → the cameras "
+        "that client may send; other cameras from it are dropped (counted). null = any "
+        "configured camera from any allowed client.",
     )
 
 
@@ -337,5 +351,16 @@ class MonitorConfig(StrictModel):
         return Path(tempfile.gettempdir()) / f"vadmon-{os.getuid()}-{self.instance}"
 
     def shm_prefix(self) -> str:
-        """Name prefix of this instance's shared-memory segments (for cleanup)."""
-        return f"vadmon-{os.getuid()}-{self.instance}-"
+        """Name prefix of this instance's shared-memory segments.
+
+        Ends in ``.``, which instance names cannot contain, so instance ``adv9``'s prefix is
+        not also a prefix of ``adv9-b``'s segments. A running monitor appends a per-run token
+        (``vadmon.monitor``) and cleans up only that.
+        """
+        return f"vadmon-{os.getuid()}-{self.instance}."
+
+    def lock_path(self) -> Path:
+        """The per-instance lock file (``vadmon.runtime.instance_lock``)."""
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        base = Path(runtime) if runtime and Path(runtime).is_dir() else Path(tempfile.gettempdir())
+        return base / f"vadmon-{os.getuid()}-{self.instance}.lock"

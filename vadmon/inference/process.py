@@ -36,7 +36,7 @@ from vadmon.inference.scores import (
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage
-from vadmon.runtime.ring import RingReader
+from vadmon.runtime.ring import RingError, RingReader
 from vadmon.runtime.status_schema import (
     INFERENCE_LATENCY_BUCKETS,
     MAX_RECENT_SCORES,
@@ -44,6 +44,7 @@ from vadmon.runtime.status_schema import (
     RateMeter,
 )
 from vadmon.runtime.transport import (
+    Reconnector,
     RecvStats,
     SocketLimits,
     close_socket,
@@ -66,6 +67,7 @@ DEFAULT_CLASSES = ["normal", "fighting", "shooting", "riot", "abuse", "car accid
 class CameraStats:
     snippets: int = 0
     drops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+    ring_errors: int = 0
     score: float = 0.0
     label: str = ""
     label_prob: float = 0.0
@@ -156,16 +158,20 @@ class InferenceLoop:
         self.encoder = encoder
         limits = SocketLimits(hwm=settings.hwm)
         self.auth = None
+        self.reconnector: Reconnector | None = None
         if settings.link is not None:
             self.pull, self.auth = open_server(ctx, settings.link, limits)
         else:
             self.pull = puller(ctx, settings.snippet_endpoints[0], limits=limits)
             for ep in settings.snippet_endpoints[1:]:
                 self.pull.connect(ep)
+            self.reconnector = Reconnector(self.pull, settings.snippet_endpoints)
         self.pub = publisher(ctx, settings.score_endpoint, limits=SocketLimits(hwm=64))
         self.recv_stats = RecvStats()
         self.cameras: dict[str, CameraStats] = defaultdict(CameraStats)
-        self.readers: dict[str, RingReader] = {}
+        self.readers: dict[str, RingReader] = {}  # by camera: the ring it writes now
+        self.ring_errors = 0
+        self.refused: dict[str, int] = {"refused_camera": 0, "clock_skew": 0}
         self.heartbeat = HeartbeatSender.from_env(ctx)
         self._last_beat = 0.0
         self._rr_last = ""  # camera served last by round_robin
@@ -175,14 +181,14 @@ class InferenceLoop:
     # --- gather ------------------------------------------------------------------------------
     def gather(self) -> list[Received]:
         """Snippets with their payload (frames inline on tcp links, None on shared memory)."""
-        first = recv_message(self.pull, 200, self.recv_stats)
+        first = self._receive(200)
         if first is None:
             return []
         got = [first]
         deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
         while len(got) < self.settings.batch_max * 4:
             left = max(0, int((deadline - time.monotonic()) * 1000))
-            item = recv_message(self.pull, left, self.recv_stats)
+            item = self._receive(left)
             if item is None:
                 break
             got.append(item)
@@ -193,6 +199,19 @@ class InferenceLoop:
 
     def drop(self, camera: str, reason: str, count: int = 1) -> None:
         self.cameras[camera].drops[reason] += count
+
+    def _receive(self, timeout_ms: int) -> tuple[object, bytes | None] | None:
+        """One message; over a tcp link, a snippet or preview its sender may not send (another
+        key's camera, a time far from ours) is dropped here."""
+        link = self.settings.link
+        item = recv_message(self.pull, timeout_ms, self.recv_stats, peer=link is not None)
+        if link is None or item is None:
+            return item
+        refused = link.admit(item[0], self.recv_stats.peer, time.time())
+        if refused is None:
+            return item
+        self.refused[refused] += 1
+        return ("refused", None)  # neither a snippet nor a preview: filtered out by gather
 
     def relay(self, msg: PreviewFrame, payload: bytes | None) -> None:
         """Previews over a tcp link go on to alerts; only for cameras that send snippets."""
@@ -245,25 +264,42 @@ class InferenceLoop:
             return unpack_frames(msg, payload)
         if not msg.ring or self.settings.link is not None:
             return None  # a remote peer must send frames, never name our shared memory
-        reader = self.readers.get(msg.ring)
-        if reader is None:
-            try:
-                reader = self.readers[msg.ring] = RingReader(msg.ring)
-            except (FileNotFoundError, OSError, ValueError):
-                return None
-        frames = []
-        for slot, seq in zip(msg.slots, msg.seqs, strict=True):
-            try:
+        try:
+            reader = self._reader(msg.camera, msg.ring)
+            frames = []
+            for slot, seq in zip(msg.slots, msg.seqs, strict=True):
                 frame = reader.read(slot, seq)
-            except (IndexError, ValueError):
-                return None
-            if frame is None:
-                return None
-            frames.append(frame)
+                if frame is None:
+                    return None  # overwritten meanwhile: an ordinary skip
+                frames.append(frame)
+        except (RingError, ValueError, IndexError) as exc:
+            # a vanished ring or a slot it does not have: drop this snippet, never the process
+            self.cameras[msg.camera].ring_errors += 1
+            self.ring_errors += 1
+            self._release(msg.camera)
+            log.warning("camera %s: snippet dropped: %s", msg.camera, str(exc)[:200])
+            return None
         return frames
+
+    def _reader(self, camera: str, ring: str) -> RingReader:
+        """The camera's mapping of ``ring``. A new name means the capture restarted or changed
+        resolution: the old mapping (up to ~200 MB at 1080p) is released first."""
+        reader = self.readers.get(camera)
+        if reader is not None and reader.name == ring:
+            return reader
+        self._release(camera)
+        reader = self.readers[camera] = RingReader(ring)
+        return reader
+
+    def _release(self, camera: str) -> None:
+        reader = self.readers.pop(camera, None)
+        if reader is not None:
+            reader.close()
 
     # --- one step ----------------------------------------------------------------------------
     def step(self) -> None:
+        if self.reconnector is not None:
+            self.reconnector.check()  # e.g. after an over-size message dropped a camera
         t0 = time.time()
         msgs = self.select(self.gather(), time.time())
         ready: list[tuple[SnippetMessage, list[np.ndarray]]] = []
@@ -370,7 +406,14 @@ class InferenceLoop:
         }
         self.heartbeat.beat(
             state="running",
-            counters={"malformed": self.recv_stats.malformed, "batches": self.batches},
+            counters={
+                "malformed": self.recv_stats.malformed,
+                "batches": self.batches,
+                "ring_errors": self.ring_errors,
+                **self.refused,
+                "reconnects": self.reconnector.reconnects if self.reconnector else 0,
+                "ring_mappings": len(self.readers),
+            },
             info={
                 "mode": self.scorer.mode,
                 "device": self.runtime.split("/")[0],
@@ -383,6 +426,8 @@ class InferenceLoop:
     def close(self) -> None:
         for reader in self.readers.values():
             reader.close()
+        if self.reconnector is not None:
+            self.reconnector.close()
         close_socket(self.pull)
         close_socket(self.pub, self.settings.score_endpoint)
         if self.auth is not None:

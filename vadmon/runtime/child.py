@@ -22,7 +22,8 @@ PR_SET_PDEATHSIG = 1
 
 @dataclass
 class ChildSpec:
-    """How to run one child. ``heartbeat``: the child promises application heartbeats."""
+    """How to run one child. ``heartbeat``: the child promises application heartbeats.
+    ``essential``: bad input from this child stops the whole monitor (else only the child)."""
 
     name: str
     argv: list[str]
@@ -30,6 +31,7 @@ class ChildSpec:
     restart: bool = True
     heartbeat: bool = False
     cwd: str | None = None
+    essential: bool = True
 
 
 @dataclass
@@ -57,9 +59,17 @@ class Child:
     started_mono: float = 0.0
     heartbeat_mono: float | None = None
     restart_at: float | None = None
+    error: str = ""  # the error line of its last bad-input exit (``report_fatal``)
     consecutive: int = 0
     crashes: collections.deque = field(default_factory=collections.deque)
     kill_reason: str = ""
+
+    def note_fatal(self, error: str) -> None:
+        """Its last heartbeat before a bad-input exit (``report_fatal``) names the reason. It
+        may arrive before or after the exit is reaped, so both cases show it."""
+        self.error = error[:300]
+        if self.status.state == "failed" and self.status.last_exit.startswith("bad input"):
+            self.status.last_exit = f"bad input, not restarted: {self.error}"
 
 
 class CrashLoop(RuntimeError):

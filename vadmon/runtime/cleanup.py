@@ -5,20 +5,31 @@ and its children die with it (PDEATHSIG), so nobody would. Hence the *janitor*: 
 process in its own session that blocks reading a pipe whose only write end the supervisor
 holds. When the supervisor goes away, however it goes, the read returns EOF; the janitor
 gives the children a moment to die and then removes the same targets.
+
+Only what this monitor created is a target: its socket *files*, the ipc directory only when the
+monitor made it (and then only once empty: ``rmdir``, never a recursive delete, so a directory
+the user also keeps data in survives), and shared-memory segments under this run's unique
+prefix. The janitor also holds the instance lock (``lock_fd``) until it is done, so a newer
+monitor of the same instance cannot start in the moment between a SIGKILL and the cleanup and
+have its fresh sockets removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
-import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from vadmon.runtime.instance_lock import release_instance_lock
 
 SHM_DIR = Path("/dev/shm")
 
@@ -31,6 +42,8 @@ class Cleanup:
     paths: list[Path] = field(default_factory=list)
     shm_prefixes: list[str] = field(default_factory=list)
     hooks: list[Callable[[], None]] = field(default_factory=list)
+    lock_fd: int | None = None  # held by the janitor too, until its cleanup is done
+    lock_path: Path | None = None  # removed by the janitor, the lock's last holder
 
     def has_data_targets(self) -> bool:
         return bool(self.paths or self.shm_prefixes)
@@ -51,14 +64,42 @@ def remove_shm(prefix: str, shm_dir: Path = SHM_DIR) -> list[str]:
 
 
 def remove_path(path: Path) -> bool:
-    """Remove a file or a directory tree; missing is fine."""
+    """Remove a file, or a directory only when it is empty; missing is fine.
+
+    Never recursive: a directory named here may be one the user also stores things in, and
+    whatever vadmon put inside it is listed (and removed) as a file of its own first.
+    """
     try:
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
+            path.rmdir()
+        elif socket_is_live(path):
+            return False  # our children are gone: a live socket is another process's
         else:
             path.unlink()
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False  # someone else's files are in it: leave it
+        raise
+    return True
+
+
+def socket_is_live(path: Path, timeout_s: float = 0.5) -> bool:
+    """True when ``path`` is a unix socket some process accepts connections on."""
+    try:
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            return False
+    except OSError:
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(timeout_s)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
     return True
 
 
@@ -90,13 +131,18 @@ def start_janitor(
     """Start the janitor; returns (write_fd, process). Close write_fd to release it."""
     read_fd, write_fd = os.pipe()
     argv = [sys.executable, "-m", "vadmon.runtime.cleanup", "--fd", str(read_fd)]
+    keep = (read_fd,) if cleanup.lock_fd is None else (read_fd, cleanup.lock_fd)
+    if cleanup.lock_fd is not None:
+        argv += ["--hold-fd", str(cleanup.lock_fd)]
+    if cleanup.lock_path is not None:
+        argv += ["--lock-path", str(cleanup.lock_path)]
     for path in cleanup.paths:
         argv += ["--path", str(path)]
     for prefix in cleanup.shm_prefixes:
         argv += ["--shm-prefix", prefix]
     try:
         proc = subprocess.Popen(
-            argv, pass_fds=(read_fd,), start_new_session=True, env=env, stdin=subprocess.DEVNULL
+            argv, pass_fds=keep, start_new_session=True, env=env, stdin=subprocess.DEVNULL
         )
     finally:
         os.close(read_fd)
@@ -109,6 +155,10 @@ def janitor_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", action="append", default=[], type=Path)
     parser.add_argument("--shm-prefix", action="append", default=[])
     parser.add_argument("--grace-s", type=float, default=0.5)
+    parser.add_argument(
+        "--hold-fd", type=int, default=None, help="the instance lock: kept open until done"
+    )
+    parser.add_argument("--lock-path", type=Path, default=None, help="the lock's file")
     args = parser.parse_args(argv)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # outlive the supervisor's signals; EOF ends us
@@ -125,6 +175,10 @@ def janitor_main(argv: list[str] | None = None) -> int:
     problems = run_cleanup(cleanup, run_hooks=False)
     for problem in problems:
         print(f"vadmon janitor: {problem}", file=sys.stderr)
+    if args.hold_fd is not None and args.lock_path is not None:
+        release_instance_lock(args.hold_fd, args.lock_path)  # a newer monitor may start now
+    elif args.hold_fd is not None:
+        os.close(args.hold_fd)
     return 0
 
 

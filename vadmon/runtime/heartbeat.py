@@ -10,6 +10,7 @@ at least ``{"process": name, "ts": unix_s, "pid": pid}``; the rest is the proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import zmq
 from pydantic import ValidationError
 
 from vadmon.runtime.status_schema import Body, body_model
+from vadmon.runtime.transport import bind
 
 ENV_ENDPOINT = "VADMON_HEARTBEAT_ENDPOINT"
 ENV_NAME = "VADMON_PROCESS_NAME"
@@ -40,6 +42,7 @@ class Heartbeat:
     pid: int
     body: Body | None = None
     problem: str = ""
+    fatal: str = ""  # the one error line of a child about to exit on bad input (report_fatal)
 
 
 def parse_heartbeat(frames: list[bytes]) -> Heartbeat | None:
@@ -66,6 +69,9 @@ def parse_heartbeat(frames: list[bytes]) -> Heartbeat | None:
         return None
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return None  # a beat without a pid cannot prove that the supervised child is alive
+    error = data.get("error")
+    if data.get("state") == "failed" and isinstance(error, str):
+        return Heartbeat(process, float(ts), pid, fatal=error[:300])
     model = body_model(process)
     if model is None:
         return Heartbeat(process, float(ts), pid)
@@ -121,7 +127,7 @@ class HeartbeatReceiver:
         self._pull.setsockopt(zmq.LINGER, 0)
         self._pull.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
         self._pull.setsockopt(zmq.RCVHWM, 1000)
-        self._pull.bind(endpoint)
+        bind(self._pull, endpoint)  # refuses an endpoint a live process serves: never steal it
         self.malformed = 0
 
     def receive(self, timeout_s: float) -> list[Heartbeat]:
@@ -143,3 +149,22 @@ class HeartbeatReceiver:
         if not self._pull.closed:
             self._pull.close(linger=0)
             self._context.term()
+
+
+def report_fatal(line: str, wait_s: float = 1.0) -> None:
+    """A supervised child about to exit on bad input sends one last heartbeat saying why
+    (``state: failed`` + ``error``): the supervisor shows that line as the child's reason
+    instead of a bare "exit code 2". Waits at most ``wait_s`` for the message to leave."""
+    endpoint, name = os.environ.get(ENV_ENDPOINT), os.environ.get(ENV_NAME)
+    if not endpoint or not name:
+        return
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUSH)  # no IMMEDIATE: queued until connected, kept for LINGER
+    sock.setsockopt(zmq.LINGER, int(wait_s * 1000))
+    sock.connect(endpoint)
+    body = {"process": name, "ts": time.time(), "pid": os.getpid(), "state": "failed"}
+    body["error"] = line[:500]
+    with contextlib.suppress(zmq.Again):
+        sock.send_multipart([TOPIC, json.dumps(body).encode()], zmq.NOBLOCK)
+    sock.close()
+    ctx.term()

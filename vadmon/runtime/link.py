@@ -16,6 +16,7 @@ complete the handshake, so not one of their messages reaches the inference loop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +51,29 @@ FRAME_WIDTH, FRAME_HEIGHT = 340, 256
 
 @dataclass(frozen=True)
 class LinkServer:
-    """Inference side: bind here, accept only the listed client keys."""
+    """Inference side: bind here, accept only the listed client keys, and from each key only
+    snippets of its own cameras dated near our clock (``admit``)."""
 
     bind: str
     secret_file: Path
     allowed_clients_dir: Path
+    cameras: Mapping[str, frozenset[str]]  # client public key (z85) → cameras it may send
+    max_skew_s: float
+
+    def admit(self, msg: object, peer: str, now: float) -> str | None:
+        """None when this snippet or preview from client key ``peer`` may be used, else why not
+        (a counter name). Other messages are not ours to judge here."""
+        if isinstance(msg, SnippetMessage):
+            camera, ts = msg.camera, msg.t_end
+        elif isinstance(msg, PreviewFrame):
+            camera, ts = msg.camera, msg.ts
+        else:
+            return None
+        if camera not in self.cameras.get(peer, ()):
+            return "refused_camera"  # an allowed key naming a camera that is not its own
+        if ts - now > self.max_skew_s:  # the past is handled by staleness (latest wins)
+            return "clock_skew"  # e.g. dated an hour ahead: would hold the camera's events
+        return None
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,10 @@ from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("vadmon.runtime.supervisor")
 Hook = Callable[[], None]
-# vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix;
-# restarting cannot fix a config, so the supervisor stops everything and exits with it too.
+# vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix.
+# Restarting cannot fix that. An essential child (inference, alerts) stops everything and the
+# supervisor exits with it too; any other child (a camera) stays down, its reason shown, while
+# the rest keep running: one bad camera must not take the others down.
 BAD_INPUT_EXIT = 2
 
 
@@ -209,7 +211,13 @@ class Supervisor:
         bad_input = not child.kill_reason and child.proc.returncode == BAD_INPUT_EXIT
         child.status.pid = None
         child.proc = None
-        if self._stop_reason is None and bad_input and child.spec.restart:
+        if self._stop_reason is None and bad_input and not child.spec.essential:
+            child.status.state = "failed"
+            child.status.last_exit = f"bad input, not restarted: {child.error or reason}"
+            log.warning(
+                "%s stopped on bad input (%s); the others keep running", child.spec.name, reason
+            )
+        elif self._stop_reason is None and bad_input and child.spec.restart:
             child.status.state, child.status.last_exit = "failed", reason
             self.failure = f"child '{child.spec.name}' reported bad input"
             self.failure_code = BAD_INPUT_EXIT
@@ -280,6 +288,8 @@ class Supervisor:
             time.sleep(timeout_s)
             return
         for beat in self._receiver.receive(timeout_s):
+            if beat.fatal and beat.process in self.children:
+                self.children[beat.process].note_fatal(beat.fatal)
             if self.heartbeat(beat.process, beat.ts, beat.pid):
                 self._accepted(beat)
             else:

@@ -1,7 +1,7 @@
 """ZeroMQ socket helpers with the safety limits every vadmon link needs.
 
-- ipc endpoints live in a private 0700 directory, and binding refuses an endpoint that another
-  live process already serves (libzmq would silently steal the socket file otherwise).
+- ipc socket files are 0600 (in a 0700 directory when vadmon makes it), and binding refuses an
+  endpoint that another live process already serves (libzmq would silently steal the file).
 - Every socket has bounded high-water marks and LINGER, so a dead peer can neither grow memory
   nor hold shutdown hostage; receivers cap the message size (MAXMSGSIZE).
 - ``recv_message`` decodes with ``vadmon.runtime.messages.decode`` and counts malformed messages instead
@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from vadmon.errors import VadmonError
+from vadmon.runtime.cleanup import socket_is_live
 from vadmon.runtime.messages import (
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -53,15 +54,27 @@ def default_ipc_dir() -> Path:
 
 
 def ipc_dir(path: str | Path | None = None) -> Path:
-    """Create (or check) the private directory for ipc sockets: owned by us, mode 0700.
+    """Create (or check) the directory for ipc sockets: owned by us, new ones mode 0700."""
+    return make_ipc_dir(path)[0]
 
-    Anyone who can open the socket file can inject messages, so a directory that others can
-    enter is refused rather than silently used.
+
+def make_ipc_dir(path: str | Path | None = None) -> tuple[Path, bool]:
+    """``(directory, created)``: create the ipc directory 0700, or check an existing one.
+
+    An existing directory is used as it is, never chmodded: it may be the user's own folder
+    (even ``storage.dir``). Access is guarded per socket instead: ``bind`` makes each socket
+    file 0600, as anyone who can open it could inject messages. ``created`` tells the caller
+    whether the directory is its own to remove at exit.
     """
     directory = Path(path) if path else default_ipc_dir()
+    created = False
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+        if not directory.exists():
+            directory.mkdir(mode=0o700, parents=True)
+            created = True
+    except FileExistsError:
+        pass  # another process made it in the meantime: not ours
+    except (NotADirectoryError, PermissionError, OSError) as exc:
         raise VadmonError(
             f"cannot create ipc directory ({exc.strerror})",
             str(directory),
@@ -80,9 +93,7 @@ def ipc_dir(path: str | Path | None = None) -> Path:
             str(directory),
             "set another transport.ipc_dir in the config",
         )
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(directory, 0o700)
-    return directory
+    return directory, created
 
 
 def ipc_endpoint(directory: str | Path, name: str) -> str:
@@ -105,17 +116,7 @@ def ipc_path(endpoint: str) -> Path | None:
 def endpoint_is_live(endpoint: str, timeout_s: float = 0.5) -> bool:
     """True when some process accepts connections on this ipc socket file."""
     path = ipc_path(endpoint)
-    if path is None or not path.exists():
-        return False
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(timeout_s)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
+    return path is not None and socket_is_live(path, timeout_s)
 
 
 def bind(sock: zmq.Socket, endpoint: str) -> None:
@@ -134,6 +135,8 @@ def bind(sock: zmq.Socket, endpoint: str) -> None:
         sock.bind(endpoint)
     except zmq.ZMQError as exc:
         raise VadmonError(f"cannot bind: {exc.strerror}", endpoint, "free the address") from None
+    if path is not None:
+        os.chmod(path, 0o600)  # the directory may be shared: only we may connect
 
 
 def unlink_endpoint(endpoint: str) -> None:
@@ -249,6 +252,42 @@ def close_socket(sock: zmq.Socket, endpoint: str | None = None) -> None:
         unlink_endpoint(endpoint)
 
 
+class Reconnector:
+    """Reconnects a *connecting* socket's endpoints whenever libzmq drops one.
+
+    libzmq 4.3.5 drops a peer that sent a message over MAXMSGSIZE and then never reconnects
+    that endpoint (no retry events at all), so one over-size message would cut a camera off
+    until a restart. The socket's monitor reports every disconnect; ``check`` (called from the
+    owner's loop, the socket's own thread) disconnects and connects the endpoint again.
+    """
+
+    def __init__(self, sock: zmq.Socket, endpoints: list[str]) -> None:
+        self.sock = sock
+        self.endpoints = set(endpoints)
+        self.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.reconnects = 0
+
+    def check(self) -> int:
+        """Reconnect what was dropped since the last call; returns how many."""
+        done = 0
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+            endpoint = bytes(event.get("endpoint", b"")).decode(errors="replace")
+            if event["event"] != zmq.EVENT_DISCONNECTED or endpoint not in self.endpoints:
+                continue
+            with contextlib.suppress(zmq.ZMQError):
+                self.sock.disconnect(endpoint)
+            self.sock.connect(endpoint)
+            done += 1
+        self.reconnects += done
+        return done
+
+    def close(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self.sock.disable_monitor()
+        self.monitor.close(linger=0)
+
+
 # --- sending and receiving ------------------------------------------------------------------
 
 
@@ -257,6 +296,7 @@ class RecvStats:
     received: int = 0
     malformed: int = 0
     last_error: str = ""
+    peer: str = ""  # CURVE User-Id (client key, z85) of the last message, when asked for
 
 
 @dataclass
@@ -281,9 +321,10 @@ def send_message(
 
 
 def recv_message(
-    sock: zmq.Socket, timeout_ms: int, stats: RecvStats | None = None
+    sock: zmq.Socket, timeout_ms: int, stats: RecvStats | None = None, peer: bool = False
 ) -> tuple[Message, bytes | None] | None:
-    """Next valid message, or ``None`` on timeout or when the message was malformed (counted)."""
+    """Next valid message, or ``None`` on timeout or when the message was malformed (counted).
+    ``peer``: record the sender's CURVE key in ``stats.peer`` (authenticated by ZAP)."""
     if not sock.poll(timeout_ms, zmq.POLLIN):
         return None
     try:
@@ -299,4 +340,9 @@ def recv_message(
         return None
     if stats is not None:
         stats.received += 1
+        if peer:
+            try:
+                stats.peer = parts[0].get("User-Id") or ""
+            except zmq.ZMQError:  # no ZAP on this socket
+                stats.peer = ""
     return result
