@@ -127,6 +127,10 @@ TABLE: dict[str, str] = {
     "transport.curve.allowed_clients_dir": "tests/test_link.py::"
     "test_split_hosts_over_curve_refuse_unknown_and_plaintext",
     "transport.hwm": REACH,
+    "transport.curve.client_cameras": "tests/test_link.py::"
+    "test_split_hosts_over_curve_refuse_unknown_and_plaintext",
+    "transport.tcp.max_clock_skew_s": "tests/test_link.py::"
+    "test_split_hosts_over_curve_refuse_unknown_and_plaintext",
     "transport.tcp.preview_fps": LINK_KEYS,
     "transport.tcp.preview_max_width": LINK_KEYS,
     "transport.tcp.preview_jpeg_quality": LINK_KEYS,
@@ -429,7 +433,7 @@ def test_dashboard_refresh_hz_drives_the_live_view() -> None:
     import io
 
     from rich.console import Console
-    from vadmon.dashboard.live import Dashboard
+    from vadmon.dashboard.console import Dashboard
 
     cfg = MonitorConfig.model_validate({**BASE, "dashboard": {"enabled": True, "refresh_hz": 7}})
     dash = Dashboard(cfg.dashboard, console=Console(file=io.StringIO(), force_terminal=True))

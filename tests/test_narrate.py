@@ -69,7 +69,7 @@ def test_model_tokens_and_keyframes_come_from_the_config(tmp_path, monkeypatch):
 def test_private_narration_url_refused_when_not_allowed(tmp_path, monkeypatch):
     from vadmon.config import load_config
     from vadmon.errors import VadmonError
-    from vadmon.monitor import alert_settings
+    from vadmon.settings import alert_settings
 
     monkeypatch.setenv("NARRATE_KEY", "")
     config = narrate_config(tmp_path, None, "http://127.0.0.1:9/v1", allow_private="false")
