@@ -21,7 +21,7 @@ import zmq
 from config_support import write_config
 from conftest import SYSTEM_PYTHON, require_rtsp_server
 
-from vadmon.capture.process import capture_endpoints
+from vadmon.capture.setup import capture_endpoints
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
 from vadmon.runtime.transport import RecvStats, ipc_dir, puller, recv_message, subscriber
 

@@ -96,8 +96,11 @@ def write_config(
     transport: str = "",
     storage: str = "",
     alerts: str = "threshold: 0.6, min_duration_s: 1.0, cutoff_s: 2.0, cooldown_s: 5",
+    lookahead: int = 0,
 ) -> Path:
-    """A monitor config: fast reconnects, small timeouts, the demo model."""
+    """A monitor config: fast reconnects, small timeouts, the demo model, each snippet scored
+    as it arrives (lookahead 0: these tests time faults; the e2e and demo tests run the shipped
+    default)."""
     instance = instance or f"t{uuid.uuid4().hex[:10]}"
     ipc = ipc or short_dir() / "ipc"
     cams = "\n".join(
@@ -121,6 +124,7 @@ model:
   checkpoint: {checkpoint}
   window: 64
   batch_wait_ms: 10
+  lookahead: {lookahead}
 storage:
   dir: {path.parent / ("data-" + instance)}
 {storage}

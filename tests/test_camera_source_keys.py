@@ -23,7 +23,7 @@ from tcp_recorder import TcpRecorder
 
 from tests.capture_support import Capture, RtspServer, capture_runs, rtsp_servers, wait_for
 from vadmon.capture.probe import classify_stream_failure
-from vadmon.capture.process import build_source
+from vadmon.capture.setup import build_source
 from vadmon.capture.source import ErrorKind
 from vadmon.config import MonitorConfig, load_config_text
 from vadmon.settings import capture_settings

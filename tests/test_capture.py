@@ -81,7 +81,7 @@ def test_slow_consumer_memory_flat_and_drops_counted(capture: Callable[..., Capt
     # a consumer that connects and never reads
     import zmq
 
-    from vadmon.capture.process import capture_endpoints
+    from vadmon.capture.setup import capture_endpoints
     from vadmon.runtime.transport import puller, subscriber
 
     ctx = zmq.Context()

@@ -346,7 +346,7 @@ def _set(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 
 def process_view(cfg: MonitorConfig) -> str:
     """Everything ``vadmon.monitor`` hands the processes it starts (and the supervisor)."""
-    from vadmon.inference.process import inference_threads
+    from vadmon.inference.build import inference_threads
     from vadmon.monitor import child_specs
     from vadmon.settings import (
         alert_settings,
@@ -418,7 +418,7 @@ def test_labels_ignore_from_config() -> None:
 
 
 def test_model_window_sizes_the_scorer(demo_checkpoint: Path) -> None:
-    from vadmon.inference.process import build_scorer
+    from vadmon.inference.build import build_scorer
 
     sizes = []
     for window in (8, 32):
@@ -433,6 +433,7 @@ def test_dashboard_refresh_hz_drives_the_live_view() -> None:
     import io
 
     from rich.console import Console
+
     from vadmon.dashboard.console import Dashboard
 
     cfg = MonitorConfig.model_validate({**BASE, "dashboard": {"enabled": True, "refresh_hz": 7}})

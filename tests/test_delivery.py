@@ -11,16 +11,10 @@ import pytest
 from config_support import delivery_settings, endpoint
 from webhook_receiver import Receiver
 
-from vadmon.alerts.delivery import (
-    DeliveryWorker,
-    UrlRefused,
-    build_body,
-    check_url,
-    new_msg_id,
-    parse_retry_after,
-)
+from vadmon.alerts.delivery import DeliveryWorker, build_body, new_msg_id, parse_retry_after
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.signing import SecretError, generate_secret
+from vadmon.alerts.webhook_url import UrlRefused, check_url
 
 SECRET = generate_secret()
 
@@ -222,3 +216,28 @@ def test_outbox_is_bounded_atomic_and_readable_while_writing(tmp_path):
     mode = writer.conn.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     assert json.loads(reader.list_events(limit=1)[0]["data"])["id"] == event(4)["id"]
+
+
+def test_connection_goes_to_the_address_the_check_approved(tmp_path, monkeypatch):
+    """DNS rebinding: the name answers an allowed address to the check and another one later.
+    The worker resolves once and connects to what it approved; Host still names the host."""
+    import socket
+
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host, port, *args, **kwargs):
+        if host == "rebind.test":
+            lookups.append(host)  # first answer: the receiver; any later one: nothing listens
+            host = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with Receiver([SECRET]) as rx:
+        port = rx.server.server_address[1]
+        outbox, worker = setup(tmp_path, f"http://rebind.test:{port}/hook", ("127.0.0.1/32",))
+        msg_id = enqueue(outbox)
+        drain(worker, outbox)
+    assert [r.verified for r in rx.requests] == [msg_id]
+    assert rx.requests[0].headers["host"] == f"rebind.test:{port}"
+    assert lookups == ["rebind.test"]  # one lookup: the check's; the connect used its answer

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from vadmon.config.models import ModelConfig
 from vadmon.errors import VadmonError
-from vadmon.inference.process import build_scorer
+from vadmon.inference.build import build_scorer
 from vadmon.model import checkpoint, precision
 from vadmon.model.clip_factory import create_clip, encode_images, resolve_precision
 from vadmon.model.config import load_preset

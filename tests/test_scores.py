@@ -8,7 +8,7 @@ import torch
 
 from vadmon.capture.source import SyntheticSource
 from vadmon.config.models import ModelConfig
-from vadmon.inference.process import build_scorer
+from vadmon.inference.build import build_scorer
 from vadmon.model.clip_factory import create_clip
 
 

@@ -59,7 +59,7 @@ def start_supervisor_process(
 ) -> subprocess.Popen:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"children": children, "policy": policy}))
-    argv = [sys.executable, "-m", "vadmon.runtime.supervisor", "--spec", str(spec), *extra]
+    argv = [sys.executable, "-m", "vadmon.runtime.supervise", "--spec", str(spec), *extra]
     return subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from webhook_receiver import Receiver
 
-from vadmon.alerts.delivery import DeliveryWorker, UrlRefused, build_body, check_url, new_msg_id
+from vadmon.alerts.delivery import DeliveryWorker, build_body, new_msg_id
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.process import AlertPipeline
 from vadmon.alerts.signing import generate_secret
+from vadmon.alerts.webhook_url import UrlRefused, check_url
 from vadmon.config import MonitorConfig, load_config_text
 from vadmon.errors import VadmonError
 from vadmon.runtime.messages import ScoreMessage

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from vadmon.atomic import make_dirs
-from vadmon.capture.process import capture_endpoints
+from vadmon.capture.setup import capture_endpoints
 from vadmon.config import MonitorConfig
 from vadmon.errors import VadmonError
 from vadmon.runtime.child import ChildSpec

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vadmon.alerts.clip_writer import ClipSettings
-from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy, check_url
+from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy
 from vadmon.alerts.event import EventSettings
 from vadmon.alerts.narrate import NarrateSettings
 from vadmon.alerts.process import AlertSettings, ScoreLogSettings
 from vadmon.alerts.retention import RetentionSettings
-from vadmon.capture.process import CaptureEndpoints, CaptureSettings, capture_endpoints
+from vadmon.alerts.webhook_url import check_url
+from vadmon.capture.setup import CaptureEndpoints, CaptureSettings, capture_endpoints
 from vadmon.capture.snippet import SnippetSettings
 from vadmon.capture.watchdog import WatchdogSettings
 from vadmon.config import AlertsConfig, MonitorConfig, WebhookConfig

@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import random
-import socket
 import sqlite3
 import threading
 import time
@@ -28,31 +27,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from vadmon.alerts.outbox import Delivery, Outbox
 from vadmon.alerts.signing import decode_secret, sign
+from vadmon.alerts.webhook_url import (
+    AllowPrivate,
+    UrlRefused,
+    UrlUnresolved,
+    pinned_request,
+    resolve_approved,
+)
 from vadmon.errors import VadmonError
-from vadmon.netpolicy import Network, allowed_networks, parse_address, refused
 from vadmon.redact import redact_url
 from vadmon.runtime.status_schema import ALERT_LATENCY_BUCKETS, Histogram
 
 log = logging.getLogger("vadmon.alerts.delivery")
 METRIC = "vadmon_webhook_deliveries_total"
 MAX_PAYLOAD_BYTES = 20_000
-AllowPrivate = bool | tuple[str, ...]
-
-
-class UrlRefused(VadmonError):
-    """A webhook URL that is malformed or resolves to a non-public address (SSRF guard)."""
-
-
-class UrlUnresolved(UrlRefused):
-    """A webhook host that does not resolve (now): possibly a DNS outage, not a bad config.
-    Transient: the message is retried with backoff like a refused connection, never
-    dead-lettered on the spot and never a reason to stop at start-up."""
 
 
 @dataclass(frozen=True)
@@ -100,55 +93,6 @@ class DeliverySettings:
     max_retry_after_s: float
     poll_interval_s: float
     batch: int
-
-
-def _split(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UrlRefused(f"webhook URL must be http(s)://host/..., got {redact_url(url)!r}")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise UrlRefused(f"bad port in webhook URL {redact_url(url)!r}") from None
-    return parts.hostname, port
-
-
-def _check_addresses(url: str, addrs: list[str], allow_private: AllowPrivate) -> None:
-    if not addrs:
-        raise UrlUnresolved(f"webhook host of {redact_url(url)!r} resolved to no address")
-    allowed = allowed_networks(allow_private)
-    bad = sorted({a for a in addrs if _refused(a, allowed)})
-    if bad:
-        raise UrlRefused(
-            f"webhook URL {redact_url(url)!r} resolves to non-public address {bad[0]}",
-            "webhook endpoint",
-            "list its network in this endpoint's allow_private if the receiver is yours",
-        )
-
-
-def _refused(addr: str, allowed: tuple[Network, ...]) -> bool:
-    ip = parse_address(addr)
-    return ip is None or refused(ip, allowed)
-
-
-def check_url(url: str, allow_private: AllowPrivate = False) -> None:
-    """Refuse loopback/link-local/private targets unless allowed (call at config time)."""
-    host, port = _split(url)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UrlUnresolved(f"cannot resolve webhook host {host!r}: {exc}") from None
-    _check_addresses(url, [i[4][0] for i in infos], allow_private)
-
-
-async def _check_url_async(url: str, allow_private: AllowPrivate) -> None:
-    host, port = _split(url)
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UrlUnresolved(f"cannot resolve webhook host {host!r}: {exc}") from None
-    _check_addresses(url, [str(i[4][0]) for i in infos], allow_private)
 
 
 def new_msg_id() -> str:
@@ -327,7 +271,7 @@ class DeliveryWorker:
         self, outbox: Outbox, client: httpx.AsyncClient, ep: Endpoint, row: Delivery
     ) -> bool:
         try:
-            await asyncio.wait_for(_check_url_async(ep.url, ep.allow_private), 5.0)
+            addrs = await asyncio.wait_for(resolve_approved(ep.url, ep.allow_private), 5.0)
         except (UrlUnresolved, asyncio.TimeoutError) as exc:  # DNS down: retry like any failure
             self._counts["dns_errors"] += 1
             reason = exc.what if isinstance(exc, UrlUnresolved) else "DNS lookup timed out"
@@ -339,7 +283,7 @@ class DeliveryWorker:
             return True
         else:
             self._counts["attempts"] += 1
-            result = await self._post(client, ep, row)
+            result = await self._post(client, ep, row, addrs[0])
         now = time.time()
         attempts = row.attempts + 1
         if result.status is not None and 200 <= result.status < 300:
@@ -375,17 +319,23 @@ class DeliveryWorker:
         full = min(policy.backoff_max_s, policy.backoff_base_s * 2 ** (attempts - 1))
         return full * (0.5 + 0.5 * self.rng.random())
 
-    async def _post(self, client: httpx.AsyncClient, ep: Endpoint, row: Delivery) -> _Result:
+    async def _post(
+        self, client: httpx.AsyncClient, ep: Endpoint, row: Delivery, addr: str
+    ) -> _Result:
+        """POST to ``addr``, the address the private-address check approved: no second DNS
+        lookup between check and connect (DNS rebinding); Host and TLS SNI keep the name."""
         body = row.payload.encode()
         headers = sign(list(ep.secrets), row.msg_id, body)
         headers.update({"content-type": "application/json", "user-agent": "vadmon-webhooks/1"})
+        url, host, extensions = pinned_request(ep.url, addr)
+        headers["host"] = host
 
         deadline = ep.retry.attempt_deadline_s
         timeout = httpx.Timeout(deadline, connect=min(deadline, self.settings.connect_timeout_s))
 
         async def attempt() -> _Result:
             async with client.stream(
-                "POST", ep.url, content=body, headers=headers, timeout=timeout
+                "POST", url, content=body, headers=headers, timeout=timeout, extensions=extensions
             ) as resp:
                 return _Result(
                     status=resp.status_code,

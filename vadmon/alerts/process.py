@@ -26,19 +26,13 @@ from typing import Any
 import zmq
 
 from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
-from vadmon.alerts.delivery import (
-    DeliverySettings,
-    DeliveryWorker,
-    UrlUnresolved,
-    build_body,
-    check_url,
-    new_msg_id,
-)
+from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, build_body, new_msg_id
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
 from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.retention import MediaStore, RetentionSettings
 from vadmon.alerts.scorelog import ScoreLogWriter
+from vadmon.alerts.webhook_url import UrlUnresolved, check_url
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode

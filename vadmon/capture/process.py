@@ -25,8 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -34,12 +33,17 @@ import zmq
 
 from vadmon.capture.frame import SourceReader
 from vadmon.capture.preview_link import LinkPreviews
-from vadmon.capture.snippet import SnippetAssembler, SnippetSettings
-from vadmon.capture.source import ErrorKind, FrameSource, SourceError, open_source
-from vadmon.capture.watchdog import Action, CameraState, Watchdog, WatchdogSettings, fingerprint
-from vadmon.errors import VadmonError
+from vadmon.capture.setup import (
+    CaptureEndpoints,
+    CaptureSettings,
+    build_source,
+    open_source_description,
+)
+from vadmon.capture.snippet import SnippetAssembler
+from vadmon.capture.source import ErrorKind, FrameSource, SourceError
+from vadmon.capture.watchdog import Action, CameraState, Watchdog, fingerprint
 from vadmon.runtime.heartbeat import HeartbeatSender
-from vadmon.runtime.link import FramePacker, LinkClient, LinkPreviewSettings, open_client
+from vadmon.runtime.link import FramePacker, LinkPreviewSettings, open_client
 from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
 from vadmon.runtime.ring import CameraRing
@@ -48,7 +52,6 @@ from vadmon.runtime.transport import (
     SendStats,
     SocketLimits,
     close_socket,
-    ipc_endpoint,
     publisher,
     pusher,
     send_message,
@@ -65,41 +68,6 @@ SCHEMA_NAMES = {
     "stalls": "stalls_total",
     "snippets": "snippets_total",
 }
-
-
-@dataclass(frozen=True)
-class CaptureSettings:
-    camera: str
-    # file path, rtsp://…, webcam index, or synthetic:… — may hold a password: not in repr
-    source: str = field(repr=False)
-    loop: bool
-    realtime: bool  # files: pace at the source fps
-    rtsp_transport: str  # tcp | udp
-    open_timeout_ms: int
-    read_timeout_ms: int
-    ring_slots: int
-    snippet: SnippetSettings
-    watchdog: WatchdogSettings
-    preview_fps: float
-    preview_width: int
-    jpeg_quality: int
-    status_interval_s: float
-    pub_hwm: int
-    snippet_hwm: int
-
-
-@dataclass(frozen=True)
-class CaptureEndpoints:
-    publish: str  # PUB: preview / status
-    snippets: str  # PUSH: snippet (bound ipc), or the tcp endpoint of ``link``
-    link: LinkClient | None = None  # set: connect to a remote inference host, frames inline
-
-
-def capture_endpoints(directory: str | Path, camera: str) -> CaptureEndpoints:
-    return CaptureEndpoints(
-        publish=ipc_endpoint(directory, f"capture-{camera}"),
-        snippets=ipc_endpoint(directory, f"snippets-{camera}"),
-    )
 
 
 @dataclass
@@ -347,27 +315,6 @@ class CaptureLoop:
         self.ring.close()
         if self.heartbeat is not None:
             self.heartbeat.close()
-
-
-def build_source(s: CaptureSettings) -> FrameSource:
-    """The (unopened) source for these settings: where the camera's config keys take effect."""
-    return open_source(
-        s.source,
-        loop=s.loop,
-        realtime=s.realtime,
-        rtsp_transport=s.rtsp_transport,
-        open_timeout_ms=s.open_timeout_ms,
-        read_timeout_ms=s.read_timeout_ms,
-    )
-
-
-def open_source_description(settings: CaptureSettings) -> str:
-    try:
-        return open_source(settings.source).description
-    except ValueError as exc:
-        raise VadmonError(
-            str(exc), f"cameras.{settings.camera}.source", "give a file, URL or webcam index"
-        ) from None
 
 
 def run_capture(

@@ -16,9 +16,9 @@ def _scores_from_logs(paths: list[Path], camera: str):
 
 
 def _scores_from_videos(cfg, camera: str, videos: list[Path]):
+    from vadmon.inference.build import build_scorer
     from vadmon.inference.offline import score_video
     from vadmon.inference.phrases import PhraseBank
-    from vadmon.inference.process import build_scorer
     from vadmon.settings import capture_settings
 
     scorer, encoder, _ = build_scorer(cfg.model, cfg.model.device)

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def file_problems(config: MonitorConfig, where: str) -> list[VadmonError]:
     """What validation cannot see but ``run`` would trip over: missing files, refused URLs."""
-    from vadmon.alerts.delivery import UrlRefused, UrlUnresolved, check_url
+    from vadmon.alerts.webhook_url import UrlRefused, UrlUnresolved, check_url
     from vadmon.capture.source import FileSource, open_source
 
     problems = []

@@ -16,8 +16,9 @@ import torch
 
 from vadmon.config import load_config
 from vadmon.errors import VadmonError
+from vadmon.inference.build import build_scorer, inference_threads
 from vadmon.inference.phrases import PhraseBank
-from vadmon.inference.process import build_scorer, inference_threads, run_inference
+from vadmon.inference.process import run_inference
 from vadmon.runtime.logs import setup_logging
 from vadmon.settings import inference_settings
 

@@ -14,7 +14,6 @@ Run through ``python -m vadmon.inference --config configs/x.yaml`` (``__main__.p
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import defaultdict, deque
@@ -26,17 +25,15 @@ import zmq
 
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
+from vadmon.inference.rings import CameraRings
 from vadmon.inference.scores import (
     Entry,
     SnippetScore,
-    VadClipStreamScorer,
-    ZeroShotScorer,
     score_message,
 )
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage
-from vadmon.runtime.ring import RingError, RingReader
 from vadmon.runtime.status_schema import (
     INFERENCE_LATENCY_BUCKETS,
     MAX_RECENT_SCORES,
@@ -60,7 +57,6 @@ Received = tuple[SnippetMessage, bytes | None]
 # stale: older than max_age_s; backlog: beyond per_camera_max newest; capacity: the batch was
 # full (round-robin); frames: ring slot overwritten or unreadable
 DROP_REASONS = ("stale", "backlog", "capacity", "frames")
-DEFAULT_CLASSES = ["normal", "fighting", "shooting", "riot", "abuse", "car accident", "explosion"]
 
 
 @dataclass
@@ -99,48 +95,6 @@ class InferenceSettings:
     link: LinkServer | None  # set: snippets arrive over tcp+CURVE with frames inline
 
 
-def inference_threads(configured: int | None) -> int:
-    """Oversubscribed cores are the monitor's worst enemy: with capture and alerts running, torch
-    using every core makes inference slower, not faster (see ``model.threads``)."""
-    return configured or max(1, (os.cpu_count() or 2) - 1)
-
-
-def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
-    """Model section of the config → (scorer, encoder, "device/precision") ready to run.
-
-    The precision is resolved once here (``resolve_precision``: a cached, measured probe for
-    ``auto``) and the concrete value is passed to every part.
-    """
-    from vadmon.model import checkpoint
-    from vadmon.model.clip_factory import create_clip, resolve_device, resolve_precision
-    from vadmon.model.precision import adapter_dtype
-
-    dev = resolve_device(device)
-    if model_cfg.mode == "vadclip":
-        ckpt = checkpoint.load(model_cfg.checkpoint)
-        cfg = ckpt.config
-        precision = resolve_precision(model_cfg.precision, dev, cfg.clip_arch, cfg.clip_model_cfg)
-        names = list(model_cfg.class_names or cfg.class_names)
-        names += [c for c in model_cfg.extra_classes if c not in names]
-        model = ckpt.build(str(dev), precision)
-        scorer = VadClipStreamScorer(
-            model,
-            names,
-            model_cfg.window,
-            dtype=adapter_dtype(precision),
-            lookahead=model_cfg.lookahead,
-            max_gap=model_cfg.max_gap,
-        )
-        return scorer, SnippetEncoder(model.clipmodel), f"{dev}/{precision}"
-    precision = resolve_precision(model_cfg.precision, dev, model_cfg.clip_arch)
-    clip = create_clip(
-        model_cfg.clip_arch, model_cfg.clip_pretrained, device=str(dev), precision=precision
-    )
-    names = list(model_cfg.class_names or DEFAULT_CLASSES)
-    names += [c for c in model_cfg.extra_classes if c not in names]
-    return ZeroShotScorer(clip, names), SnippetEncoder(clip), f"{dev}/{precision}"
-
-
 class InferenceLoop:
     def __init__(
         self,
@@ -169,8 +123,7 @@ class InferenceLoop:
         self.pub = publisher(ctx, settings.score_endpoint, limits=SocketLimits(hwm=64))
         self.recv_stats = RecvStats()
         self.cameras: dict[str, CameraStats] = defaultdict(CameraStats)
-        self.readers: dict[str, RingReader] = {}  # by camera: the ring it writes now
-        self.ring_errors = 0
+        self.rings = CameraRings()
         self.refused: dict[str, int] = {"refused_camera": 0, "clock_skew": 0}
         self.heartbeat = HeartbeatSender.from_env(ctx)
         self._last_beat = 0.0
@@ -264,37 +217,10 @@ class InferenceLoop:
             return unpack_frames(msg, payload)
         if not msg.ring or self.settings.link is not None:
             return None  # a remote peer must send frames, never name our shared memory
-        try:
-            reader = self._reader(msg.camera, msg.ring)
-            frames = []
-            for slot, seq in zip(msg.slots, msg.seqs, strict=True):
-                frame = reader.read(slot, seq)
-                if frame is None:
-                    return None  # overwritten meanwhile: an ordinary skip
-                frames.append(frame)
-        except (RingError, ValueError, IndexError) as exc:
-            # a vanished ring or a slot it does not have: drop this snippet, never the process
+        frames = self.rings.read(msg)
+        if frames is None and self.rings.failed:
             self.cameras[msg.camera].ring_errors += 1
-            self.ring_errors += 1
-            self._release(msg.camera)
-            log.warning("camera %s: snippet dropped: %s", msg.camera, str(exc)[:200])
-            return None
         return frames
-
-    def _reader(self, camera: str, ring: str) -> RingReader:
-        """The camera's mapping of ``ring``. A new name means the capture restarted or changed
-        resolution: the old mapping (up to ~200 MB at 1080p) is released first."""
-        reader = self.readers.get(camera)
-        if reader is not None and reader.name == ring:
-            return reader
-        self._release(camera)
-        reader = self.readers[camera] = RingReader(ring)
-        return reader
-
-    def _release(self, camera: str) -> None:
-        reader = self.readers.pop(camera, None)
-        if reader is not None:
-            reader.close()
 
     # --- one step ----------------------------------------------------------------------------
     def step(self) -> None:
@@ -409,10 +335,10 @@ class InferenceLoop:
             counters={
                 "malformed": self.recv_stats.malformed,
                 "batches": self.batches,
-                "ring_errors": self.ring_errors,
+                "ring_errors": self.rings.errors,
                 **self.refused,
                 "reconnects": self.reconnector.reconnects if self.reconnector else 0,
-                "ring_mappings": len(self.readers),
+                "ring_mappings": len(self.rings.readers),
             },
             info={
                 "mode": self.scorer.mode,
@@ -424,8 +350,7 @@ class InferenceLoop:
         )
 
     def close(self) -> None:
-        for reader in self.readers.values():
-            reader.close()
+        self.rings.close()
         if self.reconnector is not None:
             self.reconnector.close()
         close_socket(self.pull)
