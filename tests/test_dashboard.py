@@ -769,3 +769,15 @@ def test_events_held_back_by_cooldown_are_shown() -> None:
     text = record(state)
     assert_fits(text)
     assert "recent events (+3 held back by cooldown)" in line_with(text, "recent events")
+
+
+def test_wide_view_shows_each_events_explanation() -> None:
+    why = "Fighting (0.81; next riot 0.10); anomaly score peaked at 0.97 2.1 s after onset"
+    events = [{**EVENTS[0], "text": why}, EVENTS[1]]
+    state = example_state()
+    feed(state, "alerts", alerts_fields(events, [0.1]))
+    wide = record(state, width=160, height=50)
+    assert_fits(wide, 160, 50)
+    assert "why" in wide and "Fighting (0.81; next riot" in line_with(wide, "door", "update")
+    narrow = record(state)  # 100×30: the columns that matter most keep their room
+    assert "next riot" not in narrow

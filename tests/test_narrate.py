@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from explain_support import SECRET, drive, feed_event, pipeline, write_config
 from webhook_receiver import Receiver
 
 from vadmon.alerts.narrate import NarrationError, parse_reply
+from vadmon.runtime.heartbeat import parse_heartbeat
 
 
 def narrate_config(tmp_path, hook: str, url: str, **extra) -> str:
@@ -32,8 +34,16 @@ def test_explained_webhook_follows_start_with_a_well_formed_request(tmp_path, mo
         try:
             feed_event(pipe, time.time() - 20, range(5, 15))
             drive(pipe, lambda: {"end", "explained"} <= set(types(rx)))
+            status = pipe.status()
         finally:
             pipe.shutdown()
+    # the heartbeat the supervisor validates still passes with the extra kind and the text
+    beat = {"process": "alerts", "ts": time.time(), "pid": 1, "state": status.state,
+            "counters": status.counters, "info": status.info}  # fmt: skip
+    hb = parse_heartbeat([b"status", json.dumps(beat).encode()])
+    assert hb is not None and hb.body is not None, hb
+    recent = {e.kind: e for e in hb.body.info.recent_events}
+    assert "explained" in recent and recent["explained"].text.startswith("Explosion (")
     order = types(rx)
     assert order.index("start") < order.index("explained")
     explained = next(r.json["data"] for r in rx.verified() if r.json["type"].endswith("explained"))

@@ -218,7 +218,7 @@ class AlertPipeline:
             "duration": data.get("duration_s", 0.0),
             "kind": kind,
             "snapshot": data.get("snapshot_path"),
-            "text": (data.get("explanation") or {}).get("text", ""),
+            "text": (data.get("explanation") or {}).get("text", "")[:200],
         }
         self.recent.appendleft(recent)
         log_event(recent, data.get("clip_path"), data.get("reason") or "")

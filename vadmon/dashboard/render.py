@@ -250,22 +250,31 @@ def _bottom(view: StateView, width: int, height: int) -> RenderableType:
     title = "recent events"
     if view.queue.suppressed_cooldown:  # a recurring anomaly is alerted once per cooldown
         title += f" (+{view.queue.suppressed_cooldown:.0f} held back by cooldown)"
-    events = Panel(_events(view.events, height - 3), title=title, height=height, width=left_w)
+    why = left_w >= WHY_MIN_WIDTH  # room for the explanation beside the columns
+    events = Panel(_events(view.events, height - 3, why), title=title, height=height, width=left_w)
     grid.add_row(events, right)
     return grid
 
 
-def _events(events: Sequence[EventView], rows: int) -> RenderableType:
+WHY_MIN_WIDTH = 100  # events panel width from which the explanation column shows
+
+
+def _events(events: Sequence[EventView], rows: int, why: bool = False) -> RenderableType:
     if not events:
         return Text("no events yet", style="dim")
-    table = _small_table(
+    columns = [
         ("time", 8, "left"),
         ("camera", 14, "left"),
         ("label", 18, "left"),
         ("prob", 4, "right"),
         ("dur", 6, "right"),
         ("state", 6, "left"),
-    )
+    ]
+    table = _small_table(*columns)
+    if why:  # the fixed columns keep their width; the explanation takes what is left
+        for column, (_, width, _) in zip(table.columns, columns, strict=True):
+            column.min_width = width
+        table.add_column("why", ratio=1, no_wrap=True, overflow="ellipsis", header_style="bold")
     for ev in events[: max(rows, 1)]:
         start = time.strftime("%H:%M:%S", time.localtime(ev.start)) if ev.start else DASH
         table.add_row(
@@ -275,6 +284,7 @@ def _events(events: Sequence[EventView], rows: int) -> RenderableType:
             _num(ev.prob, "{:.2f}"),
             Text(_duration(ev.duration)),
             Text(ev.kind, style=KIND_STYLE.get(ev.kind, "")),
+            *([Text(ev.text, style="dim")] if why else []),
         )
     return table
 

@@ -88,6 +88,7 @@ class EventView:
     start: float | None
     duration: float | None
     kind: str
+    text: str = ""  # the event's explanation, when the alerts process sent one
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,9 @@ def _event_order(ev: EventView) -> tuple[float, str]:
 
 
 def _event_from_heartbeat(ev: RecentEvent) -> EventView:
-    return EventView(ev.id, ev.camera, ev.label, ev.prob, ev.start, ev.duration, ev.kind)
+    return EventView(
+        ev.id, ev.camera, ev.label, ev.prob, ev.start, ev.duration, ev.kind, ev.text or ""
+    )
 
 
 _ROW_KIND = {"open": "open", "ending": "end", "closed": "end", "interrupted": "interrupted"}

@@ -174,8 +174,9 @@ class RecentEvent(_Body):
     score: Score | None = None
     start: Num | None = None
     duration: Total | None = None
-    kind: Literal["start", "update", "end"]
+    kind: Literal["start", "update", "end", "explained"]
     snapshot: Text | None = None
+    text: Text | None = None  # explanation.text (first 200 characters)
 
 
 class AlertInfo(_Body):
