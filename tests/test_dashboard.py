@@ -781,3 +781,21 @@ def test_wide_view_shows_each_events_explanation() -> None:
     assert "why" in wide and "Fighting (0.81; next riot" in line_with(wide, "door", "update")
     narrow = record(state)  # 100×30: the columns that matter most keep their room
     assert "next riot" not in narrow
+
+
+def test_inference_host_shows_remote_cameras_by_their_link() -> None:
+    """Split mode: the inference host runs no capture; a camera's state is its link's."""
+    state = DashboardState(cameras=["door", "gate"])
+    state.update_children({p: ChildStatus(p, state="running") for p in ("inference", "alerts")})
+    fields = inference_fields({"door": (0.2, "Normal", 0.9), "gate": (0.1, "Normal", 0.9)})
+    fields["info"]["cameras"]["gate"]["last_ts"] = NOW - 60  # the link went quiet a minute ago
+    feed(state, "inference", fields)
+    views = {c.name: c for c in state.view(now=NOW + 1).cameras}
+    assert (views["door"].state, views["door"].reason) == ("online", "")
+    assert views["gate"].state == "offline"
+    assert views["gate"].reason == "link: no snippets for 61 s"
+    text = record(state, now=NOW + 1)
+    assert "link: no snippets for 61 s" in line_with(text, "gate", "offline")
+    fresh = DashboardState(cameras=["door"])
+    fresh.update_children({"inference": ChildStatus("inference", state="running")})
+    assert fresh.view(now=NOW).cameras[0].reason == "link: waiting for the capture host"

@@ -137,6 +137,7 @@ class StateView:
 class _Camera:
     view: CameraView
     capture_seen: float | None = None
+    scored_at: float | None = None  # unix time of the latest score (inference's last_ts)
 
 
 class DashboardState:
@@ -251,6 +252,7 @@ class DashboardState:
                 self._inference_camera(cam, cam_body)
 
     def _inference_camera(self, cam: _Camera, d: InferenceCamera) -> None:
+        cam.scored_at = d.last_ts or cam.scored_at
         cam.view = replace(
             cam.view,
             score=d.score,
@@ -312,9 +314,21 @@ class DashboardState:
         if child is not None and child.state in DOWN_STATES:
             state = "offline"
             reason = f"process {child.state}" + (f": {child.last_exit}" if child.last_exit else "")
+        elif child is None and cam.capture_seen is None and self._children:
+            state, reason = self._remote(cam, now)
         elif silent:
             state, reason = "offline", f"no heartbeat for {now - cam.capture_seen:.0f} s"
         return replace(view, state=state, reason=reason, inference_stale=inference_stale)
+
+    def _remote(self, cam: _Camera, now: float) -> tuple[str, str]:
+        """A camera captured on another host (split mode): no capture child or heartbeat here,
+        so its state is the link's: online while its snippets keep being scored."""
+        if cam.scored_at is None:
+            return "connecting", "link: waiting for the capture host"
+        age = now - cam.scored_at
+        if age <= self.stale_after_s:
+            return "online", ""
+        return "offline", f"link: no snippets for {age:.0f} s"
 
     def _process_views(self, now: float) -> tuple[ProcessView, ...]:
         procs = dict(self._children)
