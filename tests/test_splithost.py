@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from capture_support import free_port, rtsp_servers, wait_for
 from monitor_support import Listener, Monitor, short_dir, write_config
+from test_extract import _read_frames as clip_frames
 from test_link import client_transport, keys_generate, server_transport
 from test_monitor_e2e import write_flash_video
 from webhook_receiver import Receiver
@@ -34,18 +34,6 @@ def is_red(path: Path) -> bool:
     img = cv2.imread(str(path))
     b, g, r = (float(c) for c in img.reshape(-1, 3).mean(0))
     return r > 150 and g < 80 and b < 80
-
-
-def clip_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def test_split_host_events_have_snapshot_and_clip(
