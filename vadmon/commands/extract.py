@@ -63,24 +63,21 @@ def _encoder(args: argparse.Namespace):
     import torch
 
     from vadmon.model.clip_factory import (
-        PRECISIONS,
-        best_precision,
         create_clip,
         encode_images,
         image_spec,
         resolve_device,
+        resolve_precision,
         set_image_precision,
     )
     from vadmon.model.crops import ClipPreprocess
+    from vadmon.model.precision import check as check_precision
     from vadmon.research.provenance import clip_checksum, embed_width
 
-    precision = args.precision
-    if precision not in PRECISIONS:
-        raise VadmonError(f"unknown precision {precision!r}", fix=f"use one of {PRECISIONS}")
+    check_precision(args.precision)  # an unknown name is one line, before any model is built
     model = create_clip(args.clip_arch, args.clip_pretrained or None, device=args.device)
     checksum, width = clip_checksum(model), embed_width(model)
-    if precision == "auto":
-        precision = best_precision(resolve_device(args.device))
+    precision = resolve_precision(args.precision, resolve_device(args.device), args.clip_arch)
     set_image_precision(model, precision)
     spec = image_spec(model)
     cfg = getattr(model.visual, "preprocess_cfg", None) or {}
