@@ -201,3 +201,18 @@ def test_markdown_table_names_the_command_and_the_cpu(tmp_path: Path, subprocess
     rows = [line for line in text.splitlines() if line.startswith("| window=")]
     assert any("| StreamingStep fp32 |" in r and "\\|Δp\\|" in r for r in rows), rows
     assert all(line.count("|") - line.count("\\|") == 6 for line in rows)  # 5 cells each
+
+
+def test_lookahead_rows_agree_more_with_offline_as_lookahead_grows(tmp_path: Path) -> None:
+    """`vadmon bench lookahead`: per model, agreement with the offline 256-chunk scores for each
+    lookahead, event-level F1 through the alert logic, and the latency it adds."""
+    result = run_quick(tmp_path / "out.json", ["lookahead"])
+    rows = result["benchmarks"]["lookahead"]["rows"]
+    ucf = {r["params"]["lookahead"]: r for r in rows if r["group"] == "compact UCF" and
+           "lookahead" in r["params"]}  # fmt: skip
+    assert {0, 1, 2, 4, 8} <= set(ucf)
+    for d, row in ucf.items():
+        acc = row["accuracy"]
+        assert -1 <= acc["corr"] <= 1 and 0 <= acc["event_f1"] <= 1
+        assert acc["added_latency_s"] == pytest.approx(d * 0.64)
+    assert ucf[8]["accuracy"]["corr"] > ucf[0]["accuracy"]["corr"]  # the future helps

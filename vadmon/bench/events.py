@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from vadmon.alerts.event import CameraEvents
-from vadmon.config.models import AlertsConfig
-from vadmon.monitor import event_settings
+from vadmon.config.camera import AlertsConfig
 from vadmon.runtime.messages import ScoreMessage
+from vadmon.settings import event_settings
 
 Interval = tuple[float, float]
 
