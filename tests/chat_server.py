@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback_http import LoopbackServer
 
 REPLY = "Two people fight near the door; one falls to the ground."
 
@@ -62,30 +63,18 @@ def _part_errors(part: Any) -> list[str]:
 
 
 @dataclass
-class ChatServer:
+class ChatServer(LoopbackServer):
     mode: str = "answer"
     requests: list[dict[str, Any]] = field(default_factory=list)
     errors: list[list[str]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.closing = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._start_server()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> ChatServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.base_url}/v1"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         srv = self

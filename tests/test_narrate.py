@@ -12,6 +12,7 @@ from webhook_receiver import Receiver
 
 from vadmon.alerts.narrate import NarrationError, parse_reply
 from vadmon.runtime.heartbeat import parse_heartbeat
+from vadmon.runtime.status_schema import RecentEvent
 
 
 def narrate_config(tmp_path, hook: str, url: str, **extra) -> str:
@@ -42,8 +43,9 @@ def test_explained_webhook_follows_start_with_a_well_formed_request(tmp_path, mo
             "counters": status.counters, "info": status.info}  # fmt: skip
     hb = parse_heartbeat([b"status", json.dumps(beat).encode()])
     assert hb is not None and hb.body is not None, hb
-    recent = {e.kind: e for e in hb.body.info.recent_events}
-    assert "explained" in recent and recent["explained"].text.startswith("Explosion (")
+    (latest,) = hb.body.info.recent_events  # newest message of the one event: end or explained
+    assert latest.kind in ("end", "explained") and latest.text.startswith("Explosion (")
+    assert RecentEvent.model_validate({**latest.model_dump(), "kind": "explained"}).kind
     order = types(rx)
     assert order.index("start") < order.index("explained")
     explained = next(r.json["data"] for r in rx.verified() if r.json["type"].endswith("explained"))

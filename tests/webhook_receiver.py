@@ -13,8 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback_http import LoopbackServer
 
 from vadmon.alerts.signing import WebhookVerificationError, verify
 
@@ -35,7 +37,7 @@ class Request:
 
 
 @dataclass
-class Receiver:
+class Receiver(LoopbackServer):
     secrets: list[str]
     script: list[tuple] = field(default_factory=list)
     default: tuple = ("status", 200, {})
@@ -45,24 +47,11 @@ class Receiver:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
-        self.closing = threading.Event()
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._start_server(self.port)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.base_url}/hook"
 
     def wait_for(self, n: int, timeout: float = 10.0, ok_only: bool = False) -> list[Request]:
         deadline = time.monotonic() + timeout
