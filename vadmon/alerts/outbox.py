@@ -23,6 +23,10 @@ from vadmon.errors import VadmonError
 
 STATUSES = ("pending", "delivered", "dead", "disabled")
 FINISHED_EVENT_STATES = ("closed", "interrupted")  # retention may delete these (never open)
+# Each delivery worker reads only its own channel's rows. MQTT rows' endpoint is
+# "mqtt:<topic>" (vadmon.alerts.mqtt_worker); webhook names cannot contain ':'.
+WEBHOOK, MQTT = "webhook", "mqtt"
+_CHANNEL_SQL = {WEBHOOK: "endpoint NOT LIKE 'mqtt:%'", MQTT: "endpoint LIKE 'mqtt:%'"}
 
 
 @dataclass(frozen=True)
@@ -156,17 +160,18 @@ class Outbox:
 
     # --- delivery worker ------------------------------------------------------------------
 
-    def due(self, now: float, limit: int = 100) -> list[Delivery]:
+    def due(self, now: float, limit: int = 100, channel: str = WEBHOOK) -> list[Delivery]:
         rows = self.conn.execute(
             "SELECT * FROM deliveries WHERE status='pending' AND next_attempt_at <= ?"
-            " ORDER BY created_at, rowid LIMIT ?",
+            f" AND {_CHANNEL_SQL[channel]} ORDER BY created_at, rowid LIMIT ?",
             (now, limit),
         )
         return [_delivery(r) for r in rows]
 
-    def next_due_at(self) -> float | None:
+    def next_due_at(self, channel: str = WEBHOOK) -> float | None:
         row = self.conn.execute(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE status='pending'"
+            f" AND {_CHANNEL_SQL[channel]}"
         ).fetchone()
         return row[0]
 

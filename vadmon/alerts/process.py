@@ -28,6 +28,8 @@ import zmq
 from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
 from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, build_body, new_msg_id
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
+from vadmon.alerts.mqtt_channel import MqttChannel
+from vadmon.alerts.mqtt_client import MqttSettings
 from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.retention import MediaStore, RetentionSettings
@@ -65,6 +67,7 @@ class AlertSettings:
     max_pending: int
     narrate: NarrateSettings | None  # None: no narration
     score_log: ScoreLogSettings | None  # None: no score logs
+    mqtt: MqttSettings | None  # None: no MQTT (vadmon.alerts.mqtt_channel)
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,11 @@ class AlertPipeline:
         self.score_log = ScoreLogWriter(scores.root, scores.keep_hours) if scores else None
         self.narrator = Narrator(settings.narrate) if settings.narrate else None
         self.narratives: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.mqtt = MqttChannel(settings.mqtt, str(settings.db_path)) if settings.mqtt else None
 
     def start(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.start()
         self._recover()
         self.worker.start()
 
@@ -122,6 +128,10 @@ class AlertPipeline:
             if self.score_log is not None:
                 self.score_log.write(msg)
             self._handle(self.tracker.feed(msg))
+            if self.mqtt is not None:
+                self.mqtt.on_score(msg, time.time())
+        elif isinstance(msg, Status) and self.mqtt is not None:
+            self.mqtt.on_status(msg, time.time())
         elif isinstance(msg, PreviewFrame) and payload:
             self.counters["previews"] += 1
             self.clips.add(msg, payload)
@@ -129,6 +139,8 @@ class AlertPipeline:
     def tick(self, now: float) -> None:
         self._retry_unsaved()
         self._handle(self.tracker.expire(now))
+        if self.mqtt is not None:
+            self.mqtt.tick(now)
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
         if now >= self.next_prune:
@@ -176,6 +188,8 @@ class AlertPipeline:
         if self.unsaved:
             log.error("%d outbox writes could not be stored (disk full?)", len(self.unsaved))
         self.worker.stop(self.s.flush_s)
+        if self.mqtt is not None:
+            self.mqtt.stop(self.s.flush_s)
         self.clips.close()
         if self.narrator is not None:
             self.narrator.close()
@@ -224,10 +238,19 @@ class AlertPipeline:
         log_event(recent, data.get("clip_path"), data.get("reason") or "")
         body, msg_id = build_body(kind, data), new_msg_id()
         targets = [ep.name for ep in self.endpoints if ep.wants(kind)]  # webhook `events`
-        self._store(lambda: self.outbox.enqueue(data, kind, msg_id, body, targets, state=state))
+        mqtt_rows = self.mqtt.rows(kind, body) if self.mqtt is not None else []
+
+        def write() -> None:  # idempotent (INSERT OR IGNORE): safe to retry as a whole
+            self.outbox.enqueue(data, kind, msg_id, body, targets, state=state)
+            for row_id, endpoint, payload in mqtt_rows:  # MQTT: one row per publish
+                self.outbox.enqueue(data, kind, row_id, payload, [endpoint], state=state)
+
+        self._store(write)
         self.counters["queued"] += 1
         self.counters[f"queued_{kind}"] += 1
         self.worker.wake()
+        if self.mqtt is not None:
+            self.mqtt.wake()
 
     def _store(self, write: Callable[[], object]) -> None:
         """Run an outbox write now, or keep it (in order) for the next tick when SQLite refuses
@@ -258,6 +281,7 @@ class AlertPipeline:
             self.score_log.counters if self.score_log else {},
             {f"deliveries_{k}": v for k, v in self.worker.counters().items()},
             {f"outbox_{k}": v for k, v in self.outbox.counts().items()},
+            self.mqtt.status_counters() if self.mqtt else {},
         ):
             counters.update(source)
         open_events = sum(cam.open_event is not None for cam in self.tracker.cameras.values())
@@ -292,6 +316,7 @@ def open_subscriber(
     sub.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)
     sub.setsockopt(zmq.SUBSCRIBE, ScoreMessage.topic)
     sub.setsockopt(zmq.SUBSCRIBE, PreviewFrame.topic)
+    sub.setsockopt(zmq.SUBSCRIBE, Status.topic)  # capture's camera state (MQTT `state`)
     for endpoint in dict.fromkeys([score_endpoint, *preview_endpoints]):
         sub.connect(endpoint)
     return sub

@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from vadmon.config.base import StrictModel
 from vadmon.config.camera import CAMERA_NAME, CameraConfig, CameraSettings
 from vadmon.config.explain import ExplainConfig, ScoreLogConfig
+from vadmon.config.mqtt import MqttConfig
 from vadmon.config.webhook import WebhookConfig
 
 # --------------------------------------------------------------------------- model
@@ -302,6 +303,7 @@ class MonitorConfig(StrictModel):
         ..., description="The anomaly model (no default: weights are local)."
     )
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     transport: TransportConfig = Field(default_factory=TransportConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
