@@ -9,7 +9,6 @@ keep the port, as a broker restarting under its clients does.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import json
 import os
 import pwd
@@ -32,6 +31,7 @@ ACL = """\
 user vadmon
 topic readwrite vadmon/#
 topic readwrite homeassistant/#
+topic readwrite ha-test/#
 topic read blocked/#
 
 user watcher
@@ -58,53 +58,48 @@ def wait_until(cond, timeout: float, what: str, step: float = 0.02) -> Any:
 @dataclass
 class TlsFiles:
     ca: Path
-    cert: Path
+    cert: Path  # the broker's, for "localhost" only (so 127.0.0.1 is a name mismatch)
     key: Path
+    client_cert: Path
+    client_key: Path
 
 
 def make_tls(directory: Path) -> TlsFiles:
-    """A throwaway CA and a broker certificate for 127.0.0.1 / localhost, signed by it."""
+    """A throwaway CA, a broker certificate for ``localhost`` and a client certificate."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vadmon test CA")])
-    ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-                       critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    san = x509.SubjectAlternativeName(
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(san, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    files = TlsFiles(directory / "ca.pem", directory / "broker.pem", directory / "broker.key")
-    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(subject: str, key, issuer: str, issuer_key, ca: bool = False) -> bytes:
+        b = (
+            x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )  # fmt: skip
+        if subject == "localhost":
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        return b.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    def pem(key) -> bytes:
+        fmt = serialization.PrivateFormat.PKCS8
+        return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+    ca_key, key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    files = TlsFiles(*(directory / n for n in ("ca.pem", "broker.pem", "broker.key",
+                                              "client.pem", "client.key")))  # fmt: skip
+    files.ca.write_bytes(cert("vadmon test CA", ca_key, "vadmon test CA", ca_key, ca=True))
+    files.cert.write_bytes(cert("localhost", key, "vadmon test CA", ca_key))
+    files.key.write_bytes(pem(key))
+    files.client_cert.write_bytes(cert("vadmon client", client_key, "vadmon test CA", ca_key))
+    files.client_key.write_bytes(pem(client_key))
     return files
 
 
@@ -132,6 +127,7 @@ class Broker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            "log_type notice",  # "New client connected ... as <client id>"
             f"listener {self.port} 127.0.0.1",
         ]
         if tls is not None:
@@ -140,6 +136,7 @@ class Broker:
                 f"cafile {tls.ca}",
                 f"certfile {tls.cert}",
                 f"keyfile {tls.key}",
+                "require_certificate true",  # mutual TLS: clients show a cert from the CA
             ]
         self.conf = directory / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
@@ -180,6 +177,9 @@ class Broker:
 
         wait_until(up, timeout, "mosquitto to accept connections")
 
+    def log(self) -> str:
+        return (self.dir / "mosquitto.log").read_text(errors="replace")
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -195,6 +195,7 @@ class Message:
     payload: bytes
     retain: bool
     t: float
+    qos: int
 
     @property
     def json(self) -> Any:
@@ -211,7 +212,7 @@ class Watcher:
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"watch-{free_port()}",
                         protocol=paho.MQTTv5)  # fmt: skip
         c.username_pw_set("watcher", USERS["watcher"])
-        c.on_connect = lambda cl, *_: cl.subscribe(topic, qos=1)
+        c.on_connect = lambda cl, *_: cl.subscribe(topic, qos=2)
         c.on_subscribe = lambda *_: self.subscribed.set()
         c.on_message = self._on_message
         c.reconnect_delay_set(0.1, 0.5)
@@ -222,7 +223,9 @@ class Watcher:
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         with self.lock:
-            self.messages.append(Message(msg.topic, bytes(msg.payload), msg.retain, time.time()))
+            self.messages.append(
+                Message(msg.topic, bytes(msg.payload), msg.retain, time.time(), msg.qos)
+            )
 
     def on(self, topic: str) -> list[Message]:
         with self.lock:

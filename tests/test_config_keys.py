@@ -34,6 +34,10 @@ SPLIT = "tests/test_splithost.py::test_split_host_events_have_snapshot_and_clip"
 LINK_KEYS = "tests/test_preview_link.py::test_link_preview_keys_set_rate_width_and_quality"
 NARRATE = "tests/test_narrate.py::test_explained_webhook_follows_start_with_a_well_formed_request"
 NARRATE_CFG = "tests/test_narrate.py::test_model_tokens_and_keyframes_come_from_the_config"
+MQTT_EVENTS = "tests/test_mqtt.py::test_events_and_retained_states_arrive_with_the_webhook_body"
+MQTT_TLS = "tests/test_mqtt.py::test_tls_with_a_ca_made_here"
+MQTT_SCORE = "tests/test_mqtt.py::test_score_topic_is_rate_limited_to_one_per_interval"
+MQTT_AUTH = "tests/test_mqtt.py::test_wrong_password_is_one_clear_line_and_webhooks_keep_going"
 TABLE: dict[str, str] = {
     "instance": REACH,
     "log_level": "tests/test_camera_source_keys.py::test_log_level_reaches_the_capture_process",
@@ -106,6 +110,20 @@ TABLE: dict[str, str] = {
     "test_each_webhook_has_its_own_attempts_and_backoff",
     "webhooks.[].allow_private": "tests/test_webhook_config.py::"
     "test_config_check_and_delivery_share_one_address_policy",
+    "mqtt.url": MQTT_EVENTS,
+    "mqtt.client_id": MQTT_EVENTS,
+    "mqtt.username": MQTT_AUTH,
+    "mqtt.password": MQTT_AUTH,
+    "mqtt.topic_prefix": "tests/test_mqtt.py::test_acl_denied_publish_is_counted_and_visible",
+    "mqtt.qos": MQTT_TLS,
+    "mqtt.tls.ca_file": MQTT_TLS,
+    "mqtt.tls.cert_file": MQTT_TLS,
+    "mqtt.tls.key_file": MQTT_TLS,
+    "mqtt.tls.insecure": MQTT_TLS,
+    "mqtt.discovery": MQTT_TLS,
+    "mqtt.discovery_prefix": MQTT_SCORE,
+    "mqtt.score_interval_s": MQTT_SCORE,
+    "mqtt.max_inflight": "tests/test_mqtt.py::test_broker_killed_mid_event_and_restarted_loses_nothing",
     "storage.dir": "tests/test_file_modes.py::test_event_data_is_private_whatever_the_umask",
     "storage.retention.events_days": REACH,
     "storage.retention.media_days": "tests/test_retention.py::"

@@ -76,7 +76,8 @@ def watcher(broker):
 
 
 def test_events_and_retained_states_arrive_with_the_webhook_body(tmp_path, broker, watcher):
-    path = config(tmp_path, mqtt_section(broker.url), webhook="http://127.0.0.1:9/hook")
+    section = mqtt_section(broker.url, extra="  client_id: door-monitor-7\n")
+    path = config(tmp_path, section, webhook="http://127.0.0.1:9/hook")
     pipe = pipeline(path)
     try:
         t0 = time.time() - 30
@@ -85,12 +86,14 @@ def test_events_and_retained_states_arrive_with_the_webhook_body(tmp_path, broke
         pipe.on_message(capture.to_parts())
         pipe.on_message(score(0, t0, 0.1, [0.9, 0.04, 0.03, 0.03]).to_parts())
         feed_event(pipe, t0, range(5, 15))
-        drive(pipe, lambda: ("end" in [t for t, _ in event_types(watcher)]))
+        drive(pipe, lambda: "end" in [t for t, _ in event_types(watcher)])
         watcher.wait("vadmon/door/anomaly", lambda m: m.payload == b"OFF" and m.t > 0)
     finally:
         pipe.shutdown()
     (new, *_rest, end) = [m.json for m in watcher.on(EVENTS)]
     assert (new["type"], end["type"]) == ("new", "end")
+    assert {m.qos for m in watcher.on(EVENTS)} == {1}  # the default QoS
+    assert " as door-monitor-7 " in broker.log()  # mqtt.client_id, as the broker saw it
     assert new["before"] == new["after"] and end["after"]["end_ts"] is not None
     # the same event body as the webhook's data, byte for byte
     outbox = Outbox(pipe.s.db_path, readonly=True)
@@ -123,12 +126,13 @@ def test_events_and_retained_states_arrive_with_the_webhook_body(tmp_path, broke
 
 
 def test_score_topic_is_rate_limited_to_one_per_interval(tmp_path, broker, watcher):
-    pipe = pipeline(config(tmp_path, mqtt_section(broker.url)))
+    extra = "  score_interval_s: 1.2\n  discovery_prefix: ha-test\n"
+    pipe = pipeline(config(tmp_path, mqtt_section(broker.url, extra=extra)))
     try:
         wait_until(lambda: pipe.mqtt.worker.counters()["connected"], 20, "connected")
         t0, start = time.time(), time.monotonic()
         i = 0
-        while time.monotonic() - start < 2.5:  # ~100 scores/s for 2.5 s
+        while time.monotonic() - start < 3.0:  # ~100 scores/s for 3 s: at 0, 1.2, 2.4 s
             pipe.on_message(score(i, t0, 0.2, [0.9, 0.04, 0.03, 0.03], dt=0.01).to_parts())
             i += 1
             time.sleep(0.01)
@@ -138,7 +142,10 @@ def test_score_topic_is_rate_limited_to_one_per_interval(tmp_path, broker, watch
     got = watcher.on("vadmon/door/score")
     assert len(got) == 3 and float(got[0].payload) == pytest.approx(0.2)  # of ~250 scores
     gaps = [b.t - a.t for a, b in zip(got, got[1:], strict=False)]
-    assert min(gaps) > 0.8
+    assert min(gaps) > 1.0
+    # mqtt.discovery_prefix: the configs live under it, and nowhere else
+    assert watcher.on("ha-test/binary_sensor/vadmon/door_anomaly/config")
+    assert not [m for m in watcher.messages if m.topic.startswith("homeassistant/")]
 
 
 def ha_configs(watcher: Watcher, component: str) -> dict[str, dict]:
@@ -207,7 +214,8 @@ def test_broker_killed_mid_event_and_restarted_loses_nothing(tmp_path, broker, w
     """Kill -9 mid-event; while it is down a second event starts and ends (webhooks go on);
     restarted (refusing vadmon until the watcher is back): every new and end arrives."""
     with Receiver([SECRET]) as rx:
-        pipe = pipeline(config(tmp_path, mqtt_section(broker.url), webhook=rx.url))
+        section = mqtt_section(broker.url, extra="  max_inflight: 2\n")
+        pipe = pipeline(config(tmp_path, section, webhook=rx.url))
         try:
             t0 = time.time() - 120
             for i in range(8):  # event 1 opens
@@ -239,6 +247,7 @@ def test_broker_killed_mid_event_and_restarted_loses_nothing(tmp_path, broker, w
         kinds = {t for t, i in got if i == event_id}
         assert {"new", "end"} <= kinds, (event_id, got)
         assert [t for t, i in dict.fromkeys(got) if i == event_id].count("new") == 1
+    assert pipe.mqtt.worker.counters()["inflight_max"] == 2  # mqtt.max_inflight bounds it
 
 
 def test_wrong_password_is_one_clear_line_and_webhooks_keep_going(
@@ -262,8 +271,8 @@ def test_wrong_password_is_one_clear_line_and_webhooks_keep_going(
             counters = pipe.status().counters
         finally:
             pipe.shutdown()
-    lines = [r.getMessage() for r in caplog.records if "refused the connection" in r.getMessage()]
-    assert len(lines) == 1, lines
+    lines = [r.getMessage() for r in caplog.records if r.name == "vadmon.alerts.mqtt"]
+    assert len(lines) == 1 and "refused the connection: Not authorized" in lines[0], lines
     assert "check mqtt.username / mqtt.password" in lines[0] and "not-the-password" not in lines[0]
     assert {d.status for d in mqtt_rows(pipe.s.db_path)} == {"pending"}
     assert counters["mqtt_connected"] == 0 and counters["mqtt_delivered"] == 0
@@ -290,27 +299,63 @@ def test_acl_denied_publish_is_counted_and_visible(tmp_path, broker, watcher, ca
 
 
 def test_tls_with_a_ca_made_here(tmp_path):
+    """Mutual TLS: the CA (tls.ca_file) and a client certificate (cert_file/key_file) made
+    here; the broker's certificate names only ``localhost``, so 127.0.0.1 is refused unless
+    ``tls.insecure``; no client certificate is refused by the broker. QoS 0 and no discovery
+    on the good run (mqtt.qos, mqtt.discovery)."""
     tls = make_tls(tmp_path)
     b = Broker(tmp_path / "broker", tls=tls)
     w = Watcher(b)
+    mutual = f"cert_file: {tls.client_cert}, key_file: {tls.client_key}"
+    cases = {
+        "ok": ("localhost", f"{{ca_file: {tls.ca}, {mutual}}}", "  qos: 0\n  discovery: false\n"),
+        "mismatch": ("127.0.0.1", f"{{ca_file: {tls.ca}, {mutual}}}", ""),
+        "insecure": ("127.0.0.1", f"{{ca_file: {tls.ca}, {mutual}, insecure: true}}", ""),
+        "no_client_cert": ("localhost", f"{{ca_file: {tls.ca}}}", ""),
+    }
+    seen = {}
     try:
-        extra = f"  tls: {{ca_file: {tls.ca}}}\n"
-        url = f"mqtts://127.0.0.1:{b.tls_port}"
-        pipe = pipeline(config(tmp_path, mqtt_section(url, extra=extra)))
-        try:
-            feed_event(pipe, time.time() - 60, range(5, 15))
-            drive(pipe, lambda: [t for t, _ in event_types(w)] == ["new", "end"])
-        finally:
-            pipe.shutdown()
-        # without the CA the broker's certificate is refused: nothing is sent
-        other = tmp_path / "other"
-        other.mkdir()
-        pipe = pipeline(config(other, mqtt_section(url)))
-        try:
-            wait_until(lambda: pipe.mqtt.worker.counters()["unreachable"] >= 1, 20, "a refusal")
-            assert pipe.mqtt.worker.counters()["connects"] == 0
-        finally:
-            pipe.shutdown()
+        for case, (host, tls_yaml, extra) in cases.items():
+            d = tmp_path / case
+            d.mkdir()
+            section = mqtt_section(
+                f"mqtts://{host}:{b.tls_port}", extra=f"  tls: {tls_yaml}\n{extra}"
+            )
+            pipe = pipeline(config(d, section))
+            try:
+                c = pipe.mqtt.worker.counters
+                wait_until(lambda c=c: c()["connects"] or c()["unreachable"], 20, case)
+                seen[case] = c()["connects"] > 0
+                if case == "ok":
+                    feed_event(pipe, time.time() - 60, range(5, 15))
+                    drive(pipe, lambda: [t for t, _ in event_types(w)] == ["new", "end"])
+            finally:
+                pipe.shutdown()
+            if case == "ok":
+                ok_messages = list(w.messages)
     finally:
         w.close()
         b.close()
+    assert seen == {"ok": True, "mismatch": False, "insecure": True, "no_client_cert": False}
+    assert {m.qos for m in w.on(EVENTS)} == {0}
+    assert not [m for m in ok_messages if m.topic.startswith("homeassistant/")]
+    assert [m for m in w.messages if m.topic.startswith("homeassistant/")]  # "insecure" run
+
+
+@pytest.mark.parametrize(
+    ("mqtt", "line"),
+    [
+        ({"url": "http://broker:1883"}, "mqtt url must be mqtt://host[:port] or mqtts://"),
+        ({"url": "mqtt://u:p@broker"}, "must not carry credentials"),
+        ({"url": "mqtt://broker/topic"}, "takes no path"),
+        ({"url": "mqtt://broker", "password": "x"}, "mqtt.password needs mqtt.username"),
+        ({"url": "mqtt://broker", "topic_prefix": "a/#"}, "topic_prefix"),
+        ({"url": "mqtt://broker", "score_interval_s": 0.5}, "score_interval_s"),
+        ({"url": "mqtts://broker", "tls": {"cert_file": "c.pem"}}, "cert_file and key_file"),
+    ],
+)
+def test_bad_mqtt_config_is_one_clear_error(tmp_path, mqtt, line):
+    path = config(tmp_path, "mqtt: " + json.dumps(mqtt) + "\n")
+    with pytest.raises(Exception) as err:
+        load_config(path)
+    assert line in str(err.value)

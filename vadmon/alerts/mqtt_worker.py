@@ -56,13 +56,14 @@ class MqttWorker:
         self._counts = dict.fromkeys(
             ("connected", "connects", "disconnects", "refused", "unreachable", "published",
              "delivered", "denied", "ack_timeouts", "states_published", "removed",
-             "outbox_errors"),
+             "outbox_errors", "inflight_max"),
             0,
         )  # fmt: skip
         self._inflight: dict[int, _Inflight] = {}
         self._sending: set[tuple[str, str]] = set()
         self._state_mids: dict[int, tuple[str, bool]] = {}  # mid → (topic, is a removal)
         self._connected = False
+        self._refused = False
         self._said: set[str] = set()  # problems logged since the last good connect
         self._stop = threading.Event()
         self._flush_until = 0.0
@@ -163,9 +164,13 @@ class MqttWorker:
                 self._counts["disconnects"] += 1
                 self._say("lost", f"lost the broker {self.s.where} ({item[1]}); "
                           "events wait in the outbox and are sent on reconnect")  # fmt: skip
+            elif not self._refused:  # dropped before CONNACK: e.g. TLS refused our certificate
+                self._unreachable()
+            self._refused = False
             self._connected = False
             self._counts["connected"] = 0
         elif kind == "refused":
+            self._refused = True  # the broker closes the connection next: same problem
             self._counts["refused"] += 1
             self._say(
                 "refused:" + item[1],
@@ -174,12 +179,15 @@ class MqttWorker:
                 error=True,
             )
         elif kind == "unreachable":
-            self._counts["unreachable"] += 1
-            self._say("unreachable", f"cannot reach the broker {self.s.where} (connection "
-                      "refused, TLS or DNS failure); retrying with backoff")  # fmt: skip
+            self._unreachable()
         elif kind == "ack":
             self._on_ack(outbox, announced, item[1], item[2], item[3])
         return False
+
+    def _unreachable(self) -> None:
+        self._counts["unreachable"] += 1
+        self._say("unreachable", f"cannot reach the broker {self.s.where} (connection "
+                  "refused, TLS or DNS failure); retrying with backoff")  # fmt: skip
 
     def _say(self, key: str, line: str, error: bool = False) -> None:
         """One line per problem until the next good connect (a retry loop does not spam)."""
@@ -282,6 +290,7 @@ class MqttWorker:
             self._inflight[mid] = _Inflight(row, now)
             self._sending.add((row.msg_id, row.endpoint))
             self._counts["published"] += 1
+            self._counts["inflight_max"] = max(self._counts["inflight_max"], len(self._inflight))
             room -= 1
             if room == 0:
                 return
