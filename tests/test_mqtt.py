@@ -12,15 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from explain_support import SECRET, drive, feed_event, score
+from explain_support import SECRET, drive, feed_event, pipeline, score
 from mqtt_support import Broker, Watcher, make_tls, mqtt_section, wait_until
 from webhook_receiver import Receiver
 
 from vadmon.alerts.outbox import Outbox
-from vadmon.alerts.process import AlertPipeline
 from vadmon.config import load_config
 from vadmon.runtime.messages import Status
-from vadmon.settings import alert_settings
 
 EVENTS = "vadmon/events"
 
@@ -41,12 +39,6 @@ def config(tmp_path: Path, mqtt: str, cameras=("door",), webhook: str | None = N
     path = tmp_path / "monitor.yaml"
     path.write_text(text)
     return path
-
-
-def pipeline(path: Path) -> AlertPipeline:
-    pipe = AlertPipeline(alert_settings(load_config(path)))
-    pipe.start()
-    return pipe
 
 
 def event_types(watcher: Watcher) -> list[tuple[str, str]]:

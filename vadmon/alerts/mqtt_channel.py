@@ -83,7 +83,9 @@ class MqttChannel:
         return out
 
     def _event_states(self, kind: str, camera: str, data: dict[str, Any]) -> None:
-        self.store.set(self.topics.camera(camera, "anomaly"), "OFF" if kind == "end" else "ON")
+        # a narration may come after the end: the event's own end time decides, not the kind
+        ongoing = kind != "end" and data.get("end_ts") is None
+        self.store.set(self.topics.camera(camera, "anomaly"), "ON" if ongoing else "OFF")
         if data.get("label"):
             self.store.set(self.topics.camera(camera, "label"), str(data["label"]))
         snapshot = self._snapshot(data.get("snapshot_path"))
