@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from pathlib import Path
 
@@ -351,3 +352,41 @@ def test_bad_mqtt_config_is_one_clear_error(tmp_path, mqtt, line):
     with pytest.raises(Exception) as err:
         load_config(path)
     assert line in str(err.value)
+
+
+@pytest.mark.slow
+def test_alert_process_killed_gives_the_last_will_then_an_interrupted_end(
+    subprocess_env, broker, watcher
+):  # fmt: skip
+    """The real alert process (python -m vadmon.alerts): SIGKILL mid-event → the broker
+    publishes its last will (``available`` = offline, retained); the next run sends the
+    event's ``end`` (interrupted) from the outbox, and says ``online`` again."""
+    from test_alerts import FIGHT, Harness
+    from test_alerts import SECRET as HARNESS_SECRET
+
+    with Receiver([HARNESS_SECRET]) as rx:
+        h = Harness(subprocess_env, rx.url)
+        with h.config.open("a") as f:
+            f.write(mqtt_section(broker.url))
+        try:
+            h.start()
+            base = time.time() + 1.0  # snippet times ≈ now: the event is not stale
+            for k in range(4):
+                h.score(k, base, 0.9, FIGHT)
+            new = watcher.wait(EVENTS, lambda m: m.json["type"] == "new")
+            watcher.wait("vadmon/available", lambda m: m.payload == b"online")
+            h.proc.kill()
+            h.proc.wait(10)
+            assert [t for t, _ in event_types(watcher)] == ["new"]
+            will = watcher.wait("vadmon/available", lambda m: m.payload == b"offline")
+            h.start()
+            end = watcher.wait(EVENTS, lambda m: m.json["type"] == "end", timeout=30)
+            hooks = [r.json["type"] for r in rx.wait_for(2, timeout=30, ok_only=True)]
+            assert h.stop(signal.SIGTERM) == 0
+        finally:
+            h.close()
+    assert end.json["after"]["id"] == new.json["after"]["id"]
+    assert end.json["after"]["reason"].startswith("interrupted")
+    assert end.t > will.t
+    assert [m.payload for m in watcher.on("vadmon/available")][-1] == b"offline"  # clean stop
+    assert hooks == ["vadmon.event.start", "vadmon.event.end"]  # the webhook, alongside
