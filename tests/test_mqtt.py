@@ -231,6 +231,14 @@ def test_broker_killed_mid_event_and_restarted_loses_nothing(tmp_path, broker, w
             assert {d.status for d in mqtt_rows(pipe.s.db_path)} >= {"pending"}
             broker.allow_all()
             drive(pipe, lambda: {d.status for d in mqtt_rows(pipe.s.db_path)} == {"delivered"})
+            # the restarted broker lost its retained messages: vadmon published them again
+            late = Watcher(broker, "vadmon/#")
+            try:
+                late.wait("vadmon/door/anomaly", lambda m: m.retain and m.payload == b"OFF")
+                late.wait("vadmon/available", lambda m: m.retain and m.payload == b"online")
+                late.wait("vadmon/door/label", lambda m: m.retain)
+            finally:
+                late.close()
         finally:
             pipe.shutdown()
     got = event_types(watcher)
