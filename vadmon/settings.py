@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 from vadmon.alerts.clip_writer import ClipSettings
 from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy
 from vadmon.alerts.event import EventSettings
+from vadmon.alerts.links import LinkSettings
 from vadmon.alerts.narrate import NarrateSettings
+from vadmon.alerts.payload import PayloadSettings
 from vadmon.alerts.process import AlertSettings, ScoreLogSettings
 from vadmon.alerts.retention import RetentionSettings
 from vadmon.alerts.webhook_url import check_url
@@ -29,6 +31,7 @@ from vadmon.errors import VadmonError
 from vadmon.runtime.link import LinkClient, LinkPreviewSettings, LinkServer
 from vadmon.runtime.security import PUBLIC_SUFFIX, load_allowed_clients, load_public_key
 from vadmon.runtime.transport import ipc_endpoint
+from vadmon.web.options import WebSettings
 
 if TYPE_CHECKING:
     from vadmon.inference.process import InferenceSettings
@@ -58,6 +61,9 @@ DELIVERY_BATCH = 100  # outbox rows per poll
 ALERTS_FLUSH_S = 3.0  # on exit, keep delivering this long
 ALERTS_MAX_PENDING = 10_000  # outbox rows before new messages are refused (disk guard)
 DAY_S = 86400.0
+WEB_STALE_S = 10.0  # a camera silent this long shows offline (the dashboard's default)
+WEB_SESSION_TTL_S = 12 * 3600.0  # the review page's login cookie
+WEB_PAGE_MAX = 500  # events per API page at most
 
 
 # --- endpoints and links --------------------------------------------------------------------
@@ -292,6 +298,49 @@ def alert_settings(cfg: MonitorConfig) -> AlertSettings:
         max_pending=ALERTS_MAX_PENDING,
         narrate=narrate_settings(cfg),
         score_log=score_log_settings(cfg),
+        payload=payload_settings(cfg),
+    )
+
+
+# --- web ------------------------------------------------------------------------------------
+
+
+def link_settings(cfg: MonitorConfig) -> LinkSettings:
+    """Links in alerts and the web server's check of them share the key file and base URL."""
+    key = cfg.storage.dir / "web" / "links.key"
+    return LinkSettings(public_url=cfg.web.base_url(), ttl_s=cfg.web.link_ttl_s, key_path=key)
+
+
+def payload_settings(cfg: MonitorConfig) -> PayloadSettings:
+    embed = frozenset(w.name for w in cfg.webhooks if w.embed_snapshot)
+    links = link_settings(cfg) if cfg.web.enabled else None
+    return PayloadSettings(instance=cfg.instance, links=links, embed=embed)
+
+
+def web_settings(cfg: MonitorConfig) -> WebSettings:
+    from vadmon.config.web import split_listen
+
+    web = cfg.web
+    host, port = split_listen(web.listen)
+    token = web.auth.token.get_secret_value() if web.auth.enabled and web.auth.token else None
+    return WebSettings(
+        host=host,
+        port=port,
+        token=token,
+        links=link_settings(cfg),
+        db_path=cfg.storage.outbox_db,
+        media_dir=cfg.storage.media_dir,
+        score_dir=score_log_dir(cfg) if cfg.score_log.enabled else None,
+        cameras=tuple(cfg.enabled_cameras()),
+        preview_endpoints=tuple(preview_endpoints(cfg)),
+        cors_origins=tuple(web.cors_origins),
+        max_request_bytes=web.max_request_bytes,
+        live_fps=web.live_fps,
+        instance=cfg.instance,
+        heartbeat_s=HEARTBEAT_S,
+        stale_after_s=WEB_STALE_S,
+        session_ttl_s=WEB_SESSION_TTL_S,
+        page_size_max=WEB_PAGE_MAX,
     )
 
 

@@ -83,8 +83,10 @@ class Outbox:
         endpoints: list[str],
         state: str = "open",
         now: float | None = None,
+        own: dict[str, str] | None = None,
     ) -> list[str]:
-        """Store the event state and one delivery per endpoint atomically.
+        """Store the event state and one delivery per endpoint atomically (``own``: endpoints
+        with a body of their own, e.g. with the snapshot embedded; the rest get ``body``).
 
         A message to a disabled endpoint is stored as ``disabled``; beyond ``max_pending``
         pending rows it is stored ``dead`` (visible, replayable) so the queue stays bounded.
@@ -109,7 +111,8 @@ class Outbox:
                     "INSERT OR IGNORE INTO deliveries (msg_id, endpoint, event_id, kind, payload,"
                     " attempts, next_attempt_at, status, last_error, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                    (msg_id, endpoint, event.get("id"), kind, body, t, status, error, t, t),
+                    (msg_id, endpoint, event.get("id"), kind, (own or {}).get(endpoint, body),
+                     t, status, error, t, t),  # fmt: skip
                 )
                 n_pending += status == "pending"
                 statuses.append(status)

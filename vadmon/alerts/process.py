@@ -26,10 +26,11 @@ from typing import Any
 import zmq
 
 from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
-from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, build_body, new_msg_id
+from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, new_msg_id
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
 from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
 from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.payload import EventBodies, PayloadSettings
 from vadmon.alerts.retention import MediaStore, RetentionSettings
 from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.alerts.webhook_url import UrlUnresolved, check_url
@@ -65,6 +66,7 @@ class AlertSettings:
     max_pending: int
     narrate: NarrateSettings | None  # None: no narration
     score_log: ScoreLogSettings | None  # None: no score logs
+    payload: PayloadSettings  # links, text, instance, embedded snapshots
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class AlertPipeline:
         self.score_log = ScoreLogWriter(scores.root, scores.keep_hours) if scores else None
         self.narrator = Narrator(settings.narrate) if settings.narrate else None
         self.narratives: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.bodies = EventBodies(settings.payload)
 
     def start(self) -> None:
         self._recover()
@@ -208,6 +211,7 @@ class AlertPipeline:
         narrative = self.narratives.get(data.get("id", ""))
         if narrative is not None:
             data["explanation"] = dict(data.get("explanation") or {}, narrative=narrative)
+        data = self.bodies.with_links(data)
         recent = {
             "id": data.get("id", ""),
             "camera": data.get("camera", ""),
@@ -222,9 +226,12 @@ class AlertPipeline:
         }
         self.recent.appendleft(recent)
         log_event(recent, data.get("clip_path"), data.get("reason") or "")
-        body, msg_id = build_body(kind, data), new_msg_id()
+        msg_id = new_msg_id()
         targets = [ep.name for ep in self.endpoints if ep.wants(kind)]  # webhook `events`
-        self._store(lambda: self.outbox.enqueue(data, kind, msg_id, body, targets, state=state))
+        body, own = self.bodies.bodies(kind, data, targets)
+        self._store(
+            lambda: self.outbox.enqueue(data, kind, msg_id, body, targets, state=state, own=own)
+        )
         self.counters["queued"] += 1
         self.counters[f"queued_{kind}"] += 1
         self.worker.wake()

@@ -1,0 +1,36 @@
+"""The web process's settings (mapped from ``web:`` by ``vadmon.settings``; no defaults here).
+
+Kept free of FastAPI imports so that every process's entry module can import
+``vadmon.settings`` without paying for the web stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vadmon.alerts.links import LinkSettings
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str
+    port: int
+    token: str | None  # None: auth off (only ever on loopback; the config enforces it)
+    links: LinkSettings
+    db_path: Path
+    media_dir: Path
+    score_dir: Path | None  # score logs (the events' score curves); None: off
+    cameras: tuple[str, ...]
+    preview_endpoints: tuple[str, ...]
+    cors_origins: tuple[str, ...]
+    max_request_bytes: int
+    live_fps: float
+    instance: str
+    heartbeat_s: float
+    stale_after_s: float  # a camera silent this long is offline (the dashboard's rule)
+    session_ttl_s: float  # lifetime of the review page's login cookie
+    page_size_max: int  # most events one API page returns
+
+    def __repr__(self) -> str:  # never print the token
+        return f"WebSettings(host={self.host!r}, port={self.port}, auth={self.token is not None})"
