@@ -206,6 +206,8 @@ def run_monitor(
     cfg = load_config(config_path)
     preflight(cfg, role)
     cleanup = claim_instance(cfg, str(config_path), role)
+    if cfg.web.enabled and role != "capture":
+        print(f"vadmon: review page and API at {cfg.web.base_url()}/", file=sys.stderr)
     specs = child_specs(cfg, config_path, role)
     live = wants_dashboard(cfg, dashboard)
     log_dir = cfg.storage.dir / "logs" if live else None
