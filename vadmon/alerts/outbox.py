@@ -280,6 +280,18 @@ class Outbox:
         args.append(limit)
         return [dict(r) for r in self.conn.execute(sql, args)]
 
+    def feedback(self, event_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Reviewers' verdicts (the web page's buttons) by event id, all or those given; {}
+        from an outbox older than the ``feedback`` table (read-only opens do not create it)."""
+        found = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='feedback'"
+        ).fetchone()
+        if found is None:
+            return {}
+        rows = self.conn.execute("SELECT * FROM feedback ORDER BY updated_at").fetchall()
+        wanted = None if event_ids is None else set(event_ids)
+        return {r["event_id"]: dict(r) for r in rows if wanted is None or r["event_id"] in wanted}
+
     def dead_letters(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM dead_letters ORDER BY updated_at DESC")
         return [dict(r) for r in rows]

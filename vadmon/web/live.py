@@ -142,10 +142,13 @@ class LiveFeed:
 def camera_json(
     cam: CameraView, frame: Frame | None, score: tuple[float, float] | None
 ) -> dict[str, object]:
+    reason = cam.reason
+    if not reason and cam.state == "connecting":
+        reason = "no status from its capture process yet"
     return {
         "name": cam.name,
         "state": cam.state,
-        "reason": cam.reason,
+        "reason": reason,
         "fps": cam.capture_fps,
         "resolution": cam.resolution,
         "reconnects": cam.reconnects_total,
