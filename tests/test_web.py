@@ -37,7 +37,9 @@ def site(tmp_path_factory) -> Iterator[tuple[WebServer, list[str]]]:
 def stored(server: WebServer, event_id: str) -> dict:
     db = sqlite3.connect(load(server.config).storage.outbox_db)
     try:
-        return json.loads(db.execute("SELECT data FROM events WHERE id=?", (event_id,)).fetchone()[0])
+        return json.loads(
+            db.execute("SELECT data FROM events WHERE id=?", (event_id,)).fetchone()[0]
+        )
     finally:
         db.close()
 
@@ -53,11 +55,17 @@ def test_event_routes_list_filter_page_and_describe(site) -> None:
         assert ev["camera"] == "door" and ev["label"] == "fighting" and ev["state"] == "closed"
         assert ev["snapshot_url"].endswith(f"/{door}/snapshot.jpg")
         assert "snapshot_path" not in ev and "clip_path" not in ev  # no local paths out
-        assert [e["id"] for e in c.get("/api/events", params={"camera": "yard"}).json()["events"]] == [yard]
+        assert [
+            e["id"] for e in c.get("/api/events", params={"camera": "yard"}).json()["events"]
+        ] == [yard]
         assert c.get("/api/events", params={"label": "explosion"}).json()["events"] == []
         since = ev["start_ts"] + 1
-        assert [e["id"] for e in c.get("/api/events", params={"since": since}).json()["events"]] == [yard]
-        assert [e["id"] for e in c.get("/api/events", params={"until": since}).json()["events"]] == [door]
+        assert [
+            e["id"] for e in c.get("/api/events", params={"since": since}).json()["events"]
+        ] == [yard]
+        assert [
+            e["id"] for e in c.get("/api/events", params={"until": since}).json()["events"]
+        ] == [door]
         first = c.get("/api/events", params={"limit": 1}).json()
         assert [e["id"] for e in first["events"]] == [yard] and first["next_cursor"]
         second = c.get("/api/events", params={"limit": 1, "cursor": first["next_cursor"]}).json()
@@ -70,7 +78,9 @@ def test_event_routes_list_filter_page_and_describe(site) -> None:
         assert len(curve["t"]) >= 10 and max(curve["score"]) == pytest.approx(0.9, abs=1e-3)
         assert c.get("/api/events/1700000000.000000-zzzzzz").status_code == 404
         schema = c.get("/openapi.json").json()
-        assert {"/api/events", "/api/events/{event_id}/clip.mp4", "/api/cameras"} <= set(schema["paths"])
+        assert {"/api/events", "/api/events/{event_id}/clip.mp4", "/api/cameras"} <= set(
+            schema["paths"]
+        )
         cams = c.get("/api/cameras").json()
         assert {x["name"] for x in cams} == {"door", "yard"}
         assert all(x["state"] == "connecting" for x in cams)  # no capture running
@@ -115,7 +125,9 @@ def test_signed_links_valid_expired_and_tampered(site) -> None:
         assert c.get(flipped).status_code == 401
         other = data["snapshot_url"].replace(door, yard)  # the signature of another path
         assert c.get(other).status_code == 401
-        later = data["snapshot_url"].replace(f"exp={data['links_expire_ts']}", f"exp={data['links_expire_ts'] + 1}")
+        later = data["snapshot_url"].replace(
+            f"exp={data['links_expire_ts']}", f"exp={data['links_expire_ts'] + 1}"
+        )
         assert c.get(later).status_code == 401
         key = load_key(load(server.config).storage.dir / "web" / "links.key")
         expired = sign_path(key, f"/api/events/{door}/snapshot.jpg", int(time.time()) - 1)
@@ -166,16 +178,31 @@ def test_every_route_needs_auth_and_posts_need_csrf(site) -> None:
         schema_paths = set()
         for path in routes:
             assert c.get(path).status_code == 401, path
-            assert c.get(path, headers={"authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+            assert (
+                c.get(path, headers={"authorization": "Bearer wrong-token-0123456789"}).status_code
+                == 401
+            )
         with server.client() as authed:
             schema_paths = set(authed.get("/openapi.json").json()["paths"])
         covered = {p.replace(door, "{event_id}").replace("/door/", "/{name}/") for p in routes}
-        assert schema_paths - covered <= {"/api/session", "/api/logout", "/api/events/{event_id}/feedback"}
+        assert schema_paths - covered <= {
+            "/api/session",
+            "/api/logout",
+            "/api/events/{event_id}/feedback",
+        }
         fb = {"verdict": "confirmed", "note": ""}
-        assert c.post(f"/api/events/{door}/feedback", json=fb, headers={"x-vadmon-request": "1"}).status_code == 401
+        assert (
+            c.post(
+                f"/api/events/{door}/feedback", json=fb, headers={"x-vadmon-request": "1"}
+            ).status_code
+            == 401
+        )
         page = c.get("/")  # the page shell is public and holds no data or credentials
         assert page.status_code == 200 and TOKEN not in page.text and door not in page.text
-        assert "access-control-allow-origin" not in c.get("/", headers={"origin": "http://evil.test"}).headers
+        assert (
+            "access-control-allow-origin"
+            not in c.get("/", headers={"origin": "http://evil.test"}).headers
+        )
         assert c.post("/api/session", json={"token": TOKEN}).status_code == 403  # no CSRF header
         csrf = {"x-vadmon-request": "1"}
         assert c.post("/api/session", json={"token": "x" * 20}, headers=csrf).status_code == 401

@@ -39,7 +39,14 @@ def test_review_page_lists_plays_and_keeps_a_false_alarm(browser, tmp_path: Path
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         sizes: dict[str, int] = {}
-        page.on("response", lambda r: sizes.__setitem__(r.url, len(r.body())) if r.url.split("?")[0].endswith(("/", ".js", ".css")) else None)
+        page.on(
+            "response",
+            lambda r: (
+                sizes.__setitem__(r.url, len(r.body()))
+                if r.url.split("?")[0].endswith(("/", ".js", ".css"))
+                else None
+            ),
+        )
         page.goto(server.base + "/")
         page.wait_for_selector("#login:not([hidden])")
         assert page.locator("[data-event]").count() == 0  # nothing before the login
@@ -49,7 +56,9 @@ def test_review_page_lists_plays_and_keeps_a_false_alarm(browser, tmp_path: Path
         assert not page.is_visible("#login")
         ids = page.eval_on_selector_all("[data-event]", "els => els.map(e => e.dataset.event)")
         assert ids == [yard, door]  # newest first
-        page.wait_for_function("() => document.querySelectorAll('.event .curve polyline').length === 2")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.event .curve polyline').length === 2"
+        )
         page.wait_for_function(
             "() => [...document.querySelectorAll('.event img')].every(i => i.complete && i.naturalWidth > 0)"
         )
@@ -64,7 +73,9 @@ def test_review_page_lists_plays_and_keeps_a_false_alarm(browser, tmp_path: Path
         page.wait_for_function(f"() => document.getElementById('d-clip').currentTime > {t0} + 0.2")
         page.fill("#d-note", "the shadow of a tree")
         page.click("#d-false")
-        page.wait_for_function("() => document.getElementById('d-state').textContent === 'marked false alarm'")
+        page.wait_for_function(
+            "() => document.getElementById('d-state').textContent === 'marked false alarm'"
+        )
         page.reload()
         page.wait_for_selector(f"[data-event='{door}'] .verdict.false_alarm")
         assert page.locator(f"[data-event='{yard}'] .verdict").count() == 0

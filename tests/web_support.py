@@ -82,7 +82,9 @@ def _score(camera: str, i: int, t: float, value: float) -> ScoreMessage:
     return ScoreMessage(camera, i, t, t + 0.5, value, value, CLASSES, probs, t_emitted=t + 0.5)
 
 
-def make_events(config: Path, cameras: tuple[str, ...] = ("door",), t0: float | None = None) -> list[str]:
+def make_events(
+    config: Path, cameras: tuple[str, ...] = ("door",), t0: float | None = None
+) -> list[str]:
     """One event per camera through the real alert pipeline: previews at 10 fps, scores at
     2 per second (high for 3 s), the clip encoded; returns the event ids (oldest first)."""
     pipe = AlertPipeline(alert_settings(load(config)))

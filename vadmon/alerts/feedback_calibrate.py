@@ -42,9 +42,7 @@ def _at_most(peak: float) -> float:
     return math.floor(peak / STEP + 1e-9) * STEP
 
 
-def propose(
-    verdicts: Iterable[dict[str, Any]], current: dict[str, float]
-) -> list[Proposal]:
+def propose(verdicts: Iterable[dict[str, Any]], current: dict[str, float]) -> list[Proposal]:
     """One proposal per camera with at least one false alarm among ``verdicts`` (rows of the
     ``feedback`` table: camera, verdict, peak_score)."""
     false: dict[str, list[float]] = {}

@@ -81,7 +81,7 @@ def sign_path(key: bytes, path: str, exp: int) -> str:
 
 
 def check_signature(key: bytes, path: str, exp: str | None, sig: str | None, now: float) -> str:
-    """"" when the link is valid; otherwise why not ("expired", "bad signature", …)."""
+    """ "" when the link is valid; otherwise why not ("expired", "bad signature", …)."""
     if not exp or not sig:
         return "no signature"
     if not exp.isdigit() or len(exp) > 12 or len(sig) != SIG_CHARS:
@@ -104,14 +104,13 @@ def event_paths(event_id: str) -> dict[str, str]:
     }
 
 
-def event_links(
-    s: LinkSettings, key: bytes, event_id: str, now: float
-) -> dict[str, str | int]:
+def event_links(s: LinkSettings, key: bytes, event_id: str, now: float) -> dict[str, str | int]:
     """Signed absolute links for one event: ``event_url`` (a page with its snapshot, clip
     and explanation), ``snapshot_url`` and ``clip_url``; each works with its signature alone."""
     exp = int(now + s.ttl_s)
     links: dict[str, str | int] = {
-        name: s.public_url + sign_path(key, path, exp) for name, path in event_paths(event_id).items()
+        name: s.public_url + sign_path(key, path, exp)
+        for name, path in event_paths(event_id).items()
     }
     links["links_expire_ts"] = exp
     return links

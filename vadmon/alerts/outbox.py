@@ -111,8 +111,18 @@ class Outbox:
                     "INSERT OR IGNORE INTO deliveries (msg_id, endpoint, event_id, kind, payload,"
                     " attempts, next_attempt_at, status, last_error, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                    (msg_id, endpoint, event.get("id"), kind, (own or {}).get(endpoint, body),
-                     t, status, error, t, t),  # fmt: skip
+                    (
+                        msg_id,
+                        endpoint,
+                        event.get("id"),
+                        kind,
+                        (own or {}).get(endpoint, body),
+                        t,
+                        status,
+                        error,
+                        t,
+                        t,
+                    ),  # fmt: skip
                 )
                 n_pending += status == "pending"
                 statuses.append(status)

@@ -107,7 +107,9 @@ def small_jpeg(image: np.ndarray, width: int) -> bytes:
     """A downscaled JPEG at most ``width`` pixels wide (aspect kept)."""
     h, w = image.shape[:2]
     if w > width:
-        image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA
+        )
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, EMBED_QUALITY])
     if not ok:
         raise ValueError("JPEG encoding failed")

@@ -113,7 +113,9 @@ def scores(request: Request, event_id: str) -> dict[str, Any]:
 
 @router.post("/events/{event_id}/feedback", summary="Mark an event confirmed or a false alarm")
 def feedback(request: Request, event_id: str, body: Feedback) -> dict[str, Any]:
-    stored = context(request).store().set_feedback(check_event_id(event_id), body.verdict, body.note)
+    stored = (
+        context(request).store().set_feedback(check_event_id(event_id), body.verdict, body.note)
+    )
     if stored is None:
         raise HTTPException(404, "no such event")
     return stored

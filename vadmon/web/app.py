@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 
@@ -19,7 +18,7 @@ from vadmon.web import api, media_routes, pages
 from vadmon.web.context import WebContext
 from vadmon.web.live import LiveFeed
 from vadmon.web.options import WebSettings
-from vadmon.web.security import BodyTooLarge, Guard, WebGuard, allowed_hosts, own_origins
+from vadmon.web.security import Guard, WebGuard, allowed_hosts, own_origins
 
 
 def create_app(settings: WebSettings, live: LiveFeed) -> FastAPI:
@@ -36,10 +35,6 @@ def create_app(settings: WebSettings, live: LiveFeed) -> FastAPI:
         app.include_router(router)
     static = resources.files("vadmon.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(_: Request, __: BodyTooLarge) -> JSONResponse:
-        return JSONResponse({"detail": "request body too large"}, status_code=413)
 
     if settings.cors_origins:  # off by default: no CORS headers at all
         app.add_middleware(

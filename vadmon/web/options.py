@@ -6,7 +6,7 @@ Kept free of FastAPI imports so that every process's entry module can import
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vadmon.alerts.links import LinkSettings
@@ -16,7 +16,7 @@ from vadmon.alerts.links import LinkSettings
 class WebSettings:
     host: str
     port: int
-    token: str | None  # None: auth off (only ever on loopback; the config enforces it)
+    token: str | None = field(repr=False)  # None: auth off (only on loopback: the config)
     links: LinkSettings
     db_path: Path
     media_dir: Path
@@ -31,6 +31,3 @@ class WebSettings:
     stale_after_s: float  # a camera silent this long is offline (the dashboard's rule)
     session_ttl_s: float  # lifetime of the review page's login cookie
     page_size_max: int  # most events one API page returns
-
-    def __repr__(self) -> str:  # never print the token
-        return f"WebSettings(host={self.host!r}, port={self.port}, auth={self.token is not None})"

@@ -38,7 +38,10 @@ def index() -> HTMLResponse:
 def session(request: Request) -> dict[str, bool]:
     guard = context(request).guard
     cookie = cookies(request.headers.get("cookie", "")).get(COOKIE, "")
-    return {"auth": guard.token is not None, "authenticated": guard.token is None or guard.session_ok(cookie)}
+    return {
+        "auth": guard.token is not None,
+        "authenticated": guard.token is None or guard.session_ok(cookie),
+    }
 
 
 @router.post("/api/session", summary="Log the review page in (sets an HttpOnly cookie)")

@@ -50,7 +50,9 @@ def score_curve(root: Path | None, event: dict[str, Any]) -> dict[str, Any]:
     if root is not None:
         for path in _hour_files(root, str(event["camera"]), t0, t1):
             points += [
-                (m.t_end, m.score) for m in read_log(path, str(event["camera"])) if t0 <= m.t_end <= t1
+                (m.t_end, m.score)
+                for m in read_log(path, str(event["camera"]))
+                if t0 <= m.t_end <= t1
             ]
     points = thin(sorted(points), MAX_POINTS)
     return {

@@ -131,7 +131,14 @@ class WebGuard:
         if refusal is not None:
             await _plain(send, *refusal)
             return
-        await self.app(scope, _limited(receive, self.max_body), _with_headers(send))
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, _with_headers(send))
+            return
+        body = await _read_body(receive, self.max_body)
+        if body is None:
+            await _plain(send, 413, "request body too large")
+            return
+        await self.app(scope, _replay(body, receive), _with_headers(send))
 
     def _refusal(self, scope: Scope, h: dict[str, str]) -> tuple[int, str] | None:
         declared = h.get("content-length", "0")
@@ -159,24 +166,34 @@ class WebGuard:
         return 401, "authentication required"
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
-    """A receive that refuses (by raising) a streamed body longer than ``limit``."""
-    seen = 0
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it passes ``limit`` (declared or chunked)."""
+    chunks, seen = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # the client went away; the app sees an empty body
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app the body already read, then waits like the real one."""
+    sent = False
 
     async def wrapped() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge()
-        return message
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
 
     return wrapped
-
-
-class BodyTooLarge(Exception):
-    """A chunked body ran past the limit (the app turns it into 413)."""
 
 
 def _with_headers(send: Send) -> Send:
@@ -193,7 +210,9 @@ async def _plain(send: Send, status: int, detail: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="vadmon"'))
-    await send({"type": "http.response.start", "status": status, "headers": headers + SECURITY_HEADERS})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + SECURITY_HEADERS}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -210,5 +229,3 @@ def own_origins(hosts: frozenset[str], public_url: str, cors: tuple[str, ...]) -
     parts = urlsplit(public_url)
     found = {f"http://{h}" for h in hosts} | {f"{parts.scheme}://{parts.netloc}"} | set(cors)
     return frozenset(found)
-
-

@@ -42,7 +42,9 @@ def run_web(settings: WebSettings) -> int:
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeats, args=(server, live, settings, stop), daemon=True)
     beat.start()
-    log.info("web on http://%s:%d (links: %s)", settings.host, settings.port, settings.links.public_url)
+    log.info(
+        "web on http://%s:%d (links: %s)", settings.host, settings.port, settings.links.public_url
+    )
     try:
         server.run()
     finally:
