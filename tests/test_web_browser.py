@@ -7,13 +7,21 @@ The page's weight (HTML + JS + CSS, as transferred) is printed for the record.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
-from web_support import TOKEN, WebServer, env, load, make_events, web_config
+import zmq
+from conftest import missing, require_tool
+from web_support import TOKEN, WebServer, env, frame_jpeg, load, make_events, web_config
+
+from vadmon.runtime.messages import PreviewFrame, Status
+from vadmon.settings import camera_endpoints
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -23,17 +31,53 @@ SHOT = Path("/tmp/vadmon-web-review.png")  # kept for the docs / reviewers
 @pytest.fixture(scope="module")
 def browser():
     chromium = require_tool("chromium", "chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright (python)", "pip install -e '.[dev]' (the browser is Debian's)")
+    with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
         yield b
         b.close()
 
 
+@contextlib.contextmanager
+def camera_feed(config: Path, camera: str) -> Iterator[None]:
+    """A ZeroMQ PUB at the camera's capture endpoint sending previews and ``online`` status,
+    as the capture process does, until the block ends."""
+    cfg = load(config)
+    cfg.ipc_dir().mkdir(parents=True, exist_ok=True)
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.bind(camera_endpoints(cfg, camera).publish)
+    stop = threading.Event()
+
+    def send() -> None:
+        seq = 0
+        while not stop.wait(0.2):
+            seq += 1
+            now = time.time()
+            pub.send_multipart(
+                PreviewFrame(camera, seq, now, 48, 64).to_parts(frame_jpeg(seq, False))
+            )
+            info = {"source": "synthetic", "width": 64, "height": 48}
+            pub.send_multipart(
+                Status("capture", now, camera, "online", {"frames": float(seq)}, info).to_parts()
+            )
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(2)
+        pub.close(0)
+
+
 def test_review_page_lists_plays_and_keeps_a_false_alarm(browser, tmp_path: Path) -> None:
     cfg = web_config(tmp_path)
     door, yard = make_events(cfg, ("door", "yard"))
-    with WebServer(cfg) as server:
+    with WebServer(cfg) as server, camera_feed(cfg, "door"):
         page = browser.new_page(viewport={"width": 1100, "height": 800})
         problems: list[str] = []
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -64,6 +108,11 @@ def test_review_page_lists_plays_and_keeps_a_false_alarm(browser, tmp_path: Path
         )
         assert "fighting" in page.inner_text(f"[data-event='{door}']")
         assert page.locator(".camera").count() == 2
+        page.wait_for_selector("[data-camera='door'] .state.online")
+        page.wait_for_function(
+            "() => document.querySelector(\"[data-camera='door'] img\").naturalWidth === 64"
+        )
+        assert "no status" in page.inner_text("[data-camera='yard'] .reason")
         page.screenshot(path=str(SHOT), full_page=True)
 
         page.click(f"[data-event='{door}']")
