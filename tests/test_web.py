@@ -21,8 +21,8 @@ import zmq
 from web_support import TOKEN, WebServer, frame_jpeg, load, make_events, web_config
 
 from vadmon.alerts.links import load_key, sign_path
-from vadmon.runtime.messages import PreviewFrame, Status
-from vadmon.settings import camera_endpoints
+from vadmon.runtime.messages import PreviewFrame, ScoreMessage, Status
+from vadmon.settings import camera_endpoints, score_endpoint
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +240,8 @@ def test_live_state_latest_frame_and_mjpeg(site) -> None:
     pub = ctx.socket(zmq.PUB)  # stands in for capture:door's PUB
     load(server.config).ipc_dir().mkdir(parents=True, exist_ok=True)
     pub.bind(camera_endpoints(load(server.config), "door").publish)
+    scores = ctx.socket(zmq.PUB)  # stands in for inference's score PUB
+    scores.bind(score_endpoint(load(server.config)))
     jpeg = frame_jpeg(7, red=True)
     try:
         with server.client() as c:
@@ -251,11 +253,24 @@ def test_live_state_latest_frame_and_mjpeg(site) -> None:
                 status = Status("capture", time.time(), "door", "online", {"frames": 5.0, "capture_fps": 10.0},
                                 {"source": "synthetic", "width": 64, "height": 48})  # fmt: skip
                 pub.send_multipart(status.to_parts())
+                msg = ScoreMessage(
+                    "door",
+                    seq,
+                    time.time() - 1,
+                    time.time(),
+                    0.42,
+                    0.42,
+                    ["normal", "x"],
+                    [0.58, 0.42],
+                )
+                scores.send_multipart(msg.to_parts())
                 cams = {x["name"]: x for x in c.get("/api/cameras").json()}
-                if cams["door"]["state"] == "online" and cams["door"]["last_frame_ts"]:
+                door = cams["door"]
+                if door["state"] == "online" and door["last_frame_ts"] and door["score"]:
                     break
                 time.sleep(0.05)
             assert cams["door"]["state"] == "online" and cams["door"]["reason"] == ""
+            assert cams["door"]["score"] == 0.42 and cams["yard"]["score"] is None
             assert cams["yard"]["state"] == "connecting"
             latest = c.get("/api/cameras/door/latest.jpg")
             assert latest.headers["content-type"] == "image/jpeg" and latest.content == jpeg
@@ -270,3 +285,4 @@ def test_live_state_latest_frame_and_mjpeg(site) -> None:
             assert jpeg in got
     finally:
         pub.close(0)
+        scores.close(0)

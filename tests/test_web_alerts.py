@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import httpx
 import numpy as np
-import pytest
-from monitor_support import short_dir
-from web_support import REPO, WebServer, free_port, load, make_events, wait_ready, web_config
+from web_support import WebServer, free_port, make_events, web_config
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret
-from vadmon.config import load_config
-from vadmon.demo import demo_config
 
 SECRET = generate_secret()
 
@@ -93,41 +85,3 @@ def test_without_the_web_process_alerts_have_text_and_instance_but_no_links(tmp_
         body = json.loads(req.body)
         assert body["instance"] == "webtest" and body["text"].startswith("[webtest] ")
         assert "snapshot_url" not in body["data"] and "event_url" not in body["data"]
-
-
-@pytest.mark.slow
-def test_demo_monitor_alert_links_fetch_jpeg_and_mp4(demo_checkpoint: Path) -> None:
-    """One real run: the demo (web on, at loopback) raises an event; its ``end`` webhook's
-    links are fetched by the receiver; the review page lists it (tests/test_web_browser.py
-    uses the same data)."""
-    workdir = short_dir("vweb-")
-    shutil.copy(demo_checkpoint, workdir / "demo-tiny.pt")
-    path = demo_config(workdir)
-    port = free_port()
-    with Receiver([SECRET], inspect=fetch_links) as rx:
-        text = path.read_text().replace("127.0.0.1:8971", f"127.0.0.1:{port}")
-        text = text.replace("flash=20", "flash=6") + hooks(rx.url)
-        path.write_text(text)
-        cfg = load_config(path)
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        argv = [sys.executable, "-m", "vadmon", "run", "--config", str(path), "--no-dashboard"]
-        log = workdir / "run.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-            try:
-                wait_ready(cfg.web.base_url(), proc, log, timeout_s=60)
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and not any(r.seen for r in rx.requests):
-                    assert proc.poll() is None, log.read_text()[-3000:]
-                    time.sleep(0.2)
-            finally:
-                proc.terminate()
-                proc.wait(30)
-    text = log.read_text()
-    assert f"http://127.0.0.1:{port}" in text  # the monitor printed the review page's URL
-    ends = [r for r in rx.requests if r.seen]
-    assert ends, text[-3000:]
-    seen = ends[0].seen
-    assert seen["snapshot_url"][:2] == (200, "image/jpeg"), seen
-    assert seen["clip_url"][:2] == (200, "video/mp4"), seen
-    _ = load  # the same loader as the fast tests

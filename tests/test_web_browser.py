@@ -1,27 +1,32 @@
-"""The review page in real headless Chromium (Debian's, driven by Playwright): log in, the
-events listed newest first with snapshots and score curves, a clip plays, a "false alarm"
-click survives a reload and shows in ``vadmon events``; no console errors on the way.
+"""One real run of the demo monitor with the web process on (supervisor, capture, inference,
+alerts, web): a webhook receiver on 127.0.0.1 fetches ``snapshot_url`` and ``clip_url`` from
+a real ``end`` payload (image/jpeg, video/mp4); then the review page in real headless
+Chromium (Debian's, driven by Playwright) lists the demo's events, the live camera's
+thumbnail and state, plays a clip, and keeps a "false alarm" click across a reload, which
+``vadmon events`` then shows. No console errors on the way.
 
 The page's weight (HTML + JS + CSS, as transferred) is printed for the record.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
+import os
+import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import zmq
 from conftest import missing, require_tool
-from web_support import TOKEN, WebServer, env, frame_jpeg, load, make_events, web_config
+from monitor_support import short_dir
+from test_web_alerts import SECRET, fetch_links, hooks
+from web_support import REPO, free_port, wait_ready
+from webhook_receiver import Receiver
 
-from vadmon.runtime.messages import PreviewFrame, Status
-from vadmon.settings import camera_endpoints
+from vadmon.config import load_config
+from vadmon.demo import demo_config
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -41,100 +46,97 @@ def browser():
         b.close()
 
 
-@contextlib.contextmanager
-def camera_feed(config: Path, camera: str) -> Iterator[None]:
-    """A ZeroMQ PUB at the camera's capture endpoint sending previews and ``online`` status,
-    as the capture process does, until the block ends."""
-    cfg = load(config)
-    cfg.ipc_dir().mkdir(parents=True, exist_ok=True)
-    pub = zmq.Context.instance().socket(zmq.PUB)
-    pub.bind(camera_endpoints(cfg, camera).publish)
-    stop = threading.Event()
-
-    def send() -> None:
-        seq = 0
-        while not stop.wait(0.2):
-            seq += 1
-            now = time.time()
-            pub.send_multipart(
-                PreviewFrame(camera, seq, now, 48, 64).to_parts(frame_jpeg(seq, False))
-            )
-            info = {"source": "synthetic", "width": 64, "height": 48}
-            pub.send_multipart(
-                Status("capture", now, camera, "online", {"frames": float(seq)}, info).to_parts()
-            )
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(2)
-        pub.close(0)
+def demo_with_web(checkpoint: Path, hook_url: str) -> Path:
+    """The demo's own config, with a free port, an earlier first flash and a webhook."""
+    workdir = short_dir("vweb-")
+    shutil.copy(checkpoint, workdir / "demo-tiny.pt")
+    path = demo_config(workdir)
+    text = path.read_text().replace("127.0.0.1:8971", f"127.0.0.1:{free_port()}")
+    path.write_text(text.replace("flash=20", "flash=6") + hooks(hook_url))
+    return path
 
 
-def test_review_page_lists_plays_and_keeps_a_false_alarm(browser, tmp_path: Path) -> None:
-    cfg = web_config(tmp_path)
-    door, yard = make_events(cfg, ("door", "yard"))
-    with WebServer(cfg) as server, camera_feed(cfg, "door"):
-        page = browser.new_page(viewport={"width": 1100, "height": 800})
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        sizes: dict[str, int] = {}
-        page.on(
-            "response",
-            lambda r: (
-                sizes.__setitem__(r.url, len(r.body()))
-                if r.url.split("?")[0].endswith(("/", ".js", ".css"))
-                else None
-            ),
-        )
-        page.goto(server.base + "/")
-        page.wait_for_selector("#login:not([hidden])")
-        assert page.locator("[data-event]").count() == 0  # nothing before the login
-        page.fill("#token", TOKEN)
-        page.click("#login button")
-        page.wait_for_function("() => document.querySelectorAll('[data-event]').length === 2")
-        assert not page.is_visible("#login")
-        ids = page.eval_on_selector_all("[data-event]", "els => els.map(e => e.dataset.event)")
-        assert ids == [yard, door]  # newest first
-        page.wait_for_function(
-            "() => document.querySelectorAll('.event .curve polyline').length === 2"
-        )
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.event img')].every(i => i.complete && i.naturalWidth > 0)"
-        )
-        assert "fighting" in page.inner_text(f"[data-event='{door}']")
-        assert page.locator(".camera").count() == 2
-        page.wait_for_selector("[data-camera='door'] .state.online")
-        page.wait_for_function(
-            "() => document.querySelector(\"[data-camera='door'] img\").naturalWidth === 64"
-        )
-        assert "no status" in page.inner_text("[data-camera='yard'] .reason")
-        page.screenshot(path=str(SHOT), full_page=True)
-
-        page.click(f"[data-event='{door}']")
-        page.wait_for_selector("#detail[open]")
-        page.wait_for_function("() => document.getElementById('d-clip').readyState >= 2")
-        t0 = page.evaluate("() => document.getElementById('d-clip').currentTime")
-        page.wait_for_function(f"() => document.getElementById('d-clip').currentTime > {t0} + 0.2")
-        page.fill("#d-note", "the shadow of a tree")
-        page.click("#d-false")
-        page.wait_for_function(
-            "() => document.getElementById('d-state').textContent === 'marked false alarm'"
-        )
-        page.reload()
-        page.wait_for_selector(f"[data-event='{door}'] .verdict.false_alarm")
-        assert page.locator(f"[data-event='{yard}'] .verdict").count() == 0
-        weight = sum(sizes.values())
-        print(f"page weight (HTML+JS+CSS): {weight / 1024:.1f} kB; screenshot {SHOT}")
-        assert not problems, problems
+@pytest.mark.slow
+def test_demo_alert_links_fetch_and_the_review_page_works(browser, demo_checkpoint) -> None:
+    with Receiver([SECRET], inspect=fetch_links) as rx:
+        path = demo_with_web(demo_checkpoint, rx.url)
+        cfg = load_config(path)
+        base = cfg.web.base_url()
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        argv = [sys.executable, "-m", "vadmon", "run", "--config", str(path), "--no-dashboard"]
+        log = path.with_suffix(".log")
+        with open(log, "w") as out:
+            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                wait_ready(base, proc, log, timeout_s=90)
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline and not any(r.seen for r in rx.requests):
+                    assert proc.poll() is None, log.read_text()[-3000:]
+                    time.sleep(0.2)
+                ends = [r for r in rx.requests if r.seen]
+                assert ends, log.read_text()[-3000:]
+                seen = ends[0].seen
+                assert seen["snapshot_url"][:2] == (200, "image/jpeg"), seen
+                assert seen["clip_url"][:2] == (200, "video/mp4"), seen
+                event_id = json.loads(ends[0].body)["data"]["id"]
+                review(browser, base, event_id)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    text = log.read_text()
+    assert f"review page and API at {base}/" in text  # the monitor printed the URL
     out = subprocess.run(
-        [sys.executable, "-m", "vadmon", "events", "--db", str(load(cfg).storage.outbox_db)],
-        capture_output=True, text=True, env=env(), check=True,
+        [sys.executable, "-m", "vadmon", "events", "--db", str(cfg.storage.outbox_db)],
+        capture_output=True, text=True, env=env, check=True,
     ).stdout  # fmt: skip
-    line = next(row for row in out.splitlines() if row.startswith(door + " "))
+    line = next(row for row in out.splitlines() if row.startswith(event_id + " "))
     assert line.split()[-1] == "false_alarm", out
-    assert f"{door} review note: the shadow of a tree" in out
+    assert f"{event_id} review note: the shadow of a tree" in out
+
+
+def review(browser, base: str, event_id: str) -> None:
+    """The review page against the running demo (auth off: loopback)."""
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    sizes: dict[str, int] = {}
+
+    def count(resp) -> None:
+        if resp.url.split("?")[0].endswith(("/", ".js", ".css")):
+            sizes[resp.url] = len(resp.body())
+
+    page.on("response", count)
+    page.goto(base + "/")
+    row = f"[data-event='{event_id}']"
+    page.wait_for_selector(row)
+    assert not page.is_visible("#login")  # auth is off on loopback: no login
+    starts = page.eval_on_selector_all(
+        "[data-event]", "els => els.map(e => e.querySelector('.meta').textContent)"
+    )
+    assert len(starts) >= 1
+    page.wait_for_selector("[data-camera='synthetic'] .state.online")
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-camera='synthetic'] img\").naturalWidth > 0"
+    )
+    page.wait_for_function(f'() => document.querySelector("{row} .curve polyline") !== null')
+    page.wait_for_function(
+        f'() => document.querySelector("{row} img").complete'
+        f' && document.querySelector("{row} img").naturalWidth > 0'
+    )
+    page.screenshot(path=str(SHOT), full_page=True)
+    page.click(row)
+    page.wait_for_selector("#detail[open]")
+    page.wait_for_function("() => document.getElementById('d-clip').readyState >= 2")
+    t0 = page.evaluate("() => document.getElementById('d-clip').currentTime")
+    page.wait_for_function(f"() => document.getElementById('d-clip').currentTime > {t0} + 0.2")
+    page.fill("#d-note", "the shadow of a tree")
+    page.click("#d-false")
+    page.wait_for_function(
+        "() => document.getElementById('d-state').textContent === 'marked false alarm'"
+    )
+    page.reload()
+    page.wait_for_selector(f"{row} .verdict.false_alarm")
+    print(f"page weight (HTML+JS+CSS): {sum(sizes.values()) / 1024:.1f} KiB; screenshot {SHOT}")
+    assert not problems, problems
+    page.close()

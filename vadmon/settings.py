@@ -332,7 +332,7 @@ def web_settings(cfg: MonitorConfig) -> WebSettings:
         media_dir=cfg.storage.media_dir,
         score_dir=score_log_dir(cfg) if cfg.score_log.enabled else None,
         cameras=tuple(cfg.enabled_cameras()),
-        preview_endpoints=tuple(preview_endpoints(cfg)),
+        feed_endpoints=(*preview_endpoints(cfg), score_endpoint(cfg)),
         cors_origins=tuple(web.cors_origins),
         max_request_bytes=web.max_request_bytes,
         live_fps=web.live_fps,

@@ -22,7 +22,7 @@ class WebSettings:
     media_dir: Path
     score_dir: Path | None  # score logs (the events' score curves); None: off
     cameras: tuple[str, ...]
-    preview_endpoints: tuple[str, ...]
+    feed_endpoints: tuple[str, ...]  # every camera's capture PUB, then inference's scores
     cors_origins: tuple[str, ...]
     max_request_bytes: int
     live_fps: float

@@ -23,7 +23,7 @@ HEADER_LIMIT = 16 * 1024  # request line + headers
 
 
 def run_web(settings: WebSettings) -> int:
-    live = LiveFeed(settings.cameras, settings.preview_endpoints, settings.stale_after_s)
+    live = LiveFeed(settings.cameras, settings.feed_endpoints, settings.stale_after_s)
     live.start()
     app = create_app(settings, live)
     config = uvicorn.Config(

@@ -208,7 +208,7 @@ async function start() {
   $("instance").textContent = health.instance;
   $("login").hidden = true;
   $("main").hidden = false;
-  $("logout").hidden = false;
+  $("logout").hidden = !session.auth;
   await refreshCameras();
   await loadEvents(true);
   if (!state.timer) state.timer = setInterval(refreshCameras, 2000);
