@@ -206,6 +206,8 @@ def test_every_route_needs_auth_and_posts_need_csrf(site) -> None:
         assert c.post("/api/session", json={"token": TOKEN}).status_code == 403  # no CSRF header
         csrf = {"x-vadmon-request": "1"}
         assert c.post("/api/session", json={"token": "x" * 20}, headers=csrf).status_code == 401
+        typo = c.post("/api/session", json={"token": TOKEN, "extra": TOKEN}, headers=csrf)
+        assert typo.status_code == 422 and TOKEN not in typo.text  # input never echoed
         login = c.post("/api/session", json={"token": TOKEN}, headers=csrf)
         assert login.status_code == 204
         cookie = login.headers["set-cookie"].lower()

@@ -114,5 +114,11 @@ def test_calibrate_from_feedback_writes_thresholds_the_config_then_uses(tmp_path
     written = yaml.safe_load(cfg_path.with_suffix(".calibration.yaml").read_text())
     assert written["cameras"]["door"]["threshold"] == 0.84 and "yard" not in written["cameras"]
     assert load(cfg_path).cameras["door"].alerts.threshold == 0.84
+    listed = subprocess.run(
+        [sys.executable, "-m", "vadmon", "events", "--config", str(cfg_path), "--json"],
+        capture_output=True, text=True, env=env(), check=True,
+    ).stdout  # fmt: skip
+    verdicts = {e["id"]: (e["feedback"] or {}).get("verdict") for e in json.loads(listed)}
+    assert verdicts[event(0)["id"]] == "false_alarm" and verdicts[event(2)["id"]] == "confirmed"
     none = subprocess.run(argv + ["--camera", "yard"], capture_output=True, text=True, env=env())
     assert none.returncode == 2 and "no false alarms marked" in none.stderr

@@ -123,9 +123,15 @@ def run(opts: BenchOptions) -> BenchResult:
             proc.wait(10)
     base = measured["health (baseline)"][0]
     rows = [
-        Row(name, "event list API", round(p95, 2), "ms p95", round(base / p95, 3),
-            "health (baseline)", {"events": n_events, "requests": requests,
-                                  "median_ms": round(med, 2)})  # fmt: skip
+        Row(
+            name,
+            "event list API",
+            round(p95, 2),
+            "ms p95",
+            round(base / p95, 3),
+            "health (baseline)",
+            {"events": n_events, "requests": requests, "median_ms": round(med, 2)},
+        )  # fmt: skip
         for name, (p95, med) in measured.items()
     ]
     notes = [

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 
@@ -33,6 +35,13 @@ def create_app(settings: WebSettings, live: LiveFeed) -> FastAPI:
     app.state.vadmon = WebContext(settings, live, guard, key)
     for router in (api.router, media_routes.router, pages.router):
         app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 without echoing the input back (it may be a token someone mistyped)."""
+        errors = [{"loc": e.get("loc"), "msg": e.get("msg")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
     static = resources.files("vadmon.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
