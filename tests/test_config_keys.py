@@ -38,6 +38,9 @@ MQTT_EVENTS = "tests/test_mqtt.py::test_events_and_retained_states_arrive_with_t
 MQTT_TLS = "tests/test_mqtt.py::test_tls_with_a_ca_made_here"
 MQTT_SCORE = "tests/test_mqtt.py::test_score_topic_is_rate_limited_to_one_per_interval"
 MQTT_AUTH = "tests/test_mqtt.py::test_wrong_password_is_one_clear_line_and_webhooks_keep_going"
+WEB_LINKS = "tests/test_web_alerts.py::"
+WEB_LINKS += "test_payloads_carry_signed_links_text_instance_and_an_embedded_snapshot"
+WEB_OPEN = "tests/test_web_config.py::test_auth_off_on_loopback_cors_and_body_limit"
 TABLE: dict[str, str] = {
     "instance": REACH,
     "log_level": "tests/test_camera_source_keys.py::test_log_level_reaches_the_capture_process",
@@ -187,6 +190,17 @@ TABLE: dict[str, str] = {
     "score_log.keep_hours": "tests/test_replay.py::"
     "test_score_log_rotates_prunes_and_survives_torn_lines_and_bad_disks",
     "calibration_file": "tests/test_calibrate.py::test_broken_calibration_file_is_one_clear_error",
+    "webhooks.[].embed_snapshot": WEB_LINKS,
+    "web.enabled": "tests/test_web_config.py::"
+    "test_web_process_runs_only_when_enabled_and_on_the_inference_host",
+    "web.listen": "tests/test_web.py::test_event_routes_list_filter_page_and_describe",
+    "web.public_url": WEB_LINKS,
+    "web.auth.enabled": WEB_OPEN,
+    "web.auth.token": "tests/test_web.py::test_every_route_needs_auth_and_posts_need_csrf",
+    "web.link_ttl_s": WEB_LINKS,
+    "web.cors_origins": WEB_OPEN,
+    "web.max_request_bytes": WEB_OPEN,
+    "web.live_fps": REACH,
 }
 
 # --------------------------------------------------------------------------- the schema walk
@@ -349,6 +363,7 @@ VARIANTS: dict[str, Any] = {  # key → a value different from the default
     "storage.retention.check_interval_s": 5.0,
     "transport.ipc_dir": "/tmp/vadmon-keys-other",
     "transport.hwm": 3,
+    "web.live_fps": 5.0,
 }
 
 
@@ -372,6 +387,7 @@ def process_view(cfg: MonitorConfig) -> str:
         capture_settings,
         inference_settings,
     )
+    from vadmon.web.__main__ import web_settings
 
     cams = cfg.enabled_cameras()
     parts = [
@@ -380,6 +396,7 @@ def process_view(cfg: MonitorConfig) -> str:
         inference_settings(cfg),
         inference_threads(cfg.model.threads),
         alert_settings(cfg),
+        web_settings(cfg),
         [spec.name for spec in child_specs(cfg, Path("c.yaml"))],
         cfg.shm_prefix(),
     ]

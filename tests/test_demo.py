@@ -22,7 +22,7 @@ from monitor_support import REPO, short_dir
 
 from vadmon.alerts.outbox import Outbox
 from vadmon.config import load_config
-from vadmon.demo import DEMO_DEFAULTS, demo_config
+from vadmon.demo import DEMO_DEFAULTS, DEMO_WEB, demo_config
 from vadmon.runtime.messages import PreviewFrame, decode
 from vadmon.settings import camera_endpoints
 
@@ -38,6 +38,7 @@ def test_shipped_demo_config_matches_the_generated_one():
     """configs/demo.yaml documents the demo; it must not drift from what --demo runs."""
     text = (REPO / "configs" / "demo.yaml").read_text()
     assert "defaults:\n" + DEMO_DEFAULTS + "cameras:" in text
+    assert DEMO_WEB in text
 
 
 def test_demo_model_reports_progress_and_leaves_thread_count(tmp_path):

@@ -199,6 +199,14 @@ def _train(path: Path, steps: int, seed: int, progress: Progress | None) -> Path
     return path
 
 
+# the review page and API at loopback, without a login (allowed only on a loopback address)
+DEMO_WEB = """web:
+  enabled: true
+  listen: 127.0.0.1:8971
+  auth: {enabled: false}
+"""
+
+
 def demo_config(workdir: Path, progress: Progress | None = None) -> Path:
     """Write the demo's config (and its model, once) under ``workdir``; returns the YAML path."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +228,7 @@ model:
   batch_wait_ms: 10
 storage:
   dir: {workdir / "data"}
-"""
+{DEMO_WEB}"""
     path = workdir / "demo.yaml"
     path.write_text(text)
     return path

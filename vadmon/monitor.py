@@ -138,8 +138,8 @@ def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> lis
     conf = str(Path(config_path).resolve())
     env = dict(os.environ)
     specs: list[ChildSpec] = []
-    if role == "inference":
-        return specs + _backend_specs(py, conf, env)
+    if role == "inference":  # split host: the inference/alerts host serves the web too
+        return specs + _backend_specs(py, conf, env) + _web_specs(cfg, py, conf, env)
     specs += [
         ChildSpec(
             name=f"capture:{name}",
@@ -150,7 +150,17 @@ def child_specs(cfg: MonitorConfig, config_path: Path, role: str = "all") -> lis
         )
         for name in cfg.enabled_cameras()
     ]
-    return specs if role == "capture" else specs + _backend_specs(py, conf, env)
+    if role == "capture":
+        return specs
+    return specs + _backend_specs(py, conf, env) + _web_specs(cfg, py, conf, env)
+
+
+def _web_specs(cfg: MonitorConfig, py: str, conf: str, env: dict[str, str]) -> list[ChildSpec]:
+    """The web process, when ``web.enabled``: not essential (alerting never waits on it)."""
+    if not cfg.web.enabled:
+        return []
+    argv = [py, "-m", "vadmon.web", "--config", conf]
+    return [ChildSpec("web", argv, env, heartbeat=True, essential=False)]
 
 
 def _backend_specs(py: str, conf: str, env: dict[str, str]) -> list[ChildSpec]:
@@ -196,6 +206,8 @@ def run_monitor(
     cfg = load_config(config_path)
     preflight(cfg, role)
     cleanup = claim_instance(cfg, str(config_path), role)
+    if cfg.web.enabled and role != "capture":
+        print(f"vadmon: review page and API at {cfg.web.base_url()}/", file=sys.stderr)
     specs = child_specs(cfg, config_path, role)
     live = wants_dashboard(cfg, dashboard)
     log_dir = cfg.storage.dir / "logs" if live else None

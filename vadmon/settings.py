@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 from vadmon.alerts.clip_writer import ClipSettings
 from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy
 from vadmon.alerts.event import EventSettings
+from vadmon.alerts.links import LinkSettings
 from vadmon.alerts.mqtt_client import MqttSettings, MqttTls
 from vadmon.alerts.narrate import NarrateSettings
+from vadmon.alerts.payload import PayloadSettings
 from vadmon.alerts.process import AlertSettings, ScoreLogSettings
 from vadmon.alerts.retention import RetentionSettings
 from vadmon.alerts.webhook_url import check_url
@@ -298,6 +300,7 @@ def alert_settings(cfg: MonitorConfig) -> AlertSettings:
         narrate=narrate_settings(cfg),
         score_log=score_log_settings(cfg),
         mqtt=mqtt_settings(cfg),
+        payload=payload_settings(cfg),
     )
 
 
@@ -336,6 +339,21 @@ def mqtt_settings(cfg: MonitorConfig) -> MqttSettings | None:
         cameras=tuple(cfg.enabled_cameras()),
         normal_label=NORMAL_LABEL,
     )
+
+
+# --- web ------------------------------------------------------------------------------------
+
+
+def link_settings(cfg: MonitorConfig) -> LinkSettings:
+    """Links in alerts and the web server's check of them share the key file and base URL."""
+    key = cfg.storage.dir / "web" / "links.key"
+    return LinkSettings(public_url=cfg.web.base_url(), ttl_s=cfg.web.link_ttl_s, key_path=key)
+
+
+def payload_settings(cfg: MonitorConfig) -> PayloadSettings:
+    embed = frozenset(w.name for w in cfg.webhooks if w.embed_snapshot)
+    links = link_settings(cfg) if cfg.web.enabled else None
+    return PayloadSettings(instance=cfg.instance, links=links, embed=embed)
 
 
 def retention_settings(cfg: MonitorConfig) -> RetentionSettings:

@@ -99,13 +99,14 @@ def new_msg_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
-def build_body(kind: str, data: dict[str, Any], ts: float | None = None) -> str:
-    """Standard Webhooks payload ``{type, timestamp, data}``; stored and re-sent byte-identical."""
+def build_body(
+    kind: str, data: dict[str, Any], ts: float | None = None, extra: dict[str, Any] | None = None
+) -> str:
+    """Standard Webhooks payload ``{type, timestamp, data}`` (+ ``extra`` top-level fields);
+    stored and re-sent byte-identical."""
     when = datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc)
-    body = json.dumps(
-        {"type": f"vadmon.event.{kind}", "timestamp": when.isoformat(), "data": data},
-        separators=(",", ":"),
-    )
+    top = {"type": f"vadmon.event.{kind}", "timestamp": when.isoformat(), **(extra or {})}
+    body = json.dumps({**top, "data": data}, separators=(",", ":"))
     if len(body.encode()) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"webhook payload is {len(body)} bytes, limit {MAX_PAYLOAD_BYTES}")
     return body

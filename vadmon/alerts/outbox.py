@@ -87,8 +87,10 @@ class Outbox:
         endpoints: list[str],
         state: str = "open",
         now: float | None = None,
+        own: dict[str, str] | None = None,
     ) -> list[str]:
-        """Store the event state and one delivery per endpoint atomically.
+        """Store the event state and one delivery per endpoint atomically (``own``: endpoints
+        with a body of their own, e.g. with the snapshot embedded; the rest get ``body``).
 
         A message to a disabled endpoint is stored as ``disabled``; beyond ``max_pending``
         pending rows it is stored ``dead`` (visible, replayable) so the queue stays bounded.
@@ -113,7 +115,18 @@ class Outbox:
                     "INSERT OR IGNORE INTO deliveries (msg_id, endpoint, event_id, kind, payload,"
                     " attempts, next_attempt_at, status, last_error, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                    (msg_id, endpoint, event.get("id"), kind, body, t, status, error, t, t),
+                    (
+                        msg_id,
+                        endpoint,
+                        event.get("id"),
+                        kind,
+                        (own or {}).get(endpoint, body),
+                        t,
+                        status,
+                        error,
+                        t,
+                        t,
+                    ),  # fmt: skip
                 )
                 n_pending += status == "pending"
                 statuses.append(status)
@@ -281,6 +294,18 @@ class Outbox:
         sql += " ORDER BY start_ts DESC LIMIT ?"
         args.append(limit)
         return [dict(r) for r in self.conn.execute(sql, args)]
+
+    def feedback(self, event_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Reviewers' verdicts (the web page's buttons) by event id, all or those given; {}
+        from an outbox older than the ``feedback`` table (read-only opens do not create it)."""
+        found = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='feedback'"
+        ).fetchone()
+        if found is None:
+            return {}
+        rows = self.conn.execute("SELECT * FROM feedback ORDER BY updated_at").fetchall()
+        wanted = None if event_ids is None else set(event_ids)
+        return {r["event_id"]: dict(r) for r in rows if wanted is None or r["event_id"] in wanted}
 
     def dead_letters(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM dead_letters ORDER BY updated_at DESC")

@@ -32,6 +32,18 @@ CREATE TABLE IF NOT EXISTS events (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_camera_start ON events(camera, start_ts);
+CREATE INDEX IF NOT EXISTS events_start_id ON events(start_ts, id);  -- web: keyset pages
+CREATE INDEX IF NOT EXISTS events_camera_start_id ON events(camera, start_ts, id);
+CREATE INDEX IF NOT EXISTS events_label_start_id ON events(label, start_ts, id);
+CREATE TABLE IF NOT EXISTS feedback (   -- a reviewer's verdict; kept when retention drops the event
+    event_id TEXT PRIMARY KEY,
+    camera TEXT NOT NULL,
+    label TEXT,
+    peak_score REAL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('confirmed', 'false_alarm')),
+    note TEXT NOT NULL DEFAULT '',
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     msg_id TEXT NOT NULL,           -- = webhook-id, identical for every attempt and replay
     endpoint TEXT NOT NULL,

@@ -26,12 +26,13 @@ from typing import Any
 import zmq
 
 from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
-from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, build_body, new_msg_id
+from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, new_msg_id
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
 from vadmon.alerts.mqtt_channel import MqttChannel
 from vadmon.alerts.mqtt_client import MqttSettings
 from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
 from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.payload import EventBodies, PayloadSettings
 from vadmon.alerts.retention import MediaStore, RetentionSettings
 from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.alerts.webhook_url import UrlUnresolved, check_url
@@ -68,6 +69,7 @@ class AlertSettings:
     narrate: NarrateSettings | None  # None: no narration
     score_log: ScoreLogSettings | None  # None: no score logs
     mqtt: MqttSettings | None  # None: no MQTT (vadmon.alerts.mqtt_channel)
+    payload: PayloadSettings  # links, text, instance, embedded snapshots
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class AlertPipeline:
         self.narrator = Narrator(settings.narrate) if settings.narrate else None
         self.narratives: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.mqtt = MqttChannel(settings.mqtt, str(settings.db_path)) if settings.mqtt else None
+        self.bodies = EventBodies(settings.payload)
 
     def start(self) -> None:
         if self.mqtt is not None:
@@ -222,6 +225,7 @@ class AlertPipeline:
         narrative = self.narratives.get(data.get("id", ""))
         if narrative is not None:
             data["explanation"] = dict(data.get("explanation") or {}, narrative=narrative)
+        data = self.bodies.with_links(data)
         recent = {
             "id": data.get("id", ""),
             "camera": data.get("camera", ""),
@@ -236,12 +240,13 @@ class AlertPipeline:
         }
         self.recent.appendleft(recent)
         log_event(recent, data.get("clip_path"), data.get("reason") or "")
-        body, msg_id = build_body(kind, data), new_msg_id()
+        msg_id = new_msg_id()
         targets = [ep.name for ep in self.endpoints if ep.wants(kind)]  # webhook `events`
+        body, own = self.bodies.bodies(kind, data, targets)
         mqtt_rows = self.mqtt.rows(kind, body) if self.mqtt is not None else []
 
         def write() -> None:  # idempotent (INSERT OR IGNORE): safe to retry as a whole
-            self.outbox.enqueue(data, kind, msg_id, body, targets, state=state)
+            self.outbox.enqueue(data, kind, msg_id, body, targets, state=state, own=own)
             for row_id, endpoint, payload in mqtt_rows:  # MQTT: one row per publish
                 self.outbox.enqueue(data, kind, row_id, payload, [endpoint], state=state)
 

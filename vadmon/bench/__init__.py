@@ -40,6 +40,12 @@ REGISTRY: dict[str, BenchSpec] = {
             default=False,
         ),
         BenchSpec(
+            "web",
+            "vadmon.bench.web",
+            "event-list API p95 latency with 10,000 events (a real web process)",
+            default=False,
+        ),
+        BenchSpec(
             "monitor",
             "vadmon.bench.monitor",
             "whole monitor: cameras sustained, alert latency (~10 min; not in the default set)",

@@ -76,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
     from vadmon.settings import alert_settings
 
     cfg = load_config(args.config)
+    if args.from_feedback:
+        return _from_feedback(cfg, args)
+    if args.camera is None or args.target_false_alarms_per_day is None:
+        raise VadmonError(
+            "--camera and --target-false-alarms-per-day are needed", "vadmon calibrate"
+        )
     if args.camera not in cfg.cameras:
         raise VadmonError(f"camera {args.camera!r} is not in the config", str(args.config))
     if args.logs:
@@ -114,6 +120,48 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     print(f"threshold {chosen.threshold:.2f} for {args.camera} written to {path}")
+    return 0
+
+
+def _from_feedback(cfg, args: argparse.Namespace) -> int:
+    """Per-camera thresholds from the review page's false alarms (``alerts.feedback_calibrate``)."""
+    from vadmon.alerts.feedback_calibrate import propose
+    from vadmon.alerts.outbox import Outbox
+    from vadmon.config.calibration import calibration_path, write_calibration
+    from vadmon.settings import alert_settings
+
+    settings = alert_settings(cfg)
+    current = {c: settings.per_camera.get(c, settings.events).threshold for c in cfg.cameras}
+    if args.camera is not None:
+        if args.camera not in cfg.cameras:
+            raise VadmonError(f"camera {args.camera!r} is not in the config", str(args.config))
+        current = {args.camera: current[args.camera]}
+    if not cfg.storage.outbox_db.is_file():
+        raise VadmonError("no events database yet", str(cfg.storage.outbox_db), "run the monitor")
+    outbox = Outbox(cfg.storage.outbox_db, readonly=True)
+    try:
+        proposals = propose(outbox.feedback().values(), current)
+    finally:
+        outbox.close()
+    if not proposals:
+        raise VadmonError(
+            "no false alarms marked for these cameras",
+            "feedback",
+            "mark events 'false alarm' on the review page (docs/WEB.md) first",
+        )
+    for p in proposals:
+        print(
+            f"{p.camera}: threshold {p.current:.2f} -> {p.threshold:.2f} "
+            f"({p.removed}/{p.false_alarms} false alarms gone, {p.kept}/{p.confirmed} confirmed kept)"
+        )
+    if args.dry_run:
+        return 0
+    path = calibration_path(cfg, Path(args.config))
+    for p in proposals:
+        if p.changed:
+            entry = {"threshold": p.threshold, "from_feedback": p.false_alarms}
+            write_calibration(path, p.camera, entry)
+    print(f"written to {path}")
     return 0
 
 
@@ -166,12 +214,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the lowest one meeting the target to <config>.calibration.yaml (or calibration_file).",
     )
     p.add_argument("--config", type=Path, required=True)
-    p.add_argument("--camera", required=True)
+    p.add_argument("--camera", help="the camera (--from-feedback: default all)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from", dest="logs", nargs="+", type=Path, help="score-log files/folders")
     src.add_argument("--video", nargs="+", type=Path, help="normal video files to score")
     src.add_argument("--live", type=float, metavar="SECONDS", help="record the running monitor")
-    p.add_argument("--target-false-alarms-per-day", type=float, required=True)
+    src.add_argument(
+        "--from-feedback",
+        action="store_true",
+        help="propose thresholds from events marked 'false alarm' on the review page",
+    )
+    p.add_argument("--target-false-alarms-per-day", type=float)
     p.add_argument("--plot", type=Path, help="write the events/day curve as a PNG")
     p.add_argument("--dry-run", action="store_true", help="show the curve, write nothing")
     p.set_defaults(handler=run)

@@ -86,8 +86,10 @@ def list_events(args: argparse.Namespace) -> int:
     outbox = open_outbox(args)
     since = parse_since(args.since) if args.since else None
     rows = outbox.list_events(args.camera, since, args.limit)
+    reviews = outbox.feedback([r["id"] for r in rows])
     if args.json:
-        _print([{**r, "data": json.loads(r["data"])} for r in rows], True, [])
+        out = [{**r, "data": json.loads(r["data"]), "feedback": reviews.get(r["id"])} for r in rows]
+        _print(out, True, [])
         return 0
     table = [
         {
@@ -99,15 +101,20 @@ def list_events(args: argparse.Namespace) -> int:
             "end": _clock(r["end_ts"]),
             "peak": f"{r['peak_score'] or 0:.2f}",
             "state": r["state"],
+            "review": reviews.get(r["id"], {}).get("verdict", "-"),
         }
         for r in rows
     ]
-    _print(table, False, ["id", "camera", "label", "prob", "start", "end", "peak", "state"])
+    cols = ["id", "camera", "label", "prob", "start", "end", "peak", "state", "review"]
+    _print(table, False, cols)
     for r in rows:
         why = json.loads(r["data"]).get("explanation") or {}
         for key in ("text", "narrative"):
             if why.get(key):
                 print(f"{r['id']} {key}: {why[key]}")
+        note = reviews.get(r["id"], {}).get("note")
+        if note:
+            print(f"{r['id']} review note: {note}")
     return 0
 
 

@@ -19,6 +19,7 @@ from vadmon.config.base import StrictModel
 from vadmon.config.camera import CAMERA_NAME, CameraConfig, CameraSettings
 from vadmon.config.explain import ExplainConfig, ScoreLogConfig
 from vadmon.config.mqtt import MqttConfig
+from vadmon.config.web import WebConfig
 from vadmon.config.webhook import WebhookConfig
 
 # --------------------------------------------------------------------------- model
@@ -310,6 +311,7 @@ class MonitorConfig(StrictModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     score_log: ScoreLogConfig = Field(default_factory=ScoreLogConfig)
     calibration_file: Path | None = Field(
         None,

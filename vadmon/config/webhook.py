@@ -37,6 +37,11 @@ class WebhookConfig(StrictModel):
         "['192.168.1.0/24']), true = LAN ranges (RFC 1918, loopback, 100.64/10, IPv6 ULA; "
         "never link-local/metadata), false = none. Checked here and on every send.",
     )
+    embed_snapshot: bool = Field(
+        False,
+        description="Put a small base64 JPEG of the snapshot in data.snapshot_jpeg "
+        "(for receivers that cannot fetch web links).",
+    )
 
     @field_validator("url")
     @classmethod
