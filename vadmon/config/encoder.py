@@ -63,9 +63,7 @@ class EncoderConfig(StrictModel):
         description="Export: dynamic_batching max_queue_delay_microseconds (how long Triton "
         "holds a request to batch it with others).",
     )
-    instances: int = Field(
-        1, ge=1, le=64, description="Export: instance_group count per device."
-    )
+    instances: int = Field(1, ge=1, le=64, description="Export: instance_group count per device.")
 
     @model_validator(mode="after")
     def _consistent(self) -> EncoderConfig:

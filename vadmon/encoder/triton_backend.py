@@ -59,7 +59,7 @@ def _short(exc: BaseException) -> str:
     status = getattr(exc, "status", lambda: None)()
     if status:
         return str(status).removeprefix("StatusCode.")
-    text = (getattr(exc, "message", lambda: None)() or str(exc) or type(exc).__name__)
+    text = getattr(exc, "message", lambda: None)() or str(exc) or type(exc).__name__
     return text.splitlines()[0][:80]
 
 

@@ -55,7 +55,11 @@ def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
     )
     names = list(model_cfg.class_names or DEFAULT_CLASSES)
     names += [c for c in model_cfg.extra_classes if c not in names]
-    return ZeroShotScorer(clip, names), snippet_encoder(clip, model_cfg.encoder), f"{dev}/{precision}"
+    return (
+        ZeroShotScorer(clip, names),
+        snippet_encoder(clip, model_cfg.encoder),
+        f"{dev}/{precision}",
+    )
 
 
 def snippet_encoder(clip, enc_cfg) -> SnippetEncoder:
