@@ -34,6 +34,13 @@ SPLIT = "tests/test_splithost.py::test_split_host_events_have_snapshot_and_clip"
 LINK_KEYS = "tests/test_preview_link.py::test_link_preview_keys_set_rate_width_and_quality"
 NARRATE = "tests/test_narrate.py::test_explained_webhook_follows_start_with_a_well_formed_request"
 NARRATE_CFG = "tests/test_narrate.py::test_model_tokens_and_keyframes_come_from_the_config"
+TRITON_SHARED = (
+    "tests/test_triton.py::test_two_monitors_share_one_triton_and_it_batches_across_them"
+)
+TRITON_SLOW = "tests/test_triton.py::test_slow_server_fails_batches_at_the_deadline_and_recovers"
+TRITON_EXPORT = (
+    "tests/test_triton.py::test_export_writes_a_triton_repository_with_batching_and_the_tower_hash"
+)
 TABLE: dict[str, str] = {
     "instance": REACH,
     "log_level": "tests/test_camera_source_keys.py::test_log_level_reaches_the_capture_process",
@@ -89,6 +96,17 @@ TABLE: dict[str, str] = {
     "model.batch_max": REACH,
     "model.batch_wait_ms": REACH,
     "model.threads": REACH,
+    "model.encoder.backend": TRITON_SHARED,
+    "model.encoder.url": TRITON_SHARED,
+    "model.encoder.model": "tests/test_triton.py::test_a_wrong_model_or_hash_is_refused_in_one_line",
+    "model.encoder.timeout_s": TRITON_SLOW,
+    "model.encoder.max_in_flight": TRITON_SLOW,
+    "model.encoder.reconnect_initial_s": TRITON_SLOW,
+    "model.encoder.reconnect_max_s": TRITON_SLOW,
+    "model.encoder.max_batch_size": TRITON_EXPORT,
+    "model.encoder.preferred_batch_sizes": TRITON_EXPORT,
+    "model.encoder.max_queue_delay_us": TRITON_EXPORT,
+    "model.encoder.instances": TRITON_EXPORT,
     "webhooks.[].name": "tests/test_webhook_config.py::"
     "test_webhook_events_filter_sends_only_subscribed_kinds",
     "webhooks.[].url": "tests/test_webhook_config.py::"

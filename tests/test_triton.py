@@ -27,9 +27,11 @@ from triton_support import TritonServer
 from tritonclient.grpc import model_config_pb2
 
 from vadmon.capture.source import SyntheticSource
+from vadmon.config.encoder import EncoderConfig
 from vadmon.encoder.export import ExportOptions, export_repository, tower_hash
-from vadmon.encoder.triton_backend import EncoderUnavailable, TritonImageEncoder, TritonSettings
+from vadmon.encoder.triton_backend import EncoderUnavailable
 from vadmon.errors import VadmonError
+from vadmon.inference.build import snippet_encoder
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.remote import PipelinedEncoder
 from vadmon.model import checkpoint
@@ -41,7 +43,7 @@ QUEUE_DELAY_US = 50_000  # long enough that requests of two monitors meet in Tri
 ENCODER = (
     "{{backend: triton, url: '{url}', model: {model}, timeout_s: 1.0, max_batch_size: "
     f"{MAX_BATCH}, preferred_batch_sizes: [2, 4], max_queue_delay_us: {QUEUE_DELAY_US}, "
-    "instances: 1, reconnect_initial_s: 0.2, reconnect_max_s: 1.0}}"
+    "instances: 2, reconnect_initial_s: 0.2, reconnect_max_s: 1.0}}"
 )
 
 
@@ -96,7 +98,7 @@ def exported(tmp_path_factory, demo_checkpoint: Path) -> Path:
     other = clip_of(demo_checkpoint)
     with torch.no_grad():
         other.visual.proj.add_(0.01)
-    opts = ExportOptions("other", MAX_BATCH, (2, 4), QUEUE_DELAY_US, 1, gpu=False)
+    opts = ExportOptions("other", MAX_BATCH, (2, 4), QUEUE_DELAY_US, 2, gpu=False)
     export_repository(other, repo, opts)
     return repo
 
@@ -109,12 +111,11 @@ def triton(exported: Path, tmp_path_factory):
     server.stop()
 
 
-def settings(clip: torch.nn.Module, url: str, model: str = "tiny", **kw) -> TritonSettings:
+def remote_encoder(clip: torch.nn.Module, url: str, model: str = "tiny", **kw) -> PipelinedEncoder:
+    """What the inference process builds from ``model.encoder`` (connected and checked)."""
     base = dict(timeout_s=1.0, max_in_flight=2, reconnect_initial_s=0.2, reconnect_max_s=1.0)
-    base.update(kw)
-    return TritonSettings(
-        url=url, model=model, image_size=32, embed_dim=64, tower_sha256=tower_hash(clip), **base
-    )
+    cfg = EncoderConfig(backend="triton", url=url, model=model, **{**base, **kw})
+    return snippet_encoder(clip, cfg)
 
 
 def frames(n: int) -> list:
@@ -132,7 +133,7 @@ def test_export_writes_a_triton_repository_with_batching_and_the_tower_hash(
     assert (cfg.name, cfg.platform, cfg.max_batch_size) == ("tiny", "onnxruntime_onnx", MAX_BATCH)
     assert list(cfg.dynamic_batching.preferred_batch_size) == [2, 4]
     assert cfg.dynamic_batching.max_queue_delay_microseconds == QUEUE_DELAY_US
-    assert [(g.count, g.kind) for g in cfg.instance_group] == [(1, cfg.instance_group[0].KIND_CPU)]
+    assert [(g.count, g.kind) for g in cfg.instance_group] == [(2, cfg.instance_group[0].KIND_CPU)]
     assert list(cfg.input[0].dims) == [3, 32, 32] and list(cfg.output[0].dims) == [64]
     digest = tower_hash(clip_of(demo_checkpoint))
     assert cfg.parameters["vadmon_tower_sha256"].string_value == digest
@@ -152,8 +153,8 @@ def test_embeddings_through_triton_equal_the_local_tower(triton, demo_checkpoint
     local = SnippetEncoder(clip)
     images = local.prepare(frames(20))
     expected = encode_images(clip, images)
-    backend = TritonImageEncoder(settings(clip, triton.url))
-    backend.connect()
+    remote = remote_encoder(clip, triton.url)
+    backend = remote.backend
     try:
         before = triton.metrics("tiny")
         got = backend.encode(images)
@@ -163,7 +164,6 @@ def test_embeddings_through_triton_equal_the_local_tower(triton, demo_checkpoint
         # 20 images, server max_batch_size 8: three requests
         assert after["inference_request_success"] - before["inference_request_success"] == 3
         # the pipelined form gives per-snippet means, equal to the local SnippetEncoder's
-        remote = PipelinedEncoder(clip, backend, max_in_flight=2, wait_s=6)
         snippets = [frames(4)[:2], frames(4)[2:]]
         remote.submit("tag", snippets)
         assert wait_for(lambda: remote.in_flight() == 0 or remote._queue[0][2].done(), 10)
@@ -178,9 +178,8 @@ def test_slow_server_fails_batches_at_the_deadline_and_recovers(triton, demo_che
     """SIGSTOPped Triton: a batch fails after timeout_s (not later), the loop waits only when
     max_in_flight batches are out, and the prober reconnects once the server runs again."""
     clip = clip_of(demo_checkpoint)
-    backend = TritonImageEncoder(settings(clip, triton.url, timeout_s=1.0))
-    backend.connect()
-    remote = PipelinedEncoder(clip, backend, max_in_flight=2, wait_s=6)
+    remote = remote_encoder(clip, triton.url, timeout_s=1.0, max_in_flight=2)
+    backend = remote.backend
     images = SnippetEncoder(clip).prepare(frames(2))
     os.killpg(triton.proc.pid, signal.SIGSTOP)
     try:
@@ -227,7 +226,7 @@ def test_a_wrong_model_or_hash_is_refused_in_one_line(
     assert "Traceback" not in out.stderr
     clip = clip_of(demo_checkpoint)
     with pytest.raises(VadmonError) as err:
-        TritonImageEncoder(settings(clip, triton.url, model="nosuch")).connect()
+        remote_encoder(clip, triton.url, model="nosuch")
     assert "Triton has no ready model 'nosuch'" in err.value.line()
     assert "\n" not in err.value.line()
 

@@ -74,6 +74,12 @@ def tower_dims(clip: torch.nn.Module) -> tuple[int, int]:
 def export_onnx(clip: torch.nn.Module, path: Path, size: int) -> None:
     """The tower with a dynamic batch axis (the TorchScript exporter: seconds, no tracing of
     open_clip's Python control flow by torch.export)."""
+    try:
+        import onnx  # noqa: F401 - torch.onnx.export needs it; say so in one line
+    except ImportError:
+        raise VadmonError(
+            "ONNX export needs the onnx package", fix="pip install 'vadmon[triton]'"
+        ) from None
     tower = _Tower(clip.float().eval()).eval()
     example = torch.zeros(2, 3, size, size)
     with atomic_path(path) as tmp, warnings.catch_warnings():

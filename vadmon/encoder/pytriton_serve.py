@@ -5,8 +5,8 @@ whose standard library matches its backend stub)::
 
     /opt/vadmon-triton/bin/python vadmon/encoder/pytriton_serve.py REPO --grpc-port 8001
 
-Every ``REPO/<name>/`` written by ``vadmon encoder export`` is bound under its name: an
-onnxruntime session on ``1/model.onnx`` behind Triton's dynamic batcher (max batch, preferred
+Every ``REPO/<name>/`` written by ``vadmon encoder export`` is bound under its name: one
+onnxruntime session on ``1/model.onnx`` per instance (``instances``) behind Triton's dynamic batcher (max batch, preferred
 sizes and queue delay from the entry's ``vadmon.json``), with the tower hash served as the
 model-config parameter ``vadmon_tower_sha256``, as a real Triton serving ``config.pbtxt`` does.
 This file imports nothing of vadmon: the venv has numpy, onnxruntime and pytriton only.
@@ -69,7 +69,10 @@ def bind_entry(triton, entry: Path, threads: int) -> str:
     )
     triton.bind(
         model_name=meta["name"],
-        infer_func=_infer_fn(entry / "1" / "model.onnx", meta["input"], meta["output"], threads),
+        infer_func=[
+            _infer_fn(entry / "1" / "model.onnx", meta["input"], meta["output"], threads)
+            for _ in range(max(1, int(meta["instances"])))
+        ],
         inputs=[Tensor(name=meta["input"], dtype=np.float32, shape=(3, size, size))],
         outputs=[Tensor(name=meta["output"], dtype=np.float32, shape=(dim,))],
         config=ModelConfig(max_batch_size=int(meta["max_batch_size"]), batcher=batcher),

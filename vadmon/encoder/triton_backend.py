@@ -49,8 +49,12 @@ class TritonSettings:
 
 
 def _client(target: str):
-    import tritonclient.grpc as grpcclient
-
+    try:
+        import tritonclient.grpc as grpcclient
+    except ImportError:
+        raise VadmonError(
+            "model.encoder.backend triton needs tritonclient", fix="pip install 'vadmon[triton]'"
+        ) from None
     return grpcclient.InferenceServerClient(target)
 
 
