@@ -148,6 +148,28 @@ def test_export_writes_a_triton_repository_with_batching_and_the_tower_hash(
         export_repository(clip_of(demo_checkpoint), tmp_path, ExportOptions("g", 16, (4,), 100, 2))
 
 
+def test_export_of_a_multi_head_tower_computes_what_torch_does(tmp_path: Path) -> None:
+    """ViT-B/16 has 12 heads: nn.MultiheadAttention's fused inference op has no ONNX form, so
+    export must trace the plain ops (a 1-head tower never takes that path)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from vadmon.model.clip_factory import create_clip
+
+    vision = {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 16}
+    text = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+    cfg = {"embed_dim": 32, "quick_gelu": True, "vision_cfg": vision, "text_cfg": text}
+    clip = create_clip("multi-head", model_cfg=cfg)
+    entry = export_repository(clip, tmp_path, ExportOptions("mh", 8, (), 0, 1, gpu=False))
+    x = SnippetEncoder(clip).prepare(frames(3))
+    session = ort.InferenceSession(
+        str(entry / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    got = session.run(None, {"images": x.numpy()})[0]
+    assert np.abs(got - encode_images(clip, x).numpy()).max() < 1e-4
+    assert torch.backends.mha.get_fastpath_enabled()  # restored for the rest of the process
+
+
 def test_embeddings_through_triton_equal_the_local_tower(triton, demo_checkpoint: Path) -> None:
     clip = clip_of(demo_checkpoint)
     local = SnippetEncoder(clip)
@@ -360,4 +382,32 @@ def test_triton_killed_and_restarted_mid_run(triton, monitors) -> None:
     for mon, _, cams, db in monitors:
         assert wait_for(lambda d=db, c=cams: has_events_since(d, c, t_up), 40, 0.5), mon.output()[
             -2000:
+        ]
+
+
+def test_dashboard_shows_the_encoder_state_from_the_heartbeat() -> None:
+    """The inference heartbeat's ``encoder`` passes the schema and reaches the live view's
+    header (red, only when not up) and /metrics."""
+    from test_dashboard import NOW, example_state, feed, inference_fields, record
+
+    from vadmon.dashboard.prometheus import StateCollector
+
+    state = example_state(banner=None)
+    cams = {"door": (0.87, "Fighting", 0.81)}
+    for text, shown, up in (
+        ("triton unreachable (UNAVAILABLE)", True, 0.0),
+        ("triton up", False, 1.0),
+    ):
+        fields = inference_fields(cams)
+        fields["info"]["encoder"] = text
+        fields["info"]["cameras"]["door"]["drops"] = {"encoder": 6, "stale": 1}
+        feed(state, "inference", fields, now=NOW)
+        header = record(state, now=NOW, width=140).splitlines()[0]
+        assert (f"encoder: {text}" in header) is shown, header
+        families = {m.name: m for m in StateCollector(state).collect()}
+        [sample] = families["vadmon_encoder_up"].samples
+        assert (sample.labels["encoder"], sample.value) == (text.split(" (")[0], up)
+        drops = families["vadmon_encoder_dropped_snippets"].samples
+        assert [(s.labels["camera"], s.value) for s in drops if s.name.endswith("_total")] == [
+            ("door", 6.0)
         ]

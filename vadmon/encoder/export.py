@@ -82,18 +82,25 @@ def export_onnx(clip: torch.nn.Module, path: Path, size: int) -> None:
         ) from None
     tower = _Tower(clip.float().eval()).eval()
     example = torch.zeros(2, 3, size, size)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            tower,
-            (example,),
-            str(tmp),
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
+    # nn.MultiheadAttention's inference fast path is a fused op ONNX cannot express: trace the
+    # plain ops (the same math) instead
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                tower,
+                (example,),
+                str(tmp),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def config_pbtxt(opts: ExportOptions, size: int, dim: int, digest: str) -> str:
