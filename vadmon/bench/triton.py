@@ -58,7 +58,7 @@ def _wait_ready(proc: subprocess.Popen, backend: TritonImageEncoder, timeout_s: 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            backend._connect_once()
+            backend.try_connect()
             return
         except Exception:  # not up yet
             time.sleep(0.5)

@@ -31,6 +31,11 @@ class EncoderUnavailable(Exception):
     """A batch the server did not answer in time, or at all (those snippets are dropped)."""
 
 
+class ModelNotReady(VadmonError):
+    """The server answers but does not (yet) serve the model: an error at start, while
+    reconnecting just another wait (a restarted Triton loads its models after it is live)."""
+
+
 @dataclass(frozen=True)
 class TritonSettings:
     url: str  # grpc://host:port
@@ -72,7 +77,7 @@ def check_served(client, s: TritonSettings) -> int:
     server's max_batch_size. Raises VadmonError (one line) when it is not."""
     where = f"model.encoder ({s.url}, model {s.model!r})"
     if not client.is_model_ready(s.model, client_timeout=s.timeout_s):
-        raise VadmonError(f"Triton has no ready model {s.model!r}", where, "export and load it")
+        raise ModelNotReady(f"Triton has no ready model {s.model!r}", where, "export and load it")
     meta = client.get_model_metadata(s.model, as_json=True, client_timeout=s.timeout_s)
     cfg = client.get_model_config(s.model, as_json=True, client_timeout=s.timeout_s)["config"]
     shapes = {t["name"]: [int(d) for d in t["shape"]] for t in meta["inputs"] + meta["outputs"]}
@@ -119,14 +124,15 @@ class TritonImageEncoder:
         """First contact: a wrong model is a config error (raised); an unreachable server is
         not (inference starts, snippets are dropped until the prober gets through)."""
         try:
-            self._connect_once()
+            self.try_connect()
         except VadmonError:
             raise
         except Exception as exc:  # grpc/tritonclient raise many types
             self._mark_down(_short(exc))
         self._prober.start()
 
-    def _connect_once(self) -> None:
+    def try_connect(self) -> None:
+        """One attempt on a fresh channel; raises when the server is not there or not right."""
         client = _client(self.settings.target)
         try:
             max_batch = check_served(client, self.settings)
@@ -161,9 +167,12 @@ class TritonImageEncoder:
                 wait = self.settings.reconnect_initial_s
                 continue
             try:
-                self._connect_once()
+                self.try_connect()
                 self._wake.clear()
                 wait = self.settings.reconnect_initial_s
+            except ModelNotReady as exc:
+                self._mark_down(exc.what)
+                wait = min(wait * 2, self.settings.reconnect_max_s)
             except VadmonError as exc:
                 self._mark_down(exc.what, "refused")
                 wait = self.settings.reconnect_max_s
