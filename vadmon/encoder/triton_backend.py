@@ -157,19 +157,19 @@ class TritonImageEncoder:
         self._wake.set()
 
     def _probe_loop(self) -> None:
+        """While up, sleep until a failure wakes us (or a period passes: a missed wake-up costs
+        one period, never recovery); while down, retry with doubling waits."""
         wait = self.settings.reconnect_initial_s
         while not self._stop.is_set():
-            self._wake.wait()
-            if self._stop.wait(wait):
-                return
             if self.up:
+                self._wake.wait(timeout=self.settings.reconnect_max_s)
                 self._wake.clear()
                 wait = self.settings.reconnect_initial_s
                 continue
+            if self._stop.wait(wait):
+                return
             try:
                 self.try_connect()
-                self._wake.clear()
-                wait = self.settings.reconnect_initial_s
             except ModelNotReady as exc:
                 self._mark_down(exc.what)
                 wait = min(wait * 2, self.settings.reconnect_max_s)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vadmon.errors import VadmonError
 from vadmon.inference.embedding import SnippetEncoder
 
 
@@ -37,7 +38,10 @@ class PipelinedEncoder(SnippetEncoder):
     def encode(self, snippets: Sequence[Sequence[np.ndarray]]) -> torch.Tensor:
         """Synchronous form (calibration, offline scoring): one batch, waited for."""
         counts, images = self._images(snippets)
-        emb = self.backend.encode(images)
+        try:
+            emb = self.backend.encode(images)
+        except Exception as exc:  # noqa: BLE001 - a failed batch, whatever the transport raised
+            raise VadmonError(f"the image tower did not answer ({exc})", "model.encoder") from None
         return _means(emb, counts)
 
     def _images(self, snippets: Sequence[Sequence[np.ndarray]]) -> tuple[list[int], torch.Tensor]:
