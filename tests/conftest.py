@@ -101,6 +101,30 @@ def require_rtsp_server() -> str:
     return SYSTEM_PYTHON
 
 
+TRITON_PYTHON = "/opt/vadmon-triton/bin/python"  # venv of Debian's python3 + nvidia-pytriton
+
+
+@functools.cache
+def _triton_venv_available() -> bool:
+    probe = "import numpy, onnxruntime, pytriton.triton; assert numpy.__version__ < '2'"
+    try:
+        proc = subprocess.run([TRITON_PYTHON, "-c", probe], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def require_triton() -> str:
+    """The Triton venv (``vadmon/encoder/pytriton_serve.py`` runs there): a real Triton server."""
+    if not _triton_venv_available():
+        missing(
+            f"Triton venv {TRITON_PYTHON}",
+            "/usr/bin/python3 -m venv /opt/vadmon-triton && /opt/vadmon-triton/bin/pip install "
+            "nvidia-pytriton 'numpy<2' onnxruntime (.ci/run does)",
+        )
+    return TRITON_PYTHON
+
+
 def official_preset_dir(preset: str) -> Path:
     """A full-width official fixture (``../shared/reference/official/<preset>``), or skip."""
     return require_asset(

@@ -41,6 +41,13 @@ MQTT_AUTH = "tests/test_mqtt.py::test_wrong_password_is_one_clear_line_and_webho
 WEB_LINKS = "tests/test_web_alerts.py::"
 WEB_LINKS += "test_payloads_carry_signed_links_text_instance_and_an_embedded_snapshot"
 WEB_OPEN = "tests/test_web_config.py::test_auth_off_on_loopback_cors_and_body_limit"
+TRITON_SHARED = (
+    "tests/test_triton.py::test_two_monitors_share_one_triton_and_it_batches_across_them"
+)
+TRITON_SLOW = "tests/test_triton.py::test_slow_server_fails_batches_at_the_deadline_and_recovers"
+TRITON_EXPORT = (
+    "tests/test_triton.py::test_export_writes_a_triton_repository_with_batching_and_the_tower_hash"
+)
 TABLE: dict[str, str] = {
     "instance": REACH,
     "log_level": "tests/test_camera_source_keys.py::test_log_level_reaches_the_capture_process",
@@ -96,6 +103,17 @@ TABLE: dict[str, str] = {
     "model.batch_max": REACH,
     "model.batch_wait_ms": REACH,
     "model.threads": REACH,
+    "model.encoder.backend": TRITON_SHARED,
+    "model.encoder.url": TRITON_SHARED,
+    "model.encoder.model": "tests/test_triton.py::test_a_wrong_model_or_hash_is_refused_in_one_line",
+    "model.encoder.timeout_s": TRITON_SLOW,
+    "model.encoder.max_in_flight": TRITON_SLOW,
+    "model.encoder.reconnect_initial_s": TRITON_SLOW,
+    "model.encoder.reconnect_max_s": TRITON_SLOW,
+    "model.encoder.max_batch_size": TRITON_EXPORT,
+    "model.encoder.preferred_batch_sizes": TRITON_EXPORT,
+    "model.encoder.max_queue_delay_us": TRITON_EXPORT,
+    "model.encoder.instances": TRITON_EXPORT,
     "webhooks.[].name": "tests/test_webhook_config.py::"
     "test_webhook_events_filter_sends_only_subscribed_kinds",
     "webhooks.[].url": "tests/test_webhook_config.py::"

@@ -110,7 +110,8 @@ def test_batches_are_shared_round_robin_and_drops_are_counted(loop):
     assert last is not None and last.body is not None, last
     cams = last.body.info.cameras
     for cam in CAMERAS:
-        assert cams[cam].drops == {"stale": 0, "backlog": 0, "capacity": 3, "frames": 0}
+        drops = {"stale": 0, "backlog": 0, "capacity": 3, "frames": 0, "encoder": 0}
+        assert cams[cam].drops == drops
         assert cams[cam].skipped_total == 3 and cams[cam].snippets_total == 2
 
 

@@ -27,6 +27,7 @@ COMMANDS: list[str] = [
     "vadmon.commands.calibrate",
     "vadmon.commands.run",
     "vadmon.commands.bench",
+    "vadmon.commands.encoder",
 ]
 
 

@@ -46,6 +46,12 @@ REGISTRY: dict[str, BenchSpec] = {
             default=False,
         ),
         BenchSpec(
+            "triton",
+            "vadmon.bench.triton",
+            "CLIP image encode through a local Triton server (CPU) vs in-process torch",
+            default=False,
+        ),
+        BenchSpec(
             "monitor",
             "vadmon.bench.monitor",
             "whole monitor: cameras sustained, alert latency (~10 min; not in the default set)",

@@ -171,6 +171,8 @@ class MonitorConsole:
             + f", skipped {_fmt(c.skipped_total, '{:.0f}')}, score {_fmt(c.score, '{:.2f}')}"
             for c in view.cameras
         ]
+        if view.inference.encoder:
+            lines.append(f"encoder: {view.inference.encoder}")
         q = view.queue
         if q.events_total is not None:
             lines.append(

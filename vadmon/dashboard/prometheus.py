@@ -48,6 +48,11 @@ CAMERA_COUNTERS: tuple[tuple[str, str, CameraGetter], ...] = (
         "Snippets capture dropped because inference was not taking them.",
         lambda c: c.snippet_drops_total,
     ),
+    (
+        "vadmon_encoder_dropped_snippets_total",
+        "Snippets inference dropped because the remote image tower (Triton) was down or late.",
+        lambda c: c.encoder_drops_total,
+    ),
 )
 
 
@@ -75,6 +80,13 @@ class StateCollector(Collector):
             view.alert_latency,
         )
         yield from _queue_families(view)
+        if view.inference.encoder:
+            up = GaugeMetricFamily(
+                "vadmon_encoder_up", "1 while the image tower answers.", labels=["encoder"]
+            )
+            state = view.inference.encoder
+            up.add_metric([state.split(" (")[0]], 1.0 if state.endswith(("up", "(local)")) else 0.0)
+            yield up
         restarts = CounterMetricFamily(
             "vadmon_process_restarts_total", "Supervisor restarts per child.", labels=["process"]
         )

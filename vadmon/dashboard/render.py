@@ -143,6 +143,8 @@ def _header(view: StateView) -> Text:
     else:
         desc = " ".join(x for x in (inf.device, inf.precision, inf.mode) if x)
         text.append(f"  inference {desc or 'up'}")
+        if inf.encoder and not inf.encoder.startswith(("torch", "triton up")):
+            text.append(f"  encoder: {inf.encoder}", style="red")
     alert = view.alert_latency
     if alert.count:
         text.append(f"  alert lat {alert.total / alert.count:.2f}s")

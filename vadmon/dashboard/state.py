@@ -72,6 +72,7 @@ class CameraView:
     label_prob: float | None = None
     inference_fps: float | None = None
     skipped_total: float | None = None
+    encoder_drops_total: float | None = None  # of skipped_total: remote image tower down or late
     scored_total: float | None = None
     latency_ms: float | None = None
     inference_stale: bool = False
@@ -117,6 +118,7 @@ class InferenceView:
     precision: str | None = None
     mode: str | None = None
     stale: bool = True
+    encoder: str | None = None  # the image tower's state, e.g. "triton unreachable (…)"
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,9 @@ class DashboardState:
 
     def _inference_beat(self, body: InferenceStatus) -> None:
         info = body.info
-        self._inference = InferenceView(info.device, info.precision, info.mode, stale=False)
+        self._inference = InferenceView(
+            info.device, info.precision, info.mode, stale=False, encoder=info.encoder
+        )
         self._inference_latency = info.latency or self._inference_latency
         for name, cam_body in info.cameras.items():
             cam = self._camera(name)
@@ -260,6 +264,7 @@ class DashboardState:
             label_prob=d.label_prob,
             inference_fps=d.fps,
             skipped_total=d.skipped_total,
+            encoder_drops_total=d.drops.get("encoder"),
             scored_total=d.snippets_total,
             latency_ms=d.latency_ms,
             history=tuple(d.recent_scores),

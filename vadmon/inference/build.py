@@ -31,10 +31,12 @@ def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
     from vadmon.model.precision import adapter_dtype
 
     dev = resolve_device(device)
+    # the tower runs on the server: keep the local model fp32 (its hash is the served one's)
+    requested = "fp32" if model_cfg.encoder.backend == "triton" else model_cfg.precision
     if model_cfg.mode == "vadclip":
         ckpt = checkpoint.load(model_cfg.checkpoint)
         cfg = ckpt.config
-        precision = resolve_precision(model_cfg.precision, dev, cfg.clip_arch, cfg.clip_model_cfg)
+        precision = resolve_precision(requested, dev, cfg.clip_arch, cfg.clip_model_cfg)
         names = list(model_cfg.class_names or cfg.class_names)
         names += [c for c in model_cfg.extra_classes if c not in names]
         model = ckpt.build(str(dev), precision)
@@ -46,11 +48,41 @@ def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
             lookahead=model_cfg.lookahead,
             max_gap=model_cfg.max_gap,
         )
-        return scorer, SnippetEncoder(model.clipmodel), f"{dev}/{precision}"
-    precision = resolve_precision(model_cfg.precision, dev, model_cfg.clip_arch)
+        return scorer, snippet_encoder(model.clipmodel, model_cfg.encoder), f"{dev}/{precision}"
+    precision = resolve_precision(requested, dev, model_cfg.clip_arch)
     clip = create_clip(
         model_cfg.clip_arch, model_cfg.clip_pretrained, device=str(dev), precision=precision
     )
     names = list(model_cfg.class_names or DEFAULT_CLASSES)
     names += [c for c in model_cfg.extra_classes if c not in names]
-    return ZeroShotScorer(clip, names), SnippetEncoder(clip), f"{dev}/{precision}"
+    return (
+        ZeroShotScorer(clip, names),
+        snippet_encoder(clip, model_cfg.encoder),
+        f"{dev}/{precision}",
+    )
+
+
+def snippet_encoder(clip, enc_cfg) -> SnippetEncoder:
+    """The local tower, or (``model.encoder.backend: triton``) the served one, checked to be
+    this CLIP's at connect (a wrong model or hash is a config error, one line)."""
+    if enc_cfg.backend != "triton":
+        return SnippetEncoder(clip)
+    from vadmon.encoder.export import tower_dims, tower_hash
+    from vadmon.encoder.triton_backend import TritonImageEncoder, TritonSettings
+    from vadmon.inference.remote import PipelinedEncoder
+
+    size, dim = tower_dims(clip)
+    settings = TritonSettings(
+        url=enc_cfg.url,
+        model=enc_cfg.model,
+        timeout_s=enc_cfg.timeout_s,
+        max_in_flight=enc_cfg.max_in_flight,
+        reconnect_initial_s=enc_cfg.reconnect_initial_s,
+        reconnect_max_s=enc_cfg.reconnect_max_s,
+        image_size=size,
+        embed_dim=dim,
+        tower_sha256=tower_hash(clip),
+    )
+    backend = TritonImageEncoder(settings)
+    backend.connect()
+    return PipelinedEncoder(clip, backend, enc_cfg.max_in_flight, enc_cfg.timeout_s + 5)

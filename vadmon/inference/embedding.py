@@ -19,6 +19,8 @@ from vadmon.model.crops import ClipPreprocess, crops_of
 class SnippetEncoder:
     """One CLIP forward for all snippets that are ready, whichever camera they came from."""
 
+    remote = False  # True: submit()/completed() (vadmon.inference.remote), the tower elsewhere
+
     def __init__(self, clip: torch.nn.Module, crop_index: int = 0) -> None:
         self.clip = clip
         spec = image_spec(clip)
@@ -41,3 +43,11 @@ class SnippetEncoder:
             return torch.empty(0, 0)
         emb = encode_images(self.clip, self.prepare(flat)).cpu()
         return torch.stack([chunk.mean(0) for chunk in torch.split(emb, counts)])
+
+    def status(self) -> str:
+        """The image tower, as the dashboard shows it."""
+        return "torch (local)"
+
+    def completed(self) -> list:
+        """Nothing is ever in flight locally: ``encode`` answers at once."""
+        return []

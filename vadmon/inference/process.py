@@ -55,8 +55,8 @@ log = logging.getLogger("vadmon.inference.process")
 
 Received = tuple[SnippetMessage, bytes | None]
 # stale: older than max_age_s; backlog: beyond per_camera_max newest; capacity: the batch was
-# full (round-robin); frames: ring slot overwritten or unreadable
-DROP_REASONS = ("stale", "backlog", "capacity", "frames")
+# full (round-robin); frames: ring slot overwritten or unreadable; encoder: Triton down/late
+DROP_REASONS = ("stale", "backlog", "capacity", "frames", "encoder")
 
 
 @dataclass
@@ -237,6 +237,7 @@ class InferenceLoop:
                 ready.append((m, frames))
         if ready:
             self.process(ready, t0)
+        self.harvest()
         self.flush_quiet()
         self.beat()
 
@@ -252,7 +253,21 @@ class InferenceLoop:
 
     def process(self, ready: list[tuple[SnippetMessage, list[np.ndarray]]], t0: float) -> None:
         t_read = time.time()
-        emb = self.encoder.encode([frames for _, frames in ready])
+        frames = [f for _, f in ready]
+        if self.encoder.remote:  # sent now, scored by harvest() when it is back
+            return self.encoder.submit((ready, t0, t_read), frames)
+        self.score_batch(ready, self.encoder.encode(frames), t0, t_read)
+
+    def harvest(self) -> None:
+        """Batches a remote tower answered (a failed one: ``encoder`` drops); none locally."""
+        for (ready, t0, t_read), emb in self.encoder.completed():
+            if isinstance(emb, Exception):
+                for m, _ in ready:
+                    self.drop(m.camera, "encoder")
+            else:
+                self.score_batch(ready, emb, t0, t_read)
+
+    def score_batch(self, ready, emb: torch.Tensor, t0: float, t_read: float) -> None:
         t_enc = time.time()
         # a camera appears once per scorer call: score in rounds of distinct cameras
         pending = list(zip([m for m, _ in ready], emb, strict=True))
@@ -344,6 +359,7 @@ class InferenceLoop:
                 "mode": self.scorer.mode,
                 "device": self.runtime.split("/")[0],
                 "precision": self.runtime.split("/")[-1],
+                "encoder": self.encoder.status(),
                 "cameras": cams,
                 "latency": self.latency.body(),
             },

@@ -147,6 +147,9 @@ class InferenceInfo(_Body):
     device: Annotated[str, StringConstraints(max_length=20)] | None = None
     precision: Annotated[str, StringConstraints(max_length=12)] | None = None  # what auto chose
     mode: Annotated[str, StringConstraints(max_length=12)] | None = None
+    encoder: Text | None = (
+        None  # image tower: "torch (local)", "triton up", "triton unreachable (…)"
+    )
     cameras: dict[Name, InferenceCamera] = Field(default_factory=dict, max_length=MAX_CAMERAS)
     latency: HistogramBody | None = None  # every scored snippet, all cameras
 
