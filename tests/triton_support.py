@@ -22,6 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 SERVE = REPO / "vadmon" / "encoder" / "pytriton_serve.py"
 
 
+class TritonExited(AssertionError):
+    """The server process ended while it was being waited for."""
+
+
 @dataclass
 class TritonServer:
     python: str
@@ -37,20 +41,32 @@ class TritonServer:
     def url(self) -> str:
         return f"grpc://127.0.0.1:{self.grpc_port}"
 
-    def start(self, timeout_s: float = 120.0) -> TritonServer:
+    def start(self, timeout_s: float = 120.0, attempts: int = 3) -> TritonServer:
+        """Start and wait until every model is ready. pytriton's model load can lose a race
+        with its own handshake socket under load ("load failed … Connection refused") and the
+        server then exits at once: that start is retried, a server that runs but never gets
+        ready is not."""
         argv = [self.python, str(SERVE), str(self.repo), "--grpc-port", str(self.grpc_port)]
         argv += ["--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port)]
-        with open(self.log, "a") as out:
-            self.proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        ok = wait_for(self.ready, timeout_s, 0.2)
-        assert ok, f"Triton not ready in {timeout_s}s:\n{self.log.read_text()[-3000:]}"
-        return self
+        for attempt in range(attempts):
+            with open(self.log, "a") as out:
+                self.proc = subprocess.Popen(
+                    argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            try:
+                ok = wait_for(self.ready, timeout_s, 0.2)
+            except TritonExited:
+                if attempt + 1 == attempts:
+                    raise
+                continue
+            assert ok, f"Triton not ready in {timeout_s}s:\n{self.log.read_text()[-3000:]}"
+            return self
+        raise AssertionError("unreachable")
 
     def ready(self) -> bool:
         assert self.proc is not None
-        assert self.proc.poll() is None, f"Triton exited:\n{self.log.read_text()[-3000:]}"
+        if self.proc.poll() is not None:
+            raise TritonExited(f"Triton exited:\n{self.log.read_text()[-3000:]}")
         base = f"http://127.0.0.1:{self.http_port}/v2"
         paths = ["/health/ready", *(f"/models/{m}/ready" for m in self.models)]
         try:
