@@ -21,7 +21,7 @@ from vadmon.errors import VadmonError
 from vadmon.runtime.child import ChildSpec
 from vadmon.runtime.cleanup import Cleanup
 from vadmon.runtime.instance_lock import acquire_instance_lock, release_instance_lock
-from vadmon.runtime.transport import ipc_path, make_ipc_dir
+from vadmon.runtime.transport import ipc_path, make_ipc_dir, refuse_non_socket
 from vadmon.settings import (
     endpoints_dir,
     heartbeat_endpoint,
@@ -105,6 +105,8 @@ def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
     try:
         check_storage(cfg.storage.dir)
         directory, created = make_ipc_dir(endpoints_dir(cfg))
+        for path in socket_paths(cfg, role):
+            refuse_non_socket(path)  # a user's file at a socket path: one line, left as it is
     except BaseException:
         release_instance_lock(lock_fd, cfg.lock_path())
         raise

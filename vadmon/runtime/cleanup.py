@@ -64,7 +64,7 @@ def remove_shm(prefix: str, shm_dir: Path = SHM_DIR) -> list[str]:
 
 
 def remove_path(path: Path) -> bool:
-    """Remove a file, or a directory only when it is empty; missing is fine.
+    """Remove a dead socket file, or a directory only when it is empty; missing is fine.
 
     Never recursive: a directory named here may be one the user also stores things in, and
     whatever vadmon put inside it is listed (and removed) as a file of its own first.
@@ -72,6 +72,8 @@ def remove_path(path: Path) -> bool:
     try:
         if path.is_dir() and not path.is_symlink():
             path.rmdir()
+        elif not stat.S_ISSOCK(path.lstat().st_mode):
+            return False  # our targets are sockets: a file of the same name is the user's
         elif socket_is_live(path):
             return False  # our children are gone: a live socket is another process's
         else:
