@@ -25,8 +25,13 @@ def vadmon(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "vadmon", *args], capture_output=True, text=True,
-        timeout=timeout, env=env, preexec_fn=cap, cwd=REPO,
+        [sys.executable, "-m", "vadmon", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        preexec_fn=cap,
+        cwd=REPO,
     )
 
 

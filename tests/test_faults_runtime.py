@@ -17,11 +17,12 @@ from vadmon.config import load_config
 from vadmon.errors import VadmonError
 from vadmon.runtime.transport import bind, ipc_endpoint
 
-
 CAMERA = {"lobby": "synthetic:w=64&h=48&fps=5"}
 
 
-def run_cli(config: Path, env: dict[str, str], timeout: float = 60.0) -> subprocess.CompletedProcess:
+def run_cli(
+    config: Path, env: dict[str, str], timeout: float = 60.0
+) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "vadmon", "run", "--config", str(config), "--no-dashboard"]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
