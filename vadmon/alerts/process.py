@@ -100,6 +100,7 @@ class AlertPipeline:
         self.narratives: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     def start(self) -> None:
+        self.media.sweep_temp()  # what a SIGKILL mid-clip left behind
         self._recover()
         self.worker.start()
 

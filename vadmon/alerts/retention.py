@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vadmon.atomic import is_temp_name
+
 MEDIA_SUFFIXES = (".jpg", ".mp4", ".webm")
 
 
@@ -52,7 +54,8 @@ class MediaStore:
 
     def __init__(self, settings: RetentionSettings) -> None:
         self.s = settings
-        self.counters = {"media_pruned": 0, "media_pruned_bytes": 0, "media_skipped": 0}
+        self.counters = {"media_pruned": 0, "media_pruned_bytes": 0, "media_skipped": 0,
+                         "temp_swept": 0}  # fmt: skip
         # the alert loop (snapshots) and the clip encoder thread write concurrently: room is
         # reserved under the lock and counted until the file is visible, so the sum of what is
         # on disk never passes the cap, not even between a clip's rename and the next prune
@@ -77,6 +80,27 @@ class MediaStore:
                     stem = name.rsplit(".", 1)[0]
                     found.append(_File(Path(entry.path), stem, info.st_mtime, info.st_size))
         return sorted(found, key=lambda f: (f.mtime, f.path.name))
+
+    def sweep_temp(self) -> int:
+        """Delete the half-written temporaries a killed run left (``.<name>.<hex>.<ext>``).
+
+        Called at start, before this process writes anything: only the alerts process writes
+        media (one per storage.dir, which is locked), so every temporary here is a dead one.
+        """
+        root = self.s.media_dir
+        if not root.is_dir():
+            return 0
+        swept = 0
+        for camera in os.scandir(root):
+            if not camera.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(camera.path):
+                if is_temp_name(entry.name) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        swept += 1
+        self.counters["temp_swept"] += swept
+        return swept
 
     def usage(self) -> int:
         return sum(f.size for f in self.files())
