@@ -1,10 +1,14 @@
 """Faults found by independent testing (issue 20), runtime side: real monitors, sockets, files.
 
 Case 11: a user's file at an ipc socket path is never deleted; the monitor says so in one line.
+Case 4: too many cameras is one line from ``config check``; the janitor takes any number of
+targets (stdin, not argv); a supervisor that crashes while starting leaves no lock file.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +18,11 @@ import zmq
 
 from tests.monitor_support import REPO, short_dir, write_config
 from vadmon.config import load_config
+from vadmon.config.models import MAX_CAMERAS
 from vadmon.errors import VadmonError
+from vadmon.runtime.cleanup import Cleanup, start_janitor
+from vadmon.runtime.instance_lock import acquire_instance_lock
+from vadmon.runtime.supervisor import Supervisor
 from vadmon.runtime.transport import bind, ipc_endpoint
 
 CAMERA = {"lobby": "synthetic:w=64&h=48&fps=5"}
@@ -58,3 +66,43 @@ def test_monitor_refuses_a_user_file_at_a_socket_path(
     assert len(lines) == 1 and "not a socket" in lines[0] and str(user_file) in lines[0], lines
     assert user_file.read_text() == "my data\n"
     assert not load_config(config).lock_path().exists()  # refused: nothing left behind
+
+
+def test_camera_limit_is_one_line_from_config_check(tmp_path: Path) -> None:
+    cams = "".join(f"  c{i}: {{source: 'synthetic:'}}\n" for i in range(2_000))
+    path = tmp_path / "many.yaml"
+    path.write_text(f"model: {{mode: vadclip, checkpoint: x.pt}}\ncameras:\n{cams}")
+    argv = [sys.executable, "-m", "vadmon", "config", "check", str(path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1 and f"2000 cameras; one monitor runs at most {MAX_CAMERAS}" in lines[0]
+    assert f"{path}:2 (cameras)" in lines[0]
+
+
+def test_janitor_takes_more_targets_than_argv_could_hold(subprocess_env: dict[str, str]) -> None:
+    ipc = short_dir()
+    sockets = []
+    for i in range(3):  # dead socket files, as killed children leave them
+        leftover = socket.socket(socket.AF_UNIX)
+        leftover.bind(str(ipc / f"s{i}.sock"))
+        leftover.close()
+        sockets.append(ipc / f"s{i}.sock")
+    many = [ipc / f"capture-camera-with-a-long-name-{i:06d}.sock" for i in range(40_000)]
+    cleanup = Cleanup(paths=[*many, *sockets, ipc])  # ~3 MB of paths: over ARG_MAX as argv
+    write_fd, proc = start_janitor(cleanup, env=subprocess_env)
+    os.close(write_fd)  # the supervisor is gone: clean up
+    assert proc.wait(timeout=30) == 0
+    assert not ipc.exists()
+
+
+def test_a_crash_while_starting_leaves_no_lock_file(tmp_path: Path) -> None:
+    lock = tmp_path / "vadmon-crash.lock"
+    fd = acquire_instance_lock(lock, "crash")
+    cleanup = Cleanup(lock_fd=fd, lock_path=lock)
+    bad_endpoint = f"ipc://{tmp_path}/no/such/dir/hb.sock"  # binding it fails inside start()
+    sup = Supervisor([], heartbeat_endpoint=bad_endpoint, cleanup=cleanup)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the crash, the lock must go
+        sup.run()
+    assert not lock.exists()
+    os.close(acquire_instance_lock(lock, "crash", wait_s=0))  # and the instance is free

@@ -27,6 +27,9 @@ from vadmon.config.webhook import WebhookConfig
 # three measured models reach event F1 = 1 and correlation with offline >= 0.85 (2.56 s at 25 fps)
 LOOKAHEAD_DEFAULT = 4
 
+MAX_CAMERAS = 64
+"""Cameras one monitor runs (a capture process each; checked by ``vadmon config check``)."""
+
 
 class ModelConfig(StrictModel):
     """Which anomaly model scores the snippets."""
@@ -297,7 +300,11 @@ class MonitorConfig(StrictModel):
         default_factory=CameraSettings,
         description="Deep-merged into every camera (camera values win).",
     )
-    cameras: dict[str, CameraConfig] = Field(..., min_length=1, description="Cameras by name.")
+    cameras: dict[str, CameraConfig] = Field(
+        ..., min_length=1, max_length=MAX_CAMERAS,
+        description=f"Cameras by name; at most {MAX_CAMERAS} per monitor (one capture process "
+        "each): split more across monitors, each with its own instance and storage.dir.",
+    )  # fmt: skip
     model: ModelConfig = Field(
         ..., description="The anomaly model (no default: weights are local)."
     )

@@ -35,6 +35,7 @@ from vadmon.runtime.child import (
 )
 from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, Heartbeat, HeartbeatReceiver
+from vadmon.runtime.instance_lock import release_instance_lock
 from vadmon.runtime.logs import ChildLogs
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 
@@ -361,6 +362,10 @@ class Supervisor:
             self._receiver.close()
 
     def _release_janitor(self) -> None:
+        lock = self.cleanup.lock_fd, self.cleanup.lock_path
+        if self._janitor is None and lock[0] is not None and lock[1] is not None:
+            release_instance_lock(lock[0], lock[1])  # no janitor to do it: no stale lock file
+            self.cleanup.lock_fd = None
         if self._janitor_fd is not None:
             os.close(self._janitor_fd)
             self._janitor_fd = None
