@@ -3,6 +3,7 @@
 Case 11: a user's file at an ipc socket path is never deleted; the monitor says so in one line.
 Case 4: too many cameras is one line from ``config check``; the janitor takes any number of
 targets (stdin, not argv); a supervisor that crashes while starting leaves no lock file.
+Case 6: a second monitor on the same storage.dir (another instance name) is refused in one line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from tests.monitor_support import REPO, short_dir, write_config
+from tests.monitor_support import REPO, Monitor, short_dir, write_config
 from vadmon.config import load_config
 from vadmon.config.models import MAX_CAMERAS
 from vadmon.errors import VadmonError
@@ -106,3 +107,25 @@ def test_a_crash_while_starting_leaves_no_lock_file(tmp_path: Path) -> None:
         sup.run()
     assert not lock.exists()
     os.close(acquire_instance_lock(lock, "crash", wait_s=0))  # and the instance is free
+
+
+def test_second_monitor_on_the_same_storage_dir_is_refused(
+    tmp_path: Path, demo_checkpoint: Path, subprocess_env: dict[str, str]
+) -> None:
+    storage = f"  dir: {tmp_path / 'shared-storage'}"
+    first_cfg = write_config(tmp_path / "a.yaml", CAMERA, demo_checkpoint, storage=storage)
+    second_cfg = write_config(tmp_path / "b.yaml", CAMERA, demo_checkpoint, storage=storage)
+    for cfg in (first_cfg, second_cfg):  # write_config's own storage line comes first: drop it
+        text = cfg.read_text().splitlines()
+        cfg.write_text("\n".join(t for t in text if not t.startswith("  dir: ") or "shared" in t))
+    first = Monitor(first_cfg, subprocess_env).start()
+    try:
+        first.child("alerts")
+        result = run_cli(second_cfg, subprocess_env, timeout=60)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert len(lines) == 1 and "storage.dir" in lines[0] and "another monitor" in lines[0]
+        assert "started" not in result.stderr  # no process of the second one ever ran
+        assert first.proc is not None and first.proc.poll() is None  # the first runs on
+    finally:
+        first.kill_all()

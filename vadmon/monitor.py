@@ -21,6 +21,7 @@ from vadmon.errors import VadmonError
 from vadmon.runtime.child import ChildSpec
 from vadmon.runtime.cleanup import Cleanup
 from vadmon.runtime.instance_lock import acquire_instance_lock, release_instance_lock
+from vadmon.runtime.storage_lock import acquire_storage_lock
 from vadmon.runtime.transport import ipc_path, make_ipc_dir, refuse_non_socket
 from vadmon.settings import (
     endpoints_dir,
@@ -102,18 +103,26 @@ def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
     this run's children made, never another instance's or a newer run's.
     """
     lock_fd = acquire_instance_lock(cfg.lock_path(), cfg.instance, config_name)
+    storage_fd: int | None = None
     try:
         check_storage(cfg.storage.dir)
+        if role != "capture":  # the alerts' outbox and media: one monitor per storage.dir
+            storage_fd = acquire_storage_lock(cfg.storage.dir)
         directory, created = make_ipc_dir(endpoints_dir(cfg))
         for path in socket_paths(cfg, role):
             refuse_non_socket(path)  # a user's file at a socket path: one line, left as it is
     except BaseException:
+        if storage_fd is not None:
+            os.close(storage_fd)
         release_instance_lock(lock_fd, cfg.lock_path())
         raise
     run_prefix = f"{cfg.shm_prefix()}{secrets.token_hex(4)}."
     os.environ["VADMON_SHM_PREFIX"] = run_prefix
     paths = socket_paths(cfg, role) + ([directory] if created else [])
-    return Cleanup(paths, [run_prefix], lock_fd=lock_fd, lock_path=cfg.lock_path())
+    cleanup = Cleanup(paths, [run_prefix], lock_fd=lock_fd, lock_path=cfg.lock_path())
+    if storage_fd is not None:  # held for the monitor's life; closed last in an orderly stop
+        cleanup.hooks.append(lambda: os.close(storage_fd))
+    return cleanup
 
 
 def check_storage(directory: Path) -> None:
