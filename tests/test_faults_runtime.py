@@ -4,10 +4,13 @@ Case 11: a user's file at an ipc socket path is never deleted; the monitor says 
 Case 4: too many cameras is one line from ``config check``; the janitor takes any number of
 targets (stdin, not argv); a supervisor that crashes while starting leaves no lock file.
 Case 6: a second monitor on the same storage.dir (another instance name) is refused in one line.
+Case 7: a corrupt outbox stops the start in one line and is never written; moved aside only
+with ``--move-corrupt-outbox``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -17,7 +20,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from tests.monitor_support import REPO, Monitor, short_dir, write_config
+from tests.monitor_support import REPO, Monitor, short_dir, wait_for, write_config
+from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.outbox_check import integrity_problem
 from vadmon.config import load_config
 from vadmon.config.models import MAX_CAMERAS
 from vadmon.errors import VadmonError
@@ -129,3 +134,56 @@ def test_second_monitor_on_the_same_storage_dir_is_refused(
         assert first.proc is not None and first.proc.poll() is None  # the first runs on
     finally:
         first.kill_all()
+
+
+def corrupt_outbox(db: Path, how: str) -> str:
+    """A real outbox with rows, then damaged: pages 2-4 overwritten, or the file is garbage."""
+    outbox = Outbox(db)
+    with outbox.conn:
+        for i in range(300):
+            outbox.conn.execute("INSERT INTO endpoints(name) VALUES (?)", (f"{i:04d}" * 100,))
+    outbox.close()
+    data = bytearray(db.read_bytes())
+    if how == "pages":
+        data[4096 : 4 * 4096] = bytes(range(256)) * 48
+    else:
+        data = bytearray(b"not a database at all\n" * 100)
+    db.write_bytes(bytes(data))
+    return hashlib.sha256(db.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("how", ["pages", "garbage"])
+def test_corrupt_outbox_is_one_line_and_never_written(
+    tmp_path: Path, subprocess_env: dict[str, str], how: str
+) -> None:
+    config = write_config(tmp_path / "c.yaml", CAMERA, tmp_path / "unused.pt")
+    db = load_config(config).storage.outbox_db
+    db.parent.mkdir(parents=True)
+    digest = corrupt_outbox(db, how)
+    result = run_cli(config, subprocess_env)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(lines) == 1 and "outbox database is corrupt" in lines[0], lines
+    assert str(db) in lines[0] and "--move-corrupt-outbox" in lines[0]
+    assert "writable" not in lines[0]
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+
+
+def test_corrupt_outbox_moved_aside_only_on_the_flag(
+    tmp_path: Path, demo_checkpoint: Path, subprocess_env: dict[str, str]
+) -> None:
+    config = write_config(tmp_path / "c.yaml", CAMERA, demo_checkpoint)
+    db = load_config(config).storage.outbox_db
+    db.parent.mkdir(parents=True)
+    digest = corrupt_outbox(db, "pages")
+    monitor = Monitor(config, subprocess_env, args=("--move-corrupt-outbox",)).start()
+    try:
+        monitor.child("alerts")
+        assert wait_for(lambda: db.is_file() and db.stat().st_size > 0, 30)  # a new outbox
+        assert integrity_problem(db) is None
+        (aside,) = db.parent.glob(f"{db.name}.corrupt-*[0-9]")
+        assert hashlib.sha256(aside.read_bytes()).hexdigest() == digest
+        assert "was corrupt" in monitor.output()
+        assert monitor.stop() == 0
+    finally:
+        monitor.kill_all()

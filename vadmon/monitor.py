@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from vadmon.alerts.outbox_check import check_outbox
 from vadmon.atomic import make_dirs
 from vadmon.capture.setup import capture_endpoints
 from vadmon.config import MonitorConfig
@@ -95,7 +96,9 @@ def socket_paths(cfg: MonitorConfig, role: str) -> list[Path]:
     return [path for ep in endpoints if (path := ipc_path(ep)) is not None]
 
 
-def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
+def claim_instance(
+    cfg: MonitorConfig, config_name: str, role: str, move_corrupt_outbox: bool = False
+) -> Cleanup:
     """Lock the instance, then make what it needs; returns exactly what to remove at exit.
 
     The lock comes first so that a refused second monitor has created (and removes) nothing.
@@ -108,6 +111,7 @@ def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
         check_storage(cfg.storage.dir)
         if role != "capture":  # the alerts' outbox and media: one monitor per storage.dir
             storage_fd = acquire_storage_lock(cfg.storage.dir)
+            check_outbox(cfg.storage.outbox_db, move_aside=move_corrupt_outbox)
         directory, created = make_ipc_dir(endpoints_dir(cfg))
         for path in socket_paths(cfg, role):
             refuse_non_socket(path)  # a user's file at a socket path: one line, left as it is
@@ -192,6 +196,7 @@ def run_monitor(
     banner: str = "",
     duration_s: float | None = None,
     role: str = "all",
+    move_corrupt_outbox: bool = False,
 ) -> int:
     """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``).
 
@@ -206,7 +211,7 @@ def run_monitor(
 
     cfg = load_config(config_path)
     preflight(cfg, role)
-    cleanup = claim_instance(cfg, str(config_path), role)
+    cleanup = claim_instance(cfg, str(config_path), role, move_corrupt_outbox)
     specs = child_specs(cfg, config_path, role)
     live = wants_dashboard(cfg, dashboard)
     log_dir = cfg.storage.dir / "logs" if live else None

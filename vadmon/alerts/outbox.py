@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vadmon.alerts.outbox_check import check_outbox
 from vadmon.alerts.outbox_db import connect
 from vadmon.errors import VadmonError
 
@@ -45,6 +46,8 @@ class Outbox:
     def __init__(self, path: str | Path, readonly: bool = False, max_pending: int = 10_000) -> None:
         self.path = Path(path)
         self.max_pending = max_pending
+        if not readonly:
+            check_outbox(self.path)  # never write to a corrupt file (one line instead)
         try:
             self.conn = connect(self.path, readonly=readonly)
         except (sqlite3.Error, OSError) as exc:  # read-only or full storage: one clear line
