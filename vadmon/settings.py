@@ -209,6 +209,7 @@ def inference_settings(cfg: MonitorConfig) -> InferenceSettings:
         hwm=cfg.transport.hwm,
         heartbeat_s=HEARTBEAT_S,
         link=link_server(cfg),
+        cameras=frozenset(cams),
     )
 
 

@@ -98,6 +98,16 @@ def _camera_families(view: StateView) -> Iterator[Metric]:
         counter = CounterMetricFamily(name, doc, labels=["camera"])
         _add_known(counter, view, getter)
         yield counter
+    refused = CounterMetricFamily(
+        "vadmon_link_refused_total",
+        "Split host: a camera's snippets/previews the link refused (reason: refused_camera = "
+        "a key speaking for a camera not its own, clock_skew = dated ahead of our clock).",
+        labels=["camera", "reason"],
+    )
+    for cam in view.cameras:
+        for reason, value in cam.link_refused:
+            refused.add_metric([cam.name, reason], value)
+    yield refused
 
 
 def _add_known(family: Metric, view: StateView, getter: CameraGetter) -> None:

@@ -77,6 +77,7 @@ class CameraView:
     inference_stale: bool = False
     history: tuple[float, ...] = ()
     reason: str = ""  # why it is not online, in words ("" while online)
+    link_refused: tuple[tuple[str, float], ...] = ()  # split host: (reason, count) refused
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,7 @@ class DashboardState:
             scored_total=d.snippets_total,
             latency_ms=d.latency_ms,
             history=tuple(d.recent_scores),
+            link_refused=tuple(sorted(d.refused.items())),
         )
 
     def _alerts_beat(self, body: AlertStatus) -> None:

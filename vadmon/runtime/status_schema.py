@@ -137,6 +137,8 @@ class InferenceCamera(_Body):
     gap_restarts: Total | None = None  # windows restarted by a long gap, outage or restart
     previews_relayed: Total | None = None  # split host: previews passed on to alerts
     previews_refused: Total | None = None
+    # split host: this camera's messages the link refused, by reason (refused_camera, clock_skew)
+    refused: dict[Short, Total] = Field(default_factory=dict, max_length=4)
     snippets_total: Total | None = None  # snippets scored
     latency_ms: Total | None = None  # latest snippet end → score published
     last_ts: Num | None = None
