@@ -100,6 +100,8 @@ TABLE: dict[str, str] = {
     "webhooks.[].timeout_s": "tests/test_webhook_config.py::test_each_webhook_has_its_own_timeout",
     "webhooks.[].max_attempts": "tests/test_webhook_config.py::"
     "test_each_webhook_has_its_own_attempts_and_backoff",
+    "webhooks.[].network_retry_s": "tests/test_faults_delivery.py::"
+    "test_no_answer_retries_until_its_age_not_a_count",
     "webhooks.[].backoff_initial_s": "tests/test_webhook_config.py::"
     "test_each_webhook_has_its_own_attempts_and_backoff",
     "webhooks.[].backoff_max_s": "tests/test_webhook_config.py::"

@@ -262,6 +262,7 @@ def webhook_endpoint(w: WebhookConfig) -> Endpoint:
         backoff_base_s=w.backoff_initial_s,
         backoff_max_s=w.backoff_max_s,
         attempt_deadline_s=w.timeout_s,
+        network_retry_s=w.network_retry_s,
     )
     allow = w.allow_private if isinstance(w.allow_private, bool) else tuple(w.allow_private)
     secret = (w.secret.get_secret_value(),)

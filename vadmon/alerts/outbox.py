@@ -159,17 +159,22 @@ class Outbox:
 
     # --- delivery worker ------------------------------------------------------------------
 
-    def due(self, now: float, limit: int = 100) -> list[Delivery]:
+    def due(
+        self, now: float, limit: int = 100, skip_endpoints: tuple[str, ...] = ()
+    ) -> list[Delivery]:
+        """Pending rows due by ``now``, oldest first; ``skip_endpoints``: those busy sending."""
         rows = self.conn.execute(
             "SELECT * FROM deliveries WHERE status='pending' AND next_attempt_at <= ?"
-            " ORDER BY created_at, rowid LIMIT ?",
-            (now, limit),
+            f"{_not_in(skip_endpoints)} ORDER BY created_at, rowid LIMIT ?",
+            (now, *skip_endpoints, limit),
         )
         return [_delivery(r) for r in rows]
 
-    def next_due_at(self) -> float | None:
+    def next_due_at(self, skip_endpoints: tuple[str, ...] = ()) -> float | None:
         row = self.conn.execute(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE status='pending'"
+            + _not_in(skip_endpoints),
+            skip_endpoints,
         ).fetchone()
         return row[0]
 
@@ -323,6 +328,11 @@ class Outbox:
             "delivered": counts.get("delivered", 0),
             "dead": counts.get("dead", 0),
         }
+
+
+def _not_in(endpoints: tuple[str, ...]) -> str:
+    """SQL ``AND endpoint NOT IN (?, …)`` for that many parameters ("" for none)."""
+    return f" AND endpoint NOT IN ({', '.join('?' * len(endpoints))})" if endpoints else ""
 
 
 def _delivery(r: sqlite3.Row) -> Delivery:
