@@ -170,6 +170,14 @@ class Outbox:
         )
         return [_delivery(r) for r in rows]
 
+    def pending_event_ids(self) -> set[str]:
+        """Events a webhook row still waits to deliver (retention keeps their media)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT event_id FROM deliveries WHERE status='pending'"
+            " AND event_id IS NOT NULL"
+        )
+        return {r[0] for r in rows}
+
     def next_due_at(self, skip_endpoints: tuple[str, ...] = ()) -> float | None:
         row = self.conn.execute(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE status='pending'"

@@ -90,6 +90,7 @@ class AlertPipeline:
         self.media = MediaStore(settings.retention)
         self.clips = ClipWriter(settings.clips, self.media)
         self.next_prune = 0.0
+        self.next_held = 0.0
         self.worker = DeliveryWorker(str(settings.db_path), settings.delivery)
         self.endpoints = settings.delivery.endpoints
         self.counters: dict[str, int] = collections.defaultdict(int)
@@ -132,6 +133,9 @@ class AlertPipeline:
         self._handle(self.tracker.expire(now))
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
+        if now >= self.next_held:  # media of events whose webhooks are still to go out
+            self.next_held = now + 1.0
+            self.media.held = frozenset(self.outbox.pending_event_ids())
         if now >= self.next_prune:
             self.prune(now)
         self._explained()
@@ -140,6 +144,7 @@ class AlertPipeline:
         """Retention by age and size (media and outbox); open events are never touched."""
         r = self.s.retention
         self.next_prune = now + r.interval_s
+        self.media.held = frozenset(self.outbox.pending_event_ids())
         self.media.prune(now, self.clips.protected())
         before = None if r.events_max_age_s is None else now - r.events_max_age_s
         self.counters["outbox_pruned"] += self.outbox.prune(before, r.outbox_max_bytes)

@@ -5,8 +5,9 @@ clip, and every webhook a row. Two limits apply to each store: an age (``media_d
 ``events_days``) and a total size (``max_media_gb``, ``max_outbox_mb``). Oldest goes first.
 
 Never deleted: the files of an event that is still open or whose clip is still being cut
-(``protected`` ids, passed in by the clip writer), events in state ``open``/``ending``, and
-webhook rows still ``pending``. When the media cap cannot be met without touching those, the
+(``protected`` ids, passed in by the clip writer), the files of an event a webhook row still
+``pending`` refers to (``held``: the receiver will fetch what the payload names), events in
+state ``open``/``ending``, and webhook rows still ``pending``. When the media cap cannot be met without touching those, the
 new file is not written: the event is delivered without that media and the skip is counted
 (``media_skipped``), which is what an operator wants from a full quota, rather than losing
 older evidence of a closed event *and* still overflowing.
@@ -61,6 +62,9 @@ class MediaStore:
         # on disk never passes the cap, not even between a clip's rename and the next prune
         self.lock = threading.Lock()
         self.reserved = 0
+        # events an undelivered (pending) webhook refers to: their media is never deleted;
+        # set by the alert loop (the outbox is its thread's), read under ``lock`` here
+        self.held: frozenset[str] = frozenset()
 
     def files(self) -> list[_File]:
         """Finished media files, oldest first (temporary ``.name.*`` files are not ours yet)."""
@@ -108,7 +112,7 @@ class MediaStore:
     def prune(self, now: float, protected: Iterable[str]) -> int:
         """Delete media past ``media_max_age_s``, then oldest until under ``media_max_bytes``."""
         with self.lock:
-            return self._prune(now, set(protected))
+            return self._prune(now, set(protected) | self.held)
 
     def _prune(self, now: float, keep: set[str]) -> int:
         removed = 0
@@ -127,7 +131,7 @@ class MediaStore:
         with self.lock:
             cap = self.s.media_max_bytes
             if cap is not None:
-                keep = set(protected)
+                keep = set(protected) | self.held
                 files = self.files()
                 kept = sum(f.size for f in files if f.event_id in keep)
                 if kept + self.reserved + nbytes > cap:  # would not fit even after pruning:
