@@ -148,6 +148,8 @@ TABLE: dict[str, str] = {
     "supervisor.restart_backoff_max_s": "tests/test_supervisor.py::"
     "test_crashed_child_restarted_with_backoff",
     "supervisor.crash_loop_restarts": "tests/test_supervisor.py::test_crash_loop_stops_everything",
+    "supervisor.park_s": "tests/test_faults_runtime.py::"
+    "test_a_camera_in_a_crash_loop_is_parked_and_the_others_keep_running",
     "supervisor.crash_loop_window_s": "tests/test_supervisor.py::test_crash_loop_stops_everything",
     "supervisor.shutdown_deadline_s": "tests/test_supervisor.py::"
     "test_sigterm_stops_all_children_even_stubborn_ones",

@@ -6,6 +6,7 @@ targets (stdin, not argv); a supervisor that crashes while starting leaves no lo
 Case 6: a second monitor on the same storage.dir (another instance name) is refused in one line.
 Case 7: a corrupt outbox stops the start in one line and is never written; moved aside only
 with ``--move-corrupt-outbox``.
+Case 5: a camera in a crash loop is parked (state, reason) and retried later; the rest run on.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import pytest
 import zmq
 
 from tests.monitor_support import REPO, Monitor, short_dir, wait_for, write_config
+from tests.test_supervisor import alive, child, drive, pids
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.outbox_check import integrity_problem
-from vadmon.config import load_config
+from vadmon.config import SupervisorConfig, load_config
 from vadmon.config.models import MAX_CAMERAS
 from vadmon.errors import VadmonError
 from vadmon.runtime.cleanup import Cleanup, start_janitor
@@ -187,3 +189,24 @@ def test_corrupt_outbox_moved_aside_only_on_the_flag(
         assert monitor.stop() == 0
     finally:
         monitor.kill_all()
+
+
+def test_a_camera_in_a_crash_loop_is_parked_and_the_others_keep_running(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    policy = SupervisorConfig(restart_backoff_initial_s=0.05, restart_backoff_max_s=0.1,
+                              crash_loop_restarts=2, crash_loop_window_s=60, park_s=1.5)  # fmt: skip
+    camera = child("capture:b", "crash", tmp_path, subprocess_env, essential=False)
+    sup = Supervisor([camera, child("steady", "forever", tmp_path, subprocess_env)], policy)
+    sup.start()
+    try:
+        drive(sup, lambda: sup.status()["capture:b"].state == "parked", 20, "camera parked")
+        status = sup.status()
+        assert status["capture:b"].last_exit.startswith("parked: crashed 3 times within 60 s")
+        assert sup.failure is None and status["steady"].state == "running"  # before: all stopped
+        assert len(pids(tmp_path, "capture:b")) == 3
+        # after park_s it is tried afresh (a new crash loop, parked again), steady untouched
+        drive(sup, lambda: len(pids(tmp_path, "capture:b")) > 3, 20, "retry after parking")
+        assert sup.failure is None and alive(sup.status()["steady"].pid)
+    finally:
+        sup.shutdown()

@@ -266,8 +266,14 @@ class SupervisorConfig(StrictModel):
         5, ge=1, le=1000, description="K: a child may restart K times within the window..."
     )
     crash_loop_window_s: float = Field(
-        60.0, gt=0, le=86400, description="...T seconds; one more crash stops everything."
-    )
+        60.0, gt=0, le=86400,
+        description="...T seconds; one more crash parks a camera (the others keep running) "
+        "or, for inference/alerts, stops everything.",
+    )  # fmt: skip
+    park_s: float = Field(
+        600.0, gt=0, le=86400,
+        description="A camera parked for a crash loop is tried again after this long.",
+    )  # fmt: skip
     shutdown_deadline_s: float = Field(
         10.0, gt=0, le=600, description="SIGTERM, wait this long, then SIGKILL."
     )

@@ -30,7 +30,7 @@ from vadmon.runtime.status_schema import (
 )
 
 MAX_EVENTS = 50
-DOWN_STATES = ("backoff", "failed", "exited", "stopped", "stopping")
+DOWN_STATES = ("backoff", "parked", "failed", "exited", "stopped", "stopping")
 QUEUE_KEYS = ("pending", "delivered", "retrying", "dead", "events_total", "suppressed_cooldown")
 
 

@@ -240,6 +240,9 @@ class Supervisor:
         child.crashes.append(now)
         while child.crashes and child.crashes[0] < now - self.policy.crash_loop_window_s:
             child.crashes.popleft()
+        if len(child.crashes) > self.policy.crash_loop_restarts and not spec.essential:
+            self._park(child, reason, now)
+            return
         if len(child.crashes) > self.policy.crash_loop_restarts:
             status.state = "failed"
             self.failure = (
@@ -260,6 +263,20 @@ class Supervisor:
         status.restarts += 1
         status.last_backoff_s = delay
         log.warning("%s %s; restarting in %.2f s", spec.name, reason, delay)
+
+    def _park(self, child: Child, reason: str, now: float) -> None:
+        """A camera in a crash loop rests for ``park_s`` (state and reason shown) and is then
+        tried afresh; the other children never notice."""
+        n, window, park = len(child.crashes), self.policy.crash_loop_window_s, self.policy.park_s
+        child.crashes.clear()
+        child.consecutive = 0
+        child.restart_at = now + park
+        child.status.state = "parked"
+        child.status.last_backoff_s = park
+        child.status.last_exit = (
+            f"parked: crashed {n} times within {window:g} s (last: {reason}); retry in {park:g} s"
+        )
+        log.warning("%s %s; the others keep running", child.spec.name, child.status.last_exit)
 
     def _check_heartbeat(self, child: Child, now: float) -> None:
         if not child.spec.heartbeat or child.proc is None or child.kill_reason:
