@@ -7,6 +7,7 @@ Case 6: a second monitor on the same storage.dir (another instance name) is refu
 Case 7: a corrupt outbox stops the start in one line and is never written; moved aside only
 with ``--move-corrupt-outbox``.
 Case 5: a camera in a crash loop is parked (state, reason) and retried later; the rest run on.
+Case 13: the next start of an instance removes what a dead earlier run of it left.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ CAMERA = {"lobby": "synthetic:w=64&h=48&fps=5"}
 
 
 def run_cli(
-    config: Path, env: dict[str, str], timeout: float = 60.0
+    config: Path, env: dict[str, str], timeout: float = 60.0, *args: str
 ) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "vadmon", "run", "--config", str(config), "--no-dashboard"]
+    argv += args
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
@@ -210,3 +212,28 @@ def test_a_camera_in_a_crash_loop_is_parked_and_the_others_keep_running(
         assert sup.failure is None and alive(sup.status()["steady"].pid)
     finally:
         sup.shutdown()
+
+
+def test_next_start_clears_what_a_dead_earlier_run_left(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    config = write_config(tmp_path / "c.yaml", CAMERA, tmp_path / "unused.pt")
+    text = config.read_text().splitlines()  # the default ipc folder (vadmon's own)
+    kept = ("  ipc_dir: /dev/null/x" if "ipc_dir:" in t else t for t in text)
+    config.write_text("\n".join(kept).replace("  ipc_dir: /dev/null/x", "  hwm: 1000") + "\n")
+    cfg = load_config(config)
+    ipc = cfg.ipc_dir()
+    ipc.mkdir(mode=0o700)
+    for name in ("scores.sock", "supervisor.sock"):  # as SIGKILLed children leave them
+        dead = socket.socket(socket.AF_UNIX)
+        dead.bind(str(ipc / name))
+        dead.close()
+    segment = Path("/dev/shm") / f"{cfg.shm_prefix()}0badf00d.ring-lobby"
+    segment.write_bytes(b"\0" * 4096)
+    cfg.lock_path().write_text("999999999\n")  # the dead supervisor's pid, not held
+    try:
+        run_cli(config, subprocess_env, 60, "--duration", "3")
+        assert not segment.exists() and not ipc.exists()  # before: both stayed forever
+        assert not cfg.lock_path().exists()
+    finally:
+        segment.unlink(missing_ok=True)

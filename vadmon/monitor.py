@@ -22,6 +22,7 @@ from vadmon.errors import VadmonError
 from vadmon.runtime.child import ChildSpec
 from vadmon.runtime.cleanup import Cleanup
 from vadmon.runtime.instance_lock import acquire_instance_lock, release_instance_lock
+from vadmon.runtime.leftovers import clear_leftovers
 from vadmon.runtime.storage_lock import acquire_storage_lock
 from vadmon.runtime.transport import ipc_path, make_ipc_dir, refuse_non_socket
 from vadmon.settings import (
@@ -115,6 +116,8 @@ def claim_instance(
         directory, created = make_ipc_dir(endpoints_dir(cfg))
         for path in socket_paths(cfg, role):
             refuse_non_socket(path)  # a user's file at a socket path: one line, left as it is
+        clear_leftovers(socket_paths(cfg, role), cfg.shm_prefix())  # the lock proves them dead
+        created = created or cfg.transport.ipc_dir is None  # the default folder is vadmon's
     except BaseException:
         if storage_fd is not None:
             os.close(storage_fd)
