@@ -64,6 +64,9 @@ TABLE: dict[str, str] = {
     CAM + "alerts.smoothing.window": REACH,
     CAM + "alerts.smoothing.alpha": "tests/test_config_keys.py::test_smoothing_alpha_from_config",
     CAM + "alerts.cooldown_s": REACH,
+    CAM + "alerts.flood_max_events": "tests/test_faults_alerts.py::"
+    "test_flood_guard_is_configurable_and_counted_per_camera",
+    CAM + "alerts.flood_window_s": REACH,
     CAM + "alerts.pre_capture_s": REACH,
     CAM + "alerts.post_capture_s": REACH,
     CAM + "alerts.labels_ignore": "tests/test_config_keys.py::test_labels_ignore_from_config",
@@ -324,6 +327,7 @@ VARIANTS: dict[str, Any] = {  # key → a value different from the default
     CAM + "alerts.smoothing.kind": "median",
     CAM + "alerts.smoothing.window": 5,
     CAM + "alerts.cooldown_s": 3.0,
+    CAM + "alerts.flood_window_s": 120.0,
     CAM + "alerts.pre_capture_s": 9.0,
     CAM + "alerts.post_capture_s": 9.0,
     "model.snippet_frames": 8,

@@ -4,20 +4,29 @@
 Case 12: half-written temporaries a SIGKILL left are swept at the next start.
 Case 1: retention never deletes the media of an event whose webhook is still pending; under the
 quota the new media is refused (counted) instead.
+Case 10: the flood guard is configurable, and what it holds back is counted per camera (log,
+heartbeat, /metrics), not silent.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import time
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, generate_latest
 from test_alerts import Harness
 from test_retention import DAY, closed_event, jpeg, previews, score, stored
-from test_webhook_config import config, hook
+from test_webhook_config import SECRET, config, hook
 from webhook_receiver import Receiver
 
 from vadmon.alerts.process import AlertPipeline
 from vadmon.config import load_config
+from vadmon.dashboard.prometheus import StateCollector
+from vadmon.dashboard.state import DashboardState
+from vadmon.runtime.heartbeat import parse_heartbeat
 from vadmon.settings import alert_settings
 
 
@@ -58,3 +67,27 @@ def test_retention_keeps_media_a_pending_webhook_refers_to(tmp_path: Path) -> No
     assert pipeline.status().counters["media_skipped"] >= 1
     assert waiting.exists()  # before: deleted to make room
     pipeline.shutdown()
+
+
+def test_flood_guard_is_configurable_and_counted_per_camera(tmp_path: Path, caplog) -> None:
+    with Receiver([SECRET]) as rx:
+        cfg = config(tmp_path, hook("h", rx.url), ", cooldown_s: 0, flood_max_events: 1")
+        pipeline = AlertPipeline(alert_settings(cfg))
+        pipeline.start()
+        for i, value in enumerate([0.9] * 3 + [0.1] * 3 + [0.9] * 3 + [0.1] * 3):
+            pipeline.on_message(score(i, value))  # two events; the guard allows one
+        status = pipeline.status()
+        pipeline.shutdown()  # ends the clip of the first event: its end goes out
+        got = rx.wait_for(2, ok_only=True)
+    assert [r.json["type"] for r in got] == ["vadmon.event.start", "vadmon.event.end"]
+    assert status.info["flood_suppressed"] == {"lobby": 1}  # before: only a silent total
+    assert "camera lobby: event not sent: over the flood guard of 1 per 600 s" in caplog.text
+    beat = {**dataclasses.asdict(status), "pid": os.getpid()}
+    parsed = parse_heartbeat([b"status", json.dumps(beat).encode()])
+    assert parsed is not None and not parsed.problem, parsed
+    state = DashboardState(["lobby"])
+    state.update_heartbeat(parsed)
+    registry = CollectorRegistry()
+    registry.register(StateCollector(state))
+    metrics = generate_latest(registry).decode()
+    assert 'vadmon_flood_suppressed_events_total{camera="lobby"} 1.0' in metrics

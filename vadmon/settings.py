@@ -43,8 +43,6 @@ INFERENCE_PER_CAMERA_MAX = 2  # newest snippets kept per camera per batch
 HEARTBEAT_S = 1.0  # inference and alerts heartbeat cadence
 EVENT_UPDATE_INTERVAL_S = 5.0  # at most one ``update`` webhook per event this often…
 EVENT_PEAK_DELTA = 0.05  # …and only when the peak score rose by this much
-EVENT_RATE_WINDOW_S = 600.0  # flood guard: at most EVENT_MAX_PER_WINDOW events per camera
-EVENT_MAX_PER_WINDOW = 10
 EVENT_STALE_S = 10.0  # no score for this long: an open event ends ("stale")
 NORMAL_LABEL = "normal"  # class name of the non-anomalous class (first class of VadCLIP)
 CLIP_RING_S = 30.0  # seconds of previews kept per camera for pre-roll
@@ -230,8 +228,8 @@ def event_settings(alerts: AlertsConfig) -> EventSettings:
         cooldown_s=alerts.cooldown_s,
         update_interval_s=EVENT_UPDATE_INTERVAL_S,
         peak_delta=EVENT_PEAK_DELTA,
-        max_events_per_window=EVENT_MAX_PER_WINDOW,
-        rate_window_s=EVENT_RATE_WINDOW_S,
+        max_events_per_window=alerts.flood_max_events,
+        rate_window_s=alerts.flood_window_s,
         stale_s=EVENT_STALE_S,
         normal_label=NORMAL_LABEL,
     )

@@ -36,7 +36,7 @@ from vadmon.alerts.webhook_url import UrlUnresolved, check_url
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
-from vadmon.runtime.status_schema import MAX_RECENT_EVENTS
+from vadmon.runtime.status_schema import MAX_CAMERAS, MAX_RECENT_EVENTS
 
 log = logging.getLogger("vadmon.alerts.process")
 MAX_BATCH = 500
@@ -123,7 +123,13 @@ class AlertPipeline:
             self.counters["scores"] += 1
             if self.score_log is not None:
                 self.score_log.write(msg)
+            cam = self.tracker.camera(msg.camera)
+            flooded = cam.counters["suppressed_rate"]
             self._handle(self.tracker.feed(msg))
+            if cam.counters["suppressed_rate"] > flooded:
+                log.warning("camera %s: event not sent: over the flood guard of %d per %g s "
+                            "(counted)", msg.camera, cam.s.max_events_per_window,
+                            cam.s.rate_window_s)  # fmt: skip
         elif isinstance(msg, PreviewFrame) and payload:
             self.counters["previews"] += 1
             self.clips.add(msg, payload)
@@ -284,6 +290,10 @@ class AlertPipeline:
                 "webhooks": len(self.endpoints),
                 "recent_events": list(seen.values())[:MAX_RECENT_EVENTS],
                 "alert_latency": self.worker.latency.body(),
+                "flood_suppressed": {
+                    name: cam.counters["suppressed_rate"]
+                    for name, cam in list(self.tracker.cameras.items())[:MAX_CAMERAS]
+                },
             },
         )
 

@@ -44,6 +44,11 @@ CAMERA_COUNTERS: tuple[tuple[str, str, CameraGetter], ...] = (
     ("vadmon_stalls_total", "Times a stream was declared stalled.", lambda c: c.stalls_total),
     ("vadmon_frames_total", "Frames captured.", lambda c: c.frames_total),
     (
+        "vadmon_flood_suppressed_events_total",
+        "Events the flood guard (alerts.flood_max_events per flood_window_s) did not send.",
+        lambda c: c.flood_suppressed_total,
+    ),
+    (
         "vadmon_dropped_snippets_total",
         "Snippets capture dropped because inference was not taking them.",
         lambda c: c.snippet_drops_total,

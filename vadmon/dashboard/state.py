@@ -78,6 +78,7 @@ class CameraView:
     history: tuple[float, ...] = ()
     reason: str = ""  # why it is not online, in words ("" while online)
     link_refused: tuple[tuple[str, float], ...] = ()  # split host: (reason, count) refused
+    flood_suppressed_total: float | None = None  # events the flood guard did not send
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,10 @@ class DashboardState:
         self._queue = replace(self._queue, **counts, webhooks=webhooks)
         for ev in body.info.recent_events:
             self._add_event(_event_from_heartbeat(ev))
+        for name, n in body.info.flood_suppressed.items():
+            cam = self._camera(name)
+            if cam is not None:
+                cam.view = replace(cam.view, flood_suppressed_total=n)
         self._alert_latency = body.info.alert_latency or self._alert_latency
 
     def _add_event(self, ev: EventView | None) -> None:

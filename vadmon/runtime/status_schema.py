@@ -185,6 +185,8 @@ class AlertInfo(_Body):
     webhooks: Annotated[int, Field(ge=0)] | None = None  # endpoints configured
     recent_events: list[RecentEvent] = Field(default_factory=list, max_length=MAX_RECENT_EVENTS)
     alert_latency: HistogramBody | None = None  # webhook queued → delivered, per delivery
+    # events the flood guard (alerts.flood_*) kept from being sent, per camera
+    flood_suppressed: dict[Name, Total] = Field(default_factory=dict, max_length=MAX_CAMERAS)
 
 
 class AlertStatus(_Body):
