@@ -5,7 +5,7 @@ Case 12: half-written temporaries a SIGKILL left are swept at the next start.
 Case 1: retention never deletes the media of an event whose webhook is still pending; under the
 quota the new media is refused (counted) instead.
 Case 10: the flood guard is configurable, and what it holds back is counted per camera (log,
-heartbeat, /metrics), not silent.
+heartbeat, /metrics), not silent; the held-back event is still recorded with its snapshot.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
-from test_alerts import Harness
+from test_alerts import Harness, events_cli
 from test_retention import DAY, closed_event, jpeg, previews, score, stored
 from test_webhook_config import SECRET, config, hook
 from webhook_receiver import Receiver
@@ -69,11 +69,14 @@ def test_retention_keeps_media_a_pending_webhook_refers_to(tmp_path: Path) -> No
     pipeline.shutdown()
 
 
-def test_flood_guard_is_configurable_and_counted_per_camera(tmp_path: Path, caplog) -> None:
+def test_flood_guard_is_configurable_and_counted_per_camera(
+    tmp_path: Path, caplog, subprocess_env
+) -> None:
     with Receiver([SECRET]) as rx:
         cfg = config(tmp_path, hook("h", rx.url), ", cooldown_s: 0, flood_max_events: 1")
         pipeline = AlertPipeline(alert_settings(cfg))
         pipeline.start()
+        previews(pipeline, 24)  # 12 s of frames: both events get a snapshot
         for i, value in enumerate([0.9] * 3 + [0.1] * 3 + [0.9] * 3 + [0.1] * 3):
             pipeline.on_message(score(i, value))  # two events; the guard allows one
         status = pipeline.status()
@@ -91,3 +94,14 @@ def test_flood_guard_is_configurable_and_counted_per_camera(tmp_path: Path, capl
     registry.register(StateCollector(state))
     metrics = generate_latest(registry).decode()
     assert 'vadmon_flood_suppressed_events_total{camera="lobby"} 1.0' in metrics
+    # the held-back event is still on record, with its snapshot: only not pushed
+    listed = events_cli(
+        subprocess_env, "--db", str(cfg.storage.outbox_db), "--json", "--since", "0"
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    rows = rows.get("events", rows) if isinstance(rows, dict) else rows
+    held = [r for r in rows if r.get("state") == "suppressed"]
+    assert len(held) == 1 and len(rows) == 2, rows
+    data = held[0].get("data", held[0])
+    assert "flood guard" in data["reason"] and Path(data["snapshot_path"]).is_file()

@@ -8,17 +8,14 @@ never create per-camera state (before: 20,000 names grew memory and the heartbea
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from capture_support import wait_for
-from monitor_support import REPO, short_dir, write_config
-from test_inference_faults import Feeder
+from monitor_support import short_dir, write_config
+from test_inference_faults import Feeder, start_inference, stop
 
-from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME
 from vadmon.runtime.messages import SnippetMessage
 from vadmon.runtime.ring import RingWriter
 from vadmon.runtime.transport import send_message
@@ -36,11 +33,7 @@ def test_unknown_camera_names_are_one_counter_not_state(
     cfg = write_config(tmp_path / "m.yaml", {"cam1": "synthetic:w=64&h=48"}, demo_checkpoint,
                        ipc=ipc)  # fmt: skip
     feeder = Feeder(ipc)
-    env = {**subprocess_env, ENV_ENDPOINT: f"ipc://{ipc}/beats.sock", ENV_NAME: "inference"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vadmon.inference", "--config", str(cfg)],
-        env=env, cwd=REPO, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = start_inference(cfg, ipc, subprocess_env)
     ring = RingWriter("cam1", 4, H * W * 3)
     beats: list[bytes] = []
     try:
@@ -68,12 +61,7 @@ def test_unknown_camera_names_are_one_counter_not_state(
         assert set(last["info"]["cameras"]) == {"cam1"} and len(beats[-1]) < 16_384
         assert feeder.scored(feeder.snippet(ring)), "inference stopped scoring cam1"
     finally:
-        proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
+        err = stop(proc)
         ring.close()
         feeder.close()
     assert "Traceback" not in err, err[-3000:]

@@ -23,7 +23,7 @@ from vadmon.alerts.outbox_db import connect
 from vadmon.errors import VadmonError
 
 STATUSES = ("pending", "delivered", "dead", "disabled")
-FINISHED_EVENT_STATES = ("closed", "interrupted")  # retention may delete these (never open)
+FINISHED_EVENT_STATES = ("closed", "interrupted", "suppressed")  # retention may delete these (never open)
 
 
 @dataclass(frozen=True)

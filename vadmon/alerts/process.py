@@ -203,6 +203,10 @@ class AlertPipeline:
                 self.clips.begin(ev)
                 self._enqueue("start", ev.to_dict(), "open")
                 self._narrate(ev)
+            elif m.kind == "flooded":  # kept for `vadmon events`, with its snapshot; not sent
+                ev.snapshot_path = self.clips.snapshot(ev)
+                data = ev.to_dict()
+                self._store(lambda data=data: self.outbox.record_event(data, "suppressed"))
             elif m.kind == "update":
                 ev.snapshot_path = self.clips.snapshot(ev)  # the peak may have moved
                 self._enqueue("update", ev.to_dict(), "open")

@@ -371,7 +371,13 @@ def _event_from_heartbeat(ev: RecentEvent) -> EventView:
     )
 
 
-_ROW_KIND = {"open": "open", "ending": "end", "closed": "end", "interrupted": "interrupted"}
+_ROW_KIND = {
+    "open": "open",
+    "ending": "end",
+    "closed": "end",
+    "interrupted": "interrupted",
+    "suppressed": "suppressed",
+}
 
 
 def _event_from_row(d: dict[str, Any]) -> EventView | None:
