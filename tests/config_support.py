@@ -89,6 +89,7 @@ def endpoint(
         backoff_base_s=field["backoff_initial_s"].default,
         backoff_max_s=field["backoff_max_s"].default,
         attempt_deadline_s=field["timeout_s"].default,
+        network_retry_s=field["network_retry_s"].default,
     )
     policy = dataclasses.replace(policy, **retry)
     return Endpoint(name, url, (secret,), allow_private, events=tuple(events), retry=policy)

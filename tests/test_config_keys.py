@@ -78,6 +78,9 @@ TABLE: dict[str, str] = {
     CAM + "alerts.smoothing.window": REACH,
     CAM + "alerts.smoothing.alpha": "tests/test_config_keys.py::test_smoothing_alpha_from_config",
     CAM + "alerts.cooldown_s": REACH,
+    CAM + "alerts.flood_max_events": "tests/test_faults_alerts.py::"
+    "test_flood_guard_is_configurable_and_counted_per_camera",
+    CAM + "alerts.flood_window_s": REACH,
     CAM + "alerts.pre_capture_s": REACH,
     CAM + "alerts.post_capture_s": REACH,
     CAM + "alerts.labels_ignore": "tests/test_config_keys.py::test_labels_ignore_from_config",
@@ -125,6 +128,8 @@ TABLE: dict[str, str] = {
     "webhooks.[].timeout_s": "tests/test_webhook_config.py::test_each_webhook_has_its_own_timeout",
     "webhooks.[].max_attempts": "tests/test_webhook_config.py::"
     "test_each_webhook_has_its_own_attempts_and_backoff",
+    "webhooks.[].network_retry_s": "tests/test_faults_delivery.py::"
+    "test_no_answer_retries_until_its_age_not_a_count",
     "webhooks.[].backoff_initial_s": "tests/test_webhook_config.py::"
     "test_each_webhook_has_its_own_attempts_and_backoff",
     "webhooks.[].backoff_max_s": "tests/test_webhook_config.py::"
@@ -185,6 +190,8 @@ TABLE: dict[str, str] = {
     "supervisor.restart_backoff_max_s": "tests/test_supervisor.py::"
     "test_crashed_child_restarted_with_backoff",
     "supervisor.crash_loop_restarts": "tests/test_supervisor.py::test_crash_loop_stops_everything",
+    "supervisor.park_s": "tests/test_faults_runtime.py::"
+    "test_a_camera_in_a_crash_loop_is_parked_and_the_others_keep_running",
     "supervisor.crash_loop_window_s": "tests/test_supervisor.py::test_crash_loop_stops_everything",
     "supervisor.shutdown_deadline_s": "tests/test_supervisor.py::"
     "test_sigterm_stops_all_children_even_stubborn_ones",
@@ -370,6 +377,7 @@ VARIANTS: dict[str, Any] = {  # key → a value different from the default
     CAM + "alerts.smoothing.kind": "median",
     CAM + "alerts.smoothing.window": 5,
     CAM + "alerts.cooldown_s": 3.0,
+    CAM + "alerts.flood_window_s": 120.0,
     CAM + "alerts.pre_capture_s": 9.0,
     CAM + "alerts.post_capture_s": 9.0,
     "model.snippet_frames": 8,

@@ -95,6 +95,25 @@ class Feeder:
         self.ctx.destroy(linger=0)
 
 
+def start_inference(cfg: Path, ipc: Path, env: dict[str, str]) -> subprocess.Popen:
+    """The real inference process, its heartbeats to the Feeder's socket."""
+    env = {**env, ENV_ENDPOINT: f"ipc://{ipc}/beats.sock", ENV_NAME: "inference"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "vadmon.inference", "--config", str(cfg)],
+        env=env, cwd=REPO, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def stop(proc: subprocess.Popen) -> str:
+    """SIGTERM the inference process (SIGKILL after 30 s); returns its stderr."""
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[1]
+
+
 def mapped(pid: int, name: str) -> bool:
     return name in Path(f"/proc/{pid}/maps").read_text()
 
@@ -109,11 +128,7 @@ def test_bad_ring_references_oversize_and_ring_changes_do_not_stop_inference(
         tmp_path / "m.yaml", {"cam1": "synthetic:w=64&h=48"}, demo_checkpoint, ipc=ipc
     )
     feeder = Feeder(ipc)
-    env = {**subprocess_env, ENV_ENDPOINT: f"ipc://{ipc}/beats.sock", ENV_NAME: "inference"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vadmon.inference", "--config", str(cfg)],
-        env=env, cwd=REPO, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = start_inference(cfg, ipc, subprocess_env)
     ring_a = RingWriter("cam1", 4, H * W * 3)
     ring_b = None
     try:
@@ -142,12 +157,7 @@ def test_bad_ring_references_oversize_and_ring_changes_do_not_stop_inference(
         assert feeder.scored(feeder.snippet(ring_b, shape=(2 * H, 2 * W))), "camera cut off"
         assert proc.poll() is None
     finally:
-        proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
+        err = stop(proc)
         ring_a.close()
         if ring_b is not None:
             ring_b.close()

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,15 @@ from vadmon.runtime.transport import send_message
 
 pytestmark = pytest.mark.slow
 SOURCE = "synthetic:w=320&h=240&fps=10"
+
+
+def scrape(port: int) -> str:
+    """The monitor's /metrics text ("" while it is not up yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            return reply.read().decode()
+    except OSError:
+        return ""
 
 
 def keys_generate(env: dict[str, str], directory: Path, name: str) -> None:
@@ -111,9 +121,11 @@ def test_split_hosts_over_curve_refuse_unknown_and_plaintext(
     endpoint = f"tcp://127.0.0.1:{port}"
     cams = {"lobby": SOURCE}
     inf_ipc, cap_ipc, bad_ipc = (short_dir() / "ipc" for _ in range(3))
+    metrics_port = free_port()  # door: configured here, but no key may send it
     inf_cfg = write_config(
-        tmp_path / "inference.yaml", cams, demo_checkpoint, ipc=inf_ipc,
+        tmp_path / "inference.yaml", {**cams, "door": SOURCE}, demo_checkpoint, ipc=inf_ipc,
         transport=server_transport(port, keys, allowed, "client_cameras: {camhost: [lobby]}"),
+        extra=f"metrics: {{prometheus_port: {metrics_port}}}",
     )  # fmt: skip
     cap_cfg = write_config(
         tmp_path / "capture.yaml", cams, demo_checkpoint, ipc=cap_ipc,
@@ -151,6 +163,7 @@ def test_split_hosts_over_curve_refuse_unknown_and_plaintext(
         )
         intruder_keys = (load_keypair(keys / "intruder.key_secret"), allowed_keys[1])
         assert push_snippets(endpoint, "handmade", 4, allowed_keys) >= 1
+        assert push_snippets(endpoint, "door", 4, allowed_keys) >= 1
         assert push_snippets(endpoint, "lobby", 4, allowed_keys, ahead_s=3600) >= 1
         push_snippets(endpoint, "plaintext", 6, None)
         push_snippets(endpoint, "unknownkey", 6, intruder_keys)
@@ -161,6 +174,15 @@ def test_split_hosts_over_curve_refuse_unknown_and_plaintext(
         assert seen == {"lobby"}, seen
         assert max(m.t_end for _, m in scores.scores) < time.time() + 60
         assert bad_status.counter("intruder", "snippets_sent") == 0
+        # issue 20 case 14: the refusals per camera, in the log and on /metrics (before:
+        # only an unlabelled heartbeat counter); an unconfigured name is one counter, no state
+        door = 'vadmon_link_refused_total{camera="door",reason="refused_camera"}'
+        ahead = 'vadmon_link_refused_total{camera="lobby",reason="clock_skew"}'
+        assert wait_for(lambda: door in scrape(metrics_port) and ahead in scrape(metrics_port), 30)
+        log = inference.output()
+        assert "camera door: refused 1 message(s) sent by a client key" in log
+        assert "camera lobby: refused 1 message(s) dated too far ahead" in log
+        assert "naming cameras not in this config" in log and "handmade" not in scrape(metrics_port)
         assert intruder.poll() is None
         assert capture.stop() == 0 and inference.stop() == 0
         for mon in (capture, inference):

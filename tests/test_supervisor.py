@@ -148,7 +148,9 @@ def test_sigkill_of_supervisor_leaves_no_orphans_or_files(tmp_path: Path, subpro
     env = {**subprocess_env, "VADMON_TEST_MARK": marker}
     ipc_dir = tmp_path / "ipc"
     ipc_dir.mkdir(mode=0o700)
-    (ipc_dir / "frames.ipc").write_text("")
+    leftover = socket.socket(socket.AF_UNIX)  # a dead socket file, as a child leaves one
+    leftover.bind(str(ipc_dir / "frames.ipc"))
+    leftover.close()
     prefix = f"vadmon-test-{marker[:8]}-"
     shm = Path("/dev/shm") / f"{prefix}ring-lobby"
     shm.write_bytes(b"\0" * 4096)

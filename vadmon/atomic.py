@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,16 @@ def make_dirs(path: Path, private: bool) -> None:
             directory.mkdir(mode=PRIVATE_DIR if private else 0o777)
             if private:
                 os.chmod(directory, PRIVATE_DIR)  # mkdir's mode is masked by the umask
+
+
+TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}(\.[A-Za-z0-9]{1,8})?")
+"""The names :func:`_create_temp` makes (``.<target>.<8 hex>[<suffix>]``): a process killed
+mid-write leaves one, and its next start sweeps them (:func:`is_temp_name`)."""
+
+
+def is_temp_name(name: str) -> bool:
+    """True for a temporary name of ours, never for a finished file or a user's dotfile."""
+    return TEMP_NAME.fullmatch(name) is not None
 
 
 def _create_temp(path: Path, suffix: str, private: bool) -> Path:

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from vadmon.alerts.outbox_check import check_outbox
 from vadmon.atomic import make_dirs
 from vadmon.capture.setup import capture_endpoints
 from vadmon.config import MonitorConfig
@@ -21,7 +22,9 @@ from vadmon.errors import VadmonError
 from vadmon.runtime.child import ChildSpec
 from vadmon.runtime.cleanup import Cleanup
 from vadmon.runtime.instance_lock import acquire_instance_lock, release_instance_lock
-from vadmon.runtime.transport import ipc_path, make_ipc_dir
+from vadmon.runtime.leftovers import clear_leftovers
+from vadmon.runtime.storage_lock import acquire_storage_lock
+from vadmon.runtime.transport import ipc_path, make_ipc_dir, refuse_non_socket
 from vadmon.settings import (
     endpoints_dir,
     heartbeat_endpoint,
@@ -94,7 +97,9 @@ def socket_paths(cfg: MonitorConfig, role: str) -> list[Path]:
     return [path for ep in endpoints if (path := ipc_path(ep)) is not None]
 
 
-def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
+def claim_instance(
+    cfg: MonitorConfig, config_name: str, role: str, move_corrupt_outbox: bool = False
+) -> Cleanup:
     """Lock the instance, then make what it needs; returns exactly what to remove at exit.
 
     The lock comes first so that a refused second monitor has created (and removes) nothing.
@@ -102,16 +107,29 @@ def claim_instance(cfg: MonitorConfig, config_name: str, role: str) -> Cleanup:
     this run's children made, never another instance's or a newer run's.
     """
     lock_fd = acquire_instance_lock(cfg.lock_path(), cfg.instance, config_name)
+    storage_fd: int | None = None
     try:
         check_storage(cfg.storage.dir)
+        if role != "capture":  # the alerts' outbox and media: one monitor per storage.dir
+            storage_fd = acquire_storage_lock(cfg.storage.dir)
+            check_outbox(cfg.storage.outbox_db, move_aside=move_corrupt_outbox)
         directory, created = make_ipc_dir(endpoints_dir(cfg))
+        for path in socket_paths(cfg, role):
+            refuse_non_socket(path)  # a user's file at a socket path: one line, left as it is
+        clear_leftovers(socket_paths(cfg, role), cfg.shm_prefix())  # the lock proves them dead
+        created = created or cfg.transport.ipc_dir is None  # the default folder is vadmon's
     except BaseException:
+        if storage_fd is not None:
+            os.close(storage_fd)
         release_instance_lock(lock_fd, cfg.lock_path())
         raise
     run_prefix = f"{cfg.shm_prefix()}{secrets.token_hex(4)}."
     os.environ["VADMON_SHM_PREFIX"] = run_prefix
     paths = socket_paths(cfg, role) + ([directory] if created else [])
-    return Cleanup(paths, [run_prefix], lock_fd=lock_fd, lock_path=cfg.lock_path())
+    cleanup = Cleanup(paths, [run_prefix], lock_fd=lock_fd, lock_path=cfg.lock_path())
+    if storage_fd is not None:  # held for the monitor's life; closed last in an orderly stop
+        cleanup.hooks.append(lambda: os.close(storage_fd))
+    return cleanup
 
 
 def check_storage(directory: Path) -> None:
@@ -191,6 +209,7 @@ def run_monitor(
     banner: str = "",
     duration_s: float | None = None,
     role: str = "all",
+    move_corrupt_outbox: bool = False,
 ) -> int:
     """Start and supervise every process until SIGTERM/SIGINT (or ``duration_s``).
 
@@ -205,7 +224,7 @@ def run_monitor(
 
     cfg = load_config(config_path)
     preflight(cfg, role)
-    cleanup = claim_instance(cfg, str(config_path), role)
+    cleanup = claim_instance(cfg, str(config_path), role, move_corrupt_outbox)
     if cfg.web.enabled and role != "capture":
         print(f"vadmon: review page and API at {cfg.web.base_url()}/", file=sys.stderr)
     specs = child_specs(cfg, config_path, role)

@@ -46,8 +46,6 @@ INFERENCE_PER_CAMERA_MAX = 2  # newest snippets kept per camera per batch
 HEARTBEAT_S = 1.0  # inference and alerts heartbeat cadence
 EVENT_UPDATE_INTERVAL_S = 5.0  # at most one ``update`` webhook per event this often…
 EVENT_PEAK_DELTA = 0.05  # …and only when the peak score rose by this much
-EVENT_RATE_WINDOW_S = 600.0  # flood guard: at most EVENT_MAX_PER_WINDOW events per camera
-EVENT_MAX_PER_WINDOW = 10
 EVENT_STALE_S = 10.0  # no score for this long: an open event ends ("stale")
 NORMAL_LABEL = "normal"  # class name of the non-anomalous class (first class of VadCLIP)
 CLIP_RING_S = 30.0  # seconds of previews kept per camera for pre-roll
@@ -216,6 +214,7 @@ def inference_settings(cfg: MonitorConfig) -> InferenceSettings:
         hwm=cfg.transport.hwm,
         heartbeat_s=HEARTBEAT_S,
         link=link_server(cfg),
+        cameras=frozenset(cams),
     )
 
 
@@ -236,8 +235,8 @@ def event_settings(alerts: AlertsConfig) -> EventSettings:
         cooldown_s=alerts.cooldown_s,
         update_interval_s=EVENT_UPDATE_INTERVAL_S,
         peak_delta=EVENT_PEAK_DELTA,
-        max_events_per_window=EVENT_MAX_PER_WINDOW,
-        rate_window_s=EVENT_RATE_WINDOW_S,
+        max_events_per_window=alerts.flood_max_events,
+        rate_window_s=alerts.flood_window_s,
         stale_s=EVENT_STALE_S,
         normal_label=NORMAL_LABEL,
     )
@@ -268,6 +267,7 @@ def webhook_endpoint(w: WebhookConfig) -> Endpoint:
         backoff_base_s=w.backoff_initial_s,
         backoff_max_s=w.backoff_max_s,
         attempt_deadline_s=w.timeout_s,
+        network_retry_s=w.network_retry_s,
     )
     allow = w.allow_private if isinstance(w.allow_private, bool) else tuple(w.allow_private)
     secret = (w.secret.get_secret_value(),)

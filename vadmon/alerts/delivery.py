@@ -8,14 +8,19 @@ others) and rows of one endpoint in order.
 
 Policy per response: 2xx delivered; 410 Gone disables the endpoint; 429/503 honour
 ``Retry-After``; 3xx is a failure (redirects are never followed: a redirect could point a signed
-alert anywhere); anything else, including timeouts, retries with jittered exponential backoff
-until ``max_attempts``, then the row becomes a dead letter (replayable with the same id).
+alert anywhere); any other answer retries with jittered exponential backoff until ``max_attempts``; no answer at
+all (DNS down, connection refused, the deadline) retries until the row is ``network_retry_s``
+old instead, so an outage of minutes never dead-letters the alerts created in it. A dead
+letter is replayable with the same id.
+
+Endpoints are independent: each has at most one task in flight and the loop starts the next
+round for an endpoint as soon as its own task ends, so a hung receiver (cut at its deadline)
+never delays the rows of a healthy one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -56,6 +61,7 @@ class RetryPolicy:
     backoff_base_s: float
     backoff_max_s: float
     attempt_deadline_s: float
+    network_retry_s: float  # no answer (DNS, connect, deadline): retried until this old
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,13 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - now)
     except (TypeError, ValueError):
         return None
+
+
+def give_up(policy: RetryPolicy, result: _Result, attempts: int, age_s: float) -> bool:
+    """Dead letter now? An answer counts attempts; no answer (network) only ages the row."""
+    if result.status is None:
+        return age_s >= policy.network_retry_s
+    return attempts >= policy.max_attempts
 
 
 @dataclass
@@ -214,30 +227,64 @@ class DeliveryWorker:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         outbox = Outbox(self.db_path)
+        busy: dict[str, asyncio.Task] = {}  # endpoint → its one task in flight
         try:
             async with self._client() as client:
                 while True:
                     self._wake.clear()
-                    sent = await self._deliver_due(outbox, client)
-                    if self._stop.is_set() and (sent == 0 or time.time() >= self._flush_until):
+                    self._reap(busy)
+                    sent = self._start_due(outbox, client, busy)
+                    stopping = self._stop.is_set()
+                    if stopping and ((sent == 0 and not busy) or time.time() >= self._flush_until):
                         return
-                    await self._sleep(outbox)
+                    await self._sleep(outbox, busy)
         finally:
+            for task in busy.values():  # its row stays pending: tried again next start
+                task.cancel()
+            await asyncio.gather(*busy.values(), return_exceptions=True)
             outbox.close()
 
-    async def _sleep(self, outbox: Outbox) -> None:
+    def _start_due(self, outbox: Outbox, client: httpx.AsyncClient, busy: dict) -> int:
+        """Start one task per endpoint that has due rows and none in flight."""
+        rows = outbox.due(time.time(), self.settings.batch, skip_endpoints=tuple(busy))
+        by_endpoint: dict[str, list[Delivery]] = {}
+        for row in rows:
+            by_endpoint.setdefault(row.endpoint, []).append(row)
+        for name, items in by_endpoint.items():
+            busy[name] = asyncio.create_task(self._serve(outbox, client, name, items))
+        return len(rows)
+
+    def _reap(self, busy: dict[str, asyncio.Task]) -> None:
+        """Forget finished tasks; an outbox error is counted (the rows are tried again)."""
+        for name, task in list(busy.items()):
+            if not task.done():
+                continue
+            del busy[name]
+            failure = task.exception()
+            if isinstance(failure, sqlite3.Error):
+                self._counts["outbox_errors"] += 1
+                log.warning("outbox update failed (%s); retrying", failure)
+            elif failure is not None:
+                raise failure
+
+    async def _sleep(self, outbox: Outbox, busy: dict[str, asyncio.Task] | None = None) -> None:
+        """Until a row is due (of an endpoint not busy), a wake(), or a busy task ends."""
         assert self._wake is not None
+        busy = busy or {}
         wait = self.settings.poll_interval_s
-        nxt = outbox.next_due_at()
+        nxt = outbox.next_due_at(skip_endpoints=tuple(busy))
         if nxt is not None:
             wait = min(wait, max(0.0, nxt - time.time()))
         if self._stop.is_set():
             wait = min(wait, max(0.0, self._flush_until - time.time()))
-        self.idle.set()
+        if not busy:
+            self.idle.set()
+        waker = asyncio.ensure_future(self._wake.wait())
         try:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            await asyncio.wait([waker, *busy.values()], timeout=wait,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
         finally:
+            waker.cancel()
             self.idle.clear()
 
     async def _deliver_due(self, outbox: Outbox, client: httpx.AsyncClient) -> int:
@@ -303,7 +350,7 @@ class DeliveryWorker:
                 f"HTTP {result.status} redirect not followed (Location: {result.location[:200]})"
             )
         policy = ep.retry
-        if attempts >= policy.max_attempts:
+        if give_up(policy, result, attempts, now - row.created_at):
             outbox.mark_dead(row, attempts, f"{error} after {attempts} attempts", now)
             self._counts["dead"] += 1
             return True

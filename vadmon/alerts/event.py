@@ -1,8 +1,7 @@
 """Per-camera alert logic: smoothed scores → event lifecycle ``start`` / ``update`` / ``end``.
 
-Pure and deterministic: time comes from the snippets (``t_start``/``t_end``, unix seconds), never
-from the wall clock, so a score sequence always produces the same events. The only wall-clock
-input is ``expire(now)``, which closes an event whose scores stopped arriving.
+Pure and deterministic: time comes from the snippets (``t_start``/``t_end``, unix seconds), so a
+score sequence always produces the same events; only ``expire(now)`` reads the wall clock.
 
 Definitions (all per camera):
 
@@ -19,10 +18,9 @@ Definitions (all per camera):
 - cooldown: once an event with label L ends, a new event with label L on the same camera that
   would open within ``cooldown_s`` is suppressed (counted, not emitted). Suppressed events do
   not extend the cooldown, so a recurring anomaly is re-alerted once per cooldown period.
-- flood bound: at most ``max_events_per_window`` events per camera per ``rate_window_s``
-  regardless of label; ``update`` messages at most every ``update_interval_s`` per event and only
-  when the label changes or the peak rises by ``peak_delta``. So a camera emits a bounded number
-  of messages whatever the scores do.
+- flood bound: at most ``max_events_per_window`` events per camera per ``rate_window_s`` (more:
+  ``flooded``, kept but never sent); ``update`` at most every ``update_interval_s``, only on a new
+  label or a peak ``peak_delta`` higher. A camera sends a bounded number of messages.
 """
 
 from __future__ import annotations
@@ -40,7 +38,8 @@ from typing import Any, Literal
 from vadmon.alerts.explain import EvidenceTrack, explain
 from vadmon.runtime.messages import ScoreMessage
 
-Kind = Literal["start", "update", "end"]
+FLOODED = "held back by the flood guard (alerts.flood_max_events): recorded, not sent"
+Kind = Literal["start", "update", "end", "flooded"]  # flooded: recorded, never sent
 SMOOTHING = ("ema", "median", "none")
 
 
@@ -289,8 +288,9 @@ class CameraEvents:
             self.recent_starts.popleft()
         if len(self.recent_starts) >= self.s.max_events_per_window:
             self.counters["suppressed_rate"] += 1
-            cur.suppressed = True
-            return []
+            cur.suppressed = True  # recorded with its snapshot (``vadmon events``), not sent
+            held = self._snapshot(cur, new_event_id(start, self.camera, self.rng), None, FLOODED)
+            return [EventMessage("flooded", held)]
         self.recent_starts.append(start)
         self.counters["events"] += 1
         cur.evidence.mark_confirmed(cur.ranking())

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vadmon.alerts.outbox_check import check_outbox
 from vadmon.alerts.outbox_db import connect
 from vadmon.errors import VadmonError
 
 STATUSES = ("pending", "delivered", "dead", "disabled")
-FINISHED_EVENT_STATES = ("closed", "interrupted")  # retention may delete these (never open)
+# retention may delete these (never open)
+FINISHED_EVENT_STATES = ("closed", "interrupted", "suppressed")
 # Each delivery worker reads only its own channel's rows. MQTT rows' endpoint is
 # "mqtt:<topic>" (vadmon.alerts.mqtt_worker); webhook names cannot contain ':'.
 WEBHOOK, MQTT = "webhook", "mqtt"
@@ -49,6 +51,8 @@ class Outbox:
     def __init__(self, path: str | Path, readonly: bool = False, max_pending: int = 10_000) -> None:
         self.path = Path(path)
         self.max_pending = max_pending
+        if not readonly:
+            check_outbox(self.path)  # never write to a corrupt file (one line instead)
         try:
             self.conn = connect(self.path, readonly=readonly)
         except (sqlite3.Error, OSError) as exc:  # read-only or full storage: one clear line
@@ -173,18 +177,38 @@ class Outbox:
 
     # --- delivery worker ------------------------------------------------------------------
 
-    def due(self, now: float, limit: int = 100, channel: str = WEBHOOK) -> list[Delivery]:
+    def due(
+        self,
+        now: float,
+        limit: int = 100,
+        skip_endpoints: tuple[str, ...] = (),
+        channel: str = WEBHOOK,
+    ) -> list[Delivery]:
+        """Pending rows of ``channel`` due by ``now``, oldest first; ``skip_endpoints``: those
+        busy sending."""
         rows = self.conn.execute(
             "SELECT * FROM deliveries WHERE status='pending' AND next_attempt_at <= ?"
-            f" AND {_CHANNEL_SQL[channel]} ORDER BY created_at, rowid LIMIT ?",
-            (now, limit),
+            f" AND {_CHANNEL_SQL[channel]}{_not_in(skip_endpoints)}"
+            " ORDER BY created_at, rowid LIMIT ?",
+            (now, *skip_endpoints, limit),
         )
         return [_delivery(r) for r in rows]
 
-    def next_due_at(self, channel: str = WEBHOOK) -> float | None:
+    def pending_event_ids(self) -> set[str]:
+        """Events a row (webhook or MQTT) still waits to deliver (retention keeps their media)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT event_id FROM deliveries WHERE status='pending'"
+            " AND event_id IS NOT NULL"
+        )
+        return {r[0] for r in rows}
+
+    def next_due_at(
+        self, skip_endpoints: tuple[str, ...] = (), channel: str = WEBHOOK
+    ) -> float | None:
         row = self.conn.execute(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE status='pending'"
-            f" AND {_CHANNEL_SQL[channel]}"
+            f" AND {_CHANNEL_SQL[channel]}" + _not_in(skip_endpoints),
+            skip_endpoints,
         ).fetchone()
         return row[0]
 
@@ -350,6 +374,11 @@ class Outbox:
             "delivered": counts.get("delivered", 0),
             "dead": counts.get("dead", 0),
         }
+
+
+def _not_in(endpoints: tuple[str, ...]) -> str:
+    """SQL ``AND endpoint NOT IN (?, …)`` for that many parameters ("" for none)."""
+    return f" AND endpoint NOT IN ({', '.join('?' * len(endpoints))})" if endpoints else ""
 
 
 def _delivery(r: sqlite3.Row) -> Delivery:

@@ -39,7 +39,7 @@ from vadmon.alerts.webhook_url import UrlUnresolved, check_url
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
-from vadmon.runtime.status_schema import MAX_RECENT_EVENTS
+from vadmon.runtime.status_schema import MAX_CAMERAS, MAX_RECENT_EVENTS
 
 log = logging.getLogger("vadmon.alerts.process")
 MAX_BATCH = 500
@@ -95,6 +95,7 @@ class AlertPipeline:
         self.media = MediaStore(settings.retention)
         self.clips = ClipWriter(settings.clips, self.media)
         self.next_prune = 0.0
+        self.next_held = 0.0
         self.worker = DeliveryWorker(str(settings.db_path), settings.delivery)
         self.endpoints = settings.delivery.endpoints
         self.counters: dict[str, int] = collections.defaultdict(int)
@@ -109,6 +110,7 @@ class AlertPipeline:
     def start(self) -> None:
         if self.mqtt is not None:
             self.mqtt.start()
+        self.media.sweep_temp()  # what a SIGKILL mid-clip left behind
         self._recover()
         self.worker.start()
 
@@ -130,7 +132,13 @@ class AlertPipeline:
             self.counters["scores"] += 1
             if self.score_log is not None:
                 self.score_log.write(msg)
+            cam = self.tracker.camera(msg.camera)
+            flooded = cam.counters["suppressed_rate"]
             self._handle(self.tracker.feed(msg))
+            if cam.counters["suppressed_rate"] > flooded:
+                log.warning("camera %s: event not sent: over the flood guard of %d per %g s "
+                            "(counted)", msg.camera, cam.s.max_events_per_window,
+                            cam.s.rate_window_s)  # fmt: skip
             if self.mqtt is not None:
                 self.mqtt.on_score(msg, time.time())
         elif isinstance(msg, Status) and self.mqtt is not None:
@@ -146,6 +154,9 @@ class AlertPipeline:
             self.mqtt.tick(now)
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
+        if now >= self.next_held:  # media of events whose webhooks are still to go out
+            self.next_held = now + 1.0
+            self.media.held = frozenset(self.outbox.pending_event_ids())
         if now >= self.next_prune:
             self.prune(now)
         self._explained()
@@ -154,6 +165,7 @@ class AlertPipeline:
         """Retention by age and size (media and outbox); open events are never touched."""
         r = self.s.retention
         self.next_prune = now + r.interval_s
+        self.media.held = frozenset(self.outbox.pending_event_ids())
         self.media.prune(now, self.clips.protected())
         before = None if r.events_max_age_s is None else now - r.events_max_age_s
         self.counters["outbox_pruned"] += self.outbox.prune(before, r.outbox_max_bytes)
@@ -208,6 +220,10 @@ class AlertPipeline:
                 self.clips.begin(ev)
                 self._enqueue("start", ev.to_dict(), "open")
                 self._narrate(ev)
+            elif m.kind == "flooded":  # kept for `vadmon events`, with its snapshot; not sent
+                ev.snapshot_path = self.clips.snapshot(ev)
+                data = ev.to_dict()
+                self._store(lambda data=data: self.outbox.record_event(data, "suppressed"))
             elif m.kind == "update":
                 ev.snapshot_path = self.clips.snapshot(ev)  # the peak may have moved
                 self._enqueue("update", ev.to_dict(), "open")
@@ -307,6 +323,10 @@ class AlertPipeline:
                 "webhooks": len(self.endpoints),
                 "recent_events": list(seen.values())[:MAX_RECENT_EVENTS],
                 "alert_latency": self.worker.latency.body(),
+                "flood_suppressed": {
+                    name: cam.counters["suppressed_rate"]
+                    for name, cam in list(self.tracker.cameras.items())[:MAX_CAMERAS]
+                },
             },
         )
 

@@ -5,8 +5,9 @@ clip, and every webhook a row. Two limits apply to each store: an age (``media_d
 ``events_days``) and a total size (``max_media_gb``, ``max_outbox_mb``). Oldest goes first.
 
 Never deleted: the files of an event that is still open or whose clip is still being cut
-(``protected`` ids, passed in by the clip writer), events in state ``open``/``ending``, and
-webhook rows still ``pending``. When the media cap cannot be met without touching those, the
+(``protected`` ids, passed in by the clip writer), the files of an event a webhook row still
+``pending`` refers to (``held``: the receiver will fetch what the payload names), events in
+state ``open``/``ending``, and webhook rows still ``pending``. When the media cap cannot be met without touching those, the
 new file is not written: the event is delivered without that media and the skip is counted
 (``media_skipped``), which is what an operator wants from a full quota, rather than losing
 older evidence of a closed event *and* still overflowing.
@@ -23,6 +24,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from vadmon.atomic import is_temp_name
 
 MEDIA_SUFFIXES = (".jpg", ".mp4", ".webm")
 
@@ -52,12 +55,16 @@ class MediaStore:
 
     def __init__(self, settings: RetentionSettings) -> None:
         self.s = settings
-        self.counters = {"media_pruned": 0, "media_pruned_bytes": 0, "media_skipped": 0}
+        self.counters = {"media_pruned": 0, "media_pruned_bytes": 0, "media_skipped": 0,
+                         "temp_swept": 0}  # fmt: skip
         # the alert loop (snapshots) and the clip encoder thread write concurrently: room is
         # reserved under the lock and counted until the file is visible, so the sum of what is
         # on disk never passes the cap, not even between a clip's rename and the next prune
         self.lock = threading.Lock()
         self.reserved = 0
+        # events an undelivered (pending) webhook refers to: their media is never deleted;
+        # set by the alert loop (the outbox is its thread's), read under ``lock`` here
+        self.held: frozenset[str] = frozenset()
 
     def files(self) -> list[_File]:
         """Finished media files, oldest first (temporary ``.name.*`` files are not ours yet)."""
@@ -78,13 +85,34 @@ class MediaStore:
                     found.append(_File(Path(entry.path), stem, info.st_mtime, info.st_size))
         return sorted(found, key=lambda f: (f.mtime, f.path.name))
 
+    def sweep_temp(self) -> int:
+        """Delete the half-written temporaries a killed run left (``.<name>.<hex>.<ext>``).
+
+        Called at start, before this process writes anything: only the alerts process writes
+        media (one per storage.dir, which is locked), so every temporary here is a dead one.
+        """
+        root = self.s.media_dir
+        if not root.is_dir():
+            return 0
+        swept = 0
+        for camera in os.scandir(root):
+            if not camera.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(camera.path):
+                if is_temp_name(entry.name) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        swept += 1
+        self.counters["temp_swept"] += swept
+        return swept
+
     def usage(self) -> int:
         return sum(f.size for f in self.files())
 
     def prune(self, now: float, protected: Iterable[str]) -> int:
         """Delete media past ``media_max_age_s``, then oldest until under ``media_max_bytes``."""
         with self.lock:
-            return self._prune(now, set(protected))
+            return self._prune(now, set(protected) | self.held)
 
     def _prune(self, now: float, keep: set[str]) -> int:
         removed = 0
@@ -103,7 +131,7 @@ class MediaStore:
         with self.lock:
             cap = self.s.media_max_bytes
             if cap is not None:
-                keep = set(protected)
+                keep = set(protected) | self.held
                 files = self.files()
                 kept = sum(f.size for f in files if f.event_id in keep)
                 if kept + self.reserved + nbytes > cap:  # would not fit even after pruning:

@@ -50,6 +50,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="split across hosts: 'capture' (cameras → transport.tcp.connect) or "
         "'inference' (inference + alerts on transport.tcp.bind); default: everything here",
     )
+    p.add_argument(
+        "--move-corrupt-outbox",
+        action="store_true",
+        help="if the outbox database fails its integrity check, move it aside "
+        "(<file>.corrupt-<time>) and start a new one; without it a corrupt outbox stops the start",
+    )
     p.add_argument("--log-level", default="INFO")
     p.add_argument(
         "--log-format",
@@ -112,4 +118,5 @@ def run(args: argparse.Namespace) -> int:
         banner=banner,
         duration_s=args.duration,
         role=args.role,
+        move_corrupt_outbox=args.move_corrupt_outbox,
     )

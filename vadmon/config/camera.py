@@ -49,6 +49,14 @@ class AlertsConfig(StrictModel):
     cooldown_s: float = Field(
         30.0, ge=0, le=86400, description="No new event for the same camera+label within this."
     )
+    flood_max_events: int = Field(
+        10, ge=1, le=10_000,
+        description="Flood guard: at most this many events per camera per flood_window_s; "
+        "later ones are counted (log, dashboard, /metrics) and not sent.",
+    )  # fmt: skip
+    flood_window_s: float = Field(
+        600.0, gt=0, le=86_400, description="The flood guard's sliding window."
+    )
     pre_capture_s: float = Field(5.0, ge=0, le=120, description="Clip seconds before start.")
     post_capture_s: float = Field(5.0, ge=0, le=120, description="Clip seconds after end.")
     labels_ignore: list[str] = Field(

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from vadmon.config.calibration import apply_calibration
-from vadmon.config.models import MonitorConfig
+from vadmon.config.models import MAX_CAMERAS, MonitorConfig
 from vadmon.config.yamlfile import Located, load_yaml
 from vadmon.errors import VadmonError
 from vadmon.redact import redact_text, redact_url
@@ -69,6 +69,7 @@ def load_config_text(
         raise VadmonError(
             "config must be a mapping at the top level", f"{where}:1", "start with 'cameras:'"
         )
+    _check_camera_count(located, where)
     merge_defaults(located)
     try:
         config = MonitorConfig.model_validate(located.data)
@@ -95,6 +96,18 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def _check_camera_count(located: Located, where: str) -> None:
+    """The camera limit, checked before validating thousands of cameras one by one (slow)."""
+    cameras = located.data.get("cameras")
+    if isinstance(cameras, dict) and len(cameras) > MAX_CAMERAS:
+        line, _ = located.line_of(("cameras",))
+        raise VadmonError(
+            f"{len(cameras)} cameras; one monitor runs at most {MAX_CAMERAS}",
+            f"{where}:{line} (cameras)",
+            "split the cameras across monitors, each with its own instance and storage.dir",
+        )
 
 
 def merge_defaults(located: Located) -> None:

@@ -30,6 +30,9 @@ from vadmon.config.webhook import WebhookConfig
 # three measured models reach event F1 = 1 and correlation with offline >= 0.85 (2.56 s at 25 fps)
 LOOKAHEAD_DEFAULT = 4
 
+MAX_CAMERAS = 64
+"""Cameras one monitor runs (a capture process each; checked by ``vadmon config check``)."""
+
 
 class ModelConfig(StrictModel):
     """Which anomaly model scores the snippets."""
@@ -267,8 +270,14 @@ class SupervisorConfig(StrictModel):
         5, ge=1, le=1000, description="K: a child may restart K times within the window..."
     )
     crash_loop_window_s: float = Field(
-        60.0, gt=0, le=86400, description="...T seconds; one more crash stops everything."
-    )
+        60.0, gt=0, le=86400,
+        description="...T seconds; one more crash parks a camera (the others keep running) "
+        "or, for inference/alerts, stops everything.",
+    )  # fmt: skip
+    park_s: float = Field(
+        600.0, gt=0, le=86400,
+        description="A camera parked for a crash loop is tried again after this long.",
+    )  # fmt: skip
     shutdown_deadline_s: float = Field(
         10.0, gt=0, le=600, description="SIGTERM, wait this long, then SIGKILL."
     )
@@ -301,7 +310,11 @@ class MonitorConfig(StrictModel):
         default_factory=CameraSettings,
         description="Deep-merged into every camera (camera values win).",
     )
-    cameras: dict[str, CameraConfig] = Field(..., min_length=1, description="Cameras by name.")
+    cameras: dict[str, CameraConfig] = Field(
+        ..., min_length=1, max_length=MAX_CAMERAS,
+        description=f"Cameras by name; at most {MAX_CAMERAS} per monitor (one capture process "
+        "each): split more across monitors, each with its own instance and storage.dir.",
+    )  # fmt: skip
     model: ModelConfig = Field(
         ..., description="The anomaly model (no default: weights are local)."
     )

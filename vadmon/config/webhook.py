@@ -28,7 +28,17 @@ class WebhookConfig(StrictModel):
         default_factory=lambda: list(EVENT_TYPES), min_length=1, description="Event types sent."
     )
     timeout_s: float = Field(10.0, gt=0, le=300, description="Overall deadline per attempt.")
-    max_attempts: int = Field(8, ge=1, le=100, description="Then the message is a dead letter.")
+    max_attempts: int = Field(
+        8, ge=1, le=100,
+        description="Attempts answered with an HTTP error; then the message is a dead letter.",
+    )  # fmt: skip
+    network_retry_s: float = Field(
+        86400.0,
+        gt=0,
+        le=30 * 86400,
+        description="No answer at all (DNS, connect, timeout) is retried until the message is "
+        "this old, however many attempts that takes; then it is a dead letter.",
+    )
     backoff_initial_s: float = Field(1.0, gt=0, le=3600, description="First retry delay.")
     backoff_max_s: float = Field(300.0, gt=0, le=86400, description="Retry delay cap.")
     allow_private: bool | list[str] = Field(

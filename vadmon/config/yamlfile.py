@@ -4,6 +4,11 @@ pydantic reports errors by path (``cameras.lobby.fps``); users fix files by line
 the YAML node graph ourselves (``yaml.compose`` keeps start marks) and record, for every
 path, the line of its key (or of the list item). ``${ENV}`` placeholders are substituted in
 string scalars on the way, so a missing variable is reported at its own line too.
+
+Aliases make the node graph a DAG whose expansion can be exponential in the file size (a
+"billion laughs" file of a few hundred bytes expands to 10^9 values). Before anything expands
+(merge keys included) we size the expansion with one linear pass over the composed graph and
+refuse a file that would expand past :data:`MAX_NODES` values, or that refers to itself.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from vadmon.config.env import UnknownVariable, substitute
 from vadmon.errors import VadmonError
 
 Path = tuple[str | int, ...]
+
+MAX_NODES = 2_000_000
+"""Most YAML values a config may expand to (aliases and merge keys counted at every use):
+far above any real file (1,000 cameras with every key set is ~60,000), far below a bomb."""
 
 
 @dataclass
@@ -68,11 +77,59 @@ def load_yaml(text: str, where: str, env: Mapping[str, str]) -> Located:
         loader.dispose()
     if node is None:
         raise VadmonError("config file is empty", where, "add at least a 'cameras:' section")
+    _check_expansion(node, where)
     located = Located(data=None)
     walker = _Walker(loader, where, env, located)
     located.lines[()] = (node.start_mark.line + 1, "")
     located.data = walker.value(node, ())
     return located
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node, where: str) -> None:
+    """Refuse a graph that expands past MAX_NODES or loops; linear in the composed graph."""
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_ids: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_ids.discard(key)
+            total = 1 + sum(size[id(c)] for c in _children(node))
+            size[key] = min(total, MAX_NODES + 1)
+            continue
+        if key in size:
+            continue
+        if key in open_ids:
+            raise VadmonError(
+                "YAML alias refers to itself",
+                f"{where}:{node.start_mark.line + 1}",
+                "remove the recursive alias (*name inside its own &name)",
+            )
+        open_ids.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in size)
+    if size[id(root)] <= MAX_NODES:
+        return
+    node = root
+    while True:  # descend to the smallest node that alone is too big: that is the line to fix
+        big = [c for c in _children(node) if size[id(c)] > MAX_NODES]
+        if not big:
+            break
+        node = big[0]
+    raise VadmonError(
+        f"YAML expands to more than {MAX_NODES:,} values through aliases",
+        f"{where}:{node.start_mark.line + 1}",
+        "write the values out or reuse fewer aliases (*name); a config never needs this many",
+    )
 
 
 class _Walker:

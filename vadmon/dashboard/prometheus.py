@@ -44,6 +44,11 @@ CAMERA_COUNTERS: tuple[tuple[str, str, CameraGetter], ...] = (
     ("vadmon_stalls_total", "Times a stream was declared stalled.", lambda c: c.stalls_total),
     ("vadmon_frames_total", "Frames captured.", lambda c: c.frames_total),
     (
+        "vadmon_flood_suppressed_events_total",
+        "Events the flood guard (alerts.flood_max_events per flood_window_s) did not send.",
+        lambda c: c.flood_suppressed_total,
+    ),
+    (
         "vadmon_dropped_snippets_total",
         "Snippets capture dropped because inference was not taking them.",
         lambda c: c.snippet_drops_total,
@@ -110,6 +115,16 @@ def _camera_families(view: StateView) -> Iterator[Metric]:
         counter = CounterMetricFamily(name, doc, labels=["camera"])
         _add_known(counter, view, getter)
         yield counter
+    refused = CounterMetricFamily(
+        "vadmon_link_refused_total",
+        "Split host: a camera's snippets/previews the link refused (reason: refused_camera = "
+        "a key speaking for a camera not its own, clock_skew = dated ahead of our clock).",
+        labels=["camera", "reason"],
+    )
+    for cam in view.cameras:
+        for reason, value in cam.link_refused:
+            refused.add_metric([cam.name, reason], value)
+    yield refused
 
 
 def _add_known(family: Metric, view: StateView, getter: CameraGetter) -> None:

@@ -38,6 +38,7 @@ PROCESS_STYLE = {
     "running": "green",
     "alive": "green",
     "backoff": "yellow",
+    "parked": "red",
     "pending": "yellow",
     "failed": "bold red",
     "silent": "bold red",

@@ -30,7 +30,7 @@ from vadmon.runtime.status_schema import (
 )
 
 MAX_EVENTS = 50
-DOWN_STATES = ("backoff", "failed", "exited", "stopped", "stopping")
+DOWN_STATES = ("backoff", "parked", "failed", "exited", "stopped", "stopping")
 QUEUE_KEYS = ("pending", "delivered", "retrying", "dead", "events_total", "suppressed_cooldown")
 
 
@@ -78,6 +78,8 @@ class CameraView:
     inference_stale: bool = False
     history: tuple[float, ...] = ()
     reason: str = ""  # why it is not online, in words ("" while online)
+    link_refused: tuple[tuple[str, float], ...] = ()  # split host: (reason, count) refused
+    flood_suppressed_total: float | None = None  # events the flood guard did not send
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,7 @@ class DashboardState:
             scored_total=d.snippets_total,
             latency_ms=d.latency_ms,
             history=tuple(d.recent_scores),
+            link_refused=tuple(sorted(d.refused.items())),
         )
 
     def _alerts_beat(self, body: AlertStatus) -> None:
@@ -276,6 +279,10 @@ class DashboardState:
         self._queue = replace(self._queue, **counts, webhooks=webhooks)
         for ev in body.info.recent_events:
             self._add_event(_event_from_heartbeat(ev))
+        for name, n in body.info.flood_suppressed.items():
+            cam = self._camera(name)
+            if cam is not None:
+                cam.view = replace(cam.view, flood_suppressed_total=n)
         self._alert_latency = body.info.alert_latency or self._alert_latency
 
     def _add_event(self, ev: EventView | None) -> None:
@@ -369,7 +376,13 @@ def _event_from_heartbeat(ev: RecentEvent) -> EventView:
     )
 
 
-_ROW_KIND = {"open": "open", "ending": "end", "closed": "end", "interrupted": "interrupted"}
+_ROW_KIND = {
+    "open": "open",
+    "ending": "end",
+    "closed": "end",
+    "interrupted": "interrupted",
+    "suppressed": "suppressed",
+}
 
 
 def _event_from_row(d: dict[str, Any]) -> EventView | None:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import zmq
 
+from vadmon.inference.admission import Admission
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.rings import CameraRings
@@ -93,6 +94,7 @@ class InferenceSettings:
     hwm: int
     heartbeat_s: float
     link: LinkServer | None  # set: snippets arrive over tcp+CURVE with frames inline
+    cameras: frozenset[str] = frozenset()  # configured: the only ones given any state
 
 
 class InferenceLoop:
@@ -125,6 +127,7 @@ class InferenceLoop:
         self.cameras: dict[str, CameraStats] = defaultdict(CameraStats)
         self.rings = CameraRings()
         self.refused: dict[str, int] = {"refused_camera": 0, "clock_skew": 0}
+        self.admission = Admission(settings.cameras)
         self.heartbeat = HeartbeatSender.from_env(ctx)
         self._last_beat = 0.0
         self._rr_last = ""  # camera served last by round_robin
@@ -158,12 +161,17 @@ class InferenceLoop:
         key's camera, a time far from ours) is dropped here."""
         link = self.settings.link
         item = recv_message(self.pull, timeout_ms, self.recv_stats, peer=link is not None)
-        if link is None or item is None:
+        if item is None:
+            return item
+        if not self.admission.known(item[0]):
+            return ("refused", None)  # an unknown camera: one counter, no state
+        if link is None:
             return item
         refused = link.admit(item[0], self.recv_stats.peer, time.time())
         if refused is None:
             return item
         self.refused[refused] += 1
+        self.admission.count_refusal(item[0], refused)  # type: ignore[arg-type]
         return ("refused", None)  # neither a snippet nor a preview: filtered out by gather
 
     def relay(self, msg: PreviewFrame, payload: bytes | None) -> None:
@@ -342,9 +350,12 @@ class InferenceLoop:
                 "recent_scores": list(s.recent)[-keep:],
                 "previews_relayed": s.previews_relayed,
                 "previews_refused": s.previews_refused,
+                "refused": self.admission.of_camera(name),
             }
             for name, s in self.cameras.items()
         }
+        for name in self.admission.refused.keys() - cams.keys():  # refused, never scored
+            cams[name] = {"refused": self.admission.of_camera(name)}
         self.heartbeat.beat(
             state="running",
             counters={
@@ -352,6 +363,7 @@ class InferenceLoop:
                 "batches": self.batches,
                 "ring_errors": self.rings.errors,
                 **self.refused,
+                "unknown_camera": self.admission.unknown,
                 "reconnects": self.reconnector.reconnects if self.reconnector else 0,
                 "ring_mappings": len(self.rings.readers),
             },

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import signal
 import socket
@@ -64,7 +65,7 @@ def remove_shm(prefix: str, shm_dir: Path = SHM_DIR) -> list[str]:
 
 
 def remove_path(path: Path) -> bool:
-    """Remove a file, or a directory only when it is empty; missing is fine.
+    """Remove a dead socket file, or a directory only when it is empty; missing is fine.
 
     Never recursive: a directory named here may be one the user also stores things in, and
     whatever vadmon put inside it is listed (and removed) as a file of its own first.
@@ -72,6 +73,8 @@ def remove_path(path: Path) -> bool:
     try:
         if path.is_dir() and not path.is_symlink():
             path.rmdir()
+        elif not stat.S_ISSOCK(path.lstat().st_mode):
+            return False  # our targets are sockets: a file of the same name is the user's
         elif socket_is_live(path):
             return False  # our children are gone: a live socket is another process's
         else:
@@ -128,38 +131,49 @@ def run_cleanup(cleanup: Cleanup, run_hooks: bool = True) -> list[str]:
 def start_janitor(
     cleanup: Cleanup, env: dict[str, str] | None = None
 ) -> tuple[int, subprocess.Popen]:
-    """Start the janitor; returns (write_fd, process). Close write_fd to release it."""
+    """Start the janitor; returns (write_fd, process). Close write_fd to release it.
+
+    The targets go through the janitor's stdin as JSON, not its argv: two paths per camera
+    passed the kernel's argument limit (E2BIG) with many cameras."""
     read_fd, write_fd = os.pipe()
     argv = [sys.executable, "-m", "vadmon.runtime.cleanup", "--fd", str(read_fd)]
     keep = (read_fd,) if cleanup.lock_fd is None else (read_fd, cleanup.lock_fd)
     if cleanup.lock_fd is not None:
         argv += ["--hold-fd", str(cleanup.lock_fd)]
-    if cleanup.lock_path is not None:
-        argv += ["--lock-path", str(cleanup.lock_path)]
-    for path in cleanup.paths:
-        argv += ["--path", str(path)]
-    for prefix in cleanup.shm_prefixes:
-        argv += ["--shm-prefix", prefix]
+    targets = {
+        "paths": [str(p) for p in cleanup.paths],
+        "shm_prefixes": list(cleanup.shm_prefixes),
+        "lock_path": None if cleanup.lock_path is None else str(cleanup.lock_path),
+    }
     try:
         proc = subprocess.Popen(
-            argv, pass_fds=keep, start_new_session=True, env=env, stdin=subprocess.DEVNULL
+            argv, pass_fds=keep, start_new_session=True, env=env, stdin=subprocess.PIPE
         )
+    except BaseException:
+        os.close(write_fd)
+        raise
     finally:
         os.close(read_fd)
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(json.dumps(targets).encode())
     return write_fd, proc
 
 
 def janitor_main(argv: list[str] | None = None) -> int:
+    """The janitor: read the targets from stdin, wait for the supervisor's end, clean up."""
     parser = argparse.ArgumentParser(prog="python -m vadmon.runtime.cleanup")
     parser.add_argument("--fd", type=int, required=True, help="pipe read end to wait on")
-    parser.add_argument("--path", action="append", default=[], type=Path)
-    parser.add_argument("--shm-prefix", action="append", default=[])
     parser.add_argument("--grace-s", type=float, default=0.5)
     parser.add_argument(
         "--hold-fd", type=int, default=None, help="the instance lock: kept open until done"
     )
-    parser.add_argument("--lock-path", type=Path, default=None, help="the lock's file")
     args = parser.parse_args(argv)
+    try:  # {paths, shm_prefixes, lock_path}; a supervisor killed mid-write leaves a stub
+        targets = json.loads(sys.stdin.buffer.read() or b"{}")
+    except ValueError:
+        targets = {}
+    lock_path = Path(targets["lock_path"]) if targets.get("lock_path") else None
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # outlive the supervisor's signals; EOF ends us
     while True:  # returns b"" once every write end is closed
@@ -168,15 +182,16 @@ def janitor_main(argv: list[str] | None = None) -> int:
                 break
         except InterruptedError:
             continue
-    cleanup = Cleanup(paths=args.path, shm_prefixes=args.shm_prefix)
+    paths = [Path(p) for p in targets.get("paths", [])]
+    cleanup = Cleanup(paths=paths, shm_prefixes=list(targets.get("shm_prefixes", [])))
     time.sleep(args.grace_s)  # children are being killed by PDEATHSIG right now
     run_cleanup(cleanup, run_hooks=False)
     time.sleep(args.grace_s)  # a segment created in the last instant before death
     problems = run_cleanup(cleanup, run_hooks=False)
     for problem in problems:
         print(f"vadmon janitor: {problem}", file=sys.stderr)
-    if args.hold_fd is not None and args.lock_path is not None:
-        release_instance_lock(args.hold_fd, args.lock_path)  # a newer monitor may start now
+    if args.hold_fd is not None and lock_path is not None:
+        release_instance_lock(args.hold_fd, lock_path)  # a newer monitor may start now
     elif args.hold_fd is not None:
         os.close(args.hold_fd)
     return 0

@@ -137,6 +137,8 @@ class InferenceCamera(_Body):
     gap_restarts: Total | None = None  # windows restarted by a long gap, outage or restart
     previews_relayed: Total | None = None  # split host: previews passed on to alerts
     previews_refused: Total | None = None
+    # split host: this camera's messages the link refused, by reason (refused_camera, clock_skew)
+    refused: dict[Short, Total] = Field(default_factory=dict, max_length=4)
     snippets_total: Total | None = None  # snippets scored
     latency_ms: Total | None = None  # latest snippet end → score published
     last_ts: Num | None = None
@@ -186,6 +188,8 @@ class AlertInfo(_Body):
     webhooks: Annotated[int, Field(ge=0)] | None = None  # endpoints configured
     recent_events: list[RecentEvent] = Field(default_factory=list, max_length=MAX_RECENT_EVENTS)
     alert_latency: HistogramBody | None = None  # webhook queued → delivered, per delivery
+    # events the flood guard (alerts.flood_*) kept from being sent, per camera
+    flood_suppressed: dict[Name, Total] = Field(default_factory=dict, max_length=MAX_CAMERAS)
 
 
 class AlertStatus(_Body):

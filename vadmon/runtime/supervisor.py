@@ -35,6 +35,7 @@ from vadmon.runtime.child import (
 )
 from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, Heartbeat, HeartbeatReceiver
+from vadmon.runtime.instance_lock import release_instance_lock
 from vadmon.runtime.logs import ChildLogs
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 
@@ -239,6 +240,9 @@ class Supervisor:
         child.crashes.append(now)
         while child.crashes and child.crashes[0] < now - self.policy.crash_loop_window_s:
             child.crashes.popleft()
+        if len(child.crashes) > self.policy.crash_loop_restarts and not spec.essential:
+            self._park(child, reason, now)
+            return
         if len(child.crashes) > self.policy.crash_loop_restarts:
             status.state = "failed"
             self.failure = (
@@ -259,6 +263,20 @@ class Supervisor:
         status.restarts += 1
         status.last_backoff_s = delay
         log.warning("%s %s; restarting in %.2f s", spec.name, reason, delay)
+
+    def _park(self, child: Child, reason: str, now: float) -> None:
+        """A camera in a crash loop rests for ``park_s`` (state and reason shown) and is then
+        tried afresh; the other children never notice."""
+        n, window, park = len(child.crashes), self.policy.crash_loop_window_s, self.policy.park_s
+        child.crashes.clear()
+        child.consecutive = 0
+        child.restart_at = now + park
+        child.status.state = "parked"
+        child.status.last_backoff_s = park
+        child.status.last_exit = (
+            f"parked: crashed {n} times within {window:g} s (last: {reason}); retry in {park:g} s"
+        )
+        log.warning("%s %s; the others keep running", child.spec.name, child.status.last_exit)
 
     def _check_heartbeat(self, child: Child, now: float) -> None:
         if not child.spec.heartbeat or child.proc is None or child.kill_reason:
@@ -361,6 +379,10 @@ class Supervisor:
             self._receiver.close()
 
     def _release_janitor(self) -> None:
+        lock = self.cleanup.lock_fd, self.cleanup.lock_path
+        if self._janitor is None and lock[0] is not None and lock[1] is not None:
+            release_instance_lock(lock[0], lock[1])  # no janitor to do it: no stale lock file
+            self.cleanup.lock_fd = None
         if self._janitor_fd is not None:
             os.close(self._janitor_fd)
             self._janitor_fd = None

@@ -120,7 +120,8 @@ def endpoint_is_live(endpoint: str, timeout_s: float = 0.5) -> bool:
 
 
 def bind(sock: zmq.Socket, endpoint: str) -> None:
-    """Bind, refusing an ipc endpoint another live process serves; stale files are removed."""
+    """Bind, refusing an ipc endpoint another live process serves; stale sockets are removed
+    (only sockets: a user's file that happens to sit at the path is never deleted)."""
     path = ipc_path(endpoint)
     if path is not None:
         if endpoint_is_live(endpoint):
@@ -129,6 +130,7 @@ def bind(sock: zmq.Socket, endpoint: str) -> None:
                 endpoint,
                 "stop the other vadmon instance or use a different transport.ipc_dir",
             )
+        refuse_non_socket(path)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     try:
@@ -139,11 +141,27 @@ def bind(sock: zmq.Socket, endpoint: str) -> None:
         os.chmod(path, 0o600)  # the directory may be shared: only we may connect
 
 
+def refuse_non_socket(path: Path) -> None:
+    """One line when something other than a socket (a file, a link, a folder) holds the path."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise VadmonError(
+            "a file that is not a socket is in the way of an ipc endpoint; it was left untouched",
+            str(path),
+            "move that file away or set transport.ipc_dir to a folder of its own",
+        )
+
+
 def unlink_endpoint(endpoint: str) -> None:
+    """Remove our socket file; anything else found at the path is left alone."""
     path = ipc_path(endpoint)
     if path is not None:
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            if stat.S_ISSOCK(path.lstat().st_mode):
+                path.unlink()
 
 
 # --- CURVE ----------------------------------------------------------------------------------
