@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from vadmon.config.base import StrictModel
 from vadmon.config.camera import CAMERA_NAME, CameraConfig, CameraSettings
+from vadmon.config.encoder import EncoderConfig
 from vadmon.config.explain import ExplainConfig, ScoreLogConfig
 from vadmon.config.webhook import WebhookConfig
 
@@ -94,6 +95,9 @@ class ModelConfig(StrictModel):
         description="torch CPU threads of the inference process; null = cores − 1 (at least 1), "
         "leaving a core to capture and alerts. Measured on 2 cores (vadmon bench monitor): "
         "1 thread sustains 4 cameras at 25 fps, 2 threads not even 1.",
+    )
+    encoder: EncoderConfig = Field(
+        default_factory=EncoderConfig, description="Image tower backend (docs/ENCODERS.md)."
     )
 
     @model_validator(mode="after")
