@@ -19,6 +19,7 @@ import logging
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def convert(visual: nn.Module, size: int):
 
     stats["conversions"] += 1
     example = torch.zeros(1, 3, size, size)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape checks turned constant
         return ov.convert_model(visual.float().eval(), example_input=example,
                                 input=[(-1, 3, size, size)])  # fmt: skip
 

@@ -11,6 +11,7 @@ import os
 
 import torch
 
+from vadmon.errors import VadmonError
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.scores import VadClipStreamScorer, ZeroShotScorer
 
@@ -65,6 +66,12 @@ def build_scorer(
         scorer = ZeroShotScorer(clip, names)
         probs = _zeroshot_probs(scorer)
     encoder = SnippetEncoder(clip)
+    if choice.backend == "triton":
+        raise VadmonError(
+            "model.encoder.backend triton is not available in this build",
+            "model.encoder.backend",
+            "use auto, torch or openvino",
+        )
     if choice.backend != "openvino":
         return scorer, encoder, f"{dev}/{choice.precision}"
     from vadmon.encoder.select import build_openvino
