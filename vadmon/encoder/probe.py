@@ -30,7 +30,7 @@ from vadmon.model import precision as tp
 
 log = logging.getLogger("vadmon.encoder.probe")
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
