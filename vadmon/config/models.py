@@ -58,7 +58,8 @@ class ModelConfig(StrictModel):
         description="CLIP image tower + adapter precision. auto: on CPU, a short measured probe "
         "of fp32, bf16 and int8 (image tower Linear layers, dynamic) on this machine, cached in "
         "~/.cache/vadmon and logged; on GPUs bf16 where supported, else fp16. int8 keeps the "
-        "adapter fp32.",
+        "adapter fp32. With model.encoder.backend auto (the default) the probe chooses backend "
+        "and precision together (docs/ENCODERS.md).",
     )
     window: int = Field(
         256,

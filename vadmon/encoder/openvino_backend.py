@@ -43,6 +43,7 @@ stats = {"conversions": 0, "quantisations": 0, "cache_hits": 0, "rebuilds": 0}
 
 def available() -> bool:
     try:
+        import nncf  # noqa: F401
         import openvino  # noqa: F401
     except ImportError:
         return False
