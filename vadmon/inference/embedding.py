@@ -28,6 +28,7 @@ class SnippetEncoder:
     ) -> None:
         self.clip = clip
         self.image_encoder = image_encoder or TorchEncoder(clip)
+        self.selection = None  # vadmon.encoder.select.Selection when a backend was chosen
         spec = image_spec(clip)
         self.preprocess = ClipPreprocess(size=spec.size, mean=spec.mean, std=spec.std)
         self.crop_index = crop_index
