@@ -30,6 +30,7 @@ from vadmon.config import MonitorConfig
 REPO = Path(__file__).resolve().parents[1]
 REACH = "tests/test_config_keys.py::test_key_reaches_process_settings"
 CAM = "cameras.<name>."
+ENC = "tests/test_encoder_backends.py::"
 SPLIT = "tests/test_splithost.py::test_split_host_events_have_snapshot_and_clip"
 LINK_KEYS = "tests/test_preview_link.py::test_link_preview_keys_set_rate_width_and_quality"
 NARRATE = "tests/test_narrate.py::test_explained_webhook_follows_start_with_a_well_formed_request"
@@ -106,7 +107,6 @@ TABLE: dict[str, str] = {
     "model.batch_max": REACH,
     "model.batch_wait_ms": REACH,
     "model.threads": REACH,
-    "model.encoder.backend": TRITON_SHARED,
     "model.encoder.url": TRITON_SHARED,
     "model.encoder.model": "tests/test_triton.py::test_a_wrong_model_or_hash_is_refused_in_one_line",
     "model.encoder.timeout_s": TRITON_SLOW,
@@ -117,6 +117,14 @@ TABLE: dict[str, str] = {
     "model.encoder.preferred_batch_sizes": TRITON_EXPORT,
     "model.encoder.max_queue_delay_us": TRITON_EXPORT,
     "model.encoder.instances": TRITON_EXPORT,
+    "model.encoder.backend": ENC + "test_auto_follows_the_measured_matrix_and_caches_it",
+    "model.encoder.cache_dir": ENC + "test_openvino_conversion_cache_hit_and_corrupt_recovery",
+    "model.encoder.calibration": ENC
+    + "test_calibration_from_the_cameras_and_a_bad_calibration_file",
+    "model.encoder.calibration_frames": ENC
+    + "test_openvino_conversion_cache_hit_and_corrupt_recovery",
+    "model.encoder.gate_cosine": ENC + "test_a_failed_gate_falls_back_to_torch_and_says_why",
+    "model.encoder.gate_prob": ENC + "test_a_failed_gate_falls_back_to_torch_and_says_why",
     "webhooks.[].name": "tests/test_webhook_config.py::"
     "test_webhook_events_filter_sends_only_subscribed_kinds",
     "webhooks.[].url": "tests/test_webhook_config.py::"

@@ -100,8 +100,9 @@ def test_build_scorer_resolves_auto_once_and_reports_it(cache_home, reference_di
     ckpt_path = tmp_path / "ucf-compact.pt"
     checkpoint.save(checkpoint.import_published(root / "official_state_dict.pt", preset), ckpt_path)
     cfg = ModelConfig(
-        mode="vadclip", checkpoint=ckpt_path, device="cpu", window=64, lookahead=3, max_gap=2
-    )
+        mode="vadclip", checkpoint=ckpt_path, device="cpu", window=64, lookahead=3, max_gap=2,
+        encoder={"backend": "torch"},  # the torch precision probe (backend auto: test_encoder_*)
+    )  # fmt: skip
     assert cfg.precision == "auto"
     scorer, encoder, runtime = build_scorer(cfg, cfg.device)
     (entry,) = json.loads(cache_home.read_text()).values()  # one probe, for the model's CLIP

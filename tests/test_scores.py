@@ -40,7 +40,8 @@ def test_zeroshot_from_a_local_weights_file_with_extra_classes(tmp_path):
         precision="fp32",
     )
     scorer, encoder, runtime = build_scorer(cfg, cfg.device)
-    assert runtime == "cpu/fp32" and scorer.mode == "zeroshot"
+    # fp32 on whichever backend the measured probe found faster here (torch or OpenVINO)
+    assert runtime in ("cpu/fp32", "cpu/ov-fp32") and scorer.mode == "zeroshot"
     assert scorer.class_names == ["normal", "fighting", "smoke"]
     loaded = scorer.clip.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in clip.state_dict().items())

@@ -31,7 +31,7 @@ from vadmon.config.encoder import EncoderConfig
 from vadmon.encoder.export import ExportOptions, export_repository, tower_hash
 from vadmon.encoder.triton_backend import EncoderUnavailable
 from vadmon.errors import VadmonError
-from vadmon.inference.build import snippet_encoder
+from vadmon.inference.build import triton_encoder
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.remote import PipelinedEncoder
 from vadmon.model import checkpoint
@@ -115,7 +115,7 @@ def remote_encoder(clip: torch.nn.Module, url: str, model: str = "tiny", **kw) -
     """What the inference process builds from ``model.encoder`` (connected and checked)."""
     base = dict(timeout_s=1.0, max_in_flight=2, reconnect_initial_s=0.2, reconnect_max_s=1.0)
     cfg = EncoderConfig(backend="triton", url=url, model=model, **{**base, **kw})
-    return snippet_encoder(clip, cfg)
+    return triton_encoder(clip, cfg)
 
 
 def frames(n: int) -> list:

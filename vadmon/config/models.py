@@ -63,7 +63,8 @@ class ModelConfig(StrictModel):
         description="CLIP image tower + adapter precision. auto: on CPU, a short measured probe "
         "of fp32, bf16 and int8 (image tower Linear layers, dynamic) on this machine, cached in "
         "~/.cache/vadmon and logged; on GPUs bf16 where supported, else fp16. int8 keeps the "
-        "adapter fp32.",
+        "adapter fp32. With model.encoder.backend auto (the default) the probe chooses backend "
+        "and precision together (docs/ENCODERS.md).",
     )
     window: int = Field(
         256,
@@ -101,7 +102,9 @@ class ModelConfig(StrictModel):
         "leaving a core to capture and alerts. Measured on 2 cores (vadmon bench monitor): "
         "1 thread sustains 4 cameras at 25 fps, 2 threads not even 1.",
     )
-    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    encoder: EncoderConfig = Field(
+        default_factory=EncoderConfig, description="Image tower backend (docs/ENCODERS.md)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:

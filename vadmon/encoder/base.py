@@ -1,21 +1,41 @@
-"""The one interface every image-tower backend implements (torch, OpenVINO, Triton)."""
+"""The image-encoder interface every backend implements, and the tower's identity hash.
+
+``encode`` takes exactly the preprocessed float32 CPU batch ``[N, 3, H, W]`` that
+``vadmon.model.crops.ClipPreprocess`` produces and returns ``[N, D]`` float32 embeddings equal
+(up to the backend's precision) to ``clip_factory.encode_images`` on the torch fp32 tower.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import hashlib
+from typing import Protocol, runtime_checkable
 
 import torch
+from torch import nn
+
+BACKENDS = ("torch", "openvino", "triton")
 
 
+@runtime_checkable
 class ImageEncoder(Protocol):
-    """Preprocessed images → CLIP image embeddings, wherever the tower runs.
+    """A CLIP image tower behind some runtime."""
 
-    ``encode`` takes the float32 CPU batch ``[N, 3, H, W]`` that clip_factory's preprocessing
-    produces and returns ``[N, D]`` float32 on the CPU, equal to ``encode_images`` of the
-    local tower (not L2-normalised).
-    """
-
-    backend: str
+    backend: str  # "torch" | "openvino" | "triton"
     precision: str
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed ``[N, 3, H, W]`` float32 (CPU) → ``[N, D]`` float32 embeddings."""
+        ...
+
+
+def tower_hash(visual: nn.Module) -> str:
+    """sha256 of the tower's class, parameter names, shapes, dtypes and values: a converted
+    model is reused only for exactly these weights."""
+    digest = hashlib.sha256(type(visual).__qualname__.encode())
+    for name, tensor in sorted(visual.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        if t.dtype == torch.bfloat16:
+            t = t.view(torch.int16)
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()

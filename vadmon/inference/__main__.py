@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         setup_logging("inference", cfg.log_level)
         torch.set_num_threads(inference_threads(cfg.model.threads))
-        scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
+        cameras = [c.source for c in cfg.enabled_cameras().values()]
+        scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device, cameras)
         log.info("model ready: %s, %s", scorer.mode, runtime)
         bank = PhraseBank.from_config(cfg.explain, encoder.clip)
         return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime, bank)

@@ -3,6 +3,8 @@
 Each sampled frame follows the published feature recipe (340×256 resize, centre crop, CLIP
 preprocessing) so streaming embeddings live in the same space as the features the adapter was
 trained on; a snippet's embedding is the mean over its sampled frames (k = 1: one frame).
+The image tower runs behind an ``ImageEncoder`` (torch, OpenVINO, Triton: ``vadmon.encoder``);
+``clip`` stays the torch CLIP for the text side (phrase banks, zero-shot prompts).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from vadmon.model.clip_factory import encode_images, image_spec
+from vadmon.encoder.base import ImageEncoder
+from vadmon.encoder.torch_backend import TorchEncoder
+from vadmon.model.clip_factory import image_spec
 from vadmon.model.crops import ClipPreprocess, crops_of
 
 
@@ -21,8 +25,12 @@ class SnippetEncoder:
 
     remote = False  # True: submit()/completed() (vadmon.inference.remote), the tower elsewhere
 
-    def __init__(self, clip: torch.nn.Module, crop_index: int = 0) -> None:
+    def __init__(
+        self, clip: torch.nn.Module, crop_index: int = 0, image_encoder: ImageEncoder | None = None
+    ) -> None:
         self.clip = clip
+        self.image_encoder = image_encoder or TorchEncoder(clip)
+        self.selection = None  # vadmon.encoder.select.Selection when a backend was chosen
         spec = image_spec(clip)
         self.preprocess = ClipPreprocess(size=spec.size, mean=spec.mean, std=spec.std)
         self.crop_index = crop_index
@@ -41,7 +49,7 @@ class SnippetEncoder:
             raise ValueError("encode() takes a list of snippets, each a list of HxWx3 frames")
         if not flat:
             return torch.empty(0, 0)
-        emb = encode_images(self.clip, self.prepare(flat)).cpu()
+        emb = self.image_encoder.encode(self.prepare(flat)).cpu()
         return torch.stack([chunk.mean(0) for chunk in torch.split(emb, counts)])
 
     def status(self) -> str:
