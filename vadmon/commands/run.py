@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vadmon.errors import VadmonError
 from vadmon.runtime.logs import ENV_FORMAT, FORMATS, setup_logging
+from vadmon.startup.preflight import report
 
 DESCRIPTION = (
     "Start the monitor: a supervisor with one capture process per camera, the inference "
@@ -89,6 +90,19 @@ def demo_progress(workdir: Path) -> Iterator[Callable[[int, int], None]]:
             bar.stop()
 
 
+def startup_problems(config: Path, role: str) -> list[VadmonError]:
+    """``config check``'s preflight, made before any child starts (same lines, exit 2)."""
+    from vadmon.config import load_config
+    from vadmon.config.load import ConfigErrors
+    from vadmon.startup.preflight import preflight_problems
+
+    try:
+        cfg = load_config(config)
+    except ConfigErrors as exc:
+        return list(exc.problems)
+    return preflight_problems(cfg, role, str(config))
+
+
 def run(args: argparse.Namespace) -> int:
     from vadmon.monitor import run_monitor
 
@@ -105,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
         banner = BANNER
     if config is None:
         raise VadmonError("no config given", fix="pass --config configs/NAME.yaml or --demo")
+    problems = startup_problems(config, args.role)
+    if problems:
+        return report(problems, config)
     return run_monitor(
         config,
         dashboard=args.dashboard,
