@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 CAPTURE_STATUS_INTERVAL_S = 1.0  # heartbeat cadence; the supervisor's timeout is 10x this
 CAPTURE_PUB_HWM = 16  # frame/preview PUB queue: a slow subscriber loses previews, not memory
 CAPTURE_SNIPPET_HWM = 4  # snippets waiting for inference; more is only latency
+# snippets a camera holds (frames copied, ~0.26 MB each) until inference has loaded its model:
+# 32 × 1.6 s ≈ 50 s, longer than ViT-B/16 takes to load on a loaded CPU
+CAPTURE_HOLD_SNIPPETS = 32
 FROZEN_TOLERANCE = 0.5  # mean abs difference of 32x32 thumbnails counted as "the same image"
 INFERENCE_MAX_AGE_S = 4.0  # snippets older than this when inference gets to them are skipped
 INFERENCE_PER_CAMERA_MAX = 2  # newest snippets kept per camera per batch
@@ -55,7 +58,9 @@ DELIVERY_CONNECT_TIMEOUT_S = 5.0
 DELIVERY_MAX_RETRY_AFTER_S = 3600.0  # a receiver's Retry-After is capped at this
 DELIVERY_POLL_S = 1.0  # outbox poll when idle
 DELIVERY_BATCH = 100  # outbox rows per poll
-ALERTS_FLUSH_S = 3.0  # on exit, keep delivering this long
+# on exit, keep delivering this long: the outbox keeps the rest for the next start, and a stop
+# must take ≤ 3 s in all (issue 21)
+ALERTS_FLUSH_S = 1.0
 ALERTS_MAX_PENDING = 10_000  # outbox rows before new messages are refused (disk guard)
 DAY_S = 86400.0
 
@@ -187,6 +192,7 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
         status_interval_s=CAPTURE_STATUS_INTERVAL_S,
         pub_hwm=CAPTURE_PUB_HWM,
         snippet_hwm=CAPTURE_SNIPPET_HWM,
+        hold_snippets=CAPTURE_HOLD_SNIPPETS,
     )
 
 

@@ -138,7 +138,9 @@ def _header(view: StateView) -> Text:
     text.append("vadmon ", style="bold cyan")
     text.append(time.strftime("%H:%M:%S", time.localtime(view.now)))
     text.append(f"  cameras {online}/{len(view.cameras)} online")
-    if inf.stale:
+    if inf.loading_s is not None and not inf.stale:
+        text.append(f"  inference loading model ({inf.loading_s:.0f} s)", style="yellow")
+    elif inf.stale:
         text.append("  inference —", style="red")
     else:
         desc = " ".join(x for x in (inf.device, inf.precision, inf.mode) if x)

@@ -117,6 +117,7 @@ class InferenceView:
     precision: str | None = None
     mode: str | None = None
     stale: bool = True
+    loading_s: float | None = None  # the model is loading (seconds so far)
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,9 @@ class DashboardState:
 
     def _inference_beat(self, body: InferenceStatus) -> None:
         info = body.info
-        self._inference = InferenceView(info.device, info.precision, info.mode, stale=False)
+        self._inference = InferenceView(
+            info.device, info.precision, info.mode, stale=False, loading_s=info.loading_s
+        )
         self._inference_latency = info.latency or self._inference_latency
         for name, cam_body in info.cameras.items():
             cam = self._camera(name)

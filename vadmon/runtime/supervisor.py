@@ -13,6 +13,7 @@ child exits, so spawning from a helper thread would kill children at random.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -33,7 +34,7 @@ from vadmon.runtime.child import (
     describe_exit,
     pdeathsig_preexec,
 )
-from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
+from vadmon.runtime.cleanup import ORDERLY, Cleanup, run_cleanup, start_janitor
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, Heartbeat, HeartbeatReceiver
 from vadmon.runtime.logs import ChildLogs
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
@@ -86,6 +87,9 @@ class Supervisor:
         self._preexec = pdeathsig_preexec(os.getpid())
         # called with every valid heartbeat (the dashboard and metrics read them)
         self.listeners: list[Callable[[Heartbeat], None]] = []
+        # called once when shutdown begins, children already marked "stopping" (the operator
+        # sees "stopping…" at once, not after the last child is gone)
+        self.on_stopping: list[Hook] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,6 +132,10 @@ class Supervisor:
             return 1
         failed = [c.status for c in self.children.values() if c.status.state == "failed"]
         return 1 if failed else 0
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
 
     def request_stop(self, reason: str) -> None:
         if self._stop_reason is not None:
@@ -329,6 +337,8 @@ class Supervisor:
             child.restart_at = None
             self._signal(child, signal.SIGTERM)
             self._signal(child, signal.SIGCONT)  # a stopped child must run to see SIGTERM
+        for hook in self.on_stopping:
+            hook()
         deadline = time.monotonic() + self.policy.shutdown_deadline_s
         while not self._force and time.monotonic() < deadline and self._alive(running):
             time.sleep(0.05)
@@ -362,6 +372,8 @@ class Supervisor:
 
     def _release_janitor(self) -> None:
         if self._janitor_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._janitor_fd, ORDERLY)  # every child is gone: no grace needed
             os.close(self._janitor_fd)
             self._janitor_fd = None
         if self._janitor is not None:
