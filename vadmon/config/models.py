@@ -23,7 +23,7 @@ from vadmon.config.webhook import WebhookConfig
 # --------------------------------------------------------------------------- model
 
 
-# snippets; chosen from the measured table in README "Lookahead": the smallest d at which all
+# snippets; chosen from the measured table in docs/RESEARCH.md "Lookahead": the smallest d at which all
 # three measured models reach event F1 = 1 and correlation with offline >= 0.85 (2.56 s at 25 fps)
 LOOKAHEAD_DEFAULT = 4
 
@@ -71,7 +71,7 @@ class ModelConfig(StrictModel):
         le=4096,
         description="Snippets to wait before scoring a snippet, so its window also holds the "
         "next ones (offline VadCLIP sees the future). Adds lookahead × snippet duration of "
-        "latency; capped (logged) at window - attention block. README 'Lookahead' has the "
+        "latency; capped (logged) at window - attention block. docs/RESEARCH.md 'Lookahead' has the "
         "measured trade-off.",
     )
     max_gap: int = Field(
