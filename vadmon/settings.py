@@ -155,14 +155,26 @@ def preview_endpoints(cfg: MonitorConfig) -> list[str]:
 # --- capture --------------------------------------------------------------------------------
 
 
+def snippet_shape(cfg: MonitorConfig) -> tuple[int, int]:
+    """(frames per snippet, frames sampled): the model's, or its schema defaults on a
+    capture-only host without a ``model`` section (they must match the inference host's)."""
+    if cfg.model is not None:
+        return cfg.model.snippet_frames, cfg.model.frames_per_snippet
+    from vadmon.config.models import ModelConfig
+
+    fields = ModelConfig.model_fields
+    return fields["snippet_frames"].default, fields["frames_per_snippet"].default
+
+
 def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
     if camera not in cfg.cameras:
         raise VadmonError(f"camera {camera!r} is not in the config", "--camera")
     cam = cfg.cameras[camera]
+    frames, samples = snippet_shape(cfg)
     try:
         snippet = SnippetSettings(
-            frames_per_snippet=cfg.model.snippet_frames,
-            samples=cfg.model.frames_per_snippet,
+            frames_per_snippet=frames,
+            samples=samples,
             fps=float(cam.fps or 0.0),
         )
     except ValueError as exc:

@@ -45,10 +45,13 @@ def run_check(args: argparse.Namespace) -> int:
         fps = "source fps" if camera.fps is None else f"{camera.fps:g} fps"
         print(f"  camera {name}: {camera.source_redacted} ({camera.source_kind}, {fps}, {state})")
     model = config.model
-    detail = model.checkpoint if model.mode == "vadclip" else model.clip_pretrained
-    print(f"  model: {model.mode} ({detail}), {model.clip_arch}, device {model.device}")
-    for src in weights.sources(model):
-        print(f"  weights: {src.kind} {src.location}")
+    if model is None:
+        print("  model: none (capture only: snippets go to transport.tcp.connect)")
+    else:
+        detail = model.checkpoint if model.mode == "vadclip" else model.clip_pretrained
+        print(f"  model: {model.mode} ({detail}), {model.clip_arch}, device {model.device}")
+        for src in weights.sources(model):
+            print(f"  weights: {src.kind} {src.location}")
     for hook in config.webhooks:
         print(f"  webhook {hook.name}: events {', '.join(hook.events)}")
     print(f"  storage: {config.storage.dir}; ipc: {config.ipc_dir()}")

@@ -298,8 +298,11 @@ class MonitorConfig(StrictModel):
         description="Deep-merged into every camera (camera values win).",
     )
     cameras: dict[str, CameraConfig] = Field(..., min_length=1, description="Cameras by name.")
-    model: ModelConfig = Field(
-        ..., description="The anomaly model (no default: weights are local)."
+    model: ModelConfig | None = Field(
+        None,
+        description="The anomaly model (no default: weights are local). Only a capture-only "
+        "host (--role capture) may leave it out; it then cuts snippets with the defaults of "
+        "model.snippet_frames and model.frames_per_snippet.",
     )
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     storage: StorageConfig = Field(default_factory=StorageConfig)
