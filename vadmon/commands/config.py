@@ -40,10 +40,13 @@ def run_check(args: argparse.Namespace) -> int:
     cameras = config.cameras
     enabled = config.enabled_cameras()
     print(f"{args.file}: OK — {len(cameras)} camera(s), {len(enabled)} enabled")
+    calibrated, cal_path = _calibrated(config, args.file)
     for name, camera in cameras.items():
         state = "enabled" if camera.enabled else "disabled"
         fps = "source fps" if camera.fps is None else f"{camera.fps:g} fps"
         print(f"  camera {name}: {camera.source_redacted} ({camera.source_kind}, {fps}, {state})")
+        source = f"calibrated, {cal_path}" if name in calibrated else "config"
+        print(f"    threshold in effect: {camera.alerts.threshold:.2f} ({source})")
     model = config.model
     if model is None:
         print("  model: none (capture only: snippets go to transport.tcp.connect)")
@@ -56,6 +59,16 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"  webhook {hook.name}: events {', '.join(hook.events)}")
     print(f"  storage: {config.storage.dir}; ipc: {config.ipc_dir()}")
     return 0
+
+
+def _calibrated(config, file: str) -> tuple[dict[str, float], str]:
+    """Cameras whose threshold comes from ``vadmon calibrate``'s file (load_config applied it)."""
+    from pathlib import Path
+
+    from vadmon.config.calibration import calibration_path, read_calibration
+
+    path = calibration_path(config, Path(file))
+    return (read_calibration(path) if path.is_file() else {}), str(path)
 
 
 def _report(problems: list[VadmonError], where: str) -> int:
