@@ -36,7 +36,8 @@ from vadmon.runtime.child import (
 )
 from vadmon.runtime.cleanup import ORDERLY, Cleanup, run_cleanup, start_janitor
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, Heartbeat, HeartbeatReceiver
-from vadmon.runtime.logs import ChildLogs
+from vadmon.runtime.log_wrap import pump_json
+from vadmon.runtime.logs import ChildLogs, log_format
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("vadmon.runtime.supervisor")
@@ -90,6 +91,7 @@ class Supervisor:
         # called once when shutdown begins, children already marked "stopping" (the operator
         # sees "stopping…" at once, not after the last child is gone)
         self.on_stopping: list[Hook] = []
+        self._json_pumps: list = []  # threads wrapping children's output as JSON lines
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -187,6 +189,9 @@ class Supervisor:
         child.kill_reason = ""
         child.heartbeat_mono = None
         to_file = self.logs is not None
+        # service mode in JSON: read the child's output and wrap what is not JSON (FFmpeg)
+        wrap = not to_file and log_format() == "json"
+        to_file = to_file or wrap
         try:
             child.proc = subprocess.Popen(
                 spec.argv,
@@ -204,6 +209,9 @@ class Supervisor:
             return
         if self.logs is not None and child.proc.stdout is not None:
             self.logs.attach(spec.name, child.proc.stdout)
+        elif wrap and child.proc.stdout is not None:
+            self._json_pumps = [t for t in self._json_pumps if t.is_alive()]
+            self._json_pumps.append(pump_json(spec.name, child.proc.stdout))
         child.started_mono = time.monotonic()
         child.status.pid = child.proc.pid
         child.status.state = "running"
@@ -359,6 +367,9 @@ class Supervisor:
         log.info("heartbeats: %d malformed, %d stray (name or pid), %d with a bad status", *n)
         if self.logs is not None:
             self.logs.close()
+        deadline = time.monotonic() + 1.0  # the children's last lines before our summary
+        for pump in self._json_pumps:
+            pump.join(max(0.0, deadline - time.monotonic()))
         for problem in run_cleanup(self.cleanup):
             log.warning("%s", problem)
         self._release_janitor()
