@@ -146,6 +146,7 @@ class MonitorConsole:
         )
         self._next_log = time.monotonic() + STATUS_EVERY_S
         self.started = time.time()  # the stop summary counts this run's rows from here
+        self._scored: set[str] = set()
         supervisor.listeners.append(self.on_heartbeat)
         supervisor.on_stopping.append(self.on_stopping)
 
@@ -166,11 +167,19 @@ class MonitorConsole:
         self.state.update_children(self.sup.status())
         if self.dashboard is not None:
             return  # the refresh thread redraws
+        self._log_first_scores()
         now = time.monotonic()
         if now >= self._next_log:
             self._next_log = now + STATUS_EVERY_S
             for line in self.status_lines():
                 log.info("%s", line)
+
+    def _log_first_scores(self) -> None:
+        """Service mode: one line when a camera's first snippet is scored (the pipeline works)."""
+        for cam in self.state.view().cameras:
+            if cam.score is not None and cam.name not in self._scored:
+                self._scored.add(cam.name)
+                log.info("camera %s: first score %.2f", cam.name, cam.score)
 
     def status_lines(self) -> list[str]:
         """One line per camera and one for alerts, from the validated state."""
