@@ -31,12 +31,17 @@ if os.environ.get("VADMON_PROCESS_NAME") == "inference":
 """
 
 
-@pytest.mark.slow
-def test_flash_during_a_slow_model_load_is_not_lost(tmp_path, demo_checkpoint, subprocess_env):
+def slow_load_env(tmp_path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the slow-load ``sitecustomize`` first on the children's path."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    env = dict(subprocess_env, PYTHONPATH=f"{site}:{subprocess_env['PYTHONPATH']}")
+    return dict(env, PYTHONPATH=f"{site}:{env['PYTHONPATH']}")
+
+
+@pytest.mark.slow
+def test_flash_during_a_slow_model_load_is_not_lost(tmp_path, demo_checkpoint, subprocess_env):
+    env = slow_load_env(tmp_path, subprocess_env)
     # 8 s of video, one red flash from 3 s to 6 s, then the camera ends (nothing later to catch)
     source = "synthetic:w=320&h=240&fps=10&flash=3&flash_len=30&frames=80"
     cfg = write_config(

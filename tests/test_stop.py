@@ -11,7 +11,7 @@ import time
 import pytest
 from capture_support import wait_for
 from monitor_support import Monitor, alive, child_pids, short_dir, write_config
-from test_model_loading import SITECUSTOMIZE
+from test_model_loading import slow_load_env
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret
@@ -79,10 +79,7 @@ def test_stop_is_fast_and_the_summary_agrees_with_the_data(
 
 @pytest.mark.slow
 def test_sigterm_while_the_model_loads_stops_at_once(tmp_path, demo_checkpoint, subprocess_env):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    env = dict(subprocess_env, PYTHONPATH=f"{site}:{subprocess_env['PYTHONPATH']}")
+    env = slow_load_env(tmp_path, subprocess_env)
     cfg = write_config(
         tmp_path / "m.yaml",
         {"cam": FLASHES},
