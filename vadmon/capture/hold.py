@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections import deque
 
 import zmq
@@ -27,6 +28,10 @@ from vadmon.runtime.transport import SendStats, send_message
 
 log = logging.getLogger("vadmon.capture.hold")
 _EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+# inference binds its score PUB when it connects to us; the alerts process's SUB needs a moment
+# (reconnect + subscription) before a score published there reaches it, else the held
+# snippets' scores are lost to the slow joiner: flush only this long after the first connect
+FLUSH_GRACE_S = 2.0
 
 
 class SnippetHold:
@@ -45,12 +50,15 @@ class SnippetHold:
         self._monitor = push.get_monitor_socket(_EVENTS)
         self._packer = FramePacker()
         self._announced = False
+        self._flush_after = 0.0
 
     def _update_peers(self) -> None:
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
             if event == zmq.EVENT_ACCEPTED:
                 self.peers += 1
+                if not self.connected_once:
+                    self._flush_after = time.monotonic() + FLUSH_GRACE_S
                 self.connected_once = True
             elif event == zmq.EVENT_DISCONNECTED:
                 self.peers = max(0, self.peers - 1)
@@ -91,7 +99,7 @@ class SnippetHold:
         if not self.held:
             return
         self._update_peers()
-        if self.peers == 0:
+        if self.peers == 0 or time.monotonic() < self._flush_after:
             return
         sent_before = self.sent_held
         while self.held and send_message(self.push, *self.held[0]):  # a refusal is no drop
