@@ -32,6 +32,9 @@ _EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 # (reconnect + subscription) before a score published there reaches it, else the held
 # snippets' scores are lost to the slow joiner: flush only this long after the first connect
 FLUSH_GRACE_S = 2.0
+# a consumer that connected but takes nothing for this long is stuck, not loading: the held
+# snippets are dropped (counted as ordinary snippet drops) and the latest-wins path resumes
+STUCK_S = 5.0
 
 
 class SnippetHold:
@@ -51,6 +54,7 @@ class SnippetHold:
         self._packer = FramePacker()
         self._announced = False
         self._flush_after = 0.0
+        self._last_progress = 0.0
 
     def _update_peers(self) -> None:
         while self._monitor.poll(0):
@@ -106,6 +110,18 @@ class SnippetHold:
             self.held.popleft()
             self.sent_held += 1
             stats.sent += 1
+        now = time.monotonic()
+        if self.sent_held > sent_before or self._last_progress == 0.0:
+            self._last_progress = now
+        elif self.held and now - self._last_progress > STUCK_S:
+            log.warning(
+                "camera %s: inference connected but takes nothing: %d held snippet(s) dropped",
+                self.camera,
+                len(self.held),
+            )
+            stats.dropped += len(self.held)
+            self.held.clear()
+            return
         if not self.held and self.sent_held > sent_before:
             self._announced = False
             log.info(
