@@ -56,6 +56,8 @@ def test_synthetic_capture_publishes_everything_and_cleans_up(
     preview, jpeg = run.previews[-1]
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (preview.height, preview.width, 3)
+    # snippets held until this consumer connected arrive at once: the rate needs its window
+    assert wait_for(lambda: run.last().counters["capture_fps"] > 0, 10), run.output()
     status = run.last()
     assert status.process == "capture" and status.counters["frames"] > 0
     assert status.counters["capture_fps"] > 0 and status.info["source"] == "synthetic"

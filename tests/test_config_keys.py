@@ -316,7 +316,8 @@ def render_doc() -> str:
     rows = []
     for key in schema_keys():
         field = _field(doc, defs, key)
-        default = json.dumps(field.get("default")) if "default" in field else "required"
+        found = field["default"] if "default" in field else _factory_default(key)
+        default = "required" if found is REQUIRED else json.dumps(found)
         text = " ".join(str(field.get("description", "")).split()).replace("|", "\\|")
         rows.append(f"| `{key}` | `{default}` | {text} | `{TABLE[key]}` |")
     head = [
@@ -334,6 +335,36 @@ def render_doc() -> str:
         "|---|---|---|---|",
     ]
     return "\n".join(head + rows) + "\n"
+
+
+def _factory_default(key: str) -> Any:
+    """A default made by a factory (lists, sections) is not in the JSON schema: ask the model.
+    A key without any default raises KeyError, shown as ``required``."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from vadmon.config import MonitorConfig
+
+    model: Any = MonitorConfig
+    parts = [p for p in key.split(".") if p not in ("<name>", "[]")]
+    for i, part in enumerate(parts):
+        info = model.model_fields[part]
+        if i == len(parts) - 1:
+            if info.is_required():
+                return REQUIRED
+            return info.get_default(call_default_factory=True, validated_data={})
+        stack, model = [info.annotation], None
+        while stack and model is None:
+            t = stack.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                model = t
+            else:
+                stack.extend(get_args(t))
+    return REQUIRED
+
+
+REQUIRED = object()  # a key without a default (no factory either)
 
 
 def _field(node: dict[str, Any], defs: dict[str, Any], key: str) -> dict[str, Any]:

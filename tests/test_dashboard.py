@@ -749,9 +749,10 @@ def test_service_mode_json_lines_from_every_process(tmp_path: Path, subprocess_e
         timeout=180,
     )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("vadmon inference: error:")]
+    records = [json.loads(line) for line in lines]  # every line, the child's error line too
+    errors = [r for r in records if r["msg"].startswith("vadmon inference: error:")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr
-    records = [json.loads(line) for line in lines if line not in errors]  # all JSON
+    assert errors[0]["level"] == "error" and errors[0]["process"] == "inference"
     started = [r for r in records if r["process"] == "supervisor" and "started" in r["msg"]]
     assert {r["msg"].split()[1] for r in started} >= {"capture:door", "inference", "alerts"}
     assert all({"ts", "level", "msg", "logger"} <= set(r) for r in records)

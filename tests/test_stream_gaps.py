@@ -2,7 +2,7 @@
 
 The model is the official compact UCF fixture (the published code's weights, width 16). The
 reference is ``spec_reference`` (an independent transcription of VADCLIP_SPEC.md) run on the
-sequence the offline protocol would see, built here from the gap rule in README "Gaps": a gap
+sequence the offline protocol would see, built here from the gap rule in docs/RESEARCH.md "Gaps": a gap
 of at most ``max_gap`` missing snippets holds the last embedding; a longer gap, or an index
 going backwards, starts a new segment whose attention-block grid begins at its first snippet.
 """

@@ -1,6 +1,6 @@
 """Streaming (causal sliding window) vs offline (published fixed chunks) on a recorded video.
 
-The two cannot be identical (see README "Streaming vs offline scores"); this test measures and
+The two cannot be identical (see docs/RESEARCH.md "Streaming vs offline scores"); this test measures and
 prints how close they are on real footage with an inserted anomaly, and holds the agreement to
 a level that catches alignment bugs (a shifted window or mis-placed newest snippet drops the
 correlation far below it).

@@ -20,6 +20,7 @@ COMMANDS: list[str] = [
     "vadmon.commands.train",
     "vadmon.commands.eval",
     "vadmon.commands.config",
+    "vadmon.commands.models",
     "vadmon.commands.keys",
     "vadmon.commands.secret",
     "vadmon.commands.events",

@@ -40,6 +40,13 @@ def check_role(cfg: MonitorConfig, role: str) -> None:
     """A split monitor needs the tcp side its role uses; one clear error otherwise."""
     if role not in ROLES:
         raise VadmonError(f"unknown role {role!r}", "--role", f"use one of {', '.join(ROLES)}")
+    if role != "capture" and cfg.model is None:
+        raise VadmonError(
+            "missing required key 'model'",
+            "config",
+            "a host that runs inference needs the model section; only --role capture may "
+            "leave it out",
+        )
     tcp = cfg.transport.tcp
     if role == "capture" and (tcp is None or tcp.connect is None):
         raise VadmonError("--role capture needs transport.tcp.connect", "config")

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 CAPTURE_STATUS_INTERVAL_S = 1.0  # heartbeat cadence; the supervisor's timeout is 10x this
 CAPTURE_PUB_HWM = 16  # frame/preview PUB queue: a slow subscriber loses previews, not memory
 CAPTURE_SNIPPET_HWM = 4  # snippets waiting for inference; more is only latency
+# snippets a camera holds (frames copied, ~0.26 MB each) until inference has loaded its model:
+# 32 × 1.6 s ≈ 50 s, longer than ViT-B/16 takes to load on a loaded CPU
+CAPTURE_HOLD_SNIPPETS = 32
 FROZEN_TOLERANCE = 0.5  # mean abs difference of 32x32 thumbnails counted as "the same image"
 INFERENCE_MAX_AGE_S = 4.0  # snippets older than this when inference gets to them are skipped
 INFERENCE_PER_CAMERA_MAX = 2  # newest snippets kept per camera per batch
@@ -56,7 +59,9 @@ DELIVERY_CONNECT_TIMEOUT_S = 5.0
 DELIVERY_MAX_RETRY_AFTER_S = 3600.0  # a receiver's Retry-After is capped at this
 DELIVERY_POLL_S = 1.0  # outbox poll when idle
 DELIVERY_BATCH = 100  # outbox rows per poll
-ALERTS_FLUSH_S = 3.0  # on exit, keep delivering this long
+# on exit, keep delivering this long: the outbox keeps the rest for the next start, and a stop
+# must take ≤ 3 s in all (issue 21)
+ALERTS_FLUSH_S = 1.0
 ALERTS_MAX_PENDING = 10_000  # outbox rows before new messages are refused (disk guard)
 DAY_S = 86400.0
 MQTT_ACK_TIMEOUT_S = 30.0  # connected and no PUBACK by then: the event message is sent again
@@ -155,14 +160,26 @@ def preview_endpoints(cfg: MonitorConfig) -> list[str]:
 # --- capture --------------------------------------------------------------------------------
 
 
+def snippet_shape(cfg: MonitorConfig) -> tuple[int, int]:
+    """(frames per snippet, frames sampled): the model's, or its schema defaults on a
+    capture-only host without a ``model`` section (they must match the inference host's)."""
+    if cfg.model is not None:
+        return cfg.model.snippet_frames, cfg.model.frames_per_snippet
+    from vadmon.config.models import ModelConfig
+
+    fields = ModelConfig.model_fields
+    return fields["snippet_frames"].default, fields["frames_per_snippet"].default
+
+
 def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
     if camera not in cfg.cameras:
         raise VadmonError(f"camera {camera!r} is not in the config", "--camera")
     cam = cfg.cameras[camera]
+    frames, samples = snippet_shape(cfg)
     try:
         snippet = SnippetSettings(
-            frames_per_snippet=cfg.model.snippet_frames,
-            samples=cfg.model.frames_per_snippet,
+            frames_per_snippet=frames,
+            samples=samples,
             fps=float(cam.fps or 0.0),
         )
     except ValueError as exc:
@@ -192,6 +209,7 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
         status_interval_s=CAPTURE_STATUS_INTERVAL_S,
         pub_hwm=CAPTURE_PUB_HWM,
         snippet_hwm=CAPTURE_SNIPPET_HWM,
+        hold_snippets=CAPTURE_HOLD_SNIPPETS,
     )
 
 

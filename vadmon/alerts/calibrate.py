@@ -68,3 +68,18 @@ def choose(points: Sequence[CurvePoint], target_per_day: float) -> CurvePoint | 
             break
         best = p
     return best
+
+
+# one-sided 95 %: seeing 0 events in H hours bounds the rate by 3/H ("rule of three"); the same
+# factor tells how much footage a target needs before "no false alarm seen" means ≤ target
+RULE_OF_THREE = 3.0
+
+
+def rate_bound(events: int, hours: float, target_per_day: float) -> tuple[float, float]:
+    """(upper bound on false alarms/day at ~95 %, hours of footage the target needs).
+
+    (events + 3)/hours·24: with 0 events that is the rule of three; with more, a coarse but
+    safe one-sided bound (the exact Poisson bound is smaller). Less footage than
+    ``RULE_OF_THREE / target`` days cannot show the target is met, whatever was seen."""
+    upper = (events + RULE_OF_THREE) / max(hours, 1e-9) * 24
+    return upper, RULE_OF_THREE / target_per_day * 24

@@ -51,6 +51,8 @@ def log_event(ev: dict[str, Any], clip: str | None, reason: str) -> None:
     camera=door label=Fighting prob=0.81 score=0.93 snapshot=...``; JSON keeps them as keys."""
     keys = ("camera", "label", "prob", "score", "snapshot")
     extra = {k: ev[k] for k in keys if ev.get(k) is not None}
+    if ev.get("duration") is not None:  # start lines too: how long it has lasted so far
+        extra["duration_s"] = round(float(ev["duration"]), 1)
     extra.update({k: v for k, v in (("clip", clip), ("reason", reason)) if v})
     log.info("event %s", ev["kind"], extra=fields(**extra, event=ev["id"]))
 

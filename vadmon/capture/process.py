@@ -32,6 +32,7 @@ import numpy as np
 import zmq
 
 from vadmon.capture.frame import SourceReader
+from vadmon.capture.hold import SnippetHold
 from vadmon.capture.preview_link import LinkPreviews
 from vadmon.capture.setup import (
     CaptureEndpoints,
@@ -94,6 +95,9 @@ class CaptureLoop:
         self.pub = pub
         self.push = push
         self.packer = FramePacker() if inline_frames else None
+        # until inference connects (its model loading), snippets are held, not dropped
+        hold = settings.hold_snippets if not inline_frames else 0
+        self.hold = SnippetHold(settings.camera, push, hold) if hold > 0 else None
         self.link_previews = (
             LinkPreviews(settings.camera, link_previews)
             if inline_frames and link_previews
@@ -152,6 +156,8 @@ class CaptureLoop:
         self._log_state_change()
         if self.link_previews is not None:
             self.link_previews.flush(self.push, now)
+        if self.hold is not None:
+            self.hold.flush(self.snippet_stats)
         if now - self._last_status >= self.settings.status_interval_s:
             self._publish_status(now)
 
@@ -234,6 +240,9 @@ class CaptureLoop:
 
     def _send_snippet(self, snippet: SnippetMessage) -> None:
         if self.packer is None:
+            if self.hold is not None and self.hold.holding():
+                self.hold.offer(snippet)
+                return
             send_message(self.push, snippet, stats=self.snippet_stats)
             return
         # tcp link: copy + resize only when the link can take the message right now
@@ -282,6 +291,7 @@ class CaptureLoop:
             "resolution_changes": wd.resolution_changes,
             "ring_recreated": self.counters.ring_recreated,
             **(self.link_previews.counters if self.link_previews else {}),
+            **(self.hold.counters() if self.hold else {}),
         }
         info = {
             "source": self.description,
@@ -312,6 +322,8 @@ class CaptureLoop:
         self._stop_reader()
         if self.packer is not None:
             self.packer.close()
+        if self.hold is not None:
+            self.hold.close()
         self.ring.close()
         if self.heartbeat is not None:
             self.heartbeat.close()

@@ -36,6 +36,7 @@ class CaptureSettings:
     status_interval_s: float
     pub_hwm: int
     snippet_hwm: int
+    hold_snippets: int  # kept while no inference is connected (its model loading); 0: none
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from vadmon.config.calibration import calibration_path, write_calibration
     from vadmon.settings import alert_settings
 
+    if args.plot:
+        _pyplot()  # before minutes of scoring, not after
     cfg = load_config(args.config)
     if args.from_feedback:
         return _from_feedback(cfg, args)
@@ -106,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             f"camera {args.camera}",
             "check that the footage is normal, or raise --target-false-alarms-per-day",
         )
+    upper, needed = _honest(chosen, hours, args.target_false_alarms_per_day)
     if args.dry_run:
         return 0
     path = calibration_path(cfg, Path(args.config))
@@ -117,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
             "target_false_alarms_per_day": args.target_false_alarms_per_day,
             "expected_per_day": round(chosen.per_day, 3),
             "footage_hours": round(hours, 3),
+            "upper_bound_per_day": round(upper, 3),
+            "footage_hours_needed": round(needed, 1),
         },
     )
     print(f"threshold {chosen.threshold:.2f} for {args.camera} written to {path}")
@@ -181,7 +187,27 @@ def _table(points, chosen, hours: float, target: float) -> None:
     Console().print(table)
 
 
-def _plot(points, chosen, target: float, path: Path) -> None:
+def _honest(chosen, hours: float, target: float) -> tuple[float, float]:
+    """Say what the footage can and cannot show: the rate's upper bound, the hours needed."""
+    from vadmon.alerts.calibrate import rate_bound
+
+    events = chosen.events if chosen is not None else 0
+    upper, needed = rate_bound(events, hours, target)
+    print(
+        f"{events} false alarm(s) in {hours:.2f} h at the chosen threshold: the rate is at most "
+        f"{upper:.1f}/day (95 %, rule of three); showing ≤ {target:g}/day needs ≥ {needed:.0f} h "
+        "of normal footage"
+    )
+    if hours < needed:
+        print(
+            f"warning: only {hours:.2f} h of footage, fewer than the {needed:.0f} h the target "
+            "needs: the threshold is a starting point, not a guarantee",
+            file=sys.stderr,
+        )
+    return upper, needed
+
+
+def _pyplot():
     try:
         import matplotlib
 
@@ -189,8 +215,13 @@ def _plot(points, chosen, target: float, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise VadmonError(
-            "plots need matplotlib", "--plot", "pip install 'vadmon[plots]'"
+            "plots need matplotlib", "--plot", "pip install 'vadmon[plots]' (or drop --plot)"
         ) from None
+    return plt
+
+
+def _plot(points, chosen, target: float, path: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([p.threshold for p in points], [p.per_day for p in points], label="events/day")
     ax.axhline(target, color="tab:red", linestyle="--", label=f"target {target:g}/day")

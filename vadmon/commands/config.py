@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from vadmon.config import MonitorConfig, config_json_schema, load_config
+from vadmon.config import config_json_schema, load_config
 from vadmon.config.load import ConfigErrors
 from vadmon.errors import VadmonError
 
@@ -25,77 +24,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     schema.set_defaults(handler=run_schema)
 
 
-def file_problems(config: MonitorConfig, where: str) -> list[VadmonError]:
-    """What validation cannot see but ``run`` would trip over: missing files, refused URLs."""
-    from vadmon.alerts.webhook_url import UrlRefused, UrlUnresolved, check_url
-    from vadmon.capture.source import FileSource, open_source
-
-    problems = []
-    model = config.model
-    if model.checkpoint is not None and not Path(model.checkpoint).is_file():
-        problems.append(
-            VadmonError(
-                f"checkpoint file not found (got '{model.checkpoint}')",
-                f"{where} (model.checkpoint)",
-                "train one (vadmon train) or convert a published one (vadmon import-checkpoint)",
-            )
-        )
-    for name, camera in config.cameras.items():
-        source = open_source(str(camera.source))  # builds, does not open
-        if isinstance(source, FileSource) and not source.path.is_file():
-            problems.append(
-                VadmonError(
-                    f"video file not found (got '{camera.source_redacted}')",
-                    f"{where} (cameras.{name}.source)",
-                    "fix the path (relative paths start at the working directory)",
-                )
-            )
-    for i, hook in enumerate(config.webhooks):
-        try:
-            check_url(hook.url, hook.allow_private)
-        except UrlUnresolved as exc:  # DNS may be down now: the alert process retries
-            print(f"warning: {exc.what}: in {where} (webhooks[{i}].url)", file=sys.stderr)
-        except UrlRefused as exc:
-            problems.append(VadmonError(exc.what, f"{where} (webhooks[{i}].url)", exc.fix))
-    return problems
-
-
 def run_check(args: argparse.Namespace) -> int:
-    from vadmon.monitor import implied_role, preflight
+    from vadmon.monitor import implied_role
+    from vadmon.startup import weights
+    from vadmon.startup.preflight import preflight_problems
 
     try:
         config = load_config(args.file)
     except ConfigErrors as exc:
         return _report(exc.problems, args.file)
-    try:
-        preflight(config, implied_role(config))  # the same checks `vadmon run` makes at start
-    except VadmonError as exc:
-        return _report([exc], args.file)
-    problems = file_problems(config, args.file)
+    # exactly the checks `vadmon run` makes before it starts anything
+    problems = preflight_problems(config, implied_role(config), args.file)
     if problems:
         return _report(problems, args.file)
     cameras = config.cameras
     enabled = config.enabled_cameras()
     print(f"{args.file}: OK — {len(cameras)} camera(s), {len(enabled)} enabled")
+    calibrated, cal_path = _calibrated(config, args.file)
     for name, camera in cameras.items():
         state = "enabled" if camera.enabled else "disabled"
         fps = "source fps" if camera.fps is None else f"{camera.fps:g} fps"
         print(f"  camera {name}: {camera.source_redacted} ({camera.source_kind}, {fps}, {state})")
+        source = f"calibrated, {cal_path}" if name in calibrated else "config"
+        print(f"    threshold in effect: {camera.alerts.threshold:.2f} ({source})")
     model = config.model
-    detail = model.checkpoint if model.mode == "vadclip" else model.clip_pretrained
-    print(f"  model: {model.mode} ({detail}), {model.clip_arch}, device {model.device}")
+    if model is None:
+        print("  model: none (capture only: snippets go to transport.tcp.connect)")
+    else:
+        detail = model.checkpoint if model.mode == "vadclip" else model.clip_pretrained
+        print(f"  model: {model.mode} ({detail}), {model.clip_arch}, device {model.device}")
+        for src in weights.sources(model):
+            print(f"  weights: {src.kind} {src.location}")
     for hook in config.webhooks:
         print(f"  webhook {hook.name}: events {', '.join(hook.events)}")
     print(f"  storage: {config.storage.dir}; ipc: {config.ipc_dir()}")
     return 0
 
 
+def _calibrated(config, file: str) -> tuple[dict[str, float], str]:
+    """Cameras whose threshold comes from ``vadmon calibrate``'s file (load_config applied it)."""
+    from pathlib import Path
+
+    from vadmon.config.calibration import calibration_path, read_calibration
+
+    path = calibration_path(config, Path(file))
+    return (read_calibration(path) if path.is_file() else {}), str(path)
+
+
 def _report(problems: list[VadmonError], where: str) -> int:
-    for problem in problems:
-        print(f"error: {problem.line()}", file=sys.stderr)
-    if len(problems) > 1:
-        print(f"{where}: {len(problems)} problems", file=sys.stderr)
-    return 2
+    from vadmon.startup.preflight import report
+
+    return report(problems, where)
 
 
 def run_schema(args: argparse.Namespace) -> int:

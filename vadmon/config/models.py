@@ -26,7 +26,7 @@ from vadmon.config.webhook import WebhookConfig
 # --------------------------------------------------------------------------- model
 
 
-# snippets; chosen from the measured table in README "Lookahead": the smallest d at which all
+# snippets; chosen from the measured table in docs/RESEARCH.md "Lookahead": the smallest d at which all
 # three measured models reach event F1 = 1 and correlation with offline >= 0.85 (2.56 s at 25 fps)
 LOOKAHEAD_DEFAULT = 4
 
@@ -78,7 +78,7 @@ class ModelConfig(StrictModel):
         le=4096,
         description="Snippets to wait before scoring a snippet, so its window also holds the "
         "next ones (offline VadCLIP sees the future). Adds lookahead × snippet duration of "
-        "latency; capped (logged) at window - attention block. README 'Lookahead' has the "
+        "latency; capped (logged) at window - attention block. docs/RESEARCH.md 'Lookahead' has the "
         "measured trade-off.",
     )
     max_gap: int = Field(
@@ -318,8 +318,11 @@ class MonitorConfig(StrictModel):
         description=f"Cameras by name; at most {MAX_CAMERAS} per monitor (one capture process "
         "each): split more across monitors, each with its own instance and storage.dir.",
     )  # fmt: skip
-    model: ModelConfig = Field(
-        ..., description="The anomaly model (no default: weights are local)."
+    model: ModelConfig | None = Field(
+        None,
+        description="The anomaly model (no default: weights are local). Only a capture-only "
+        "host (--role capture) may leave it out; it then cuts snippets with the defaults of "
+        "model.snippet_frames and model.frames_per_snippet.",
     )
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)

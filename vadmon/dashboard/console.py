@@ -145,7 +145,20 @@ class MonitorConsole:
             else None
         )
         self._next_log = time.monotonic() + STATUS_EVERY_S
+        self.started = time.time()  # the stop summary counts this run's rows from here
+        self._scored: set[str] = set()
         supervisor.listeners.append(self.on_heartbeat)
+        supervisor.on_stopping.append(self.on_stopping)
+
+    def on_stopping(self) -> None:
+        """Shutdown began: say so now (the children may take a few seconds to go)."""
+        reason = self.sup.stop_reason or "stop"
+        self.state.update_children(self.sup.status())
+        if self.dashboard is None:
+            log.info("stopping… (%s)", reason)
+            return
+        self.state.banner = f"stopping… ({reason})"
+        self.dashboard.refresh()
 
     def on_heartbeat(self, beat: Heartbeat) -> None:
         self.state.update_heartbeat(beat)
@@ -154,11 +167,19 @@ class MonitorConsole:
         self.state.update_children(self.sup.status())
         if self.dashboard is not None:
             return  # the refresh thread redraws
+        self._log_first_scores()
         now = time.monotonic()
         if now >= self._next_log:
             self._next_log = now + STATUS_EVERY_S
             for line in self.status_lines():
                 log.info("%s", line)
+
+    def _log_first_scores(self) -> None:
+        """Service mode: one line when a camera's first snippet is scored (the pipeline works)."""
+        for cam in self.state.view().cameras:
+            if cam.score is not None and cam.name not in self._scored:
+                self._scored.add(cam.name)
+                log.info("camera %s: first score %.2f", cam.name, cam.score)
 
     def status_lines(self) -> list[str]:
         """One line per camera and one for alerts, from the validated state."""
@@ -190,25 +211,32 @@ class MonitorConsole:
         other = [
             f"{n} {st.state}" for n, st in status.items() if st.state not in ("stopped", "exited")
         ]
-        view = self.state.view()
-        q = view.queue
         storage = self.cfg.storage
         lines = [
             f"vadmon stopped: {len(stopped)}/{len(status)} processes stopped"
             + (f" ({', '.join(other)})" if other else ""),
-            f"events: {_fmt(q.events_total, '{:.0f}')}; webhooks: "
-            + (
-                "none configured"
-                if not self.cfg.webhooks
-                else f"delivered {_fmt(q.delivered, '{:.0f}')}, pending "
-                f"{_fmt(q.pending, '{:.0f}')}, dead {_fmt(q.dead, '{:.0f}')}"
-            ),
+            self._totals_line(),
             f"data: {storage.dir} (outbox {storage.outbox_db}, snapshots and clips "
             f"{storage.dir / 'media'})",
         ]
         if self.state.log_dir:
             lines.append(f"logs: {self.state.log_dir}")
         return lines
+
+    def _totals_line(self) -> str:
+        """This run's events and deliveries, from the database (what ``vadmon events`` shows)."""
+        from vadmon.dashboard.summary import run_totals
+
+        totals = run_totals(self.cfg.storage.outbox_db, self.started)
+        if totals is None:
+            return f"events: none recorded (no outbox database at {self.cfg.storage.outbox_db})"
+        hooks = (
+            "none configured"
+            if not self.cfg.webhooks
+            else f"delivered {totals['delivered']}, pending {totals['pending']}, "
+            f"dead {totals['dead']}"
+        )
+        return f"events: {totals['events']}; webhooks: {hooks} (this run, from the outbox)"
 
     def run(self) -> int:
         if self.banner and self.dashboard is None:

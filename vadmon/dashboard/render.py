@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from vadmon.dashboard.fit import content_width, duration_text, fit_words, pick_columns
 from vadmon.dashboard.state import (
     CameraView,
     DashboardState,
@@ -62,6 +63,9 @@ SPARK_MIN = 4
 FIXED_WIDTH = sum(w for _, w, _ in CAM_COLUMNS) + len(CAM_COLUMNS) + 1  # + separators
 MIN_WIDTH = FIXED_WIDTH + SPARK_MIN + LABEL_MIN
 MIN_HEIGHT = 12
+CAM_DROP_ORDER = (5, 4, 3, 2)  # lat ms, skip, inf/s, cap/s: what goes first when narrow
+TREND_ROOM = 36  # sparkline + label: below this, optional camera columns make way
+TREND_TITLES = ("trend · label · why not online", "trend · label · why")
 RIGHT_PANEL_WIDTH = 38
 QUEUE_PANEL_HEIGHT = 4
 
@@ -89,7 +93,7 @@ def render(
         need = f"terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT}, have {width}x{height})"
         return _line(Text(need, style="bold yellow"), width)
     view = state if isinstance(state, StateView) else state.view(now)
-    parts: list[RenderableType] = [_line(_header(view), width)]
+    parts: list[RenderableType] = [_line(_header(view, width), width)]
     if view.banner:
         parts.append(_line(Text(view.banner, style="bold black on yellow"), width, "center"))
     free = height - len(parts) - 1  # the key hint line at the bottom
@@ -132,25 +136,33 @@ def _hint(view: StateView, width: int) -> Text:
 # --- header ---------------------------------------------------------------------------------
 
 
-def _header(view: StateView) -> Text:
+def _header(view: StateView, width: int = 1000) -> Text:
+    """Whole parts only, in order of importance: what does not fit is left out, not cut."""
     online = sum(c.state == "online" for c in view.cameras)
     inf = view.inference
-    text = Text()
-    text.append("vadmon ", style="bold cyan")
-    text.append(time.strftime("%H:%M:%S", time.localtime(view.now)))
-    text.append(f"  cameras {online}/{len(view.cameras)} online")
-    if inf.stale:
-        text.append("  inference —", style="red")
+    parts: list[tuple[str, str]] = [
+        (time.strftime("%H:%M:%S", time.localtime(view.now)), ""),
+        (f"  cameras {online}/{len(view.cameras)} online", ""),
+    ]
+    if inf.loading_s is not None and not inf.stale:
+        parts.append((f"  inference loading model ({inf.loading_s:.0f} s)", "yellow"))
+    elif inf.stale:
+        parts.append(("  inference —", "red"))
     else:
         desc = " ".join(x for x in (inf.device, inf.precision, inf.mode) if x)
-        text.append(f"  inference {desc or 'up'}")
+        parts.append((f"  inference {desc or 'up'}", ""))
         if inf.encoder and not inf.encoder.startswith(("torch", "triton up")):
-            text.append(f"  encoder: {inf.encoder}", style="red")
+            parts.append((f"  encoder: {inf.encoder}", "red"))
+    if view.queue.events_total is not None:
+        parts.append((f"  events {int(view.queue.events_total)}", ""))
     alert = view.alert_latency
     if alert.count:
-        text.append(f"  alert lat {alert.total / alert.count:.2f}s")
-    if view.queue.events_total is not None:
-        text.append(f"  events {int(view.queue.events_total)}")
+        parts.append((f"  alert lat {alert.total / alert.count:.2f}s", ""))
+    text = Text()
+    text.append("vadmon ", style="bold cyan")
+    for part, style in parts:
+        if len(text.plain) + len(part) <= width:
+            text.append(part, style=style)
     return text
 
 
@@ -160,12 +172,16 @@ def _header(view: StateView) -> Text:
 def _cameras(
     cams: Sequence[CameraView], width: int, lines: int, threshold: float
 ) -> RenderableType:
-    rest = width - FIXED_WIDTH - 1
+    shown_cols = _camera_columns(width)
+    fixed = sum(CAM_COLUMNS[i][1] + 1 for i in shown_cols) + 1
+    rest = width - fixed - 1
     label_w = max(LABEL_MIN, min(LABEL_MAX, rest * 2 // 5))
     spark_w = max(SPARK_MIN, min(MAX_RECENT_SCORES, rest - label_w - 1))
     table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
-    table.width = min(width, FIXED_WIDTH + spark_w + 1 + label_w)
-    columns = (*CAM_COLUMNS, ("trend · label · why not online", spark_w + 1 + label_w, "left"))
+    table.width = min(width, fixed + spark_w + 1 + label_w)
+    trend_w = spark_w + 1 + label_w
+    trend = next(t for t in (*TREND_TITLES, "trend") if len(t) <= trend_w)
+    columns = (*(CAM_COLUMNS[i] for i in shown_cols), (trend, trend_w, "left"))
     for title, w, justify in columns:
         table.add_column(
             title, width=w, justify=justify, no_wrap=True, overflow="ellipsis", header_style="bold"
@@ -173,7 +189,8 @@ def _cameras(
     rows = max(lines - 1, 1)
     shown = list(cams) if len(cams) <= rows else list(cams)[: max(rows - 1, 0)]
     for cam in shown:
-        table.add_row(*_camera_cells(cam, spark_w, threshold))
+        cells = _camera_cells(cam, spark_w, threshold, trend_w)
+        table.add_row(*(cells[i] for i in (*shown_cols, len(cells) - 1)))
     if not cams:
         table.add_row(Text("no cameras yet", style="dim"))
     hidden = list(cams)[len(shown) :]
@@ -186,7 +203,21 @@ def _cameras(
     return Group(table, _line(more, width))
 
 
-def _camera_cells(cam: CameraView, spark_w: int, threshold: float) -> list[Text]:
+def _camera_columns(width: int) -> list[int]:
+    """Camera table columns that leave the trend cell ``TREND_ROOM`` columns, dropped whole
+    (latency first, capture fps last); name, state and score always stay."""
+    keep = list(range(len(CAM_COLUMNS)))
+    for i in CAM_DROP_ORDER:
+        fixed = sum(CAM_COLUMNS[k][1] + 1 for k in keep) + 1
+        if width - fixed - 1 >= TREND_ROOM:
+            break
+        keep.remove(i)
+    return keep
+
+
+def _camera_cells(
+    cam: CameraView, spark_w: int, threshold: float, trend_w: int = 1000
+) -> list[Text]:
     inf_style = "dim" if cam.inference_stale else ""
     alarm = cam.score is not None and cam.score >= threshold
     return [
@@ -197,16 +228,17 @@ def _camera_cells(cam: CameraView, spark_w: int, threshold: float) -> list[Text]
         _count(cam.skipped_total, inf_style),
         _num(cam.latency_ms, "{:.0f}", inf_style),
         _num(cam.score, "{:.2f}", "bold red" if alarm else inf_style),
-        _trend(cam, spark_w, alarm),
+        _trend(cam, spark_w, alarm, trend_w),
     ]
 
 
-def _trend(cam: CameraView, spark_w: int, alarm: bool) -> Text:
+def _trend(cam: CameraView, spark_w: int, alarm: bool, trend_w: int = 1000) -> Text:
     """Why a camera is not online, across the whole cell (its sparkline says nothing then);
     otherwise the sparkline, then the winning label only while the score is over the threshold
     (a calm camera's top class, "fighting 0.03", would read as an alarm)."""
     if cam.reason:
-        return Text(cam.reason, style=STATE_STYLE.get(cam.state, "yellow"))
+        reason = fit_words(cam.reason, trend_w)
+        return Text(reason, style=STATE_STYLE.get(cam.state, "yellow"))
     text = Text(sparkline(cam.history, spark_w), style="red" if alarm else "cyan")
     if alarm and cam.label:
         text.append(" ")
@@ -253,53 +285,62 @@ def _bottom(view: StateView, width: int, height: int) -> RenderableType:
     title = "recent events"
     if view.queue.suppressed_cooldown:  # a recurring anomaly is alerted once per cooldown
         title += f" (+{view.queue.suppressed_cooldown:.0f} held back by cooldown)"
-    why = left_w >= WHY_MIN_WIDTH  # room for the explanation beside the columns
-    events = Panel(_events(view.events, height - 3, why), title=title, height=height, width=left_w)
+    table = _events(view.events, height - 3, True, left_w - 4)  # border + padding
+    events = Panel(table, title=fit_words(title, left_w - 6), height=height, width=left_w)
     grid.add_row(events, right)
     return grid
 
 
-WHY_MIN_WIDTH = 100  # events panel width from which the explanation column shows
+EVENT_COLUMNS = (
+    ("time", 8, "left"),
+    ("camera", 14, "left"),
+    ("label", 18, "left"),
+    ("prob", 4, "right"),
+    ("dur", 6, "right"),
+    ("state", 6, "left"),
+)
+EVENT_PRIORITY = (0, 1, 2, 5, 4, 3)  # time, camera, label, state, dur, prob
+WHY_MIN = 16  # the explanation shows only with at least this much room
 
 
-def _events(events: Sequence[EventView], rows: int, why: bool = False) -> RenderableType:
+def _events(
+    events: Sequence[EventView], rows: int, why: bool = False, room: int = 1000
+) -> RenderableType:
+    """Columns by priority, each as wide as its content, dropped whole when ``room`` (the
+    panel's inner width) is short; the explanation takes what is left, cut at a word."""
     if not events:
         return Text("no events yet", style="dim")
-    columns = [
-        ("time", 8, "left"),
-        ("camera", 14, "left"),
-        ("label", 18, "left"),
-        ("prob", 4, "right"),
-        ("dur", 6, "right"),
-        ("state", 6, "left"),
+    shown = list(events[: max(rows, 1)])
+    cells = [_event_cells(ev) for ev in shown]
+    widths = [
+        content_width(title, [row[i].plain for row in cells], cap)
+        for i, (title, cap, _) in enumerate(EVENT_COLUMNS)
     ]
-    table = _small_table(*columns)
-    if why:  # the fixed columns keep their width; the explanation takes what is left
-        for column, (_, width, _) in zip(table.columns, columns, strict=True):
-            column.min_width = width
-        table.add_column("why", ratio=1, no_wrap=True, overflow="ellipsis", header_style="bold")
-    for ev in events[: max(rows, 1)]:
-        start = time.strftime("%H:%M:%S", time.localtime(ev.start)) if ev.start else DASH
-        table.add_row(
-            Text(start),
-            Text(ev.camera),
-            Text(ev.label),
-            _num(ev.prob, "{:.2f}"),
-            Text(_duration(ev.duration)),
-            Text(ev.kind, style=KIND_STYLE.get(ev.kind, "")),
-            *([Text(ev.text, style="dim")] if why else []),
-        )
+    keep = pick_columns(widths, EVENT_PRIORITY, room)
+    left = room - sum(widths[i] + 1 for i in keep)
+    why = why and left >= WHY_MIN and any(ev.text for ev in shown)
+    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    for i in keep:
+        title, _, justify = EVENT_COLUMNS[i]
+        table.add_column(title, width=widths[i], justify=justify, no_wrap=True, header_style="bold")
+    if why:
+        table.add_column("why", width=left, no_wrap=True, header_style="bold")
+    for ev, row in zip(shown, cells, strict=True):
+        extra = [Text(fit_words(ev.text or "", left), style="dim")] if why else []
+        table.add_row(*(row[i] for i in keep), *extra)
     return table
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return DASH
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+def _event_cells(ev: EventView) -> list[Text]:
+    start = time.strftime("%H:%M:%S", time.localtime(ev.start)) if ev.start else DASH
+    return [
+        Text(start),
+        Text(fit_words(ev.camera, 14)),
+        Text(fit_words(ev.label, 18)),
+        _num(ev.prob, "{:.2f}"),
+        Text(duration_text(ev.duration)),
+        Text(ev.kind, style=KIND_STYLE.get(ev.kind, "")),
+    ]
 
 
 def _queue(q: QueueView) -> Text:
@@ -309,14 +350,16 @@ def _queue(q: QueueView) -> Text:
         return text
     pairs = (("pending", q.pending), ("retrying", q.retrying))
     pairs2 = (("delivered", q.delivered), ("dead", q.dead))
+    values = [DASH if v is None else f"{v:.0f}" for _, v in (*pairs, *pairs2)]
+    value_w = max(len(v) for v in values) + 2  # same columns in both rows, nothing cut
     for i, row in enumerate((pairs, pairs2)):
         if i:
             text.append("\n")
-        for key, value in row:
+        for j, (key, value) in enumerate(row):
             shown = DASH if value is None else f"{value:.0f}"
             style = "bold red" if key == "dead" and value else ""
             text.append(f"{key:<10}")
-            text.append(f"{shown:<7}", style=style)
+            text.append(shown if j else f"{shown:<{value_w}}", style=style)
     return text
 
 

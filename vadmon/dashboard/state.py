@@ -121,6 +121,7 @@ class InferenceView:
     mode: str | None = None
     stale: bool = True
     encoder: str | None = None  # the image tower's state, e.g. "triton unreachable (…)"
+    loading_s: float | None = None  # the model is loading (seconds so far)
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,12 @@ class DashboardState:
     def _inference_beat(self, body: InferenceStatus) -> None:
         info = body.info
         self._inference = InferenceView(
-            info.device, info.precision, info.mode, stale=False, encoder=info.encoder
+            info.device,
+            info.precision,
+            info.mode,
+            stale=False,
+            encoder=info.encoder,
+            loading_s=info.loading_s,
         )
         self._inference_latency = info.latency or self._inference_latency
         for name, cam_body in info.cameras.items():

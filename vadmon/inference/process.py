@@ -188,6 +188,8 @@ class InferenceLoop:
     def select(self, msgs: list[Received], now: float) -> list[Received]:
         """Latest wins: stale snippets and all but the newest few per camera are skipped."""
         by_cam: dict[str, list[Received]] = defaultdict(list)
+        held = [(m, p) for m, p in msgs if m.held and p is not None]  # frames ride along
+        msgs = [(m, p) for m, p in msgs if not (m.held and p is not None)]
         for m, payload in msgs:
             if now - m.t_end > self.settings.max_age_s:
                 self.drop(m.camera, "stale")
@@ -200,7 +202,9 @@ class InferenceLoop:
             if cut > 0:
                 self.drop(cam, "backlog", cut)
             queues[cam] = items[max(0, cut) :]
-        return self.round_robin(queues)
+        # held snippets (capture kept them while our model loaded): all scored, in order;
+        # gather bounds how many one step takes
+        return sorted(held, key=lambda item: item[0].snippet_index) + self.round_robin(queues)
 
     def round_robin(self, queues: dict[str, list[Received]]) -> list[Received]:
         """At most ``batch_max``: one snippet per camera per round (newest first), the rounds

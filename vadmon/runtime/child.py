@@ -71,6 +71,32 @@ class Child:
         if self.status.state == "failed" and self.status.last_exit.startswith("bad input"):
             self.status.last_exit = f"bad input, not restarted: {self.error}"
 
+    def settle_stopped(self) -> None:
+        """After shutdown's SIGTERM/SIGKILL: collect the exit and mark the child stopped."""
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+            self.status.last_exit = describe_exit(self.proc.returncode)
+            self.proc, self.status.pid = None, None
+        if self.status.state == "stopping":
+            self.status.state = "stopped"
+
+
+def launch(
+    spec: ChildSpec, env: dict[str, str], preexec: Callable[[], None], piped: bool
+) -> subprocess.Popen:
+    """Start one child in its own session (a terminal's Ctrl-C reaches only the supervisor);
+    ``piped``: its stdout+stderr come back to us (log files, JSON wrapping)."""
+    return subprocess.Popen(
+        spec.argv,
+        env=env,
+        cwd=spec.cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if piped else None,
+        stderr=subprocess.STDOUT if piped else None,
+        start_new_session=True,
+        preexec_fn=preexec,
+    )
+
 
 class CrashLoop(RuntimeError):
     """A child restarted too often; the supervisor stops everything."""

@@ -128,6 +128,9 @@ def run_cleanup(cleanup: Cleanup, run_hooks: bool = True) -> list[str]:
     return problems
 
 
+ORDERLY = b"orderly"  # written by the supervisor before it releases the janitor after a clean stop
+
+
 def start_janitor(
     cleanup: Cleanup, env: dict[str, str] | None = None
 ) -> tuple[int, subprocess.Popen]:
@@ -176,17 +179,23 @@ def janitor_main(argv: list[str] | None = None) -> int:
     lock_path = Path(targets["lock_path"]) if targets.get("lock_path") else None
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # outlive the supervisor's signals; EOF ends us
+    said = b""
     while True:  # returns b"" once every write end is closed
         try:
-            if not os.read(args.fd, 4096):
-                break
+            chunk = os.read(args.fd, 4096)
         except InterruptedError:
             continue
+        if not chunk:
+            break
+        said = (said + chunk)[-64:]
     paths = [Path(p) for p in targets.get("paths", [])]
     cleanup = Cleanup(paths=paths, shm_prefixes=list(targets.get("shm_prefixes", [])))
-    time.sleep(args.grace_s)  # children are being killed by PDEATHSIG right now
+    # an orderly stop (the supervisor waited for its children and cleaned up) needs no grace;
+    # a supervisor that died leaves children being killed by PDEATHSIG right now
+    grace = 0.0 if said.endswith(ORDERLY) else args.grace_s
+    time.sleep(grace)
     run_cleanup(cleanup, run_hooks=False)
-    time.sleep(args.grace_s)  # a segment created in the last instant before death
+    time.sleep(grace)  # a segment created in the last instant before death
     problems = run_cleanup(cleanup, run_hooks=False)
     for problem in problems:
         print(f"vadmon janitor: {problem}", file=sys.stderr)

@@ -102,6 +102,10 @@ def setup_logging(process: str, level: str | int | None = None, file: Path | Non
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    # one INFO line per webhook POST ("HTTP Request: POST …") buried the lines that matter;
+    # delivery outcomes are logged by vadmon itself
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if level is not None:
         root.setLevel(level.upper() if isinstance(level, str) else level)
     elif root.level == logging.WARNING:  # the default: nobody chose

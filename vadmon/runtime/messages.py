@@ -169,9 +169,12 @@ class SnippetMessage(Message):
     seqs: list[int] = field(default_factory=list)
     channels: int = 3
     frames_in_snippet: int = 16
+    held: bool = False  # held by capture while inference loaded its model: old, still scored
 
     def validate(self) -> None:
         _check_frame_shape(self.height, self.width, self.channels)
+        if not isinstance(self.held, bool):
+            raise MessageError("held must be a boolean")
         if not self.slots or len(self.slots) != len(self.seqs) or len(self.slots) > 64:
             raise MessageError("slots/seqs must be non-empty lists of equal length ≤ 64")
         if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in self.slots):

@@ -120,7 +120,7 @@ class CaptureStatus(_Body):
     """Process ``capture:<camera>``."""
 
     camera: Name | None = None
-    state: Literal["connecting", "online", "stalled", "offline"] | None = None
+    state: Literal["connecting", "online", "stalled", "offline", "ended"] | None = None
     counters: CaptureCounters = CaptureCounters()
     info: CaptureInfo = CaptureInfo()
 
@@ -154,6 +154,7 @@ class InferenceInfo(_Body):
     )
     cameras: dict[Name, InferenceCamera] = Field(default_factory=dict, max_length=MAX_CAMERAS)
     latency: HistogramBody | None = None  # every scored snippet, all cameras
+    loading_s: Total | None = None  # set while the model loads: seconds so far
 
 
 class InferenceStatus(_Body):

@@ -1,18 +1,15 @@
 """Starts the monitor's processes, keeps them alive, and takes them all down together.
 
-Each child is a real OS process in its own session (so a terminal's Ctrl-C reaches only the
-supervisor, which then shuts down in order) with PDEATHSIG=SIGKILL (so a supervisor killed
-outright takes its children with it). Crashed children restart with jittered exponential
-backoff; K restarts within T seconds is a crash loop and stops everything with a non-zero
-exit naming the child. Children that send application heartbeats (``vadmon.runtime.heartbeat``) and
-then fall silent — wedged, or SIGSTOPped — are SIGKILLed and restarted like a crash.
-
-Everything runs on the calling thread: PDEATHSIG fires when the *thread* that forked the
-child exits, so spawning from a helper thread would kill children at random.
+Children run in their own sessions with PDEATHSIG=SIGKILL (a supervisor killed outright takes
+them along). Crashes restart with jittered exponential backoff; a crash loop parks a camera
+(retried after ``supervisor.park_s``) and stops everything for an essential child. A child that
+sends heartbeats (``vadmon.runtime.heartbeat``) and falls silent is killed and restarted.
+Everything runs on the calling thread: PDEATHSIG fires when the *thread* that forked exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -31,20 +28,20 @@ from vadmon.runtime.child import (
     ChildStatus,
     backoff_delay,
     describe_exit,
+    launch,
     pdeathsig_preexec,
 )
-from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
+from vadmon.runtime.cleanup import ORDERLY, Cleanup, run_cleanup, start_janitor
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, Heartbeat, HeartbeatReceiver
 from vadmon.runtime.instance_lock import release_instance_lock
-from vadmon.runtime.logs import ChildLogs
+from vadmon.runtime.log_wrap import pump_json
+from vadmon.runtime.logs import ChildLogs, log_format
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("vadmon.runtime.supervisor")
 Hook = Callable[[], None]
-# vadmon's exit code for bad input (VadmonError): the child printed one line saying what to fix.
-# Restarting cannot fix that. An essential child (inference, alerts) stops everything and the
-# supervisor exits with it too; any other child (a camera) stays down, its reason shown, while
-# the rest keep running: one bad camera must not take the others down.
+# bad input (VadmonError, one line printed): restarting cannot fix it. An essential child stops
+# everything; a camera stays down with its reason while the rest keep running.
 BAD_INPUT_EXIT = 2
 
 
@@ -87,6 +84,10 @@ class Supervisor:
         self._preexec = pdeathsig_preexec(os.getpid())
         # called with every valid heartbeat (the dashboard and metrics read them)
         self.listeners: list[Callable[[Heartbeat], None]] = []
+        # called once when shutdown begins, children already marked "stopping" (the operator
+        # sees "stopping…" at once, not after the last child is gone)
+        self.on_stopping: list[Hook] = []
+        self._json_pumps: list = []  # threads wrapping children's output as JSON lines
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -129,6 +130,10 @@ class Supervisor:
             return 1
         failed = [c.status for c in self.children.values() if c.status.state == "failed"]
         return 1 if failed else 0
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
 
     def request_stop(self, reason: str) -> None:
         if self._stop_reason is not None:
@@ -180,23 +185,20 @@ class Supervisor:
         child.kill_reason = ""
         child.heartbeat_mono = None
         to_file = self.logs is not None
+        # service mode in JSON: read the child's output and wrap what is not JSON (FFmpeg)
+        wrap = not to_file and log_format() == "json"
+        to_file = to_file or wrap
         try:
-            child.proc = subprocess.Popen(
-                spec.argv,
-                env=env,
-                cwd=spec.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if to_file else None,
-                stderr=subprocess.STDOUT if to_file else None,
-                start_new_session=True,
-                preexec_fn=self._preexec,
-            )
+            child.proc = launch(spec, env, self._preexec, piped=to_file)
         except OSError as exc:
             child.proc = None
             self._after_exit(child, f"cannot start: {exc.strerror or exc}", time.monotonic())
             return
         if self.logs is not None and child.proc.stdout is not None:
             self.logs.attach(spec.name, child.proc.stdout)
+        elif wrap and child.proc.stdout is not None:
+            self._json_pumps = [t for t in self._json_pumps if t.is_alive()]
+            self._json_pumps.append(pump_json(spec.name, child.proc.stdout))
         child.started_mono = time.monotonic()
         child.status.pid = child.proc.pid
         child.status.state = "running"
@@ -347,6 +349,8 @@ class Supervisor:
             child.restart_at = None
             self._signal(child, signal.SIGTERM)
             self._signal(child, signal.SIGCONT)  # a stopped child must run to see SIGTERM
+        for hook in self.on_stopping:
+            hook()
         deadline = time.monotonic() + self.policy.shutdown_deadline_s
         while not self._force and time.monotonic() < deadline and self._alive(running):
             time.sleep(0.05)
@@ -354,12 +358,7 @@ class Supervisor:
             log.warning("%s ignored SIGTERM; sending SIGKILL", child.spec.name)
             self._signal(child, signal.SIGKILL)
         for child in running:
-            if child.proc is not None:
-                child.proc.wait(timeout=10)
-                child.status.last_exit = describe_exit(child.proc.returncode)
-                child.proc, child.status.pid = None, None
-            if child.status.state == "stopping":
-                child.status.state = "stopped"
+            child.settle_stopped()
         for child in self.children.values():
             child.restart_at = None
         self._close_heartbeats()
@@ -367,6 +366,9 @@ class Supervisor:
         log.info("heartbeats: %d malformed, %d stray (name or pid), %d with a bad status", *n)
         if self.logs is not None:
             self.logs.close()
+        deadline = time.monotonic() + 1.0  # the children's last lines before our summary
+        for pump in self._json_pumps:
+            pump.join(max(0.0, deadline - time.monotonic()))
         for problem in run_cleanup(self.cleanup):
             log.warning("%s", problem)
         self._release_janitor()
@@ -384,6 +386,8 @@ class Supervisor:
             release_instance_lock(lock[0], lock[1])  # no janitor to do it: no stale lock file
             self.cleanup.lock_fd = None
         if self._janitor_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._janitor_fd, ORDERLY)  # every child is gone: no grace needed
             os.close(self._janitor_fd)
             self._janitor_fd = None
         if self._janitor is not None:
@@ -392,6 +396,3 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self._janitor.kill()
             self._janitor = None
-
-
-# ---------------------------------------------------------------------- CLI
