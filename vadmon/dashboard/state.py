@@ -14,6 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vadmon.dashboard.event_view import (
+    EventView,
+    event_from_heartbeat,
+    event_from_row,
+    event_order,
+)
 from vadmon.runtime.heartbeat import Heartbeat
 from vadmon.runtime.status_schema import (
     ALERT_LATENCY_BUCKETS,
@@ -26,7 +32,6 @@ from vadmon.runtime.status_schema import (
     HistogramBody,
     InferenceCamera,
     InferenceStatus,
-    RecentEvent,
 )
 
 MAX_EVENTS = 50
@@ -80,18 +85,6 @@ class CameraView:
     reason: str = ""  # why it is not online, in words ("" while online)
     link_refused: tuple[tuple[str, float], ...] = ()  # split host: (reason, count) refused
     flood_suppressed_total: float | None = None  # events the flood guard did not send
-
-
-@dataclass(frozen=True)
-class EventView:
-    id: str
-    camera: str
-    label: str
-    prob: float | None
-    start: float | None
-    duration: float | None
-    kind: str
-    text: str = ""  # the event's explanation, when the alerts process sent one
 
 
 @dataclass(frozen=True)
@@ -219,7 +212,7 @@ class DashboardState:
             known = {k: float(v) for k, v in counts.items() if k in QUEUE_KEYS}
             self._queue = replace(self._queue, **known)
             for row in recent_events:
-                self._add_event(_event_from_row(dict(row)))
+                self._add_event(event_from_row(dict(row)))
 
     # --- heartbeat kinds -------------------------------------------------------------------
 
@@ -284,7 +277,7 @@ class DashboardState:
         webhooks = body.info.webhooks if body.info.webhooks is not None else self._queue.webhooks
         self._queue = replace(self._queue, **counts, webhooks=webhooks)
         for ev in body.info.recent_events:
-            self._add_event(_event_from_heartbeat(ev))
+            self._add_event(event_from_heartbeat(ev))
         for name, n in body.info.flood_suppressed.items():
             cam = self._camera(name)
             if cam is not None:
@@ -296,7 +289,7 @@ class DashboardState:
             return
         self._events[ev.id] = ev
         if len(self._events) > MAX_EVENTS:
-            keep = sorted(self._events.values(), key=_event_order, reverse=True)[:MAX_EVENTS]
+            keep = sorted(self._events.values(), key=event_order, reverse=True)[:MAX_EVENTS]
             self._events = {e.id: e for e in keep}
 
     # --- reader ----------------------------------------------------------------------------
@@ -308,7 +301,7 @@ class DashboardState:
             inference_seen = self._seen.get(INFERENCE_PROCESS)
             inf_stale = inference_seen is None or now - inference_seen > self.stale_after_s
             cameras = tuple(self._camera_view(c, now, inf_stale) for c in self._cameras.values())
-            events = tuple(sorted(self._events.values(), key=_event_order, reverse=True))
+            events = tuple(sorted(self._events.values(), key=event_order, reverse=True))
             return StateView(
                 now=now,
                 banner=self.banner,
@@ -370,41 +363,3 @@ def _reason(view: CameraView) -> str:
 
 def _retry(seconds: float | None) -> str:
     return f"retry in {seconds:.0f} s" if seconds else ""
-
-
-def _event_order(ev: EventView) -> tuple[float, str]:
-    return (ev.start or 0.0, ev.id)
-
-
-def _event_from_heartbeat(ev: RecentEvent) -> EventView:
-    return EventView(
-        ev.id, ev.camera, ev.label, ev.prob, ev.start, ev.duration, ev.kind, ev.text or ""
-    )
-
-
-_ROW_KIND = {
-    "open": "open",
-    "ending": "end",
-    "closed": "end",
-    "interrupted": "interrupted",
-    "suppressed": "suppressed",
-}
-
-
-def _event_from_row(d: dict[str, Any]) -> EventView | None:
-    """An outbox ``events`` row: ``label_prob``, ``start_ts``/``end_ts`` and a row state."""
-    camera, label = d.get("camera"), d.get("label")
-    if not isinstance(camera, str) or not isinstance(label, str):
-        return None
-    start, end = d.get("start_ts"), d.get("end_ts")
-    duration = end - start if start is not None and end is not None else None
-    state = str(d.get("state") or "?")
-    return EventView(
-        id=str(d.get("id") or f"{camera}/{label}/{start}"),
-        camera=camera,
-        label=label,
-        prob=d.get("label_prob"),
-        start=start,
-        duration=duration,
-        kind=_ROW_KIND.get(state, state),
-    )

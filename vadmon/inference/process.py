@@ -16,14 +16,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import zmq
 
 from vadmon.inference.admission import Admission
+from vadmon.inference.camera_stats import CameraStats
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.rings import CameraRings
@@ -39,7 +40,6 @@ from vadmon.runtime.status_schema import (
     INFERENCE_LATENCY_BUCKETS,
     MAX_RECENT_SCORES,
     Histogram,
-    RateMeter,
 )
 from vadmon.runtime.transport import (
     Reconnector,
@@ -55,32 +55,6 @@ from vadmon.runtime.transport import (
 log = logging.getLogger("vadmon.inference.process")
 
 Received = tuple[SnippetMessage, bytes | None]
-# stale: older than max_age_s; backlog: beyond per_camera_max newest; capacity: the batch was
-# full (round-robin); frames: ring slot overwritten or unreadable; encoder: Triton down/late
-DROP_REASONS = ("stale", "backlog", "capacity", "frames", "encoder")
-
-
-@dataclass
-class CameraStats:
-    snippets: int = 0
-    drops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
-    ring_errors: int = 0
-    score: float = 0.0
-    label: str = ""
-    label_prob: float = 0.0
-    latency_ms: float = 0.0
-    last_ts: float = 0.0
-    last_index: int = -1
-    rate: RateMeter = field(default_factory=lambda: RateMeter(window_s=10.0))
-    # every score, newest last: the heartbeat carries them all, not one sample per beat
-    recent: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_SCORES))
-    last_arrival: float = 0.0  # monotonic time the latest snippet reached the scorer
-    previews_relayed: int = 0
-    previews_refused: int = 0
-
-    @property
-    def skipped(self) -> int:
-        return sum(self.drops.values())
 
 
 @dataclass(frozen=True)

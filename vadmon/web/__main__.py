@@ -14,11 +14,11 @@ from vadmon.errors import VadmonError
 from vadmon.runtime.logs import setup_logging
 from vadmon.settings import (
     HEARTBEAT_S,
-    link_settings,
     preview_endpoints,
     score_endpoint,
     score_log_dir,
 )
+from vadmon.settings_channels import link_settings
 from vadmon.web.options import WebSettings
 
 WEB_STALE_S = 10.0  # a camera silent this long shows offline (the dashboard's default)
