@@ -67,8 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--plot-top",
         type=int,
-        help="plot the N videos with the largest errors: mean |score − ground truth| per frame, "
-        "or |video score − label| without frame ground truth (default 5)",
+        help="plot the N videos with the largest errors: mean |C-Branch score − event fraction| "
+        "per snippet, or |top-k mean score − video label| without frame ground truth (default 5)",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     p.add_argument("--no-progress", action="store_true")

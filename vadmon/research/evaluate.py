@@ -38,6 +38,7 @@ from vadmon.research import annotations as ann
 from vadmon.research import metrics
 from vadmon.research import provenance as prov
 from vadmon.research import train_data as td
+from vadmon.research.list_check import check_list_rows
 from vadmon.research.probe import ProbeResult, run_probe
 
 FRAMES = metrics.FRAMES_PER_SNIPPET
@@ -339,14 +340,16 @@ def evaluate_checkpoint(
 ) -> EvalReport:
     """``evaluate_model`` on a saved checkpoint; ``preset`` supplies the label map if missing.
 
-    Everything that can be checked without scoring is checked first: the crop exists for every
-    video, and the features come from the checkpoint's tower."""
+    Everything that can be checked without scoring is checked first: every list row (exists,
+    loads, width), the crop exists for every video, and the features come from the checkpoint's
+    tower and sampling."""
     ck = ckpt_mod.load(checkpoint)
     label_map = dict(ck.label_map)
     if preset is not None:
         label_map = label_map or load_preset(preset).label_map
     crop, crop_source = td.resolve_crop(crop, preset, ck.meta)
     videos = td.read_videos(Path(test_list))
+    check_list_rows(Path(test_list), ck.config.visual_width)
     files = [v.path_for_crop(crop, "--crop") for v in videos]
     features = prov.check_checkpoint(ck, files, str(checkpoint))
     try:

@@ -65,32 +65,19 @@ def check_crop_files(videos: Sequence[td.Video], crop: int | None, what: str) ->
     return [v.path_for_crop(crop, what) for v in videos]
 
 
-def feature_width(path: Path) -> int:
-    """The width D of a ``[T, D]`` feature file, read from its header only."""
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise VadmonError(f"cannot read feature file ({str(exc)[:100]})", str(path)) from None
-    return int(arr.shape[-1]) if arr.ndim == 2 else -1
-
-
-def check_width(path: Path, width: int, fix: str) -> None:
-    got = feature_width(path)
-    if got != width:
-        raise VadmonError(
-            f"features are {got}-wide but the model's CLIP embeds {width}", str(path), fix
-        )
-
-
 def _snippets(video: td.Video) -> int:
     arr = np.load(video.paths[0], mmap_mode="r", allow_pickle=False)
     return int(arr.shape[0])
 
 
-def length_warning(videos: Sequence[td.Video], normal: Sequence[bool]) -> str | None:
+def length_warning(
+    videos: Sequence[td.Video], normal: Sequence[bool], known: dict[str, int] | None = None
+) -> str | None:
     """Anomalous and normal training videos of clearly different length let a model learn
-    "long video → anomaly" (and "late snippet → anomaly") instead of the event."""
-    lengths = np.array([_snippets(v) for v in videos], dtype=np.float64)
+    "long video → anomaly" (and "late snippet → anomaly") instead of the event. ``known``:
+    snippet counts by video name, already read by ``list_check``."""
+    known = known or {}
+    lengths = np.array([known.get(v.name) or _snippets(v) for v in videos], dtype=np.float64)
     flags = np.asarray(normal, dtype=bool)
     norm, anom = lengths[flags], lengths[~flags]
     if len(norm) < 2 or len(anom) < 2:
