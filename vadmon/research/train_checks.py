@@ -25,7 +25,9 @@ from vadmon.research.provenance import FeatureOrigin, check_same, origin_of_file
 
 DEFAULT_ARCH, DEFAULT_PRETRAINED = "ViT-B-16", "openai"
 MIN_VAL_PER_CLASS = 10  # below this, one video flips validation AUC by ≥ 1/10
-LENGTH_GAP = 0.05  # relative gap of mean lengths worth a warning (when also significant)
+# Relative gap of mean lengths worth a warning, whatever the p-value: a 9 % gap with 20 videos a
+# class (p = 0.21) was learned as a shortcut in 3 of 4 runs (score-length r = 0.61-0.68).
+LENGTH_GAP = 0.05
 
 
 def resolve_tower(
@@ -83,15 +85,16 @@ def length_warning(
     if len(norm) < 2 or len(anom) < 2:
         return None
     gap = anom.mean() / norm.mean() - 1.0
-    p = float(mannwhitneyu(anom, norm).pvalue)
-    if abs(gap) < LENGTH_GAP or p >= 0.05:
+    if abs(gap) < LENGTH_GAP:
         return None
+    p = float(mannwhitneyu(anom, norm).pvalue)
     side = "longer" if gap > 0 else "shorter"
+    chance = "" if p < 0.05 else ", not significant with so few videos but big enough to learn"
     return (
         f"warning: anomalous training videos are {abs(gap):.0%} {side} than normal ones (mean "
-        f"{anom.mean():.1f} vs {norm.mean():.1f} snippets, Mann-Whitney p={p:.3f}): the model "
-        "can learn length or position instead of the event; balance the lengths, and compare "
-        "with vadmon eval --probe"
+        f"{anom.mean():.1f} vs {norm.mean():.1f} snippets, Mann-Whitney p={p:.3f}{chance}): the "
+        "model can learn length or position instead of the event; balance the lengths, and "
+        "check vadmon eval's length/position correlations and --probe"
     )
 
 
