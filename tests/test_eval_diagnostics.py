@@ -60,7 +60,7 @@ def test_each_class_is_scored_with_all_normal_videos() -> None:
 
 def test_length_and_position_shortcuts_on_normal_videos_warn() -> None:
     rng = np.random.default_rng(1)
-    lengths = [12, 20, 28, 36, 44, 52]
+    lengths = list(range(12, 92, 8))  # 10 normal videos
     honest = [_video(f"n{t}", "Normal", rng.uniform(0, 0.3, t)) for t in lengths]
     found = diag.shortcuts(honest)
     assert abs(found["length"]["r"]) < diag.STRONG and abs(found["position"]["r"]) < 0.3
@@ -68,6 +68,8 @@ def test_length_and_position_shortcuts_on_normal_videos_warn() -> None:
     by_length = [_video(f"n{t}", "Normal", rng.uniform(0, 0.1, t) + t / 60) for t in lengths]
     text = diag.lines({"shortcuts": diag.shortcuts(by_length)})
     assert "score~length r=+1.00" in text[0] and "follows length (|r| ≥ 0.5)" in text[1]
+    few = diag.shortcuts(by_length[:6])  # reported, but 6 videos are too few to warn
+    assert few["length"]["r"] == pytest.approx(1.0) and len(diag.lines({"shortcuts": few})) == 1
     rising = [_video(f"n{t}", "Normal", np.linspace(0, 0.8, t)) for t in lengths[:3]]
     found = diag.shortcuts(rising)
     assert found["length"] is None and found["position"]["r"] == pytest.approx(1.0)

@@ -30,6 +30,7 @@ from vadmon.research.metrics import repeat_frames
 
 STRONG = 0.5
 MIN_VIDEOS = 5  # fewer normal videos: no length correlation (one video moves it by > 0.3)
+WARN_VIDEOS = 10  # a length correlation warns from this many normal videos (r 0.5: p ≈ 0.14)
 MIN_SNIPPETS = 4  # shorter videos say nothing about position
 
 
@@ -115,9 +116,10 @@ def lines(diag: dict[str, Any]) -> list[str]:
     if position is not None:
         cells.append(f"score~position r={position['r']:+.2f} (mean of {position['videos']})")
     out.append(f"normal videos ({sc['normal_videos']}): " + ", ".join(cells))
+    enough = {"length": sc["normal_videos"] >= WARN_VIDEOS, "position": True}
     strong = [
         name for name, m in (("length", length), ("position", position))
-        if m is not None and abs(m["r"]) >= STRONG
+        if m is not None and abs(m["r"]) >= STRONG and enough[name]
     ]  # fmt: skip
     if strong:
         out.append(
