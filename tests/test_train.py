@@ -305,8 +305,9 @@ def test_eval_reports_metrics_and_plots(
         assert float(r["gt"]) == (1.0 if inside else 0.0)
         assert r["probe"] != ""
 
-    # Plots: the 2 largest errors (mean |score − gt|, recomputed here from the CSV).
-    assert "2 plots" in out and "the 2 largest errors by mean |score − ground truth|" in out
+    # Plots: the 2 largest errors (mean |score − gt| per snippet, recomputed from the CSV).
+    assert "2 plots" in out
+    assert "the 2 largest errors by mean |C-Branch score − event fraction| per snippet" in out
     errors: dict[str, list[float]] = {}
     for r in rows:
         errors.setdefault(r["video"], []).append(abs(float(r["coarse"]) - float(r["gt"])))
@@ -362,7 +363,8 @@ def test_eval_wrong_feature_width_is_one_line(
         capsys, "eval", str(tiny_checkpoint), "--test-list", str(tmp_path / "l.csv")
     )
     assert rc == 2 and len(err.strip().splitlines()) == 1
-    assert "shape (20, 32), expected [T, 64]" in err and "w__0.npy" in err
+    assert "features are 32-wide but the model's CLIP embeds 64" in err and "w__0.npy" in err
+    assert f"{tmp_path / 'l.csv'}:2" in err  # the list row
 
 
 def test_eval_class_mismatch_is_one_clear_error(

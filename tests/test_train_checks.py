@@ -42,6 +42,14 @@ def test_length_imbalance_is_warned(tmp_path: Path) -> None:
     warning = tc.length_warning(videos, normal)
     assert warning is not None and "anomalous training videos are" in warning
     assert "longer than normal ones" in warning and "--probe" in warning
+    # The case: 9 % longer, not significant (p ≈ 0.2 with 20 a class), still learned.
+    rng = np.random.default_rng(3)
+    normal_len = rng.integers(30, 90, 20)
+    event_len = (normal_len * 1.092).astype(int)[rng.permutation(20)]
+    videos, normal = _videos(tmp_path, {"Normal": normal_len.tolist(), "Event": event_len.tolist()})
+    warning = tc.length_warning(videos, normal)
+    gap = event_len.mean() / normal_len.mean() - 1
+    assert warning is not None and f"{gap:.0%} longer" in warning and "not significant" in warning
 
 
 def test_small_validation_is_warned_with_a_size() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +46,12 @@ def load_features(path: Path) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from vadmon.model import checkpoint as ckpt_mod
     from vadmon.model import score_features
-    from vadmon.research.provenance import check_checkpoint
+    from vadmon.research.provenance import UNCHECKED, check_checkpoint
 
     features = load_features(args.features)
     ck = ckpt_mod.load(args.checkpoint)
-    check_checkpoint(ck, [args.features], str(args.checkpoint))  # before any scoring
+    if check_checkpoint(ck, [args.features], str(args.checkpoint)) is None:  # before scoring
+        print(UNCHECKED, file=sys.stderr)
     try:
         model = ck.build(args.device)
     except VadmonError as exc:

@@ -46,9 +46,9 @@ def choose_videos(
     n = max(0, top or 0)
     ranked = sorted(report.videos, key=lambda v: video_error(v, report), reverse=True)[:n]
     what = (
-        "mean |score − ground truth| per frame"
+        "mean |C-Branch score − event fraction| per snippet"
         if report.gt_kind is not None
-        else "|video score − video label|"
+        else "|top-k mean C-Branch score − video label|"
     )
     return ranked, f"the {n} largest errors by {what}"
 

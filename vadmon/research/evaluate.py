@@ -31,13 +31,14 @@ from sklearn.metrics import roc_auc_score
 from vadmon.errors import VadmonError
 from vadmon.model import checkpoint as ckpt_mod
 from vadmon.model.config import load_preset
-from vadmon.model.losses import topk_count
 from vadmon.model.predict import score_features
 from vadmon.model.vadclip import VadCLIP
 from vadmon.research import annotations as ann
+from vadmon.research import eval_diagnostics as diag
 from vadmon.research import metrics
 from vadmon.research import provenance as prov
 from vadmon.research import train_data as td
+from vadmon.research.list_check import check_list_rows
 from vadmon.research.probe import ProbeResult, run_probe
 
 FRAMES = metrics.FRAMES_PER_SNIPPET
@@ -108,6 +109,7 @@ class EvalReport:
     crop_source: str = ""
     features: dict[str, Any] | None = None  # the test features' origin sidecar
     probe: ProbeResult | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # per_class, shortcuts
 
     @property
     def normal_marks(self) -> frozenset[str]:
@@ -137,6 +139,7 @@ class EvalReport:
             "features": self.features,
             "probe": self.probe.to_dict() if self.probe else None,
             "seconds": round(self.seconds, 3),
+            **self.diagnostics,
         }
         if per_video:
             out["per_video"] = [
@@ -205,12 +208,11 @@ def score_videos(
 
 
 def _maybe_progress(items: list, enabled: bool):
-    if not enabled:
-        yield from items
-        return
-    from rich.progress import track
+    if enabled:
+        from rich.progress import track
 
-    yield from track(items, description="scoring", transient=True)
+        items = track(items, description="scoring", transient=True)
+    yield from items
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -260,7 +262,7 @@ def _frame_gt(results: list[VideoResult], normal: set[str]) -> np.ndarray:
 def _video_auc(results: list[VideoResult], normal: list[bool]) -> float | None:
     if len(set(normal)) < 2:
         return None
-    scores = [float(np.sort(r.coarse)[::-1][: topk_count(len(r.coarse))].mean()) for r in results]
+    scores = [diag.video_score(r.coarse) for r in results]
     return float(roc_auc_score([0 if n else 1 for n in normal], scores))
 
 
@@ -306,6 +308,7 @@ def evaluate_model(
     kind = attach_ground_truth(results, gt or GroundTruthSource(), keys)
     report = EvalReport(str(test_list), list(names), keys, kind, results, crop=crop)
     compute_metrics(report, normal)
+    report.diagnostics = diag.diagnose(report, normal)
     if probe:
         add_probe(report, model.config.visual_width)
     report.seconds = time.monotonic() - started
@@ -339,14 +342,16 @@ def evaluate_checkpoint(
 ) -> EvalReport:
     """``evaluate_model`` on a saved checkpoint; ``preset`` supplies the label map if missing.
 
-    Everything that can be checked without scoring is checked first: the crop exists for every
-    video, and the features come from the checkpoint's tower."""
+    Everything that can be checked without scoring is checked first: every list row (exists,
+    loads, width), the crop exists for every video, and the features come from the checkpoint's
+    tower and sampling."""
     ck = ckpt_mod.load(checkpoint)
     label_map = dict(ck.label_map)
     if preset is not None:
         label_map = label_map or load_preset(preset).label_map
     crop, crop_source = td.resolve_crop(crop, preset, ck.meta)
     videos = td.read_videos(Path(test_list))
+    check_list_rows(Path(test_list), ck.config.visual_width)
     files = [v.path_for_crop(crop, "--crop") for v in videos]
     features = prov.check_checkpoint(ck, files, str(checkpoint))
     try:
@@ -386,7 +391,7 @@ def summary_lines(report: EvalReport) -> list[str]:
             f"{pr.auc:.4f}  AP {pr.ap:.4f}  vs model {report.coarse['auc']:.4f}"
         )
         lines.append(f"  → {pr.verdict()}")
-    return lines
+    return lines + diag.lines(report.diagnostics)
 
 
 def write_report(report: EvalReport, path: Path) -> None:

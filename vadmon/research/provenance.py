@@ -267,7 +267,9 @@ def check_tower(
 
 def check_checkpoint(ck: Any, files: Iterable[Path], where: str) -> dict[str, Any] | None:
     """Refuse features of another tower than a checkpoint's CLIP (arch, width, and weights when
-    the checkpoint records the hash of the tower it was trained with); returns their origin.
+    the checkpoint records the hash of the tower it was trained with), or of another sampling
+    than its training features (frames per snippet: scores of a model trained on 1 sampled
+    frame per snippet mean little on 8-frame means); returns their origin.
 
     ``ck`` is a ``vadmon.model.checkpoint.Checkpoint``. Imported published checkpoints carry no
     hash (their CLIP may be stored in another precision), so only arch and width are checked.
@@ -282,4 +284,7 @@ def check_checkpoint(ck: Any, files: Iterable[Path], where: str) -> dict[str, An
         fix="use features extracted with the checkpoint's tower (vadmon extract --clip-arch "
         f"{ck.config.clip_arch} --clip-pretrained …)",
     )
+    trained = ck.meta.get("features")
+    if origin is not None and isinstance(trained, Mapping):
+        check_same(FeatureOrigin.from_dict(trained), origin, "the scored")
     return origin.to_dict() if origin else None

@@ -31,7 +31,9 @@ from vadmon.research import provenance as prov
 from vadmon.research import train_checks as tc
 from vadmon.research import train_data as td
 from vadmon.research import train_state as ts
+from vadmon.research.list_check import check_list_rows
 from vadmon.research.prefetch import prefetch
+from vadmon.research.train_health import HealthWatch
 from vadmon.research.train_options import (
     Hyper,
     TrainOptions,
@@ -113,6 +115,7 @@ class _Run:
     fingerprint: dict[str, Any]
     origin: prov.FeatureOrigin | None
     clip_checksum: str
+    health: HealthWatch | None = None
 
 
 def _prepare(opts: TrainOptions) -> _Run:
@@ -121,6 +124,9 @@ def _prepare(opts: TrainOptions) -> _Run:
     hyper = resolve_hyper(preset.train, opts)
     device = resolve_device(opts.device)
     videos = td.read_videos(opts.train_list)
+    rows = check_list_rows(opts.train_list)
+    if opts.test_list is not None:
+        check_list_rows(opts.test_list, rows.width)
     origin = tc.features_origin(videos, opts.test_list, hyper.val_crop)
     if origin is None:
         opts.log(prov.UNCHECKED)
@@ -136,7 +142,12 @@ def _prepare(opts: TrainOptions) -> _Run:
     prov.check_tower(
         origin, arch=model.config.clip_arch, width=width, checksum=clip_sum, where=where, fix=fix
     )
-    tc.check_width(videos[0].paths[0], width, fix)
+    if rows.width != width:
+        raise VadmonError(
+            f"features are {rows.width}-wide but the model's CLIP embeds {width}",
+            str(opts.train_list),
+            fix,
+        )
     names = model.config.class_names
     td.check_labels(videos, label_map, names)
     normal = td.is_normal(videos, label_map, names)
@@ -153,7 +164,7 @@ def _prepare(opts: TrainOptions) -> _Run:
     train_normal = [flags[v.name] for v in train_v]
     n_normal = sum(normal)
     for warning in (
-        tc.length_warning(train_v, train_normal),
+        tc.length_warning(train_v, train_normal, rows.snippets),
         tc.validation_warning(n_normal, len(videos) - n_normal, val_normal),
     ):
         if warning:
@@ -186,20 +197,8 @@ def _prepare(opts: TrainOptions) -> _Run:
         "init": str(opts.checkpoint_init) if opts.checkpoint_init else None,
     }
     model.to(device)
-    return _Run(
-        opts,
-        hyper,
-        model,
-        label_map,
-        device,
-        samples,
-        val_v,
-        val_normal,
-        split,
-        fingerprint,
-        origin,
-        clip_sum,
-    )
+    return _Run(opts, hyper, model, label_map, device, samples, val_v, val_normal, split,
+                fingerprint, origin, clip_sum)  # fmt: skip
 
 
 def _optimizer(run: _Run) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -247,11 +246,8 @@ def _train_epoch(run: _Run, epoch: int, opt, progress) -> dict[str, float]:
     if not batches:
         raise VadmonError("no training batch could be formed", str(run.opts.train_list))
     sums: dict[str, float] = {"total": 0.0, "bce": 0.0, "align": 0.0, "text": 0.0}
-    task = (
-        progress.add_task(f"epoch {epoch}/{h.epochs}", total=len(batches), losses="")
-        if (progress)
-        else None
-    )
+    task = progress.add_task(f"epoch {epoch}/{h.epochs}", total=len(batches), losses="") \
+        if progress else None  # fmt: skip
     run.model.train()
     loaded = td.iter_batches(
         run.samples, batches, cfg.visual_length, cfg.visual_width, run.label_map, cfg.class_names
@@ -266,11 +262,15 @@ def _train_epoch(run: _Run, epoch: int, opt, progress) -> dict[str, float]:
             batch.lengths,
             h.text_loss_weight,
         )
+        values = {k: float(terms[k].detach()) for k in sums}
+        if run.health is not None:  # before the step: a NaN must not reach the weights
+            run.health.losses(values, epoch, step)
+            run.health.scores(out.logits1, batch.lengths, batch.labels, epoch)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         opt.step()
         for k in sums:
-            sums[k] += float(terms[k].detach())
+            sums[k] += values[k]
         if task is not None:
             text = "  ".join(f"{k} {v / step:.4f}" for k, v in sums.items())
             progress.update(task, advance=1, losses=text)
@@ -290,6 +290,7 @@ def _train(opts: TrainOptions, threads: int) -> TrainResult:
     opt, sched = _optimizer(run)
     done, history, best = _restore(run, opt, sched)
     h = run.hyper
+    run.health = HealthWatch(h.lr, str(run.opts.work_dir))
     steps = len(
         td.epoch_batches(run.samples, 1, h.seed, h.batch_size, h.batch_normal, h.batch_anomaly)
     )

@@ -25,7 +25,9 @@ from vadmon.research.provenance import FeatureOrigin, check_same, origin_of_file
 
 DEFAULT_ARCH, DEFAULT_PRETRAINED = "ViT-B-16", "openai"
 MIN_VAL_PER_CLASS = 10  # below this, one video flips validation AUC by ≥ 1/10
-LENGTH_GAP = 0.05  # relative gap of mean lengths worth a warning (when also significant)
+# Relative gap of mean lengths worth a warning, whatever the p-value: a 9 % gap with 20 videos a
+# class (p = 0.21) was learned as a shortcut in 3 of 4 runs (score-length r = 0.61-0.68).
+LENGTH_GAP = 0.05
 
 
 def resolve_tower(
@@ -65,46 +67,34 @@ def check_crop_files(videos: Sequence[td.Video], crop: int | None, what: str) ->
     return [v.path_for_crop(crop, what) for v in videos]
 
 
-def feature_width(path: Path) -> int:
-    """The width D of a ``[T, D]`` feature file, read from its header only."""
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise VadmonError(f"cannot read feature file ({str(exc)[:100]})", str(path)) from None
-    return int(arr.shape[-1]) if arr.ndim == 2 else -1
-
-
-def check_width(path: Path, width: int, fix: str) -> None:
-    got = feature_width(path)
-    if got != width:
-        raise VadmonError(
-            f"features are {got}-wide but the model's CLIP embeds {width}", str(path), fix
-        )
-
-
 def _snippets(video: td.Video) -> int:
     arr = np.load(video.paths[0], mmap_mode="r", allow_pickle=False)
     return int(arr.shape[0])
 
 
-def length_warning(videos: Sequence[td.Video], normal: Sequence[bool]) -> str | None:
+def length_warning(
+    videos: Sequence[td.Video], normal: Sequence[bool], known: dict[str, int] | None = None
+) -> str | None:
     """Anomalous and normal training videos of clearly different length let a model learn
-    "long video → anomaly" (and "late snippet → anomaly") instead of the event."""
-    lengths = np.array([_snippets(v) for v in videos], dtype=np.float64)
+    "long video → anomaly" (and "late snippet → anomaly") instead of the event. ``known``:
+    snippet counts by video name, already read by ``list_check``."""
+    known = known or {}
+    lengths = np.array([known.get(v.name) or _snippets(v) for v in videos], dtype=np.float64)
     flags = np.asarray(normal, dtype=bool)
     norm, anom = lengths[flags], lengths[~flags]
     if len(norm) < 2 or len(anom) < 2:
         return None
     gap = anom.mean() / norm.mean() - 1.0
-    p = float(mannwhitneyu(anom, norm).pvalue)
-    if abs(gap) < LENGTH_GAP or p >= 0.05:
+    if abs(gap) < LENGTH_GAP:
         return None
+    p = float(mannwhitneyu(anom, norm).pvalue)
     side = "longer" if gap > 0 else "shorter"
+    chance = "" if p < 0.05 else ", not significant with so few videos but big enough to learn"
     return (
         f"warning: anomalous training videos are {abs(gap):.0%} {side} than normal ones (mean "
-        f"{anom.mean():.1f} vs {norm.mean():.1f} snippets, Mann-Whitney p={p:.3f}): the model "
-        "can learn length or position instead of the event; balance the lengths, and compare "
-        "with vadmon eval --probe"
+        f"{anom.mean():.1f} vs {norm.mean():.1f} snippets, Mann-Whitney p={p:.3f}{chance}): the "
+        "model can learn length or position instead of the event; balance the lengths, and "
+        "check vadmon eval's length/position correlations and --probe"
     )
 
 
