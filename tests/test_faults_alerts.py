@@ -11,12 +11,14 @@ heartbeat, /metrics), not silent; the held-back event is still recorded with its
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
+from rich.console import Console
 from test_alerts import Harness, events_cli
 from test_retention import DAY, closed_event, jpeg, previews, score, stored
 from test_webhook_config import SECRET, config, hook
@@ -25,6 +27,7 @@ from webhook_receiver import Receiver
 from vadmon.alerts.process import AlertPipeline
 from vadmon.config import load_config
 from vadmon.dashboard.prometheus import StateCollector
+from vadmon.dashboard.render import render
 from vadmon.dashboard.state import DashboardState
 from vadmon.runtime.heartbeat import parse_heartbeat
 from vadmon.settings import alert_settings
@@ -94,6 +97,10 @@ def test_flood_guard_is_configurable_and_counted_per_camera(
     registry.register(StateCollector(state))
     metrics = generate_latest(registry).decode()
     assert 'vadmon_flood_suppressed_events_total{camera="lobby"} 1.0' in metrics
+    screen = Console(width=120, height=40, record=True, file=io.StringIO())
+    screen.print(render(state, 120, 40))
+    lobby = [line for line in screen.export_text().splitlines() if "lobby" in line]
+    assert lobby and "held 1" in lobby[0], lobby  # the live view counts it too
     # the held-back event is still on record, with its snapshot: only not pushed
     listed = events_cli(
         subprocess_env, "--db", str(cfg.storage.outbox_db), "--json", "--since", "0"

@@ -236,10 +236,16 @@ def _trend(cam: CameraView, spark_w: int, alarm: bool, trend_w: int = 1000) -> T
     """Why a camera is not online, across the whole cell (its sparkline says nothing then);
     otherwise the sparkline, then the winning label only while the score is over the threshold
     (a calm camera's top class, "fighting 0.03", would read as an alarm)."""
+    # events the flood guard held back (recorded, not sent): shown, never silent
+    held = f" held {cam.flood_suppressed_total:.0f}" if cam.flood_suppressed_total else ""
     if cam.reason:
-        reason = fit_words(cam.reason, trend_w)
-        return Text(reason, style=STATE_STYLE.get(cam.state, "yellow"))
-    text = Text(sparkline(cam.history, spark_w), style="red" if alarm else "cyan")
+        reason = Text(fit_words(cam.reason, max(1, trend_w - len(held))))
+        reason.stylize(STATE_STYLE.get(cam.state, "yellow"))
+        return reason.append(held, style="yellow") if held else reason
+    spark = sparkline(cam.history, max(1, spark_w - len(held)))
+    text = Text(spark, style="red" if alarm else "cyan")
+    if held:
+        text.append(held, style="yellow")
     if alarm and cam.label:
         text.append(" ")
         text.append(cam.label, style="bold red")
