@@ -28,12 +28,16 @@ class ImageEncoder(Protocol):
         ...
 
 
-def tower_hash(visual: nn.Module) -> str:
+def tower_hash(visual: nn.Module, as_fp32: bool = False) -> str:
     """sha256 of the tower's class, parameter names, shapes, dtypes and values: a converted
-    model is reused only for exactly these weights."""
+    model is reused only for exactly these weights. ``as_fp32``: the values as fp32, so the same
+    weights hash alike whatever precision they are held in (the identity a Triton server's
+    model is checked against)."""
     digest = hashlib.sha256(type(visual).__qualname__.encode())
     for name, tensor in sorted(visual.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
+        if as_fp32:
+            t = t.to(torch.float32)
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         if t.dtype == torch.bfloat16:
             t = t.view(torch.int16)

@@ -10,7 +10,6 @@ resizes, crops and normalises before the wire, so the server sees NCHW float32 `
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from vadmon.atomic import atomic_path
+from vadmon.encoder.base import tower_hash as base_tower_hash
 from vadmon.errors import VadmonError
 from vadmon.model.clip_factory import image_spec
 
@@ -53,14 +53,9 @@ class _Tower(torch.nn.Module):
 
 
 def tower_hash(clip: torch.nn.Module) -> str:
-    """SHA-256 over the image tower's weights (names, shapes, fp32 bytes), so a server whose
-    model came from another checkpoint is recognised whatever it is called."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(clip.visual.state_dict().items()):
-        value = tensor.detach().to("cpu", torch.float32).contiguous()
-        digest.update(f"{name}:{tuple(value.shape)};".encode())
-        digest.update(value.numpy().tobytes())
-    return digest.hexdigest()
+    """The identity of CLIP's image tower (``base.tower_hash`` over fp32 values), so a server
+    whose model came from another checkpoint is recognised whatever it is called."""
+    return base_tower_hash(clip.visual, as_fp32=True)
 
 
 def tower_dims(clip: torch.nn.Module) -> tuple[int, int]:
