@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -116,3 +117,15 @@ def test_eval_causal_table_and_json(tmp_path: Path, demo_checkpoint: Path, capsy
     rc = cli.main(["eval", str(demo_checkpoint), "--test-list", str(listed), "--causal",
                    "--lookahead", "0,x", "--gt-csv", str(gt)])  # fmt: skip
     assert rc == 2 and "--lookahead '0,x' is not a list" in capsys.readouterr().err
+
+
+def test_provisional_estimate_counts_gain_and_withdrawals() -> None:
+    """Lookahead 0 raises two alerts in video 0; lookahead 4 confirms the first 2.56 s later
+    and never raises the second (withdrawn); video 1 has no provisional alert."""
+    early = SimpleNamespace(
+        alerts=[[cd.Alert(6.4, 7.7, 12.0), cd.Alert(20.0, 21.3, 22.0)], []],
+        alert_latency=[1.3, None],
+    )
+    late = SimpleNamespace(alerts=[[cd.Alert(6.4, 10.2, 12.5)], []], alert_latency=[3.86, None])
+    got = cd.provisional_estimate(early, late)
+    assert got == {"gain_median_s": 2.56, "provisional_alerts": 2, "withdrawn": 0.5}

@@ -110,9 +110,12 @@ class CausalRow:
     detect_alert: dict[str, Any]
     map_avg: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    alerts: list[list[cd.Alert]] = field(default_factory=list, repr=False)  # per video
+    alert_latency: list[float | None] = field(default_factory=list, repr=False)  # per event
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        hidden = ("alerts", "alert_latency")
+        return {k: v for k, v in self.__dict__.items() if k not in hidden}
 
 
 def _row(report: EvalReport, name: str, d: int | None, videos, streams, setup) -> CausalRow:
@@ -123,15 +126,17 @@ def _row(report: EvalReport, name: str, d: int | None, videos, streams, setup) -
         [v.class_probs for v in videos], [r.segments for r in report.videos],
         [r.segment_labels for r in report.videos], report.gt_classes, report.map_iou,
     )  # fmt: skip
-    snip, alert = [], []
+    snip, alert, per_video = [], [], []
     for r, stream in zip(report.videos, streams, strict=True):
         alerts = cd.alerts_of(stream, report.class_names, setup.rules, setup.snippet_s)
+        per_video.append(alerts)
         for seg in r.events(report.normal_marks)[0]:
             snip.append(cd.snippet_latency(stream, tuple(seg), setup.rules.threshold, setup.fps))
             alert.append(cd.alert_latency(alerts, tuple(seg), setup.fps))
     return CausalRow(
         name, d, round((d or 0) * setup.snippet_s, 3), {"auc": auc, "ap": ap}, maps,
         cd.summary(snip), cd.summary(alert), float(np.mean(maps)) if maps else None,
+        alerts=per_video, alert_latency=alert,
     )  # fmt: skip
 
 
@@ -168,6 +173,10 @@ def causal_rows(
         )
         row.extra = {"asked": d, "window": scorer.window}
         rows.append(row)
+    early = next((r for r in rows if r.lookahead == 0), None)
+    for row in rows[1:]:
+        if early is not None and row.lookahead:
+            row.extra["provisional"] = cd.provisional_estimate(early, row)
     return rows
 
 
@@ -191,4 +200,12 @@ def table(rows: list[CausalRow], setup: CausalSetup) -> list[str]:
             f"{r.name:<13} {r.added_latency_s:>6.2f} {r.coarse['auc']:>6.4f} {r.coarse['ap']:>6.4f} "
             f"{(r.map_avg or 0):>5.2f}  {_cell(r.detect_snippet):>26}  {_cell(r.detect_alert):>24}"
         )
+    for r in rows:
+        pv = r.extra.get("provisional")
+        if pv and pv["provisional_alerts"]:
+            gain = "—" if pv["gain_median_s"] is None else f"{pv['gain_median_s']:.2f} s"
+            out.append(
+                f"provisional alert from lookahead 0 ahead of {r.name}: gains {gain} (median), "
+                f"{pv['withdrawn']:.0%} of {pv['provisional_alerts']} would be withdrawn"
+            )
     return out
