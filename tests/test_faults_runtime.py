@@ -63,11 +63,12 @@ def test_bind_replaces_only_a_socket(tmp_path: Path) -> None:
 
 
 def test_monitor_refuses_a_user_file_at_a_socket_path(
-    tmp_path: Path, subprocess_env: dict[str, str]
+    tmp_path: Path, demo_checkpoint: Path, subprocess_env: dict[str, str]
 ) -> None:
     ipc = short_dir() / "ipc"
     ipc.mkdir(mode=0o700)
-    config = write_config(tmp_path / "c.yaml", CAMERA, tmp_path / "unused.pt", ipc=ipc)
+    # a real checkpoint: run's preflight (weights) passes, so the socket check is what speaks
+    config = write_config(tmp_path / "c.yaml", CAMERA, demo_checkpoint, ipc=ipc)
     user_file = ipc / "scores.sock"
     user_file.write_text("my data\n")
     result = run_cli(config, subprocess_env)
@@ -158,9 +159,9 @@ def corrupt_outbox(db: Path, how: str) -> str:
 
 @pytest.mark.parametrize("how", ["pages", "garbage"])
 def test_corrupt_outbox_is_one_line_and_never_written(
-    tmp_path: Path, subprocess_env: dict[str, str], how: str
+    tmp_path: Path, demo_checkpoint: Path, subprocess_env: dict[str, str], how: str
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", CAMERA, tmp_path / "unused.pt")
+    config = write_config(tmp_path / "c.yaml", CAMERA, demo_checkpoint)
     db = load_config(config).storage.outbox_db
     db.parent.mkdir(parents=True)
     digest = corrupt_outbox(db, how)
@@ -215,9 +216,9 @@ def test_a_camera_in_a_crash_loop_is_parked_and_the_others_keep_running(
 
 
 def test_next_start_clears_what_a_dead_earlier_run_left(
-    tmp_path: Path, subprocess_env: dict[str, str]
+    tmp_path: Path, demo_checkpoint: Path, subprocess_env: dict[str, str]
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", CAMERA, tmp_path / "unused.pt")
+    config = write_config(tmp_path / "c.yaml", CAMERA, demo_checkpoint)
     text = config.read_text().splitlines()  # the default ipc folder (vadmon's own)
     kept = ("  ipc_dir: /dev/null/x" if "ipc_dir:" in t else t for t in text)
     config.write_text("\n".join(kept).replace("  ipc_dir: /dev/null/x", "  hwm: 1000") + "\n")

@@ -55,6 +55,7 @@ def loop(request, monkeypatch):
         heartbeat_s=0.001,
         hwm=8,
         link=None,
+        cameras=frozenset(CAMERAS),
     )
     build = getattr(request, "param", (None, 0))[0]
     clip = create_clip("vadmon-tiny")

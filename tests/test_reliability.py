@@ -362,7 +362,7 @@ ZEROSHOT = """model:
     ("arch", "expected"),
     [
         ("ViT-Nope-99", "unknown CLIP architecture 'ViT-Nope-99'"),
-        ("ViT-B-16", "CLIP weights ViT-B-16/openai are not available"),
+        ("ViT-B-16", "open_clip weights ViT-B-16/openai are not in the local cache"),
     ],
 )
 def test_unknown_clip_or_no_weights_offline(

@@ -224,7 +224,7 @@ def test_config_check_rejects_what_the_camera_would(
 
 
 def test_read_only_storage_is_one_line_naming_the_path(
-    tmp_path: Path, subprocess_env: dict[str, str]
+    tmp_path: Path, demo_checkpoint: Path, subprocess_env: dict[str, str]
 ) -> None:
     """``storage.dir`` on a read-only file system: one line naming the path, exit 2, nothing
     started (before: a traceback from mkdir or SQLite)."""
@@ -239,7 +239,7 @@ def test_read_only_storage_is_one_line_naming_the_path(
         pytest.skip("cannot mount a read-only tmpfs (not root)")
     try:
         ipc = short_dir() / "ipc"
-        cfg = write_config(tmp_path / "m.yaml", {"cam": SOURCE}, tmp_path / "x.pt", ipc=ipc)
+        cfg = write_config(tmp_path / "m.yaml", {"cam": SOURCE}, demo_checkpoint, ipc=ipc)
         name = load_config(cfg).storage.dir.name
         cfg.write_text(cfg.read_text().replace(f"dir: {tmp_path / name}", f"dir: {store / 'data'}"))
         code, lines = cli(["run", "--config", str(cfg), "--no-dashboard"], subprocess_env)

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     features = load_features(args.features)
     ck = ckpt_mod.load(args.checkpoint)
-    if check_checkpoint(ck, [args.features], str(args.checkpoint)) is None:  # before scoring
-        print(UNCHECKED, file=sys.stderr)
+    # checked before scoring; the note once the features proved usable (bad input: one line)
+    unchecked = check_checkpoint(ck, [args.features], str(args.checkpoint)) is None
     try:
         model = ck.build(args.device)
     except VadmonError as exc:
@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     if args.classes:
         names = [c.strip() for c in args.classes.split(",") if c.strip()]
     result = score_features(model, features, class_names=names, where=str(args.features))
+    if unchecked:
+        print(UNCHECKED, file=sys.stderr)
     names = names or model.config.class_names
     out = args.output
     with atomic_path(out, suffix=".npz") as tmp:

@@ -151,8 +151,25 @@ def _missing_what(src: WeightSource) -> str:
     return f"open_clip weights {src.name} are not in the local cache (looked in {src.location})"
 
 
+def unknown_arch(model, where: str) -> VadmonError | None:
+    """A zero-shot ``clip_arch`` open_clip does not know: that, not a missing file, is the
+    problem to name (the shipped architecture/tag pairs are known without importing open_clip)."""
+    if model.mode == "vadclip" or (model.clip_arch, model.clip_pretrained) in KNOWN_HUB:
+        return None
+    from vadmon.model.clip_factory import _check_arch
+
+    try:
+        _check_arch(model.clip_arch)
+    except VadmonError as exc:
+        return VadmonError(exc.what, f"{where} (model.clip_arch)", exc.fix)
+    return None
+
+
 def missing(model, where: str) -> list[VadmonError]:
     """One line per absent weight source: which kind, where it was looked for, how to get it."""
+    bad_arch = unknown_arch(model, where)
+    if bad_arch is not None:
+        return [bad_arch]
     return [
         VadmonError(
             _missing_what(src),
