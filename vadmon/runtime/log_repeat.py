@@ -38,7 +38,7 @@ class RepeatLog:
             return True
         if not _is_power_of_two(count):
             return False
-        tail = f", next in {next_in_s:.0f} s" if next_in_s is not None else ""
+        tail = f", next in {round(next_in_s, 1):g} s" if next_in_s is not None else ""
         self.logger.log(self.level, "%s: still %s, %d attempts%s", key, kind, count, tail)
         return True
 
