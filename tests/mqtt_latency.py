@@ -41,8 +41,7 @@ def write_config(d: Path, url: str, cameras: int) -> Path:
         "defaults:\n  alerts: {threshold: 0.6, min_duration_s: 0, cutoff_s: 0.5, cooldown_s: 0,"
         " pre_capture_s: 0, post_capture_s: 0, smoothing: {kind: none}}\n"
         f"cameras:\n{cams}model: {{mode: vadclip, checkpoint: model.pt}}\n"
-        f"storage: {{dir: {d / 'data'}}}\ntransport: {{ipc_dir: {d / 'ipc'}}}\n"
-        + mqtt_section(url)
+        f"storage: {{dir: {d / 'data'}}}\ntransport: {{ipc_dir: {d / 'ipc'}}}\n" + mqtt_section(url)
     )
     path = d / "monitor.yaml"
     path.write_text(text)
@@ -99,9 +98,7 @@ def main() -> None:
         broker.close()
         pub.close(0)
         ctx.term()
-    lat = sorted(
-        (m.t - sent[(a["camera"], a["start_ts"])]) * 1000 for m, a in new_events(watcher)
-    )
+    lat = sorted((m.t - sent[(a["camera"], a["start_ts"])]) * 1000 for m, a in new_events(watcher))
     report("score -> MQTT new", lat)
     # the two halves: score sent -> row committed, row committed -> subscriber has it
     outbox = Outbox(cfg.storage.outbox_db, readonly=True)

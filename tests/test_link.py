@@ -183,6 +183,8 @@ def test_split_hosts_over_curve_refuse_unknown_and_plaintext(
         assert "camera door: refused 1 message(s) sent by a client key" in log
         assert "camera lobby: refused 1 message(s) dated too far ahead" in log
         assert "naming cameras not in this config" in log and "handmade" not in scrape(metrics_port)
+        # issue 21: the intruder's key (its process and push_snippets retry it) is named once
+        assert log.count("refused a capture host's CURVE key") == 1, log[-3000:]
         assert intruder.poll() is None
         assert capture.stop() == 0 and inference.stop() == 0
         for mon in (capture, inference):

@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from vadmon.alerts.delivery_log import DeliveryLog
 from vadmon.alerts.outbox import Delivery, Outbox
 from vadmon.alerts.signing import decode_secret, sign
 from vadmon.alerts.webhook_url import (
@@ -169,6 +170,7 @@ class DeliveryWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._endpoints = {ep.name: ep for ep in self.settings.endpoints}
+        self._log = DeliveryLog(self._counts)
         # queued → delivered (2xx), one observation per delivery (the heartbeat reports it)
         self.latency = Histogram(ALERT_LATENCY_BUCKETS)
 
@@ -309,8 +311,7 @@ class DeliveryWorker:
         ep = self._endpoints.get(name)
         for row in rows:
             if ep is None:
-                outbox.mark_dead(row, row.attempts, "endpoint no longer configured", time.time())
-                self._counts["dead"] += 1
+                self._log.dead(outbox, row, row.attempts, "endpoint no longer configured")
                 continue
             if not await self._deliver(outbox, client, ep, row):
                 return  # endpoint disabled: the rest of its rows were disabled too
@@ -326,8 +327,7 @@ class DeliveryWorker:
             result = _Result(error=f"DNS: {reason}"[:300])
         except UrlRefused as exc:  # resolves, but to an address we must not send to
             self._counts["refused"] += 1
-            self._counts["dead"] += 1
-            outbox.mark_dead(row, row.attempts, f"refused: {exc.line()}", time.time())
+            self._log.dead(outbox, row, row.attempts, f"refused: {exc.line()}")
             return True
         else:
             self._counts["attempts"] += 1
@@ -338,6 +338,7 @@ class DeliveryWorker:
             outbox.mark_delivered(row, attempts, now)
             self._counts["delivered"] += 1
             self.latency.observe(now - row.created_at)
+            self._log.ok(ep.name)
             return True
         if result.status == 410:
             n = outbox.disable_endpoint(ep.name, f"410 Gone from {redact_url(ep.url)}", now)
@@ -351,8 +352,7 @@ class DeliveryWorker:
             )
         policy = ep.retry
         if give_up(policy, result, attempts, now - row.created_at):
-            outbox.mark_dead(row, attempts, f"{error} after {attempts} attempts", now)
-            self._counts["dead"] += 1
+            self._log.dead(outbox, row, attempts, f"{error} after {attempts} attempts")
             return True
         delay = self._backoff(policy, attempts)
         if result.status in (429, 503):
@@ -360,6 +360,7 @@ class DeliveryWorker:
             if after is not None:
                 delay = min(after, self.settings.max_retry_after_s)
         outbox.mark_retry(row, attempts, now + delay, error, now)
+        self._log.failed(ep.name, row, error, delay)
         return True
 
     def _backoff(self, policy: RetryPolicy, attempts: int) -> float:

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import zmq
 
+from vadmon.capture.camera_log import CameraLog
 from vadmon.capture.frame import SourceReader
 from vadmon.capture.hold import SnippetHold
 from vadmon.capture.preview_link import LinkPreviews
@@ -121,6 +122,7 @@ class CaptureLoop:
         self.rate = RateMeter()  # frames per second over a real window, None at first
         self.error = ""  # the last source error in words (redacted), for the dashboard
         self._logged_state = ""
+        self.clog = CameraLog(settings.camera, log)  # collapses a failing camera's lines
 
     def start(self) -> None:
         self._apply(self.watchdog.start(time.monotonic()))
@@ -144,7 +146,8 @@ class CaptureLoop:
             self._stop_reader()
             self.watchdog.end()
         elif isinstance(item, SourceError):
-            log.warning("camera %s: %s", self.settings.camera, item)
+            if not self.clog.quiet():
+                log.warning("camera %s: %s", self.settings.camera, item)
             self.error = str(item)[:200]
             self._apply(self.watchdog.on_error(now, item.kind.value))
         elif item is not None:
@@ -170,13 +173,15 @@ class CaptureLoop:
         if state == CameraState.ONLINE.value:
             self.error = ""
             self.rate.start()
+            self.clog.online()
         elif not self.error and previous:
             self.error = self.watchdog.counters.last_error  # e.g. a stall: no source error
         reason = self.error
         extra = {"camera": self.settings.camera, "state": state, "previous": previous or "start"}
         if reason:
             extra["reason"] = reason
-        log.info("camera state %s", state, extra=fields(**extra))
+        if self.clog.state_line(state):
+            log.info("camera state %s", state, extra=fields(**extra))
 
     def _thumb(self, frame: np.ndarray) -> np.ndarray | None:
         return fingerprint(frame) if self.settings.watchdog.frozen_timeout_s > 0 else None
@@ -186,16 +191,13 @@ class CaptureLoop:
         state = self.watchdog.state.value
         if action is Action.DISCONNECT:
             self._stop_reader()
-            log.warning(
-                "camera %s: %s (%s); retry in %.1f s",
-                self.settings.camera,
-                state,
-                self.watchdog.counters.last_error,
-                self.watchdog.last_backoff_s,
+            self.clog.disconnected(
+                state, self.watchdog.counters.last_error, self.watchdog.last_backoff_s
             )
         elif action is Action.CONNECT:
             self._stop_reader()
-            log.info("camera %s: connecting to %s", self.settings.camera, self.description)
+            if not self.clog.quiet():
+                log.info("camera %s: connecting to %s", self.settings.camera, self.description)
             self.snippets.reset()
             self.reader = SourceReader(self._build_source())
             self.reader.start()

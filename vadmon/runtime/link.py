@@ -26,9 +26,12 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from vadmon.errors import VadmonError
+from vadmon.runtime.curve_watch import watch_refusals
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage
 from vadmon.runtime.ring import RingReader
 from vadmon.runtime.security import (
+    PUBLIC_SUFFIX,
+    SECRET_SUFFIX,
     load_allowed_clients,
     load_keypair,
     load_public_key,
@@ -125,7 +128,10 @@ def open_client(ctx: zmq.Context, link: LinkClient, limits: SocketLimits) -> zmq
     load_keypair(link.secret_file)
     load_public_key(link.server_public_file)
     curve = CurveClient(link.secret_file, link.server_public_file)
-    return make_socket(ctx, zmq.PUSH, link.connect, do_bind=False, limits=limits, curve=curve)
+    sock = make_socket(ctx, zmq.PUSH, link.connect, do_bind=False, limits=limits, curve=curve)
+    public = Path(str(link.secret_file).removesuffix(SECRET_SUFFIX) + PUBLIC_SUFFIX)
+    watch_refusals(sock, link.connect, public)  # one ERROR line if the server refuses our key
+    return sock
 
 
 # --- frames in the payload -------------------------------------------------------------------

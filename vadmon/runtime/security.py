@@ -18,6 +18,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from vadmon.errors import VadmonError
+from vadmon.runtime.curve_watch import KeyGate
 
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
@@ -149,10 +150,12 @@ def load_allowed_clients(directory: Path) -> list[bytes]:
 
 def start_authenticator(context: zmq.Context, allowed_clients_dir: Path) -> ThreadAuthenticator:
     """Start ZAP for ``context``: CURVE clients are accepted only with a listed public key."""
-    load_allowed_clients(allowed_clients_dir)  # fail loudly before starting a thread
+    keys = load_allowed_clients(allowed_clients_dir)  # fail loudly before starting a thread
     auth = ThreadAuthenticator(context)
     auth.start()
-    auth.configure_curve(domain="*", location=str(allowed_clients_dir))
+    # a callback, not configure_curve(location): each refused key is logged once (KeyGate)
+    gate = KeyGate(keys, Path(allowed_clients_dir))
+    auth.configure_curve_callback(domain="*", credentials_provider=gate)
     return auth
 
 
