@@ -11,7 +11,8 @@ from functools import partial
 import torch
 
 from vadmon.bench.core import BenchOptions, BenchResult, Row, Timing, measure, setup_threads
-from vadmon.bench.step import _name, build_model, feature_window, step_dtype
+from vadmon.bench.step import _name, auto_precision, build_model, feature_window
+from vadmon.model.precision import adapter_dtype
 from vadmon.model.stream import StreamingStep
 
 
@@ -41,7 +42,8 @@ def run(opts: BenchOptions) -> BenchResult:
     model = build_model(opts.quick)
     full, width = model.config.visual_length, model.config.visual_width
     lengths, cameras = settings(opts.quick, full)
-    dtype = step_dtype(model)
+    resolved = auto_precision(model)
+    dtype = adapter_dtype(resolved)
     step = StreamingStep(model, dtype=dtype)
     rows: list[Row] = []
     timings = {}
@@ -54,7 +56,7 @@ def run(opts: BenchOptions) -> BenchResult:
                          baseline=base_name, window=n))  # fmt: skip
     rows += _cameras(step, cameras, full, width, opts)
     notes = [
-        f"StreamingStep {_name(dtype)} (precision auto), CLIP embeddings precomputed",
+        f"StreamingStep {_name(dtype)} (precision auto → {resolved}), CLIP embeddings precomputed",
         "window: ratio = ms/snippet at the full window ÷ ms/snippet at this window",
         "cameras: ratio = ms/snippet of 1 camera ÷ ms/snippet here (>1: cheaper per camera)",
     ]

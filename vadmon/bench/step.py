@@ -44,10 +44,11 @@ def feature_window(batch: int, length: int, width: int, seed: int = 0) -> torch.
     return walk + torch.randn(batch, 1, width, generator=gen)
 
 
-def step_dtype(model: VadCLIP) -> torch.dtype:
-    """The adapter dtype ``precision: auto`` resolves to on this machine (measured probe)."""
+def auto_precision(model: VadCLIP) -> str:
+    """The precision ``auto`` resolves to here. A measured probe: it may differ between runs
+    of one CPU under load, so the rows record it rather than anyone predicting it."""
     cfg = model.config
-    return adapter_dtype(resolve_precision("auto", "cpu", cfg.clip_arch, cfg.clip_model_cfg))
+    return resolve_precision("auto", "cpu", cfg.clip_arch, cfg.clip_model_cfg)
 
 
 def deviation(out: VadClipOutput, ref: VadClipOutput) -> dict[str, float]:
@@ -116,7 +117,8 @@ def _smaller_windows(
 ) -> list[Row]:
     """Named by window, not by the precision ``auto`` resolved to: the full-window rows are
     already called "StreamingStep fp32"/"bf16", and a name must mean the same row on every CPU."""
-    dtype = step_dtype(model)
+    resolved = auto_precision(model)
+    dtype = adapter_dtype(resolved)
     step = StreamingStep(model, dtype=dtype, text_features=text)
     full = model.config.visual_length
     rows = []
@@ -124,7 +126,7 @@ def _smaller_windows(
         window = feature_window(1, n, model.config.visual_width)
         timing = measure(partial(step, window), opts.warmup, opts.repeats * 4, opts.budget_s)
         name = f"StreamingStep auto, window {n}"
-        rows.append(_row(name, n, timing, base, dtype=_name(dtype)))
+        rows.append(_row(name, n, timing, base, dtype=_name(dtype), resolved=resolved))
     return rows
 
 
