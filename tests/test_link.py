@@ -154,7 +154,7 @@ def test_split_hosts_over_curve_refuse_unknown_and_plaintext(
         assert push_snippets(endpoint, "lobby", 4, allowed_keys, ahead_s=3600) >= 1
         push_snippets(endpoint, "plaintext", 6, None)
         push_snippets(endpoint, "unknownkey", 6, intruder_keys)
-        assert wait_for(lambda: bad_status.counter("intruder", "snippet_drops") >= 2, 60)
+        assert wait_for(lambda: bad_status.counter("intruder", "snippet_drops_total") >= 2, 60)
         before = len(scores.scores_for("lobby"))
         assert scores.wait_scores("lobby", before + 2, 30)  # the link kept working meanwhile
         seen = {m.camera for _, m in scores.scores}

@@ -22,7 +22,9 @@ from conftest import require_tool
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret
-from vadmon.runtime.messages import ScoreMessage, Status, decode
+from vadmon.runtime.heartbeat import Heartbeat, decode_published
+from vadmon.runtime.messages import ScoreMessage
+from vadmon.runtime.status_schema import CaptureStatus
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -76,9 +78,10 @@ class Listener:
                     parts = self.sub.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                msg, _ = decode(parts)
-                if isinstance(msg, Status) and msg.camera in self.states:
-                    self.states[msg.camera].append((time.time(), msg.state))
+                msg, _ = decode_published(parts)
+                if isinstance(msg, Heartbeat) and isinstance(msg.body, CaptureStatus):
+                    cam = msg.body.camera or ""
+                    self.states.get(cam, []).append((time.time(), msg.body.state or ""))
                 elif isinstance(msg, ScoreMessage):
                     self.scores.append((time.time(), msg))
 

@@ -41,6 +41,7 @@ from vadmon.alerts.webhook_url import (
 )
 from vadmon.errors import VadmonError
 from vadmon.redact import redact_url
+from vadmon.runtime.backoff import backoff_delay
 from vadmon.runtime.status_schema import ALERT_LATENCY_BUCKETS, Histogram
 
 log = logging.getLogger("vadmon.alerts.delivery")
@@ -315,9 +316,7 @@ class DeliveryWorker:
         return True
 
     def _backoff(self, policy: RetryPolicy, attempts: int) -> float:
-        """Exponential with "equal jitter": between half and all of base·2^(n-1), capped."""
-        full = min(policy.backoff_max_s, policy.backoff_base_s * 2 ** (attempts - 1))
-        return full * (0.5 + 0.5 * self.rng.random())
+        return backoff_delay(attempts, policy.backoff_base_s, policy.backoff_max_s, self.rng)
 
     async def _post(
         self, client: httpx.AsyncClient, ep: Endpoint, row: Delivery, addr: str

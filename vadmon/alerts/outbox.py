@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vadmon.alerts.lifecycle import EVENT_ROW_LIFECYCLE, FINISHED_ROW_STATES, EventRowState
 from vadmon.alerts.outbox_db import connect
 from vadmon.errors import VadmonError
 
 STATUSES = ("pending", "delivered", "dead", "disabled")
-FINISHED_EVENT_STATES = ("closed", "interrupted")  # retention may delete these (never open)
+FINISHED_EVENT_STATES = FINISHED_ROW_STATES  # retention may delete these (never open)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Outbox:
         msg_id: str,
         body: str,
         endpoints: list[str],
-        state: str = "open",
+        state: EventRowState = EventRowState.OPEN,
         now: float | None = None,
     ) -> list[str]:
         """Store the event state and one delivery per endpoint atomically.
@@ -115,12 +116,21 @@ class Outbox:
                 statuses.append(status)
         return statuses
 
-    def record_event(self, event: dict[str, Any], state: str, now: float | None = None) -> None:
+    def record_event(
+        self, event: dict[str, Any], state: EventRowState, now: float | None = None
+    ) -> None:
         with self._tx() as db:
             self._upsert_event(db, event, state, time.time() if now is None else now)
 
     @staticmethod
-    def _upsert_event(db: sqlite3.Connection, ev: dict[str, Any], state: str, t: float) -> None:
+    def _upsert_event(
+        db: sqlite3.Connection, ev: dict[str, Any], state: EventRowState, t: float
+    ) -> None:
+        """Insert or move an event row; a move ``EVENT_ROW_LIFECYCLE`` does not list raises
+        (rewriting a row in its own state, e.g. for an ``explained`` message, is no move)."""
+        row = db.execute("SELECT state FROM events WHERE id=?", (ev["id"],)).fetchone()
+        if row is not None and row[0] != state:
+            EVENT_ROW_LIFECYCLE.check(EventRowState(row[0]), EventRowState(state))
         db.execute(
             "INSERT INTO events (id, camera, label, label_prob, start_ts, end_ts, peak_score,"
             " peak_ts, state, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -150,7 +160,8 @@ class Outbox:
     def open_events(self) -> list[dict[str, Any]]:
         """Events a previous run started (or ended without sending ``end``) and then died."""
         rows = self.conn.execute(
-            "SELECT data FROM events WHERE state IN ('open', 'ending') ORDER BY start_ts"
+            "SELECT data FROM events WHERE state IN (?, ?) ORDER BY start_ts",
+            (EventRowState.OPEN, EventRowState.ENDING),
         )
         return [json.loads(r["data"]) for r in rows]
 

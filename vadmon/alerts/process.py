@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from pydantic import ValidationError
 
 from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
 from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, build_body, new_msg_id
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
+from vadmon.alerts.lifecycle import EventRowState
 from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.retention import MediaStore, RetentionSettings
@@ -35,8 +37,15 @@ from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.alerts.webhook_url import UrlUnresolved, check_url
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.logs import fields
-from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
-from vadmon.runtime.status_schema import MAX_RECENT_EVENTS
+from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, decode
+from vadmon.runtime.status_schema import (
+    MAX_RECENT_EVENTS,
+    AlertCounters,
+    AlertInfo,
+    AlertStatus,
+    HistogramBody,
+    RecentEvent,
+)
 
 log = logging.getLogger("vadmon.alerts.process")
 MAX_BATCH = 500
@@ -109,7 +118,7 @@ class AlertPipeline:
             if data.get("end_ts") is None:
                 data["end_ts"] = data["start_ts"] + float(data.get("duration_s") or 0.0)
             data["reason"] = "interrupted: alert process restarted"
-            self._enqueue("end", data, "interrupted")
+            self._enqueue("end", data, EventRowState.INTERRUPTED)
 
     def on_message(self, parts: list[bytes]) -> None:
         try:
@@ -189,22 +198,22 @@ class AlertPipeline:
             if m.kind == "start":
                 ev.snapshot_path = self.clips.snapshot(ev)  # on disk before start is queued
                 self.clips.begin(ev)
-                self._enqueue("start", ev.to_dict(), "open")
+                self._enqueue("start", ev.to_dict(), EventRowState.OPEN)
                 self._narrate(ev)
             elif m.kind == "update":
                 ev.snapshot_path = self.clips.snapshot(ev)  # the peak may have moved
-                self._enqueue("update", ev.to_dict(), "open")
+                self._enqueue("update", ev.to_dict(), EventRowState.OPEN)
             else:
                 ev.snapshot_path = self.clips.snapshot(ev)
                 data = ev.to_dict()
-                self._store(lambda data=data: self.outbox.record_event(data, "ending"))
+                self._store(lambda data=data: self.outbox.record_event(data, EventRowState.ENDING))
                 self.clips.end(ev)
 
     def _finish(self, event: Event, clip: str | None) -> None:
         event.clip_path = clip
-        self._enqueue("end", event.to_dict(), "closed")
+        self._enqueue("end", event.to_dict(), EventRowState.CLOSED)
 
-    def _enqueue(self, kind: str, data: dict[str, Any], state: str) -> None:
+    def _enqueue(self, kind: str, data: dict[str, Any], state: EventRowState) -> None:
         narrative = self.narratives.get(data.get("id", ""))
         if narrative is not None:
             data["explanation"] = dict(data.get("explanation") or {}, narrative=narrative)
@@ -247,7 +256,9 @@ class AlertPipeline:
                 return
             self.unsaved.popleft()
 
-    def status(self) -> Status:
+    def status(self) -> AlertStatus:
+        """The ``alerts`` heartbeat body, built here and sent as is: the typed fields the
+        dashboard reads, and every stage's own counters beside them under their own names."""
         counters: dict[str, float] = {}
         for source in (
             self.counters,
@@ -258,28 +269,32 @@ class AlertPipeline:
             self.score_log.counters if self.score_log else {},
             {f"deliveries_{k}": v for k, v in self.worker.counters().items()},
             {f"outbox_{k}": v for k, v in self.outbox.counts().items()},
+            self.outbox.queue_counts(),
         ):
             counters.update(source)
-        open_events = sum(cam.open_event is not None for cam in self.tracker.cameras.values())
-        # the dashboard's field names (vadmon.runtime.status_schema)
-        counters.update(self.outbox.queue_counts())
         counters["events_total"] = self.counters.get("queued_start", 0)
         counters["outbox_unsaved"] = len(self.unsaved)
         seen: dict[str, dict[str, Any]] = {}
         for ev in self.recent:  # newest message per event
             seen.setdefault(ev["id"], ev)
-        return Status(
-            process="alerts",
-            ts=time.time(),
-            state="running",
-            counters=counters,
-            info={
-                "open_events": open_events,
-                "webhooks": len(self.endpoints),
-                "recent_events": list(seen.values())[:MAX_RECENT_EVENTS],
-                "alert_latency": self.worker.latency.body(),
-            },
+        open_events = sum(cam.open_event is not None for cam in self.tracker.cameras.values())
+        info = AlertInfo(
+            webhooks=len(self.endpoints),
+            open_events=open_events,
+            recent_events=_valid_events(list(seen.values())[:MAX_RECENT_EVENTS]),
+            alert_latency=HistogramBody.model_validate(self.worker.latency.body()),
         )
+        return AlertStatus(counters=AlertCounters.model_validate(counters), info=info)
+
+
+def _valid_events(events: list[dict[str, Any]]) -> list[RecentEvent]:
+    """The recent events the schema accepts (a label longer than the schema allows is left
+    off the dashboard's list, not allowed to stop the heartbeat)."""
+    valid = []
+    for ev in events:
+        with contextlib.suppress(ValidationError):
+            valid.append(RecentEvent.model_validate(ev))
+    return valid
 
 
 def open_subscriber(
@@ -328,9 +343,8 @@ def run_alerts(
             now = time.time()
             pipeline.tick(now)
             if now >= next_beat:
-                status = pipeline.status()
                 if heartbeat is not None:
-                    heartbeat.beat(state=status.state, counters=status.counters, info=status.info)
+                    heartbeat.beat_built(pipeline.status)
                 next_beat = now + settings.heartbeat_s
     finally:
         pipeline.shutdown()

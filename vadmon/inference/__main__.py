@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         setup_logging("inference", cfg.log_level)
         torch.set_num_threads(inference_threads(cfg.model.threads))
-        scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device)
-        log.info("model ready: %s, %s", scorer.mode, runtime)
-        bank = PhraseBank.from_config(cfg.explain, encoder.clip)
-        return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime, bank)
+        built = build_scorer(cfg.model, cfg.model.device)
+        log.info("model ready: %s, %s", built.scorer.mode, built.runtime)
+        bank = PhraseBank.from_config(cfg.explain, built.encoder.clip)
+        settings = inference_settings(cfg)
+        return run_inference(settings, built.scorer, built.encoder, stop, built.runtime, bank)
     except VadmonError as exc:
         print(f"vadmon inference: error: {exc.line()}", file=sys.stderr)
         return 2

@@ -7,9 +7,11 @@ the scorer the inference process runs.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
+from vadmon.config.models import ModelConfig
 from vadmon.inference.embedding import SnippetEncoder
-from vadmon.inference.scores import VadClipStreamScorer, ZeroShotScorer
+from vadmon.inference.scores import Scorer, VadClipStreamScorer, ZeroShotScorer
 
 DEFAULT_CLASSES = ["normal", "fighting", "shooting", "riot", "abuse", "car accident", "explosion"]
 
@@ -20,8 +22,17 @@ def inference_threads(configured: int | None) -> int:
     return configured or max(1, (os.cpu_count() or 2) - 1)
 
 
-def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
-    """Model section of the config → (scorer, encoder, "device/precision") ready to run.
+@dataclass(frozen=True)
+class BuiltScorer:
+    """A scorer ready to run, the encoder that feeds it, and where/how it runs."""
+
+    scorer: Scorer
+    encoder: SnippetEncoder
+    runtime: str  # "device/precision", e.g. "cpu/bf16" (the dashboard shows it)
+
+
+def build_scorer(model_cfg: ModelConfig, device: str) -> BuiltScorer:
+    """Model section of the config → the scorer, its encoder and "device/precision".
 
     The precision is resolved once here (``resolve_precision``: a cached, measured probe for
     ``auto``) and the concrete value is passed to every part.
@@ -46,11 +57,11 @@ def build_scorer(model_cfg, device: str) -> tuple[object, SnippetEncoder, str]:
             lookahead=model_cfg.lookahead,
             max_gap=model_cfg.max_gap,
         )
-        return scorer, SnippetEncoder(model.clipmodel), f"{dev}/{precision}"
+        return BuiltScorer(scorer, SnippetEncoder(model.clipmodel), f"{dev}/{precision}")
     precision = resolve_precision(model_cfg.precision, dev, model_cfg.clip_arch)
     clip = create_clip(
         model_cfg.clip_arch, model_cfg.clip_pretrained, device=str(dev), precision=precision
     )
     names = list(model_cfg.class_names or DEFAULT_CLASSES)
     names += [c for c in model_cfg.extra_classes if c not in names]
-    return ZeroShotScorer(clip, names), SnippetEncoder(clip), f"{dev}/{precision}"
+    return BuiltScorer(ZeroShotScorer(clip, names), SnippetEncoder(clip), f"{dev}/{precision}")
