@@ -45,7 +45,6 @@ from vadmon.runtime.backoff import backoff_delay
 from vadmon.runtime.status_schema import ALERT_LATENCY_BUCKETS, Histogram
 
 log = logging.getLogger("vadmon.alerts.delivery")
-METRIC = "vadmon_webhook_deliveries_total"
 MAX_PAYLOAD_BYTES = 20_000
 
 
@@ -171,7 +170,7 @@ class DeliveryWorker:
         if loop is not None and ev is not None:
             loop.call_soon_threadsafe(ev.set)
 
-    def stop(self, flush_s: float = 2.0) -> None:
+    def stop(self, flush_s: float) -> None:
         """Keep delivering due rows for up to ``flush_s``, then stop; pending rows stay queued."""
         self._flush_until = time.time() + flush_s
         self._stop.set()
@@ -182,11 +181,6 @@ class DeliveryWorker:
 
     def counters(self) -> dict[str, int]:
         return dict(self._counts)
-
-    def prometheus(self) -> dict[str, int]:
-        """``{'vadmon_webhook_deliveries_total{status="delivered"}': n, ...}``."""
-        skip = ("attempts", "dns_errors", "outbox_errors")  # not outcomes of a delivery
-        return {f'{METRIC}{{status="{k}"}}': v for k, v in self._counts.items() if k not in skip}
 
     def run_once(self) -> int:
         """Deliver everything due now, synchronously (tests, CLI)."""
