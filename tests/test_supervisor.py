@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from monitor_support import alive, marked_processes
+from monitor_support import alive, marked_processes, write_config
 
 from vadmon.config import SupervisorConfig
 from vadmon.runtime.child import ChildSpec, backoff_delay
@@ -279,3 +279,23 @@ def test_bad_input_from_a_camera_keeps_the_others_running(tmp_path: Path, subpro
         sup.shutdown()
     core = Supervisor([child("inference", "bad_input", tmp_path, subprocess_env)])
     assert core.run() == 2
+
+
+def test_a_real_process_reports_its_bad_input_line(tmp_path: Path, subprocess_env) -> None:
+    """The inference process on an unreadable checkpoint exits 2 through the one entry helper
+    (``runtime/entry.py``), which reports its error line: the supervisor shows that line as
+    the reason, not a bare "exit code 2" (before, only capture reported it)."""
+    checkpoint = tmp_path / "broken.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    cfg = write_config(tmp_path / "m.yaml", {"door": "synthetic:w=64&h=48&fps=5"}, checkpoint)
+    argv = [sys.executable, "-m", "vadmon.inference", "--config", str(cfg)]
+    spec = ChildSpec("inference", argv, env=subprocess_env, essential=False)
+    sup = Supervisor([spec], heartbeat_endpoint=f"ipc://{tmp_path}/hb.sock")
+    sup.start()
+    try:
+        drive(sup, lambda: "checkpoint" in sup.status()["inference"].last_exit, 90, "reason")
+    finally:
+        sup.shutdown()
+    status = sup.status()["inference"]
+    assert status.state == "failed" and status.starts == 1
+    assert status.last_exit.startswith("bad input, not restarted: ")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import signal
 import sqlite3
 import threading
 import time
@@ -316,13 +315,10 @@ def run_alerts(
     settings: AlertSettings,
     score_endpoint: str,
     preview_endpoints: list[str],
-    stop: threading.Event | None = None,
+    stop: threading.Event,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop``), then close open events, flush, and return 0."""
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+    """Run until ``stop`` (SIGTERM/SIGINT, ``runtime/entry``), then close open events, flush,
+    and return 0."""
     pipeline = AlertPipeline(settings)
     ctx = zmq.Context.instance()
     sub = open_subscriber(ctx, score_endpoint, preview_endpoints)

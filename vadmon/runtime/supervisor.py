@@ -35,6 +35,7 @@ from vadmon.runtime.child import (
     pdeathsig_preexec,
 )
 from vadmon.runtime.cleanup import Cleanup, run_cleanup, start_janitor
+from vadmon.runtime.entry import BAD_INPUT_EXIT  # the one exit code of bad input
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, Heartbeat, HeartbeatReceiver
 from vadmon.runtime.logs import ChildLogs
 from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
@@ -45,7 +46,6 @@ Hook = Callable[[], None]
 # Restarting cannot fix that. An essential child (inference, alerts) stops everything and the
 # supervisor exits with it too; any other child (a camera) stays down, its reason shown, while
 # the rest keep running: one bad camera must not take the others down.
-BAD_INPUT_EXIT = 2
 
 
 class Supervisor:
