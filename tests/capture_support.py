@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 import zmq
 from config_support import write_config
 from conftest import SYSTEM_PYTHON, require_rtsp_server
+from wait_support import wait_for  # noqa: F401 - re-exported: the one wait helper
 
 from vadmon.capture.setup import capture_endpoints
 from vadmon.runtime.heartbeat import Heartbeat, decode_published
@@ -34,15 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
 
 
 @dataclass

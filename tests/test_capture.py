@@ -92,7 +92,8 @@ def test_slow_consumer_memory_flat_and_drops_counted(capture: Callable[..., Capt
         assert wait_for(lambda: run.state == "online", 20), run.output()
         # Progress, not time: drops start once the stuck queue is full, and memory is compared
         # across the next 500 dropped snippets (about 5 s at 100 fps), however loaded the host.
-        assert wait_for(lambda: run.last().counters.snippet_drops_total > 0, 60), run.output()
+        # the first 100 drops warm up (ring, queues, allocator): measured from there on
+        assert wait_for(lambda: run.last().counters.snippet_drops_total >= 100, 60), run.output()
         early = rss_kib(run.proc.pid)
         early_drops = run.last().counters.snippet_drops_total
         more = early_drops + 500

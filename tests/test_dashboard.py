@@ -23,13 +23,13 @@ import httpx
 import numpy as np
 import pytest
 import zmq
+from alerts_support import CALM, FIGHT, SECRET, Harness
 from capture_support import capture_runs, free_port
 from conftest import require_tool
 from monitor_support import write_config
 from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
 from rich.console import Console
-from test_alerts import CALM, FIGHT, SECRET, Harness
 from webhook_receiver import Receiver
 
 from vadmon.alerts.outbox import Outbox

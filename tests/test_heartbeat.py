@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import zmq
 from monitor_support import alive, write_config
-from test_supervisor import drive
+from supervisor_support import drive
 
 from vadmon.capture.watchdog import CameraState, Watchdog, WatchdogSettings
 from vadmon.config import SupervisorConfig, load_config

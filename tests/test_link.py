@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import zmq
 from capture_support import free_port, wait_for
+from link_support import client_transport, keys_generate, server_transport
 from monitor_support import Listener, Monitor, short_dir, write_config
 
 from vadmon.model import crops
@@ -26,29 +27,6 @@ from vadmon.runtime.transport import send_message
 
 pytestmark = pytest.mark.slow
 SOURCE = "synthetic:w=320&h=240&fps=10"
-
-
-def keys_generate(env: dict[str, str], directory: Path, name: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "vadmon", "keys", "generate", name, "--dir", str(directory)],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-
-
-def server_transport(port: int, keys: Path, allowed: Path, bindings: str = "") -> str:
-    return f"""  tcp: {{bind: "tcp://127.0.0.1:{port}"}}
-  curve:
-    server_secret_file: {keys / "server.key_secret"}
-    allowed_clients_dir: {allowed}
-    {bindings}"""
-
-
-def client_transport(port: int, keys: Path, client: str) -> str:
-    return f"""  tcp: {{connect: "tcp://127.0.0.1:{port}"}}
-  curve:
-    client_secret_file: {keys / f"{client}.key_secret"}
-    server_public_file: {keys / "server.key"}"""
 
 
 def handmade_snippet(camera: str, index: int, ahead_s: float = 0.0) -> tuple[SnippetMessage, bytes]:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from test_webhook_config import SECRET, config, hook, score
 from webhook_receiver import Receiver
+from webhook_support import SECRET, config, hook, score
 
 from vadmon.alerts.delivery import build_body, new_msg_id
 from vadmon.alerts.outbox import Outbox
