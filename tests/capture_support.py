@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,12 @@ import pytest
 import zmq
 from config_support import write_config
 from conftest import SYSTEM_PYTHON, require_rtsp_server
+from wait_support import wait_for  # noqa: F401 - re-exported: the one wait helper
 
 from vadmon.capture.setup import capture_endpoints
-from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
+from vadmon.runtime.heartbeat import Heartbeat, decode_published
+from vadmon.runtime.messages import MessageError, PreviewFrame, SnippetMessage
+from vadmon.runtime.status_schema import CaptureStatus
 from vadmon.runtime.transport import RecvStats, ipc_dir, puller, recv_message, subscriber
 
 TESTS = Path(__file__).resolve().parent
@@ -32,15 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
 
 
 @dataclass
@@ -107,7 +100,7 @@ class Capture:
     config: Path
     env: dict[str, str]
     directory: Path  # the config's ipc directory
-    statuses: list[Status] = field(default_factory=list)
+    statuses: list[CaptureStatus] = field(default_factory=list)
     snippets: list[SnippetMessage] = field(default_factory=list)
     previews: list[tuple[PreviewFrame, bytes]] = field(default_factory=list)
     recv_stats: RecvStats = field(default_factory=RecvStats)
@@ -137,26 +130,30 @@ class Capture:
         while not self._stop.is_set():
             ready = dict(poller.poll(50))
             if sub in ready:
-                got = recv_message(sub, 0, self.recv_stats)
-                if got is not None:
-                    self._keep(*got)
+                self._receive(sub)
             if pull is not None and pull in ready:
                 got = recv_message(pull, 0, self.recv_stats)
                 if got is not None:
                     self.snippets.append(got[0])  # type: ignore[arg-type]
         ctx.destroy(linger=0)
 
-    def _keep(self, msg: object, payload: bytes | None) -> None:
-        if isinstance(msg, Status):
-            self.statuses.append(msg)
+    def _receive(self, sub: zmq.Socket) -> None:
+        """Status beats parsed as the supervisor parses them; previews as messages."""
+        try:
+            msg, payload = decode_published(sub.recv_multipart())
+        except MessageError:
+            self.recv_stats.malformed += 1
+            return
+        if isinstance(msg, Heartbeat) and isinstance(msg.body, CaptureStatus):
+            self.statuses.append(msg.body)
         elif isinstance(msg, PreviewFrame):
             self.previews.append((msg, payload or b""))
 
     @property
     def state(self) -> str:
-        return self.statuses[-1].state if self.statuses else ""
+        return (self.statuses[-1].state or "") if self.statuses else ""
 
-    def last(self) -> Status:
+    def last(self) -> CaptureStatus:
         assert self.statuses, "no status heartbeat received"
         return self.statuses[-1]
 

@@ -18,8 +18,10 @@ from pathlib import Path
 import zmq
 from capture_support import rss_kib, wait_for  # noqa: F401  (re-exported for the soak tests)
 
-from vadmon.runtime.messages import ScoreMessage, Status
-from vadmon.runtime.transport import RecvStats, recv_message, subscriber
+from vadmon.runtime.heartbeat import Heartbeat, decode_published
+from vadmon.runtime.messages import MessageError, ScoreMessage
+from vadmon.runtime.status_schema import CaptureStatus
+from vadmon.runtime.transport import RecvStats, subscriber
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -224,12 +226,13 @@ class Monitor:
 
 @dataclass
 class Listener:
-    """Collects capture ``Status`` and ``ScoreMessage``s from a monitor's ipc directory."""
+    """Collects capture ``CaptureStatus`` beats and ``ScoreMessage``s from a monitor's ipc
+    directory (the beats parsed as the supervisor parses them)."""
 
     ipc: Path
     cameras: list[str]
     scores: list[tuple[float, ScoreMessage]] = field(default_factory=list)
-    statuses: dict[str, list[tuple[float, Status]]] = field(default_factory=dict)
+    statuses: dict[str, list[tuple[float, Heartbeat]]] = field(default_factory=dict)
     stats: RecvStats = field(default_factory=RecvStats)
 
     def __post_init__(self) -> None:
@@ -244,28 +247,33 @@ class Listener:
         for cam in self.cameras:
             sub.connect(f"ipc://{self.ipc}/capture-{cam}.sock")
         while not self._stop.is_set():
-            got = recv_message(sub, 50, self.stats)
-            if got is None:
+            if not sub.poll(50):
                 continue
-            msg, now = got[0], time.time()
+            try:
+                msg, _ = decode_published(sub.recv_multipart())
+            except MessageError:
+                self.stats.malformed += 1
+                continue
+            now = time.time()
             if isinstance(msg, ScoreMessage):
                 self.scores.append((now, msg))
-            elif isinstance(msg, Status) and msg.camera in self.statuses:
-                self.statuses[msg.camera].append((now, msg))
+            elif isinstance(msg, Heartbeat) and isinstance(msg.body, CaptureStatus):
+                self.statuses.get(msg.body.camera or "", []).append((now, msg))
         sub.close(0)
         ctx.term()
 
-    def status(self, cam: str) -> Status | None:
+    def status(self, cam: str) -> CaptureStatus | None:
         items = self.statuses[cam]
-        return items[-1][1] if items else None
+        return items[-1][1].body if items else None  # type: ignore[return-value]
 
     def state(self, cam: str) -> str:
         st = self.status(cam)
-        return st.state if st else ""
+        return (st.state or "") if st else ""
 
     def counter(self, cam: str, key: str) -> float:
+        """A ``CaptureCounters`` field by name (0 until the first beat carries it)."""
         st = self.status(cam)
-        return st.counters.get(key, 0.0) if st else 0.0
+        return (getattr(st.counters, key) or 0.0) if st else 0.0
 
     def scores_for(self, cam: str, since: float = 0.0) -> list[ScoreMessage]:
         return [m for t, m in list(self.scores) if m.camera == cam and t >= since]

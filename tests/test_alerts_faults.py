@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from alerts_support import CALM, FIGHT, SECRET, Harness, previews  # noqa: F401 (fixture)
 from capture_support import wait_for
-from test_alerts import CALM, FIGHT, SECRET, Harness, previews  # noqa: F401 (fixture)
 from webhook_receiver import Receiver
 
 from vadmon.alerts.outbox import Outbox

@@ -7,7 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from test_calibrate import normal_stream, write_config
+from calibrate_support import normal_stream
+from explain_support import write_config
 
 from vadmon.alerts.calibrate import rate_bound
 from vadmon.alerts.scorelog import ScoreLogWriter

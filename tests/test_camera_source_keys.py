@@ -26,6 +26,8 @@ from vadmon.capture.probe import classify_stream_failure
 from vadmon.capture.setup import build_source
 from vadmon.capture.source import ErrorKind
 from vadmon.config import MonitorConfig, load_config_text
+from vadmon.dashboard.state import DashboardState
+from vadmon.runtime.heartbeat import TOPIC, encode, parse_heartbeat
 from vadmon.settings import capture_settings
 
 PASSWORD = "p@ss:w/rd%"
@@ -187,15 +189,21 @@ def test_loop_false_ends_the_camera_at_the_end_of_the_file(
     video = short_video(tmp_path / "short.avi")
     run = capture("door", str(video), {**FAST, "loop": loop}, False)
     if loop:
-        assert wait_for(lambda: run.statuses and run.last().counters["frames"] > 20, 30)
+        assert wait_for(lambda: run.statuses and run.last().counters.frames_total > 20, 30)
         assert run.state == "online"
         return
     assert run.wait_state({"ended"}, 30), run.output()
-    frames = run.last().counters["frames"]
+    frames = run.last().counters.frames_total
     time.sleep(3)  # longer than the reconnect backoff: nothing restarts
     last = run.last()
-    assert last.state == "ended" and last.counters["frames"] == frames <= 8
-    assert last.counters["reconnects"] == 0 and run.alive()
+    assert last.state == "ended" and last.counters.frames_total == frames <= 8
+    assert last.counters.reconnects_total == 0 and run.alive()
+    # the same body, as the supervisor feeds it to the dashboard: the ended camera keeps its
+    # counters there (it used to be rejected whole: "state: Input should be ...")
+    dash = DashboardState(cameras=["door"])
+    dash.update_heartbeat(parse_heartbeat([TOPIC, encode("capture:door", last)]), now=time.time())
+    (door,) = dash.view(time.time()).cameras
+    assert door.state == "ended" and door.frames_total == frames
 
 
 @pytest.mark.parametrize(("level", "shown"), [("info", True), ("warning", False)])

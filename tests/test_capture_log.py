@@ -20,7 +20,7 @@ def capture(subprocess_env: dict[str, str]) -> Iterator[Callable[..., Capture]]:
 
 def test_refused_camera_lines_collapse(capture: Callable[..., Capture]) -> None:
     run = capture("nobody", f"rtsp://127.0.0.1:{free_port()}/test", FAST)
-    assert wait_for(lambda: run.statuses and run.last().counters["reconnects"] >= 9, 40), (
+    assert wait_for(lambda: run.statuses and (run.last().counters.reconnects_total or 0) >= 9, 40), (
         run.output()
     )
     assert run.stop() == 0

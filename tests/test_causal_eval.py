@@ -48,7 +48,8 @@ def test_causal_replay_equals_the_monitors_scores(tmp_path: Path, demo_checkpoin
         tmp_path, model=model_cfg, cameras={"cam": {"source": str(clip.path), "fps": 16}}
     )
     cfg = load_config(config)
-    scorer, encoder, _ = build_scorer(cfg.model, "cpu")
+    built = build_scorer(cfg.model, "cpu")
+    scorer, encoder = built.scorer, built.encoder
     rec = Recording(encoder)
     live = score_video(clip.path, "cam", capture_settings(cfg, "cam").snippet, scorer, rec)
     assert [m.snippet_index for m in live] == list(range(30))

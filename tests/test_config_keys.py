@@ -524,8 +524,7 @@ def test_model_window_sizes_the_scorer(demo_checkpoint: Path) -> None:
     for window in (8, 32):
         model = {"mode": "vadclip", "checkpoint": str(demo_checkpoint), "window": window}
         cfg = MonitorConfig.model_validate({**BASE, "model": {**model, "device": "cpu"}})
-        scorer, _, _ = build_scorer(cfg.model, cfg.model.device)
-        sizes.append(scorer.window)
+        sizes.append(build_scorer(cfg.model, cfg.model.device).scorer.window)
     assert sizes == [8, 32]
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from dashboard_support import EVENTS, alerts_fields, example_state, feed, record
 from rich.cells import cell_len
-from test_dashboard import EVENTS, alerts_fields, example_state, feed, record
 
 LONG_WHY = "a person lying on the ground near the door while two others run towards the exit"
 CUT = re.compile(r"\w…")  # an ellipsis glued to a letter: a word cut in half

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from test_delivery import SECRET, drain, enqueue, setup
+from delivery_support import SECRET, drain, enqueue, setup
 from webhook_receiver import Receiver
 
 from vadmon.runtime.log_repeat import RepeatLog

@@ -113,7 +113,8 @@ def test_openvino_conversion_cache_hit_and_corrupt_recovery(
     cfg = _model_cfg(fixture_ckpts["ucf"], tmp_path / "ov", precision="int8",
                      calibration=str(vtest_path), calibration_frames=16)  # fmt: skip
     before = dict(openvino_backend.stats)
-    scorer, encoder, runtime = build_scorer(cfg, "cpu")
+    built = build_scorer(cfg, "cpu")
+    encoder, runtime = built.encoder, built.runtime
     assert runtime == "cpu/ov-int8" and encoder.image_encoder.backend == "openvino"
     assert openvino_backend.stats["conversions"] == before["conversions"] + 1
     assert openvino_backend.stats["quantisations"] == before["quantisations"] + 1
@@ -131,7 +132,8 @@ def test_openvino_conversion_cache_hit_and_corrupt_recovery(
     binary = manifest_path.with_name("model.bin")
     mtime = binary.stat().st_mtime_ns
     mid = dict(openvino_backend.stats)
-    _, encoder2, runtime2 = build_scorer(cfg, "cpu")
+    built = build_scorer(cfg, "cpu")
+    encoder2, runtime2 = built.encoder, built.runtime
     assert runtime2 == "cpu/ov-int8" and encoder2.image_encoder.source == "cache"
     assert openvino_backend.stats["conversions"] == mid["conversions"]
     assert openvino_backend.stats["cache_hits"] == mid["cache_hits"] + 1
@@ -141,7 +143,8 @@ def test_openvino_conversion_cache_hit_and_corrupt_recovery(
     data[len(data) // 2] ^= 0xFF
     binary.write_bytes(bytes(data))
     caplog.clear()
-    _, encoder3, runtime3 = build_scorer(cfg, "cpu")
+    built = build_scorer(cfg, "cpu")
+    encoder3, runtime3 = built.encoder, built.runtime
     assert runtime3 == "cpu/ov-int8" and encoder3.image_encoder.source == "converted"
     assert openvino_backend.stats["rebuilds"] == mid["rebuilds"] + 1
     assert "model.bin does not match its recorded sha256 (corrupt)" in caplog.text
@@ -156,7 +159,8 @@ def test_a_failed_gate_falls_back_to_torch_and_says_why(
     caplog.set_level(logging.INFO, "vadmon.encoder")
     cfg = _model_cfg(fixture_ckpts["ucf"], ov_cache, precision="int8", calibration="builtin",
                      calibration_frames=16, **gate)  # fmt: skip
-    _, encoder, runtime = build_scorer(cfg, "cpu")
+    built = build_scorer(cfg, "cpu")
+    encoder, runtime = built.encoder, built.runtime
     result = encoder.selection.gate
     assert not result.passed and encoder.selection.fallback == result.reason
     assert runtime == "cpu/fp32" and encoder.image_encoder.backend == "torch"
@@ -172,7 +176,7 @@ def test_calibration_from_the_cameras_and_a_bad_calibration_file(
 ):
     cfg = _model_cfg(fixture_ckpts["ucf"], ov_cache, precision="int8", calibration="cameras",
                      calibration_frames=8)  # fmt: skip
-    _, encoder, _ = build_scorer(cfg, "cpu", cameras=[str(vtest_path), str(vtest_path)])
+    encoder = build_scorer(cfg, "cpu", cameras=[str(vtest_path), str(vtest_path)]).encoder
     assert encoder.selection.calibration_source == "cameras: 8 frames from 2 camera(s)"
     bad = _model_cfg(fixture_ckpts["ucf"], ov_cache, precision="int8",
                      calibration=str(tmp_path / "missing.mp4"))  # fmt: skip
@@ -185,7 +189,8 @@ def test_auto_follows_the_measured_matrix_and_caches_it(fixture_ckpts, ov_cache,
                      calibration_frames=8)  # fmt: skip
     threads = torch.get_num_threads()
     try:
-        _, encoder, runtime = build_scorer(cfg, "cpu")
+        built = build_scorer(cfg, "cpu")
+        encoder, runtime = built.encoder, built.runtime
         path = cache_home / "encoder_probe.json"
         (entry,) = json.loads(path.read_text()).values()
         matrix = probe.Matrix(**entry)
@@ -202,7 +207,7 @@ def test_auto_follows_the_measured_matrix_and_caches_it(fixture_ckpts, ov_cache,
         speeds = next(iter(data.values()))["images_per_s"]
         speeds["torch/int8/1"] = 1e9
         path.write_text(json.dumps(data))
-        _, _, runtime2 = build_scorer(cfg, "cpu")
+        runtime2 = build_scorer(cfg, "cpu").runtime
         assert runtime2 == "cpu/int8" and torch.get_num_threads() == 1
         # a changed key (other CPU or library versions) measures again
         next(iter(data.values()))["key"] = "another machine"

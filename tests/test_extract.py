@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from extract_support import read_frames
 
 from tests.tiny_clip import tiny_clip
 from vadmon.errors import VadmonError
@@ -36,18 +37,6 @@ def _write_video(path: Path, frames: int, seed: int, size: tuple[int, int] = (64
         writer.write(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
     writer.release()
     return path
-
-
-def _read_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def _npy_files(root: Path) -> dict[str, np.ndarray]:
@@ -134,7 +123,7 @@ def test_vtest_10crop_matches_direct_encoding(tmp_path: Path, vtest_path: Path, 
     arrays = [np.load(f) for f in files]
     assert all(a.shape == (795 // 16, 64) and a.dtype == np.float32 for a in arrays)
 
-    frames = _read_frames(vtest_path)
+    frames = read_frames(vtest_path)
     for i in (0, 17, 48):  # row i = middle frame (offset 8) of snippet i, every crop
         with torch.inference_mode():
             want = encode(prep(cr.crops_of(frames[16 * i + 8], range(10)))).numpy()
@@ -161,7 +150,7 @@ def test_center_mode_averages_k_frames(tmp_path: Path, clip) -> None:
     )
     got = np.load(out / "Cam" / "a__0.npy")
     assert sorted(p.name for p in out.rglob("*.npy")) == ["a__0.npy"]
-    frames = _read_frames(video)
+    frames = read_frames(video)
     for i in range(2):
         with torch.inference_mode():
             pair = encode(

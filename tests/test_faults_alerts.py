@@ -10,26 +10,24 @@ heartbeat, /metrics), not silent; the held-back event is still recorded with its
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
-import os
 import time
 from pathlib import Path
 
+from alerts_support import Harness, events_cli
 from prometheus_client import CollectorRegistry, generate_latest
+from retention_support import DAY, closed_event, jpeg, previews, stored
 from rich.console import Console
-from test_alerts import Harness, events_cli
-from test_retention import DAY, closed_event, jpeg, previews, score, stored
-from test_webhook_config import SECRET, config, hook
 from webhook_receiver import Receiver
+from webhook_support import SECRET, config, hook, score
 
 from vadmon.alerts.process import AlertPipeline
 from vadmon.config import load_config
 from vadmon.dashboard.prometheus import StateCollector
 from vadmon.dashboard.render import render
 from vadmon.dashboard.state import DashboardState
-from vadmon.runtime.heartbeat import parse_heartbeat
+from vadmon.runtime.heartbeat import TOPIC, encode, parse_heartbeat
 from vadmon.settings import alert_settings
 
 
@@ -67,7 +65,7 @@ def test_retention_keeps_media_a_pending_webhook_refers_to(tmp_path: Path) -> No
     previews(pipeline, 8, size=4000)
     for i in range(3):
         pipeline.on_message(score(i, 0.9))
-    assert pipeline.status().counters["media_skipped"] >= 1
+    assert pipeline.status().counters.get("media_skipped") >= 1
     assert waiting.exists()  # before: deleted to make room
     pipeline.shutdown()
 
@@ -86,10 +84,9 @@ def test_flood_guard_is_configurable_and_counted_per_camera(
         pipeline.shutdown()  # ends the clip of the first event: its end goes out
         got = rx.wait_for(2, ok_only=True)
     assert [r.json["type"] for r in got] == ["vadmon.event.start", "vadmon.event.end"]
-    assert status.info["flood_suppressed"] == {"lobby": 1}  # before: only a silent total
+    assert status.info.flood_suppressed == {"lobby": 1}  # before: only a silent total
     assert "camera lobby: event not sent: over the flood guard of 1 per 600 s" in caplog.text
-    beat = {**dataclasses.asdict(status), "pid": os.getpid()}
-    parsed = parse_heartbeat([b"status", json.dumps(beat).encode()])
+    parsed = parse_heartbeat([TOPIC, encode("alerts", status)])
     assert parsed is not None and not parsed.problem, parsed
     state = DashboardState(["lobby"])
     state.update_heartbeat(parsed)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from config_support import delivery_settings, endpoint
-from test_delivery import SECRET, event
+from delivery_support import SECRET, event
 from webhook_receiver import Receiver
 
 from vadmon.alerts.delivery import DeliveryWorker, build_body, new_msg_id

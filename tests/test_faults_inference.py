@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from capture_support import wait_for
+from inference_faults_support import Feeder, start_inference, stop
 from monitor_support import short_dir, write_config
-from test_inference_faults import Feeder, start_inference, stop
 
 from vadmon.runtime.messages import SnippetMessage
 from vadmon.runtime.ring import RingWriter

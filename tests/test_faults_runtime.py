@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from tests.monitor_support import REPO, Monitor, short_dir, wait_for, write_config
-from tests.test_supervisor import alive, child, drive, pids
+from tests.monitor_support import REPO, Monitor, alive, short_dir, wait_for, write_config
+from tests.supervisor_support import child, drive, pids
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.outbox_check import integrity_problem
 from vadmon.config import SupervisorConfig, load_config

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_webhook_config import config, hook, score
+from webhook_support import config, hook, score
 
 from vadmon.alerts.process import AlertPipeline
 from vadmon.atomic import atomic_path, atomic_write_text

@@ -13,12 +13,19 @@ from pathlib import Path
 import pytest
 import zmq
 from monitor_support import alive, write_config
-from test_supervisor import drive
+from supervisor_support import drive
 
+from vadmon.capture.watchdog import CameraState, Watchdog, WatchdogSettings
 from vadmon.config import SupervisorConfig, load_config
 from vadmon.dashboard.console import MonitorConsole
-from vadmon.runtime.heartbeat import MAX_BYTES, TOPIC, parse_heartbeat
-from vadmon.runtime.status_schema import CaptureStatus, InferenceStatus
+from vadmon.dashboard.state import DashboardState
+from vadmon.runtime.heartbeat import MAX_BYTES, TOPIC, encode, parse_heartbeat
+from vadmon.runtime.status_schema import (
+    CaptureCounters,
+    CaptureInfo,
+    CaptureStatus,
+    InferenceStatus,
+)
 from vadmon.runtime.supervisor import ChildSpec, Supervisor
 
 CHILD = Path(__file__).with_name("sup_child.py")
@@ -201,3 +208,46 @@ def test_beats_without_the_childs_pid_do_not_keep_a_stopped_child_alive(
             os.kill(old, signal.SIGKILL)
     assert status.heartbeat_kills == 1 and status.last_exit.startswith("no heartbeat for")
     assert sup.bad_heartbeats > 0 and sup.stray_heartbeats > 0
+
+
+def _watchdog_states() -> set[CameraState]:
+    """Drive a real ``Watchdog`` through every transition it has, collecting the states."""
+    settings = WatchdogSettings(
+        stall_timeout_s=1, connect_timeout_s=1, backoff_base_s=0.1, backoff_max_s=0.1,
+        frozen_timeout_s=0, frozen_tolerance=0,
+    )  # fmt: skip
+    wd, seen = Watchdog(settings), set()
+    seen.add(wd.state)  # offline before the first attempt
+    wd.start(0.0)
+    seen.add(wd.state)  # connecting
+    wd.on_frame(0.1, (48, 64, 3), None)
+    seen.add(wd.state)  # online
+    wd.tick(5.0)
+    seen.add(wd.state)  # stalled: no frame for stall_timeout_s
+    wd.end()
+    seen.add(wd.state)  # ended: a loop: false file played out
+    return seen
+
+
+def test_every_watchdog_state_reaches_the_dashboard_with_its_counters() -> None:
+    """The capture body a child builds for each state it can be in is accepted by the parser
+    the supervisor runs, and the dashboard shows the state and keeps the counters (an ended
+    file camera used to be rejected as a whole, and its counters vanished)."""
+    states = _watchdog_states()
+    assert states == set(CameraState)
+    for state in CameraState:
+        body = CaptureStatus(
+            camera="door",
+            state=state,
+            counters=CaptureCounters(frames_total=80, reconnects_total=1, snippets_total=5),
+            info=CaptureInfo(source="file.avi", last_error="ended", errors={"stall": 1}),
+        )
+        beat = parse_heartbeat([TOPIC, encode("capture:door", body)])
+        assert beat is not None and beat.problem == "" and beat.body == body, state
+        dash = DashboardState(cameras=["door"])
+        dash.update_heartbeat(beat, now=time.time())
+        (door,) = dash.view(time.time()).cameras
+        assert door.state == state and door.state is CameraState(state.value)
+        assert (door.frames_total, door.reconnects_total, door.snippets_total) == (80, 1, 5)
+    beat = parse_heartbeat(raw({"process": "capture:door", "ts": 1.0, "pid": 9, "state": "lost"}))
+    assert beat is not None and beat.body is None and beat.problem.startswith("state:")

@@ -10,6 +10,7 @@ few loose modules at the top of ``vadmon/`` and no module too long to read in on
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vadmon"
@@ -182,3 +183,54 @@ def test_checker_sees_cycles_relative_imports_and_package_inits(tmp_path: Path) 
     assert graph["pkg.alone"] == set()
     # top imports pkg.sub.other, which runs pkg/sub/__init__.py, which imports top
     assert cycles(graph) == [["pkg.sub", "pkg.top"]]
+
+
+def architecture_tree(doc: Path) -> dict[str, set[str]]:
+    """The words of each entry of the ``vadmon/`` tree in ``docs/ARCHITECTURE.md``: ``""`` for
+    the loose modules, ``"capture"`` for ``capture/`` and so on."""
+    text = doc.read_text()
+    start = text.index("```\nvadmon/\n") + len("```\nvadmon/\n")
+    block = text[start : text.index("```", start)]
+    words: dict[str, set[str]] = {"": set()}
+    section = ""
+    for line in block.splitlines():
+        entry = re.match(r"^  (\w+)/\s", line)
+        if entry:
+            section = entry.group(1)
+            words.setdefault(section, set())
+        words[section].update(re.findall(r"[A-Za-z_]\w*", line))
+    return words
+
+
+def test_the_architecture_tree_names_every_module() -> None:
+    """docs/ARCHITECTURE.md's tree is where a reader looks a module up: every module is named
+    under its package (a new module without a line there fails here)."""
+    tree = architecture_tree(PACKAGE.parent / "docs" / "ARCHITECTURE.md")
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            continue
+        section, name = ("", parts[0]) if len(parts) == 1 else (parts[0], parts[-1])
+        if name not in tree.get(section, set()):
+            missing.append("/".join(parts))
+    assert not missing, f"docs/ARCHITECTURE.md's tree does not name: {missing}"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test helpers live in ``tests/*_support.py``: a test module importing another runs
+    the other's module-level code and couples two files a reader expects to be independent."""
+    tests = PACKAGE.parent / "tests"
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name.removeprefix("tests.").startswith("test_"):
+                    offenders.append(f"{path.name} imports {name}")
+    assert not offenders, offenders

@@ -15,6 +15,7 @@ import pytest
 import torch
 import zmq
 from monitor_support import short_dir
+from wait_support import wait_for
 
 from vadmon.capture.source import SyntheticSource
 from vadmon.inference.embedding import SnippetEncoder
@@ -64,7 +65,7 @@ def loop(request, monkeypatch):
     scores = subscriber(ctx, settings.score_endpoint)
     scores.setsockopt(zmq.SUBSCRIBE, b"")
     rings = {c: CameraRing(c, slots=8) for c in CAMERAS}
-    time.sleep(0.3)  # connections settle (PUB/SUB drops what is sent before)
+    _until_subscribed(inf.pub, scores)  # PUB/SUB drops what is sent before the subscription
     yield inf, pushers, rings, scores, beats
     inf.close()
     for sock in [*pushers.values(), scores, beats]:
@@ -73,6 +74,18 @@ def loop(request, monkeypatch):
         ring.close()
     ctx.term()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _until_subscribed(pub: zmq.Socket, sub: zmq.Socket) -> None:
+    """Readiness, not a sleep: probe the PUB until the SUB receives one, then drain."""
+
+    def arrived() -> bool:
+        pub.send_multipart([b"probe", b"{}"])
+        return bool(sub.poll(20))
+
+    assert wait_for(arrived, 10)
+    while sub.poll(50):
+        sub.recv_multipart()
 
 
 def _send(pushers, rings, camera: str, index: int) -> None:
@@ -152,7 +165,13 @@ def test_lookahead_scores_wait_and_a_quiet_camera_is_flushed(loop):
         # snippet t is published once t + 2 arrived, and says how far it could look
         assert [m.snippet_index for m in got] == list(range(max(0, index - 1)))
     assert all(m.timings["lookahead"] == 2.0 for m in got)
-    time.sleep(1.2)  # longer than max_age_s without a snippet: the camera went quiet
-    inf.step()
-    rest = _drain(scores, ScoreMessage)
+    rest: list = []
+
+    def flushed() -> bool:  # the camera goes quiet: its waiting scores come after max_age_s
+        inf.step()
+        rest.extend(_drain(scores, ScoreMessage))
+        return bool(rest)
+
+    assert wait_for(flushed, 10)
+    assert time.monotonic() - inf.cameras["cam-a"].last_arrival > 1.0  # not before max_age_s
     assert [(m.snippet_index, m.timings["lookahead"]) for m in rest] == [(3, 1.0), (4, 0.0)]

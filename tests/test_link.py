@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import zmq
 from capture_support import free_port, wait_for
+from link_support import client_transport, keys_generate, server_transport
 from monitor_support import Listener, Monitor, short_dir, write_config
 
 from vadmon.model import crops
@@ -36,29 +37,6 @@ def scrape(port: int) -> str:
             return reply.read().decode()
     except OSError:
         return ""
-
-
-def keys_generate(env: dict[str, str], directory: Path, name: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "vadmon", "keys", "generate", name, "--dir", str(directory)],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-
-
-def server_transport(port: int, keys: Path, allowed: Path, bindings: str = "") -> str:
-    return f"""  tcp: {{bind: "tcp://127.0.0.1:{port}"}}
-  curve:
-    server_secret_file: {keys / "server.key_secret"}
-    allowed_clients_dir: {allowed}
-    {bindings}"""
-
-
-def client_transport(port: int, keys: Path, client: str) -> str:
-    return f"""  tcp: {{connect: "tcp://127.0.0.1:{port}"}}
-  curve:
-    client_secret_file: {keys / f"{client}.key_secret"}
-    server_public_file: {keys / "server.key"}"""
 
 
 def handmade_snippet(camera: str, index: int, ahead_s: float = 0.0) -> tuple[SnippetMessage, bytes]:
@@ -167,7 +145,7 @@ def test_split_hosts_over_curve_refuse_unknown_and_plaintext(
         assert push_snippets(endpoint, "lobby", 4, allowed_keys, ahead_s=3600) >= 1
         push_snippets(endpoint, "plaintext", 6, None)
         push_snippets(endpoint, "unknownkey", 6, intruder_keys)
-        assert wait_for(lambda: bad_status.counter("intruder", "snippet_drops") >= 2, 60)
+        assert wait_for(lambda: bad_status.counter("intruder", "snippet_drops_total") >= 2, 60)
         before = len(scores.scores_for("lobby"))
         assert scores.wait_scores("lobby", before + 2, 30)  # the link kept working meanwhile
         seen = {m.camera for _, m in scores.scores}

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 from capture_support import free_port, wait_for
+from e2e_support import Tmux, monitor_config, tmux, write_flash_video  # noqa: F401
 from prometheus_client.parser import text_string_to_metric_families
 from rich.cells import cell_len
-from test_monitor_e2e import Tmux, monitor_config, tmux, write_flash_video  # noqa: F401
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret

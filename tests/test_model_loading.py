@@ -11,32 +11,12 @@ import time
 
 import pytest
 from capture_support import wait_for
+from model_loading_support import SLOW_LOAD_S, slow_load_env
 from monitor_support import Monitor, short_dir, write_config
 
 from vadmon.dashboard.render import render
 from vadmon.dashboard.state import DashboardState
 from vadmon.runtime.heartbeat import parse_heartbeat
-
-SLOW_LOAD_S = 12.0
-SITECUSTOMIZE = f"""
-import os, time
-if os.environ.get("VADMON_PROCESS_NAME") == "inference":
-    import vadmon.inference.build as build
-    real = build.build_scorer
-    def slow(*args, **kwargs):
-        result = real(*args, **kwargs)
-        time.sleep({SLOW_LOAD_S})
-        return result
-    build.build_scorer = slow
-"""
-
-
-def slow_load_env(tmp_path, env: dict[str, str]) -> dict[str, str]:
-    """``env`` with the slow-load ``sitecustomize`` first on the children's path."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    return dict(env, PYTHONPATH=f"{site}:{env['PYTHONPATH']}")
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -11,7 +10,7 @@ from explain_support import SECRET, drive, feed_event, pipeline, write_config
 from webhook_receiver import Receiver
 
 from vadmon.alerts.narrate import NarrationError, parse_reply
-from vadmon.runtime.heartbeat import parse_heartbeat
+from vadmon.runtime.heartbeat import TOPIC, encode, parse_heartbeat
 from vadmon.runtime.status_schema import RecentEvent
 
 
@@ -39,9 +38,7 @@ def test_explained_webhook_follows_start_with_a_well_formed_request(tmp_path, mo
         finally:
             pipe.shutdown()
     # the heartbeat the supervisor validates still passes with the extra kind and the text
-    beat = {"process": "alerts", "ts": time.time(), "pid": 1, "state": status.state,
-            "counters": status.counters, "info": status.info}  # fmt: skip
-    hb = parse_heartbeat([b"status", json.dumps(beat).encode()])
+    hb = parse_heartbeat([TOPIC, encode("alerts", status)])
     assert hb is not None and hb.body is not None, hb
     (latest,) = hb.body.info.recent_events  # newest message of the one event: end or explained
     assert latest.kind in ("end", "explained") and latest.text.startswith("Explosion (")
@@ -116,7 +113,7 @@ def test_failing_or_garbage_server_is_counted_and_alerts_flow(tmp_path, monkeypa
         try:
             feed_event(pipe, time.time() - 20, range(5, 15))
             drive(pipe, lambda: "end" in types(rx) and pipe.narrator.counters["narration_failures"])
-            assert pipe.status().counters["narration_failures"] == 1  # the heartbeat shows it
+            assert pipe.status().counters.get("narration_failures") == 1  # the heartbeat shows it
         finally:
             pipe.shutdown()
     assert chat.errors == [[]]

@@ -104,7 +104,8 @@ def test_build_scorer_resolves_auto_once_and_reports_it(cache_home, reference_di
         encoder={"backend": "torch"},  # the torch precision probe (backend auto: test_encoder_*)
     )  # fmt: skip
     assert cfg.precision == "auto"
-    scorer, encoder, runtime = build_scorer(cfg, cfg.device)
+    built = build_scorer(cfg, cfg.device)
+    scorer, runtime = built.scorer, built.runtime
     (entry,) = json.loads(cache_home.read_text()).values()  # one probe, for the model's CLIP
     assert runtime == f"cpu/{entry['choice']}"
     expected = precision.adapter_dtype(entry["choice"])

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import zmq
 from monitor_support import short_dir
+from wait_support import wait_for
 
 from vadmon.capture.preview_link import QUIET_AFTER_DROP_S, LinkPreviews
 from vadmon.runtime.link import LinkPreviewSettings, relay_preview
@@ -48,7 +49,7 @@ def test_outage_backlog_is_bounded_and_sent_oldest_first_after_reconnect():
     assert len(link.backlog) <= 21
     pull = ctx.socket(zmq.PULL)
     pull.bind(endpoint)
-    time.sleep(0.3)
+    assert wait_for(lambda: push.poll(0, zmq.POLLOUT), 5)  # IMMEDIATE: writable once connected
     sent = 0
     deadline = time.monotonic() + 5
     while link.backlog and time.monotonic() < deadline:
@@ -70,7 +71,7 @@ def test_a_refused_snippet_holds_previews_back():
     pull = ctx.socket(zmq.PULL)
     pull.bind(endpoint)
     push = sockets(ctx, endpoint)
-    time.sleep(0.3)
+    assert wait_for(lambda: push.poll(0, zmq.POLLOUT), 5)  # IMMEDIATE: writable once connected
     link = LinkPreviews("door", LinkPreviewSettings(2.0, 64, 70, 30.0))
     now = time.monotonic()
     link.offer(np.zeros((48, 64, 3), np.uint8), 1, time.time(), now)

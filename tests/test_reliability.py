@@ -33,11 +33,10 @@ from monitor_support import (
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret
-from vadmon.capture.process import SCHEMA_NAMES
 from vadmon.capture.source import SyntheticSource
 from vadmon.config import load_config
 from vadmon.dashboard.console import MonitorConsole
-from vadmon.runtime.heartbeat import TOPIC, Heartbeat, parse_heartbeat
+from vadmon.runtime.heartbeat import Heartbeat
 from vadmon.runtime.supervisor import Supervisor
 from vadmon.settings import capture_settings
 
@@ -72,12 +71,12 @@ def test_inference_killed_or_stopped_capture_unaffected(
 
         # SIGKILL: capture keeps going, drops are counted, inference comes back with backoff
         inference = mon.child("inference")
-        drops = listen.counter("cam1", "snippet_drops")
-        frames = listen.counter("cam1", "frames")
+        drops = listen.counter("cam1", "snippet_drops_total")
+        frames = listen.counter("cam1", "frames_total")
         os.kill(inference, signal.SIGKILL)
         killed_at = time.time()
-        assert wait_for(lambda: listen.counter("cam1", "snippet_drops") > drops, 60)
-        assert listen.counter("cam1", "frames") > frames
+        assert wait_for(lambda: listen.counter("cam1", "snippet_drops_total") > drops, 60)
+        assert listen.counter("cam1", "frames_total") > frames
         new = mon.child("inference", 60, not_pid=inference)
         assert listen.wait_scores("cam1", 2, 120, since=killed_at), mon.output()[-3000:]
         assert "inference killed by SIGKILL; restarting in" in mon.output()
@@ -87,7 +86,7 @@ def test_inference_killed_or_stopped_capture_unaffected(
         # scored; the ones that aged meanwhile are skipped, not worked off as a backlog
         time.sleep(2)
         last_before = listen.scores_for("cam1")[-1].snippet_index
-        snippets = listen.counter("cam1", "snippets")
+        snippets = listen.counter("cam1", "snippets_total")
         os.kill(new, signal.SIGSTOP)
         stopped = time.monotonic()
         # snippets age in wall time (6 s), and capture must really have made ≥ 3 more meanwhile
@@ -95,7 +94,7 @@ def test_inference_killed_or_stopped_capture_unaffected(
         grew = wait_for(
             lambda: (
                 time.monotonic() - stopped >= 6
-                and listen.counter("cam1", "snippets") >= snippets + 3
+                and listen.counter("cam1", "snippets_total") >= snippets + 3
             ),
             10,
         )
@@ -110,7 +109,7 @@ def test_inference_killed_or_stopped_capture_unaffected(
 
         # long SIGSTOP: the application heartbeat notices; the supervisor replaces it.
         # Meanwhile capture memory stays flat and its drops are counted (case 2).
-        drops = listen.counter("cam1", "snippet_drops")
+        drops = listen.counter("cam1", "snippet_drops_total")
         os.kill(new, signal.SIGSTOP)
         stopped_at = time.time()
         time.sleep(2)
@@ -121,7 +120,7 @@ def test_inference_killed_or_stopped_capture_unaffected(
         assert not alive(new)
         assert "inference: no heartbeat for" in mon.output()
         # queued while stopped (bounded by HWMs), dropped and counted while it is replaced
-        assert wait_for(lambda: listen.counter("cam1", "snippet_drops") > drops, 30)
+        assert wait_for(lambda: listen.counter("cam1", "snippet_drops_total") > drops, 30)
         assert rss_late - rss_early < 8 * 1024, (rss_early, rss_late)
         assert listen.wait_scores("cam1", 1, 120, since=time.time()), mon.output()[-3000:]
         assert mon.children()["inference"] == third
@@ -164,8 +163,8 @@ def test_restart_any_order_and_sigterm_with_dead_downstream(
         os.kill(alerts, signal.SIGKILL)
         mon.child("alerts", 30, not_pid=alerts)
         # the truncated video (a few frames, then garbage): errors, retries, monitor unharmed
-        assert wait_for(lambda: listen.counter("broken", "reconnects") >= 2, 60), mon.output()
-        assert listen.status("broken").info["last_error"]  # retried after an error each time
+        assert wait_for(lambda: listen.counter("broken", "reconnects_total") >= 2, 60), mon.output()
+        assert listen.status("broken").info.last_error  # retried after an error each time
         assert mon.proc.poll() is None
         assert shm_segments(cfg)
         # SIGTERM with inference dead and alerts wedged: still down within the deadline
@@ -228,17 +227,8 @@ def flash_video(path: Path, frames: int = 200, red: tuple[int, int] = (60, 110))
 
 
 def heartbeats_from(listen: Listener) -> list[Heartbeat]:
-    """The capture processes' published statuses, as the heartbeat parser validates them."""
-    beats = []
-    for cam, items in listen.statuses.items():
-        for _, st in items[-3:]:
-            counters = {SCHEMA_NAMES.get(k, k): v for k, v in st.counters.items()}
-            fields = {"process": f"capture:{cam}", "ts": st.ts, "pid": 1, "camera": cam,
-                      "state": st.state, "counters": counters, "info": st.info}  # fmt: skip
-            beat = parse_heartbeat([TOPIC, json.dumps(fields).encode()])
-            assert beat is not None and beat.body is not None, beat
-            beats.append(beat)
-    return beats
+    """The capture processes' published beats, parsed as the supervisor parses them."""
+    return [beat for items in listen.statuses.values() for _, beat in items[-3:]]
 
 
 @pytest.mark.slow

@@ -39,7 +39,8 @@ def test_zeroshot_from_a_local_weights_file_with_extra_classes(tmp_path):
         device="cpu",
         precision="fp32",
     )
-    scorer, encoder, runtime = build_scorer(cfg, cfg.device)
+    built = build_scorer(cfg, cfg.device)
+    scorer, encoder, runtime = built.scorer, built.encoder, built.runtime
     # fp32 on whichever backend the measured probe found faster here (torch or OpenVINO)
     assert runtime in ("cpu/fp32", "cpu/ov-fp32") and scorer.mode == "zeroshot"
     assert scorer.class_names == ["normal", "fighting", "smoke"]
@@ -59,7 +60,8 @@ def test_vadclip_open_vocabulary_extra_classes(demo_checkpoint):
         device="cpu",
         lookahead=0,  # causal: each score() returns the snippet just fed
     )
-    scorer, encoder, runtime = build_scorer(cfg, cfg.device)
+    built = build_scorer(cfg, cfg.device)
+    scorer, encoder, runtime = built.scorer, built.encoder, built.runtime
     assert scorer.class_names == ["normal", "explosion", "fighting", "smoke"]
     assert runtime.startswith("cpu/")
     normal = [scorer.score(["cam"], encoder.encode([f]))[0] for f in frames(6)]

@@ -31,7 +31,7 @@ def test_redaction_and_secrets() -> None:
     assert redact_url(url) == "rtsp://***@10.0.0.5:554/live?x=1"
     assert set(url_secrets(url)) == {"p%40ss%3Aw%25rd%2Fx", "p@ss:w%rd/x"}
     assert redact_url("rtsp://10.0.0.5/live") == "rtsp://10.0.0.5/live"
-    src = StreamSource(url)
+    src = StreamSource(url, 10000, 5000, "tcp")
     assert "p%40ss" not in repr(src) and "p%40ss" not in src.description
 
 
@@ -83,11 +83,11 @@ def test_classify_against_real_rtsp_server(rtsp_server: Callable[..., RtspServer
     assert classify_stream_failure(server.url(password="wrong"), 5)[0] is ErrorKind.AUTH
     right = server.url().replace("/test", "/missing")
     assert classify_stream_failure(right, 5)[0] is ErrorKind.NOT_FOUND
-    src = StreamSource(server.url(password="wrong"), open_timeout_ms=5000)
+    src = StreamSource(server.url(password="wrong"), 5000, 5000, "tcp")
     with pytest.raises(SourceError) as exc:
         src.open()
     assert exc.value.kind is ErrorKind.AUTH and "wrong" not in str(exc.value)
-    good = StreamSource(server.url(), open_timeout_ms=10000)
+    good = StreamSource(server.url(), 10000, 5000, "tcp")
     good.open()
     frame, _ = good.read()
     good.close()

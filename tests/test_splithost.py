@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import pytest
 from capture_support import free_port, rtsp_servers, wait_for
+from e2e_support import write_flash_video
+from extract_support import read_frames as clip_frames
+from link_support import client_transport, keys_generate, server_transport
 from monitor_support import Listener, Monitor, short_dir, write_config
-from test_extract import _read_frames as clip_frames
-from test_link import client_transport, keys_generate, server_transport
-from test_monitor_e2e import write_flash_video
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret

@@ -10,8 +10,8 @@ import time
 
 import pytest
 from capture_support import wait_for
+from model_loading_support import slow_load_env
 from monitor_support import Monitor, alive, child_pids, short_dir, write_config
-from test_model_loading import slow_load_env
 from webhook_receiver import Receiver
 
 from vadmon.alerts.signing import generate_secret

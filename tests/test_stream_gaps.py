@@ -70,7 +70,7 @@ def feed(scorer, indices, feats, times=None):
     out = []
     for n, i in enumerate(indices):
         t0, t1 = times[n] if times else (None, None)
-        out += scorer.feed([Entry("cam", i, torch.from_numpy(feats[i]), i, t0, t1)])
+        out += scorer.feed([Entry("cam", i, torch.from_numpy(feats[i]), t0, t1)])
     return out
 
 
@@ -88,7 +88,7 @@ def test_streaming_with_gaps_is_the_spec(fixture_model):
     owner = [seg for seg, rec in segments for _ in rec]
     for s, seg in zip(scored, owner, strict=True):
         expected = spec_score(model, seg, s.index, s.index, WINDOW)
-        assert abs(s.score.score - expected) <= 1e-4, (s.index, s.score.score, expected)
+        assert abs(s.score - expected) <= 1e-4, (s.index, s.score, expected)
     assert scorer.gap_counters("cam") == {"filled": 2, "restarts": 2}
 
 
@@ -96,7 +96,7 @@ def test_gap_fill_matters(fixture_model):
     """The check above can fail: closing the short gap instead of filling it changes scores."""
     model, feats = fixture_model
     scorer = VadClipStreamScorer(model, window=WINDOW, max_gap=MAX_GAP)
-    scored = {s.index: s.score.score for s in feed(scorer, RECEIVED[:19], feats)}
+    scored = {s.index: s.score for s in feed(scorer, RECEIVED[:19], feats)}
     closed = {i: feats[i] for i in RECEIVED[:19]}
     closed = {k: closed[i] for k, i in enumerate(sorted(closed))}  # gap removed: renumbered
     naive = spec_score(model, closed, 17, 17, WINDOW)  # snippet 19 sits at row 17 when closed
@@ -137,7 +137,7 @@ def test_lookahead_is_the_spec_window_ending_at_t_plus_d(fixture_model, lookahea
         assert s.lookahead == end - s.index
         if s.index % 4 == 0 or end != s.index + lookahead:
             expected = spec_score(model, segment, s.index, end, WINDOW)
-            assert abs(s.score.score - expected) <= 1e-4, (s.index, end)
+            assert abs(s.score - expected) <= 1e-4, (s.index, end)
     rest = scorer.flush("cam")
     assert [s.index for s in rest] == received[len(scored) :]
     assert [s.lookahead for s in rest] == [received[-1] - s.index for s in rest]
@@ -167,4 +167,4 @@ def test_a_gap_never_pushes_a_waiting_snippet_out_unscored(fixture_model):
     ((segment, _),) = offline_segments(received, feats, 4)
     for t, end in ((6, 13), (7, 13), (8, 18)):
         expected = spec_score(model, segment, t, end, 16)
-        assert abs(by_index[t].score.score - expected) <= 1e-4, t
+        assert abs(by_index[t].score - expected) <= 1e-4, t

@@ -11,47 +11,22 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import zmq
-from monitor_support import alive, marked_processes
+from monitor_support import alive, marked_processes, write_config
+from supervisor_support import CHILD, child, drive, pids
+from wait_support import wait_for
 
 from vadmon.config import SupervisorConfig
-from vadmon.runtime.child import ChildSpec, backoff_delay
+from vadmon.runtime.backoff import backoff_delay
+from vadmon.runtime.child import ChildSpec
 from vadmon.runtime.cleanup import Cleanup
 from vadmon.runtime.supervisor import Supervisor
 
-CHILD = Path(__file__).with_name("sup_child.py")
+RUNNER = Path(__file__).with_name("sup_runner.py")  # the supervisor as its own process
 pytestmark = pytest.mark.timeout(60)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def pids(directory: Path, name: str) -> list[int]:
-    path = directory / f"{name}.pids"
-    return [int(x) for x in path.read_text().split()] if path.exists() else []
-
-
-def child(name: str, mode: str, directory: Path, env: dict[str, str], **kw) -> ChildSpec:
-    return ChildSpec(name, [sys.executable, str(CHILD), mode, str(directory)], env=env, **kw)
-
-
-def drive(sup: Supervisor, condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sup.poll(0.05)
-        if condition():
-            return
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def start_supervisor_process(
@@ -59,7 +34,7 @@ def start_supervisor_process(
 ) -> subprocess.Popen:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"children": children, "policy": policy}))
-    argv = [sys.executable, "-m", "vadmon.runtime.supervise", "--spec", str(spec), *extra]
+    argv = [sys.executable, str(RUNNER), "--spec", str(spec), *extra]
     return subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
 
 
@@ -130,7 +105,9 @@ def test_sigterm_stops_all_children_even_stubborn_ones(tmp_path: Path, subproces
     proc = start_supervisor_process(tmp_path, children, {"shutdown_deadline_s": 1.5}, env)
     try:
         # a pid line means that child is ready (the stubborn one has installed its SIG_IGN)
-        wait_for(lambda: pids(tmp_path, "steady") and pids(tmp_path, "stubborn"), 20, "children")
+        assert wait_for(lambda: pids(tmp_path, "steady") and pids(tmp_path, "stubborn"), 20), (
+            "children"
+        )
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=15)
     finally:
@@ -162,11 +139,13 @@ def test_sigkill_of_supervisor_leaves_no_orphans_or_files(tmp_path: Path, subpro
     extra = (*made, "--shm-prefix", prefix)  # what it made: the file, then its directory
     proc = start_supervisor_process(tmp_path, children, {}, env, *extra)
     try:
-        wait_for(lambda: pids(tmp_path, "steady") and pids(tmp_path, "stubborn"), 20, "children")
+        assert wait_for(lambda: pids(tmp_path, "steady") and pids(tmp_path, "stubborn"), 20), (
+            "children"
+        )
         proc.kill()
         proc.communicate(timeout=10)
-        wait_for(lambda: marked_processes(marker) == [], 10, "children and janitor to exit")
-        wait_for(lambda: not ipc_dir.exists() and not shm.exists(), 10, "janitor cleanup")
+        assert wait_for(lambda: marked_processes(marker) == [], 10), "children and janitor to exit"
+        assert wait_for(lambda: not ipc_dir.exists() and not shm.exists(), 10), "janitor cleanup"
     finally:
         proc.kill()
         shm.unlink(missing_ok=True)
@@ -252,7 +231,7 @@ def test_orderly_shutdown_runs_cleanup(tmp_path: Path, subprocess_env) -> None:
     cleanup = Cleanup(paths=[target], hooks=[lambda: called.append("hook")])
     sup = Supervisor([child("steady", "forever", tmp_path, subprocess_env)], cleanup=cleanup)
     sup.start()
-    wait_for(lambda: bool(pids(tmp_path, "steady")), 20, "child")
+    assert wait_for(lambda: bool(pids(tmp_path, "steady")), 20), "child"
     sup.shutdown()
     assert called == ["hook"] and not target.exists()
     assert sup.status()["steady"].state == "stopped"
@@ -281,3 +260,23 @@ def test_bad_input_from_a_camera_keeps_the_others_running(tmp_path: Path, subpro
         sup.shutdown()
     core = Supervisor([child("inference", "bad_input", tmp_path, subprocess_env)])
     assert core.run() == 2
+
+
+def test_a_real_process_reports_its_bad_input_line(tmp_path: Path, subprocess_env) -> None:
+    """The inference process on an unreadable checkpoint exits 2 through the one entry helper
+    (``runtime/entry.py``), which reports its error line: the supervisor shows that line as
+    the reason, not a bare "exit code 2" (before, only capture reported it)."""
+    checkpoint = tmp_path / "broken.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    cfg = write_config(tmp_path / "m.yaml", {"door": "synthetic:w=64&h=48&fps=5"}, checkpoint)
+    argv = [sys.executable, "-m", "vadmon.inference", "--config", str(cfg)]
+    spec = ChildSpec("inference", argv, env=subprocess_env, essential=False)
+    sup = Supervisor([spec], heartbeat_endpoint=f"ipc://{tmp_path}/hb.sock")
+    sup.start()
+    try:
+        drive(sup, lambda: "checkpoint" in sup.status()["inference"].last_exit, 90, "reason")
+    finally:
+        sup.shutdown()
+    status = sup.status()["inference"]
+    assert status.state == "failed" and status.starts == 1
+    assert status.last_exit.startswith("bad input, not restarted: ")

@@ -19,7 +19,7 @@ import zmq
 
 from vadmon.bench.zmq_frames import FramePool, frame_from_payload, send_frame
 from vadmon.errors import VadmonError
-from vadmon.runtime.messages import FrameHeader, Status
+from vadmon.runtime.messages import FrameHeader, PreviewFrame
 from vadmon.runtime.security import generate_keypair, start_authenticator
 from vadmon.runtime.transport import (
     CurveClient,
@@ -60,8 +60,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def status(n: int) -> Status:
-    return Status(process="test", ts=float(n), counters={"n": float(n)})
+def status(n: int) -> PreviewFrame:
+    """A small valid message numbered ``n``."""
+    return PreviewFrame(camera="test", seq=n, ts=float(n), height=1, width=1)
 
 
 def good_frame_parts() -> list[bytes]:
@@ -127,7 +128,7 @@ def test_malformed_messages_are_counted_and_receiver_keeps_running(
 
     # Oversize: libzmq drops the connection (MAXMSGSIZE); the receiver carries on and the
     # sender's next messages arrive after its automatic reconnect.
-    sender.send_multipart([b"status", b"{}", bytes(2 * 1024 * 1024)])
+    sender.send_multipart([b"preview", b"{}", bytes(2 * 1024 * 1024)])
     ok = None
     deadline = time.monotonic() + 10
     n = 0
@@ -135,7 +136,7 @@ def test_malformed_messages_are_counted_and_receiver_keeps_running(
         send_message(sender, status(n))
         n += 1
         ok = recv_message(receiver, 100, stats)
-    assert ok is not None and isinstance(ok[0], Status)
+    assert ok is not None and isinstance(ok[0], PreviewFrame)
     assert stats.malformed == len(bad), "the oversize message must never be delivered"
     sender.close(linger=0)
     receiver.close(linger=0)

@@ -388,7 +388,7 @@ def test_triton_killed_and_restarted_mid_run(triton, monitors) -> None:
 def test_dashboard_shows_the_encoder_state_from_the_heartbeat() -> None:
     """The inference heartbeat's ``encoder`` passes the schema and reaches the live view's
     header (red, only when not up) and /metrics."""
-    from test_dashboard import NOW, example_state, feed, inference_fields, record
+    from dashboard_support import NOW, example_state, feed, inference_fields, record
 
     from vadmon.dashboard.prometheus import StateCollector
 

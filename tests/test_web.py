@@ -21,7 +21,9 @@ import zmq
 from web_support import TOKEN, WebServer, frame_jpeg, load, make_events, web_config
 
 from vadmon.alerts.links import load_key, sign_path
-from vadmon.runtime.messages import PreviewFrame, ScoreMessage, Status
+from vadmon.runtime.heartbeat import TOPIC, encode
+from vadmon.runtime.messages import PreviewFrame, ScoreMessage
+from vadmon.runtime.status_schema import CaptureCounters, CaptureInfo, CaptureStatus
 from vadmon.settings import camera_endpoints, score_endpoint
 
 
@@ -252,9 +254,10 @@ def test_live_state_latest_frame_and_mjpeg(site) -> None:
             while time.monotonic() < deadline:
                 seq += 1
                 pub.send_multipart(PreviewFrame("door", seq, time.time(), 48, 64).to_parts(jpeg))
-                status = Status("capture", time.time(), "door", "online", {"frames": 5.0, "capture_fps": 10.0},
-                                {"source": "synthetic", "width": 64, "height": 48})  # fmt: skip
-                pub.send_multipart(status.to_parts())
+                status = CaptureStatus(camera="door", state="online",
+                                       counters=CaptureCounters(frames_total=5, fps=10.0),
+                                       info=CaptureInfo(source="synthetic", width=64, height=48))  # fmt: skip
+                pub.send_multipart([TOPIC, encode("capture:door", status)])
                 msg = ScoreMessage(
                     "door",
                     seq,

@@ -14,34 +14,10 @@ import time
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
+from web_alerts_support import SECRET, fetch_links, hooks
 from web_support import WebServer, free_port, make_events, web_config
 from webhook_receiver import Receiver
-
-from vadmon.alerts.signing import generate_secret
-
-SECRET = generate_secret()
-
-
-def fetch_links(req) -> dict[str, tuple[int, str]]:
-    """What a receiver elsewhere does with an ``end`` payload: fetch its media by URL."""
-    body = json.loads(req.body)
-    if body["type"] != "vadmon.event.end":
-        return {}
-    out = {}
-    for key in ("snapshot_url", "clip_url", "event_url"):
-        resp = httpx.get(body["data"][key], timeout=10.0, trust_env=False)
-        out[key] = (resp.status_code, resp.headers.get("content-type", ""), len(resp.content))
-    return out
-
-
-def hooks(url: str) -> str:
-    return (
-        "webhooks:\n"
-        f"  - {{name: rich, url: '{url}', secret: '{SECRET}', allow_private: true, embed_snapshot: true}}\n"
-        f"  - {{name: plain, url: '{url}', secret: '{SECRET}', allow_private: true}}\n"
-    )
 
 
 def test_payloads_carry_signed_links_text_instance_and_an_embedded_snapshot(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import missing, require_tool
 from monitor_support import short_dir
-from test_web_alerts import SECRET, fetch_links, hooks
+from web_alerts_support import SECRET, fetch_links, hooks
 from web_support import REPO, free_port, wait_ready
 from webhook_receiver import Receiver
 

@@ -13,53 +13,14 @@ from pathlib import Path
 
 import pytest
 from webhook_receiver import Receiver
+from webhook_support import SECRET, T0, config, hook, score
 
 from vadmon.alerts.delivery import DeliveryWorker, build_body, new_msg_id
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.process import AlertPipeline
-from vadmon.alerts.signing import generate_secret
 from vadmon.alerts.webhook_url import UrlRefused, check_url
-from vadmon.config import MonitorConfig, load_config_text
 from vadmon.errors import VadmonError
-from vadmon.runtime.messages import ScoreMessage
 from vadmon.settings import alert_settings
-
-SECRET = generate_secret()
-T0 = 1_700_000_000.0
-
-
-def config(tmp_path: Path, hooks: str, alerts: str = "") -> MonitorConfig:
-    text = f"""
-cameras:
-  lobby: {{source: "synthetic:", alerts: {{threshold: 0.5, min_duration_s: 1, cutoff_s: 1,
-          smoothing: {{kind: none}} {alerts}}}}}
-model: {{mode: vadclip, checkpoint: x.pt}}
-storage: {{dir: "{tmp_path / "data"}"}}
-webhooks:
-{hooks}
-"""
-    return load_config_text(text, "test.yaml", {"HOOK_SECRET": SECRET})
-
-
-def hook(name: str, url: str, extra: str = "") -> str:
-    return (
-        f"  - {{name: {name}, url: '{url}', secret: '${{HOOK_SECRET}}', allow_private: true"
-        f"{', ' + extra if extra else ''}}}\n"
-    )
-
-
-def score(i: int, value: float, probs: tuple[float, ...] = (0.1, 0.8, 0.1)) -> list[bytes]:
-    msg = ScoreMessage(
-        camera="lobby",
-        snippet_index=i,
-        t_start=T0 + i,
-        t_end=T0 + i + 1,
-        score=value,
-        fine=value,
-        class_names=["normal", "Fighting", "Abuse"],
-        class_probs=list(probs),
-    )
-    return msg.to_parts()
 
 
 def run_event(pipeline: AlertPipeline) -> None:

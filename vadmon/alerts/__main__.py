@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
 from vadmon.alerts.process import run_alerts
-from vadmon.config import load_config
-from vadmon.errors import VadmonError
-from vadmon.runtime.logs import setup_logging
+from vadmon.config import MonitorConfig
+from vadmon.runtime.entry import process_main, process_parser
 from vadmon.settings import alert_settings, preview_endpoints, score_endpoint
 
 
+def start(cfg: MonitorConfig, args: argparse.Namespace, stop: threading.Event) -> int:
+    return run_alerts(alert_settings(cfg), score_endpoint(cfg), preview_endpoints(cfg), stop)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vadmon.alerts", description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True, help="monitor config (YAML)")
-    args = p.parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-        setup_logging("alerts", cfg.log_level)
-        return run_alerts(alert_settings(cfg), score_endpoint(cfg), preview_endpoints(cfg))
-    except VadmonError as exc:
-        print(f"vadmon alerts: error: {exc.line()}", file=sys.stderr)
-        return 2
+    parser = process_parser("alerts", __doc__.split("\n")[0])
+    return process_main("alerts", parser, argv, start)
 
 
 if __name__ == "__main__":

@@ -47,10 +47,10 @@ from vadmon.alerts.webhook_url import (
 )
 from vadmon.errors import VadmonError
 from vadmon.redact import redact_url
+from vadmon.runtime.backoff import backoff_delay
 from vadmon.runtime.status_schema import ALERT_LATENCY_BUCKETS, Histogram
 
 log = logging.getLogger("vadmon.alerts.delivery")
-METRIC = "vadmon_webhook_deliveries_total"
 MAX_PAYLOAD_BYTES = 20_000
 
 
@@ -186,7 +186,7 @@ class DeliveryWorker:
         if loop is not None and ev is not None:
             loop.call_soon_threadsafe(ev.set)
 
-    def stop(self, flush_s: float = 2.0) -> None:
+    def stop(self, flush_s: float) -> None:
         """Keep delivering due rows for up to ``flush_s``, then stop; pending rows stay queued."""
         self._flush_until = time.time() + flush_s
         self._stop.set()
@@ -197,11 +197,6 @@ class DeliveryWorker:
 
     def counters(self) -> dict[str, int]:
         return dict(self._counts)
-
-    def prometheus(self) -> dict[str, int]:
-        """``{'vadmon_webhook_deliveries_total{status="delivered"}': n, ...}``."""
-        skip = ("attempts", "dns_errors", "outbox_errors")  # not outcomes of a delivery
-        return {f'{METRIC}{{status="{k}"}}': v for k, v in self._counts.items() if k not in skip}
 
     def run_once(self) -> int:
         """Deliver everything due now, synchronously (tests, CLI)."""
@@ -364,9 +359,7 @@ class DeliveryWorker:
         return True
 
     def _backoff(self, policy: RetryPolicy, attempts: int) -> float:
-        """Exponential with "equal jitter": between half and all of base·2^(n-1), capped."""
-        full = min(policy.backoff_max_s, policy.backoff_base_s * 2 ** (attempts - 1))
-        return full * (0.5 + 0.5 * self.rng.random())
+        return backoff_delay(attempts, policy.backoff_base_s, policy.backoff_max_s, self.rng)
 
     async def _post(
         self, client: httpx.AsyncClient, ep: Endpoint, row: Delivery, addr: str

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import statistics
 import string
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from vadmon.alerts.explain import EvidenceTrack, explain
+from vadmon.alerts.lifecycle import EVENT_LIFECYCLE, EventPhase
+from vadmon.alerts.smoothing import Smoother
 from vadmon.runtime.messages import ScoreMessage
 
 FLOODED = "held back by the flood guard (alerts.flood_max_events): recorded, not sent"
@@ -141,26 +142,6 @@ def describe(ev: Event) -> str:
     return text
 
 
-class Smoother:
-    """EMA (weight ``alpha`` on the newest score) / running median of k / identity."""
-
-    def __init__(self, kind: str, k: int, alpha: float) -> None:
-        self.kind = kind
-        self.alpha = alpha
-        self.window: deque[float] = deque(maxlen=k)
-        self.value: float | None = None
-
-    def __call__(self, x: float) -> float:
-        if self.kind == "ema":
-            self.value = x if self.value is None else self.alpha * x + (1 - self.alpha) * self.value
-        elif self.kind == "median":
-            self.window.append(x)
-            self.value = float(statistics.median(self.window))
-        else:
-            self.value = x
-        return self.value
-
-
 @dataclass
 class _Open:
     """Accumulators of the event being tracked (confirmed or still a candidate)."""
@@ -172,13 +153,18 @@ class _Open:
     n: int = 0
     prob_sums: dict[str, float] = field(default_factory=dict)
     mode: str = "vadclip"
-    event: Event | None = None
-    suppressed: bool = False
+    event: Event | None = None  # the last snapshot sent (set once open)
+    phase: EventPhase = EventPhase.CANDIDATE
     below_since: float | None = None
     last_sent_ts: float = -math.inf
     sent_label: str = ""
     sent_peak: float = 0.0
     evidence: EvidenceTrack = field(default_factory=EvidenceTrack)
+
+    def to(self, phase: EventPhase) -> EventPhase:
+        """Move along ``EVENT_LIFECYCLE``; returns the phase it left."""
+        was, self.phase = self.phase, EVENT_LIFECYCLE.check(self.phase, phase)
+        return was
 
     def add(self, msg: ScoreMessage, normal: str) -> None:
         self.n += 1
@@ -226,7 +212,7 @@ class CameraEvents:
 
     @property
     def open_event(self) -> Event | None:
-        return self.cur.event if self.cur and not self.cur.suppressed else None
+        return self.cur.event if self.cur and self.cur.phase is EventPhase.OPEN else None
 
     def feed(self, msg: ScoreMessage) -> list[EventMessage]:
         if self.cur is not None and msg.t_end < self.cur.last_ts:
@@ -240,10 +226,9 @@ class CameraEvents:
                 return []
             self.cur = _Open(start_ts=msg.t_start, last_ts=msg.t_end)
         cur = self.cur
-        if cur.event is None and not cur.suppressed:
+        if cur.phase is EventPhase.CANDIDATE:
             if value < self.s.threshold:
-                self.cur = None  # candidate never lasted min_duration_s
-                return []
+                return self._drop(cur)  # candidate never lasted min_duration_s
             cur.add(msg, self.s.normal_label)
             if msg.t_end - cur.start_ts >= self.s.min_duration_s:
                 return self._confirm(cur)
@@ -261,44 +246,51 @@ class CameraEvents:
         """Close the current event if its camera has sent no score for ``stale_s``."""
         if self.cur is None or now - self.cur.last_ts < self.s.stale_s:
             return []
-        if self.cur.event is None and not self.cur.suppressed:
-            self.cur = None
-            return []
+        if self.cur.phase is EventPhase.CANDIDATE:
+            return self._drop(self.cur)
         return self._close(self.cur.last_ts, "no scores (stream or inference stopped)")
 
     def close_now(self, reason: str) -> list[EventMessage]:
         """Force-close (shutdown): the event ends at its last scored snippet."""
-        if self.cur is None or (self.cur.event is None and not self.cur.suppressed):
-            self.cur = None
-            return []
+        if self.cur is None or self.cur.phase is EventPhase.CANDIDATE:
+            return self._drop(self.cur) if self.cur else []
         return self._close(self.cur.last_ts, reason)
 
+    def _drop(self, cur: _Open) -> list[EventMessage]:
+        """A candidate that never became an event: nothing was sent, nothing is."""
+        cur.to(EventPhase.CLOSED)
+        self.cur = None
+        return []
+
     def _confirm(self, cur: _Open) -> list[EventMessage]:
-        label, _ = cur.label()
         start = cur.start_ts
-        if label.lower() in self.ignored:
-            self.counters["suppressed_ignored"] += 1
-            cur.suppressed = True
+        held = self._held_back(cur.label()[0], start)
+        if held:
+            self.counters[held] += 1
+            cur.to(EventPhase.SUPPRESSED)
+            if held == "suppressed_rate":  # recorded with its snapshot (``vadmon events``)
+                flood = self._snapshot(cur, new_event_id(start, self.camera, self.rng), None, FLOODED)
+                return [EventMessage("flooded", flood)]
             return []
-        if start < self.cooldown_until.get(label, -math.inf):
-            self.counters["suppressed_cooldown"] += 1
-            cur.suppressed = True
-            return []
-        while self.recent_starts and self.recent_starts[0] <= start - self.s.rate_window_s:
-            self.recent_starts.popleft()
-        if len(self.recent_starts) >= self.s.max_events_per_window:
-            self.counters["suppressed_rate"] += 1
-            cur.suppressed = True  # recorded with its snapshot (``vadmon events``), not sent
-            held = self._snapshot(cur, new_event_id(start, self.camera, self.rng), None, FLOODED)
-            return [EventMessage("flooded", held)]
         self.recent_starts.append(start)
         self.counters["events"] += 1
         cur.evidence.mark_confirmed(cur.ranking())
         cur.event = self._snapshot(cur, new_event_id(start, self.camera, self.rng), None, "")
+        cur.to(EventPhase.OPEN)
         return [self._emit("start", cur, cur.last_ts)]
 
+    def _held_back(self, label: str, start: float) -> str:
+        """The counter of why a confirmed event is not raised ("": it is)."""
+        if label.lower() in self.ignored:
+            return "suppressed_ignored"
+        if start < self.cooldown_until.get(label, -math.inf):
+            return "suppressed_cooldown"
+        while self.recent_starts and self.recent_starts[0] <= start - self.s.rate_window_s:
+            self.recent_starts.popleft()
+        return "suppressed_rate" if len(self.recent_starts) >= self.s.max_events_per_window else ""
+
     def _maybe_update(self, cur: _Open, now: float) -> list[EventMessage]:
-        if cur.suppressed or cur.event is None:
+        if cur.phase is not EventPhase.OPEN or cur.event is None:
             return []
         if now - cur.last_sent_ts < self.s.update_interval_s:
             return []
@@ -313,7 +305,7 @@ class CameraEvents:
         cur = self.cur
         assert cur is not None
         self.cur = None
-        if cur.suppressed or cur.event is None:
+        if cur.to(EventPhase.CLOSED) is not EventPhase.OPEN or cur.event is None:
             return []  # suppressed events do not extend the cooldown
         for label in {cur.label()[0], cur.sent_label}:  # final and last announced label
             self.cooldown_until[label] = max(

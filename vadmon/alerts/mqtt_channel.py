@@ -28,7 +28,8 @@ from vadmon.alerts.mqtt_topics import (
     webhook_data,
 )
 from vadmon.alerts.mqtt_worker import MqttWorker, endpoint_for
-from vadmon.runtime.messages import ScoreMessage, Status
+from vadmon.runtime.messages import ScoreMessage
+from vadmon.runtime.status_schema import CaptureStatus
 
 MAX_SNAPSHOT_BYTES = 2 << 20  # bigger snapshot files are not sent (the broker may refuse them)
 MAX_TRACKED_EVENTS = 256  # events whose last "after" is kept as the next "before"
@@ -123,14 +124,15 @@ class MqttChannel:
             self.store.set(self.topics.camera(camera, "score"), score_text(msg.score), False)
             self.worker.wake()
 
-    def on_status(self, msg: Status, now: float) -> None:
-        """A capture process's heartbeat: its camera's state and why."""
-        if msg.process != "capture" or msg.camera not in self.s.cameras:
+    def on_status(self, body: CaptureStatus, now: float) -> None:
+        """A capture process's heartbeat body (the one capture publishes): its camera's state
+        and why."""
+        if body.camera not in self.s.cameras:
             return
-        info = msg.info if isinstance(msg.info, dict) else {}
-        reason = info.get("error") or info.get("last_error") or ""
-        self._last_status[msg.camera] = now
-        self._set_state(msg.camera, str(msg.state or "unknown"), str(reason), now)
+        reason = body.info.error or body.info.last_error or ""
+        self._last_status[body.camera] = now
+        state = body.state.value if body.state is not None else "unknown"
+        self._set_state(body.camera, state, reason, now)
 
     def tick(self, now: float) -> None:
         """A camera whose capture process went quiet is ``offline`` (honest, not last-known)."""

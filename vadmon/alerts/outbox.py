@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vadmon.alerts.lifecycle import FINISHED_ROW_STATES, EventRowState
 from vadmon.alerts.outbox_check import check_outbox
-from vadmon.alerts.outbox_db import connect
+from vadmon.alerts.outbox_db import connect, upsert_event
 from vadmon.errors import VadmonError
 
 STATUSES = ("pending", "delivered", "dead", "disabled")
-# retention may delete these (never open)
-FINISHED_EVENT_STATES = ("closed", "interrupted", "suppressed")
+FINISHED_EVENT_STATES = FINISHED_ROW_STATES  # retention may delete these (never open)
 # Each delivery worker reads only its own channel's rows. MQTT rows' endpoint is
 # "mqtt:<topic>" (vadmon.alerts.mqtt_worker); webhook names cannot contain ':'.
 WEBHOOK, MQTT = "webhook", "mqtt"
@@ -89,7 +89,7 @@ class Outbox:
         msg_id: str,
         body: str,
         endpoints: list[str],
-        state: str = "open",
+        state: EventRowState = EventRowState.OPEN,
         now: float | None = None,
         own: dict[str, str] | None = None,
     ) -> list[str]:
@@ -103,7 +103,7 @@ class Outbox:
         t = time.time() if now is None else now
         statuses: list[str] = []
         with self._tx() as db:
-            self._upsert_event(db, event, state, t)
+            upsert_event(db, event, state, t)
             pending = db.execute("SELECT COUNT(*) FROM deliveries WHERE status='pending'")
             n_pending = pending.fetchone()[0]
             for endpoint in endpoints:
@@ -136,32 +136,11 @@ class Outbox:
                 statuses.append(status)
         return statuses
 
-    def record_event(self, event: dict[str, Any], state: str, now: float | None = None) -> None:
+    def record_event(
+        self, event: dict[str, Any], state: EventRowState, now: float | None = None
+    ) -> None:
         with self._tx() as db:
-            self._upsert_event(db, event, state, time.time() if now is None else now)
-
-    @staticmethod
-    def _upsert_event(db: sqlite3.Connection, ev: dict[str, Any], state: str, t: float) -> None:
-        db.execute(
-            "INSERT INTO events (id, camera, label, label_prob, start_ts, end_ts, peak_score,"
-            " peak_ts, state, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET label=excluded.label, label_prob=excluded.label_prob,"
-            " end_ts=excluded.end_ts, peak_score=excluded.peak_score, peak_ts=excluded.peak_ts,"
-            " state=excluded.state, data=excluded.data, updated_at=excluded.updated_at",
-            (
-                ev["id"],
-                ev["camera"],
-                ev.get("label", ""),
-                ev.get("label_prob"),
-                ev["start_ts"],
-                ev.get("end_ts"),
-                ev.get("peak_score"),
-                ev.get("peak_ts"),
-                state,
-                json.dumps(ev, separators=(",", ":")),
-                t,
-            ),
-        )
+            upsert_event(db, event, state, time.time() if now is None else now)
 
     def event(self, event_id: str) -> tuple[str, dict[str, Any]] | None:
         """(state, last stored data) of one event, or None."""
@@ -171,7 +150,8 @@ class Outbox:
     def open_events(self) -> list[dict[str, Any]]:
         """Events a previous run started (or ended without sending ``end``) and then died."""
         rows = self.conn.execute(
-            "SELECT data FROM events WHERE state IN ('open', 'ending') ORDER BY start_ts"
+            "SELECT data FROM events WHERE state IN (?, ?) ORDER BY start_ts",
+            (EventRowState.OPEN, EventRowState.ENDING),
         )
         return [json.loads(r["data"]) for r in rows]
 

@@ -8,10 +8,13 @@ per commit costs nothing noticeable and buys "nothing lost" across power cuts to
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+from vadmon.alerts.lifecycle import EVENT_ROW_LIFECYCLE, EventRowState
 from vadmon.atomic import PRIVATE_FILE, make_dirs
 from vadmon.errors import VadmonError
 
@@ -27,7 +30,7 @@ CREATE TABLE IF NOT EXISTS events (
     end_ts REAL,
     peak_score REAL,
     peak_ts REAL,
-    state TEXT NOT NULL,            -- open | ending (clip pending) | closed | interrupted
+    state TEXT NOT NULL,            -- alerts/lifecycle.EventRowState
     data TEXT NOT NULL,             -- last event JSON (payload data)
     updated_at REAL NOT NULL
 );
@@ -106,3 +109,33 @@ def _create_private(path: Path) -> None:
         return
     os.fchmod(fd, PRIVATE_FILE)
     os.close(fd)
+
+
+def upsert_event(
+    db: sqlite3.Connection, ev: dict[str, Any], state: EventRowState, t: float
+) -> None:
+    """Insert or move an event row; a move ``EVENT_ROW_LIFECYCLE`` does not list raises
+    (rewriting a row in its own state, e.g. for an ``explained`` message, is no move)."""
+    row = db.execute("SELECT state FROM events WHERE id=?", (ev["id"],)).fetchone()
+    if row is not None and row[0] != state:
+        EVENT_ROW_LIFECYCLE.check(EventRowState(row[0]), EventRowState(state))
+    db.execute(
+        "INSERT INTO events (id, camera, label, label_prob, start_ts, end_ts, peak_score,"
+        " peak_ts, state, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET label=excluded.label, label_prob=excluded.label_prob,"
+        " end_ts=excluded.end_ts, peak_score=excluded.peak_score, peak_ts=excluded.peak_ts,"
+        " state=excluded.state, data=excluded.data, updated_at=excluded.updated_at",
+        (
+            ev["id"],
+            ev["camera"],
+            ev.get("label", ""),
+            ev.get("label_prob"),
+            ev["start_ts"],
+            ev.get("end_ts"),
+            ev.get("peak_score"),
+            ev.get("peak_ts"),
+            state,
+            json.dumps(ev, separators=(",", ":")),
+            t,
+        ),
+    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import signal
 import sqlite3
 import threading
 import time
@@ -28,6 +27,7 @@ import zmq
 from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
 from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, new_msg_id
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
+from vadmon.alerts.lifecycle import EventRowState
 from vadmon.alerts.mqtt_channel import MqttChannel
 from vadmon.alerts.mqtt_client import MqttSettings
 from vadmon.alerts.narrate import NarrateSettings, Narrator, keyframes
@@ -36,14 +36,25 @@ from vadmon.alerts.payload import EventBodies, PayloadSettings
 from vadmon.alerts.retention import MediaStore, RetentionSettings
 from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.alerts.webhook_url import UrlUnresolved, check_url
-from vadmon.runtime.heartbeat import HeartbeatSender
+from vadmon.runtime.heartbeat import TOPIC, Heartbeat, HeartbeatSender, decode_published
 from vadmon.runtime.logs import fields
-from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
-from vadmon.runtime.status_schema import MAX_CAMERAS, MAX_RECENT_EVENTS
+from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage
+from vadmon.runtime.status_schema import (
+    MAX_CAMERAS,
+    MAX_RECENT_EVENTS,
+    AlertCounters,
+    AlertInfo,
+    AlertStatus,
+    CaptureStatus,
+    HistogramBody,
+    valid_recent_events,
+)
+from vadmon.runtime.transport import SocketLimits, subscriber
 
-log = logging.getLogger("vadmon.alerts.process")
-MAX_BATCH = 500
 log = logging.getLogger("vadmon.alerts")
+MAX_BATCH = 500  # messages taken per poll before the loop ticks (timers, heartbeat)
+# scores of every camera queue here while a tick writes the outbox; previews are ≤ 16 MiB
+SUB_LIMITS = SocketLimits(hwm=10_000, linger_ms=0, max_msg_bytes=16 * 1024 * 1024)
 
 
 def log_event(ev: dict[str, Any], clip: str | None, reason: str) -> None:
@@ -122,11 +133,11 @@ class AlertPipeline:
             if data.get("end_ts") is None:
                 data["end_ts"] = data["start_ts"] + float(data.get("duration_s") or 0.0)
             data["reason"] = "interrupted: alert process restarted"
-            self._enqueue("end", data, "interrupted")
+            self._enqueue("end", data, EventRowState.INTERRUPTED)
 
     def on_message(self, parts: list[bytes]) -> None:
         try:
-            msg, payload = decode(parts)
+            msg, payload = decode_published(parts)
         except MessageError:
             self.counters["malformed"] += 1
             return
@@ -143,8 +154,9 @@ class AlertPipeline:
                             cam.s.rate_window_s)  # fmt: skip
             if self.mqtt is not None:
                 self.mqtt.on_score(msg, time.time())
-        elif isinstance(msg, Status) and self.mqtt is not None:
-            self.mqtt.on_status(msg, time.time())
+        elif isinstance(msg, Heartbeat) and isinstance(msg.body, CaptureStatus):
+            if self.mqtt is not None:
+                self.mqtt.on_status(msg.body, time.time())
         elif isinstance(msg, PreviewFrame) and payload:
             self.counters["previews"] += 1
             self.clips.add(msg, payload)
@@ -194,7 +206,7 @@ class AlertPipeline:
             while len(self.narratives) > 256:
                 self.narratives.popitem(last=False)
             stored = self.outbox.event(event_id)
-            state, data = stored if stored else ("open", n.event)
+            state, data = stored if stored else (EventRowState.OPEN, n.event)
             self._enqueue("explained", data, state)
 
     def shutdown(self) -> None:
@@ -220,26 +232,28 @@ class AlertPipeline:
             if m.kind == "start":
                 ev.snapshot_path = self.clips.snapshot(ev)  # on disk before start is queued
                 self.clips.begin(ev)
-                self._enqueue("start", ev.to_dict(), "open")
+                self._enqueue("start", ev.to_dict(), EventRowState.OPEN)
                 self._narrate(ev)
             elif m.kind == "flooded":  # kept for `vadmon events`, with its snapshot; not sent
                 ev.snapshot_path = self.clips.snapshot(ev)
                 data = ev.to_dict()
-                self._store(lambda data=data: self.outbox.record_event(data, "suppressed"))
+                self._store(
+                    lambda data=data: self.outbox.record_event(data, EventRowState.SUPPRESSED)
+                )
             elif m.kind == "update":
                 ev.snapshot_path = self.clips.snapshot(ev)  # the peak may have moved
-                self._enqueue("update", ev.to_dict(), "open")
+                self._enqueue("update", ev.to_dict(), EventRowState.OPEN)
             else:
                 ev.snapshot_path = self.clips.snapshot(ev)
                 data = ev.to_dict()
-                self._store(lambda data=data: self.outbox.record_event(data, "ending"))
+                self._store(lambda data=data: self.outbox.record_event(data, EventRowState.ENDING))
                 self.clips.end(ev)
 
     def _finish(self, event: Event, clip: str | None) -> None:
         event.clip_path = clip
-        self._enqueue("end", event.to_dict(), "closed")
+        self._enqueue("end", event.to_dict(), EventRowState.CLOSED)
 
-    def _enqueue(self, kind: str, data: dict[str, Any], state: str) -> None:
+    def _enqueue(self, kind: str, data: dict[str, Any], state: EventRowState) -> None:
         narrative = self.narratives.get(data.get("id", ""))
         if narrative is not None:
             data["explanation"] = dict(data.get("explanation") or {}, narrative=narrative)
@@ -293,7 +307,9 @@ class AlertPipeline:
                 return
             self.unsaved.popleft()
 
-    def status(self) -> Status:
+    def status(self) -> AlertStatus:
+        """The ``alerts`` heartbeat body, built here and sent as is: the typed fields the
+        dashboard reads, and every stage's own counters beside them under their own names."""
         counters: dict[str, float] = {}
         for source in (
             self.counters,
@@ -305,46 +321,37 @@ class AlertPipeline:
             {f"deliveries_{k}": v for k, v in self.worker.counters().items()},
             {f"outbox_{k}": v for k, v in self.outbox.counts().items()},
             self.mqtt.status_counters() if self.mqtt else {},
+            self.outbox.queue_counts(),
         ):
             counters.update(source)
-        open_events = sum(cam.open_event is not None for cam in self.tracker.cameras.values())
-        # the dashboard's field names (vadmon.runtime.status_schema)
-        counters.update(self.outbox.queue_counts())
         counters["events_total"] = self.counters.get("queued_start", 0)
         counters["outbox_unsaved"] = len(self.unsaved)
         seen: dict[str, dict[str, Any]] = {}
         for ev in self.recent:  # newest message per event
             seen.setdefault(ev["id"], ev)
-        return Status(
-            process="alerts",
-            ts=time.time(),
-            state="running",
-            counters=counters,
-            info={
-                "open_events": open_events,
-                "webhooks": len(self.endpoints),
-                "recent_events": list(seen.values())[:MAX_RECENT_EVENTS],
-                "alert_latency": self.worker.latency.body(),
-                "flood_suppressed": {
-                    name: cam.counters["suppressed_rate"]
-                    for name, cam in list(self.tracker.cameras.items())[:MAX_CAMERAS]
-                },
+        open_events = sum(cam.open_event is not None for cam in self.tracker.cameras.values())
+        info = AlertInfo(
+            webhooks=len(self.endpoints),
+            open_events=open_events,
+            recent_events=valid_recent_events(list(seen.values())[:MAX_RECENT_EVENTS]),
+            alert_latency=HistogramBody.model_validate(self.worker.latency.body()),
+            flood_suppressed={
+                name: cam.counters["suppressed_rate"]
+                for name, cam in list(self.tracker.cameras.items())[:MAX_CAMERAS]
             },
         )
+        return AlertStatus(counters=AlertCounters.model_validate(counters), info=info)
 
 
 def open_subscriber(
     ctx: zmq.Context, score_endpoint: str, preview_endpoints: list[str]
 ) -> zmq.Socket:
-    """One SUB connected to the scores PUB and every camera's preview PUB."""
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.RCVHWM, 10_000)
-    sub.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)
-    sub.setsockopt(zmq.SUBSCRIBE, ScoreMessage.topic)
-    sub.setsockopt(zmq.SUBSCRIBE, PreviewFrame.topic)
-    sub.setsockopt(zmq.SUBSCRIBE, Status.topic)  # capture's camera state (MQTT `state`)
-    for endpoint in dict.fromkeys([score_endpoint, *preview_endpoints]):
+    """One SUB connected to the scores PUB and every camera's capture PUB: scores, previews and
+    capture's status beats (camera state for MQTT's ``state``)."""
+    endpoints = list(dict.fromkeys([score_endpoint, *preview_endpoints]))
+    topics = (ScoreMessage.topic, PreviewFrame.topic, TOPIC)
+    sub = subscriber(ctx, endpoints[0], limits=SUB_LIMITS, topics=topics)
+    for endpoint in endpoints[1:]:
         sub.connect(endpoint)
     return sub
 
@@ -353,13 +360,10 @@ def run_alerts(
     settings: AlertSettings,
     score_endpoint: str,
     preview_endpoints: list[str],
-    stop: threading.Event | None = None,
+    stop: threading.Event,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop``), then close open events, flush, and return 0."""
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+    """Run until ``stop`` (SIGTERM/SIGINT, ``runtime/entry``), then close open events, flush,
+    and return 0."""
     pipeline = AlertPipeline(settings)
     ctx = zmq.Context.instance()
     sub = open_subscriber(ctx, score_endpoint, preview_endpoints)
@@ -380,9 +384,8 @@ def run_alerts(
             now = time.time()
             pipeline.tick(now)
             if now >= next_beat:
-                status = pipeline.status()
                 if heartbeat is not None:
-                    heartbeat.beat(state=status.state, counters=status.counters, info=status.info)
+                    heartbeat.beat_built(pipeline.status)
                 next_beat = now + settings.heartbeat_s
     finally:
         pipeline.shutdown()

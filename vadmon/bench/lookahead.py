@@ -106,9 +106,9 @@ def stream_scores(model: VadCLIP, feats: np.ndarray, window: int, lookahead: int
     out = {}
     for i, row in enumerate(feats):
         for s in scorer.feed([Entry("cam", i, torch.from_numpy(row))]):
-            out[s.index] = s.score.score
+            out[s.index] = s.score
     for s in scorer.flush("cam"):
-        out[s.index] = s.score.score
+        out[s.index] = s.score
     return np.array([out[i] for i in range(len(feats))])
 
 

@@ -104,8 +104,8 @@ def _capture(run: RunResult) -> tuple[float, int]:
         if not inside:
             fps.append(0.0)
             continue
-        fps.append(statistics.median(c.get("capture_fps", 0.0) for c in inside))
-        missed += int(inside[-1].get("source_skipped", 0) - inside[0].get("source_skipped", 0))
+        fps.append(statistics.median(c.fps or 0.0 for c in inside))
+        missed += int((inside[-1].source_skipped or 0) - (inside[0].source_skipped or 0))
     return (min(fps) if fps else 0.0), missed
 
 
@@ -290,7 +290,7 @@ def warm_encoder(ckpt: Path, video: Path) -> str:
     threads = torch.get_num_threads()
     try:
         cfg = ModelConfig(mode="vadclip", checkpoint=ckpt, device="cpu")
-        return build_scorer(cfg, "cpu", [str(video)])[2]
+        return build_scorer(cfg, "cpu", [str(video)]).runtime
     finally:
         torch.set_num_threads(threads)
 

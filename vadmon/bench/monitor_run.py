@@ -30,7 +30,9 @@ from vadmon.bench.monitor_setup import (
     VideoSpec,
     write_config,
 )
-from vadmon.runtime.messages import MessageError, ScoreMessage, Status, decode
+from vadmon.runtime.heartbeat import Heartbeat, decode_published
+from vadmon.runtime.messages import MessageError, ScoreMessage
+from vadmon.runtime.status_schema import CaptureCounters, CaptureStatus
 from vadmon.runtime.transport import ipc_dir
 
 
@@ -51,7 +53,7 @@ class Listener:
     ipc: Path
     cameras: list[str]
     scores: list[ScoreMessage] = field(default_factory=list)
-    capture: dict[str, list[tuple[float, dict[str, float]]]] = field(default_factory=dict)
+    capture: dict[str, list[tuple[float, CaptureCounters]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ctx = zmq.Context()
@@ -79,13 +81,13 @@ class Listener:
 
     def _on(self, parts: list[bytes]) -> None:
         try:
-            msg, _ = decode(parts)
+            msg, _ = decode_published(parts)
         except MessageError:
             return
         if isinstance(msg, ScoreMessage):
             self.scores.append(msg)
-        elif isinstance(msg, Status) and msg.camera in self.capture:
-            self.capture[msg.camera].append((msg.ts, dict(msg.counters)))
+        elif isinstance(msg, Heartbeat) and isinstance(msg.body, CaptureStatus):
+            self.capture.get(msg.body.camera or "", []).append((msg.ts, msg.body.counters))
 
     def scored_cameras(self) -> set[str]:
         return {m.camera for m in self.scores}
@@ -102,7 +104,7 @@ class RunResult:
     t0: float  # measurement window, unix s
     t1: float
     scores: list[ScoreMessage]  # all of the run
-    capture: dict[str, list[tuple[float, dict[str, float]]]]
+    capture: dict[str, list[tuple[float, CaptureCounters]]]
     deliveries: list[Delivery]
     error: str = ""
     cpu: tuple[dict[str, float], dict[str, float]] = ({}, {})  # per role, at t0 and t1

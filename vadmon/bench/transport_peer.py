@@ -5,7 +5,7 @@ Sender modes, each moving the same BGR frames:
 - ``ring``: the vadmon path. Write the frame into a ``CameraRing`` slot, publish a small
   ``FrameHeader``; the receiver copies the slot out with the ring's seqlock check.
 - ``zmq``: the whole frame over ZeroMQ with ``send_frame`` (zero-copy, tracked, buffers from a
-  ``FramePool``); the receiver decodes it (``recv_message`` copies the payload once).
+  ``FramePool``); the receiver decodes it (``decode`` copies the payload once).
 - ``memcpy``: ``np.copyto`` into a private buffer, in the sender alone (the floor: one copy).
 
 Both sides copy each frame exactly once, so the modes differ only in how the frame travels.
@@ -29,7 +29,7 @@ import numpy as np
 import zmq
 
 from vadmon.bench.zmq_frames import FramePool, frame_from_payload, send_frame
-from vadmon.runtime.messages import FrameHeader, Status
+from vadmon.runtime.messages import FrameHeader, MessageError, decode
 from vadmon.runtime.ring import CameraRing, RingReader
 from vadmon.runtime.transport import (
     RecvStats,
@@ -38,14 +38,15 @@ from vadmon.runtime.transport import (
     close_socket,
     puller,
     pusher,
-    recv_message,
     send_message,
+    send_parts,
 )
 
 CAMERA = "bench"
 RING_SLOTS = 32  # the config's default ring_slots
 SEND_WAIT_MS = 10_000
 LIMITS = SocketLimits(hwm=8, linger_ms=5000)
+DONE = b"bench-done"  # the sender's end-of-run sentinel: one topic part, not a vadmon message
 
 
 @dataclass
@@ -139,7 +140,7 @@ def run_sender(args: argparse.Namespace) -> dict:
                 time.sleep(0.05)  # let the receiver drain before the next phase starts
         if sock is not None:
             sender._writable()
-            send_message(sock, Status(process="bench-sender", ts=time.time(), state="done"))
+            send_parts(sock, [DONE, b"{}"])
     finally:
         sender.close()
         if sock is not None:
@@ -215,13 +216,17 @@ def run_receiver(args: argparse.Namespace) -> dict:
     deadline = time.monotonic() + args.timeout
     try:
         while not done and time.monotonic() < deadline:
-            item = recv_message(sock, 200, stats)
-            if item is None:
+            if not sock.poll(200):
                 continue
-            msg, payload = item
+            parts = sock.recv_multipart(copy=False)
+            done = bytes(parts[0].buffer) == DONE
+            try:
+                msg, payload = (None, None) if done else decode([p.buffer for p in parts])
+            except MessageError:
+                stats.malformed += 1
+                continue
             if isinstance(msg, FrameHeader):
                 recv.on_frame(msg, payload)
-            done = isinstance(msg, Status) and msg.state == "done"
     finally:
         recv.close()
         close_socket(sock)

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from vadmon.alerts.lifecycle import EventRowState
 from vadmon.alerts.outbox import Outbox
+from vadmon.alerts.outbox_db import upsert_event
 from vadmon.bench.core import BenchOptions, BenchResult, Row
 from vadmon.model.precision import cpu_model
 
@@ -53,7 +55,7 @@ def fill(db: Path, n: int, t0: float = 1_700_000_000.0) -> None:
                     "explanation": {"text": "anomaly score peaked at 0.80"},
                     "snapshot_path": f"/nonexistent/{i}.jpg",
                 }  # fmt: skip
-                Outbox._upsert_event(conn, ev, "closed", ts)
+                upsert_event(conn, ev, EventRowState.CLOSED, ts)
     finally:
         box.close()
 

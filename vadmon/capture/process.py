@@ -2,7 +2,7 @@
 
 One loop, top to bottom: take the newest frame from the source thread → watchdog → ring →
 ``SnippetMessage`` (PUSH, non-blocking, drops counted) → ``PreviewFrame`` (PUB, downscaled
-JPEG) → every second a heartbeat to the supervisor, and the same counters as ``Status`` (PUB).
+JPEG) → every second one ``CaptureStatus`` body: heartbeat to the supervisor, same bytes on PUB.
 
 The source is read in its own thread because OpenCV blocks for up to its read timeout; the loop
 itself never blocks on the camera or on a consumer, so heartbeats keep flowing while a camera is
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import zmq
+from pydantic import ValidationError
 
 from vadmon.capture.camera_log import CameraLog
 from vadmon.capture.frame import SourceReader
@@ -44,12 +45,18 @@ from vadmon.capture.setup import (
 from vadmon.capture.snippet import SnippetAssembler
 from vadmon.capture.source import ErrorKind, FrameSource, SourceError
 from vadmon.capture.watchdog import Action, CameraState, Watchdog, fingerprint
-from vadmon.runtime.heartbeat import HeartbeatSender
+from vadmon.runtime.heartbeat import TOPIC, HeartbeatSender, encode
 from vadmon.runtime.link import FramePacker, LinkPreviewSettings, open_client
 from vadmon.runtime.logs import fields
-from vadmon.runtime.messages import PreviewFrame, SnippetMessage, Status
+from vadmon.runtime.messages import PreviewFrame, SnippetMessage
 from vadmon.runtime.ring import CameraRing
-from vadmon.runtime.status_schema import RateMeter
+from vadmon.runtime.status_schema import (
+    CAPTURE_PREFIX,
+    CaptureCounters,
+    CaptureInfo,
+    CaptureStatus,
+    RateMeter,
+)
 from vadmon.runtime.transport import (
     SendStats,
     SocketLimits,
@@ -57,19 +64,10 @@ from vadmon.runtime.transport import (
     publisher,
     pusher,
     send_message,
+    send_parts,
 )
 
 log = logging.getLogger("vadmon.capture.process")
-
-# capture counter → the dashboard's heartbeat field name (vadmon.runtime.status_schema)
-SCHEMA_NAMES = {
-    "frames": "frames_total",
-    "capture_fps": "fps",
-    "snippet_drops": "snippet_drops_total",
-    "reconnects": "reconnects_total",
-    "stalls": "stalls_total",
-    "snippets": "snippets_total",
-}
 
 
 @dataclass
@@ -78,7 +76,6 @@ class Counters:
     snippets: int = 0
     previews: int = 0
     ring_recreated: int = 0
-    capture_fps: float = 0.0
 
 
 class CaptureLoop:
@@ -272,53 +269,54 @@ class CaptureLoop:
             self.counters.previews += 1
 
     def _publish_status(self, now: float) -> None:
-        fps = self.rate.rate(now)
-        self.counters.capture_fps = fps or 0.0
+        """One typed body (``CaptureStatus``), sent as is: to the supervisor's heartbeat and,
+        the same bytes, on the PUB ``status`` topic for observers (bench, tests)."""
         self._last_status = now
+        try:
+            body = self.status(now)
+        except ValidationError as exc:  # our own numbers: log, and keep beating without them
+            log.warning("camera %s: status body left out: %s", self.settings.camera, exc)
+            body = None
+        payload = encode(f"{CAPTURE_PREFIX}{self.settings.camera}", body)
+        send_parts(self.pub, [TOPIC, payload], self.pub_stats)
+        if self.heartbeat is not None:
+            self.heartbeat.beat(body)
+
+    def status(self, now: float) -> CaptureStatus:
         wd = self.watchdog.counters
         skipped = self.source_skipped + (self.reader.skipped if self.reader else 0)
-        counters = {
-            "frames": self.counters.frames,
-            "capture_fps": round(self.counters.capture_fps, 3),
-            "source_fps": self.source_fps,
-            "source_skipped": skipped,
-            "snippets": self.counters.snippets,
-            "snippets_sent": self.snippet_stats.sent,
-            "snippet_drops": self.snippet_stats.dropped,
-            "previews": self.counters.previews,
-            "reconnects": wd.reconnects,
-            "stalls": wd.stalls,
-            "stalls_per_hour": self.watchdog.stalls_last_hour(now),
-            "frozen": wd.frozen,
-            "resolution_changes": wd.resolution_changes,
-            "ring_recreated": self.counters.ring_recreated,
+        counters = CaptureCounters(
+            frames_total=self.counters.frames,
+            fps=self.rate.rate(now),  # None until a real window has passed
+            source_fps=self.source_fps,
+            source_skipped=skipped,
+            snippets_total=self.counters.snippets,
+            snippets_sent=self.snippet_stats.sent,
+            snippet_drops_total=self.snippet_stats.dropped,
+            previews=self.counters.previews,
+            reconnects_total=wd.reconnects,
+            stalls_total=wd.stalls,
+            stalls_per_hour=self.watchdog.stalls_last_hour(now),
+            frozen=wd.frozen,
+            resolution_changes=wd.resolution_changes,
+            ring_recreated=self.counters.ring_recreated,
             **(self.link_previews.counters if self.link_previews else {}),
             **(self.hold.counters() if self.hold else {}),
-        }
-        info = {
-            "source": self.description,
-            "last_error": wd.last_error,
-            "errors": dict(wd.errors),
-            "ring": self.ring.name,
-            "height": self.shape[0],
-            "width": self.shape[1],
-            "retry_in_s": round(max(0.0, self.watchdog.next_attempt_at - now), 2),
-            "error": self.error,
-        }
-        msg = Status(
-            process="capture",
-            ts=time.time(),
-            camera=self.settings.camera,
-            state=self.watchdog.state.value,
-            counters={k: float(v) for k, v in counters.items()},
-            info=info,
         )
-        send_message(self.pub, msg, stats=self.pub_stats)
-        if self.heartbeat is not None:
-            schema = {SCHEMA_NAMES.get(k, k): v for k, v in msg.counters.items()}
-            schema["fps"] = fps  # None until a real window has passed
-            info = dict(msg.info, resolution=f"{self.shape[1]}x{self.shape[0]}")
-            self.heartbeat.beat(camera=msg.camera, state=msg.state, counters=schema, info=info)
+        info = CaptureInfo(
+            source=self.description[:200],
+            resolution=f"{self.shape[1]}x{self.shape[0]}",
+            error=self.error,
+            retry_in_s=round(max(0.0, self.watchdog.next_attempt_at - now), 2),
+            last_error=wd.last_error[:64],
+            errors=dict(list(wd.errors.items())[:16]),
+            ring=self.ring.name,
+            height=self.shape[0],
+            width=self.shape[1],
+        )
+        return CaptureStatus(
+            camera=self.settings.camera, state=self.watchdog.state, counters=counters, info=info
+        )
 
     def close(self) -> None:
         self._stop_reader()

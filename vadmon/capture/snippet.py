@@ -46,7 +46,7 @@ class SnippetAssembler:
     """Feed frames with ``push``; returns a ``SnippetMessage`` each time a snippet completes."""
 
     camera: str
-    settings: SnippetSettings = field(default_factory=SnippetSettings)
+    settings: SnippetSettings
     snippet_index: int = 0
     _frames: list[FrameRef] = field(default_factory=list)
     _next_tick: float | None = None

@@ -182,10 +182,10 @@ class StreamSource(_LiveCapture):
     """RTSP/RTMP/HTTP via FFmpeg (RTSP over ``rtsp_transport``), with open and read timeouts."""
 
     url: str
-    open_timeout_ms: int = 10000
-    read_timeout_ms: int = 5000
-    fps: float = 0.0
-    rtsp_transport: str = "tcp"  # tcp | udp (RTSP lower transport; camera config key)
+    open_timeout_ms: int  # camera open_timeout_s / read_timeout_s / rtsp_transport
+    read_timeout_ms: int
+    rtsp_transport: str  # tcp | udp (RTSP lower transport)
+    fps: float = 0.0  # what the stream says, once open
 
     def __post_init__(self) -> None:
         self.description = redact_url(self.url)
@@ -260,10 +260,12 @@ def open_source(
     open_timeout_ms: int = 10000,
     read_timeout_ms: int = 5000,
 ) -> FrameSource:
-    """Build (not open) the source a spec names: URL, ``synthetic:…``, webcam index or file."""
+    """Build (not open) the source a spec names: URL, ``synthetic:…``, webcam index or file.
+    The keyword defaults serve callers that only check or describe a spec (``vadmon config
+    check``, the monitor's start-up check); capture passes every camera key (``build_source``)."""
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in STREAM_SCHEMES:
-        return StreamSource(spec, open_timeout_ms, read_timeout_ms, rtsp_transport=rtsp_transport)
+        return StreamSource(spec, open_timeout_ms, read_timeout_ms, rtsp_transport)
     if spec.startswith("synthetic"):
         return parse_synthetic(spec)
     if spec.isdigit() or spec.startswith("webcam:"):

@@ -16,13 +16,18 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 
 import cv2
 import numpy as np
 
+from vadmon.runtime.backoff import backoff_delay
 
-class CameraState(str, Enum):
+
+class CameraState(StrEnum):
+    """The one camera-state vocabulary: the watchdog enters these, the capture heartbeat
+    carries them (``status_schema.CaptureStatus.state``), the dashboard shows them."""
+
     CONNECTING = "connecting"
     ONLINE = "online"
     STALLED = "stalled"
@@ -133,10 +138,10 @@ class Watchdog:
         return len(self._stall_times)
 
     def backoff_delay(self) -> float:
-        """Full jitter: uniform in [0, min(cap, base·2^attempt)] — spreads a thundering herd."""
-        ceiling = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**self._attempt)
-        self._attempt = min(self._attempt + 1, 62)
-        return self.rng.uniform(0.0, ceiling)
+        """Full jitter (``runtime/backoff.py``): spreads a thundering herd of cameras."""
+        self._attempt += 1
+        s = self.settings
+        return backoff_delay(self._attempt, s.backoff_base_s, s.backoff_max_s, self.rng, "full")
 
     # -- internals ---------------------------------------------------------------------------
 

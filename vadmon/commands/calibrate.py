@@ -22,7 +22,8 @@ def _scores_from_videos(cfg, camera: str, videos: list[Path]):
     from vadmon.inference.phrases import PhraseBank
     from vadmon.settings import capture_settings
 
-    scorer, encoder, _ = build_scorer(cfg.model, cfg.model.device)
+    built = build_scorer(cfg.model, cfg.model.device)
+    scorer, encoder = built.scorer, built.encoder
     bank = PhraseBank.from_config(cfg.explain, encoder.clip)
     snippet = capture_settings(cfg, camera).snippet
     out, offset = [], 0.0

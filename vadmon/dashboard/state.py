@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vadmon.capture.watchdog import CameraState
 from vadmon.dashboard.event_view import (
     EventView,
     event_from_heartbeat,
@@ -61,7 +62,7 @@ def histogram_view(body: HistogramBody | None, default: tuple[float, ...]) -> Hi
 @dataclass(frozen=True)
 class CameraView:
     name: str
-    state: str  # connecting|online|stalled|offline
+    state: CameraState  # the watchdog's states, also derived here (silent → offline)
     capture_fps: float | None = None
     frames_total: float | None = None
     snippet_drops_total: float | None = None
@@ -159,7 +160,7 @@ class DashboardState:
         self._lock = threading.RLock()
         self._cameras: dict[str, _Camera] = {}
         for name in cameras:
-            self._cameras[name] = _Camera(CameraView(name=name, state="connecting"))
+            self._cameras[name] = _Camera(CameraView(name=name, state=CameraState.CONNECTING))
         self._fixed = bool(self._cameras)
         self._events: dict[str, EventView] = {}
         self._queue = QueueView(webhooks=webhooks)
@@ -219,7 +220,7 @@ class DashboardState:
     def _camera(self, name: str) -> _Camera | None:
         cam = self._cameras.get(name)
         if cam is None and not self._fixed and len(self._cameras) < MAX_CAMERAS:
-            cam = self._cameras[name] = _Camera(CameraView(name=name, state="connecting"))
+            cam = self._cameras[name] = _Camera(CameraView(name=name, state=CameraState.CONNECTING))
         return cam
 
     def _capture_beat(self, cam: _Camera, body: CaptureStatus, now: float) -> None:
@@ -273,7 +274,8 @@ class DashboardState:
         )
 
     def _alerts_beat(self, body: AlertStatus) -> None:
-        counts = body.counters.model_dump(exclude_none=True)
+        c = body.counters  # the typed queue fields; a stage's extra counters are not shown here
+        counts = {k: getattr(c, k) for k in QUEUE_KEYS if getattr(c, k) is not None}
         webhooks = body.info.webhooks if body.info.webhooks is not None else self._queue.webhooks
         self._queue = replace(self._queue, **counts, webhooks=webhooks)
         for ev in body.info.recent_events:
@@ -323,23 +325,23 @@ class DashboardState:
         silent = cam.capture_seen is not None and now - cam.capture_seen > self.stale_after_s
         state, reason = view.state, _reason(view)
         if child is not None and child.state in DOWN_STATES:
-            state = "offline"
+            state = CameraState.OFFLINE
             reason = f"process {child.state}" + (f": {child.last_exit}" if child.last_exit else "")
         elif child is None and cam.capture_seen is None and self._children:
             state, reason = self._remote(cam, now)
         elif silent:
-            state, reason = "offline", f"no heartbeat for {now - cam.capture_seen:.0f} s"
+            state, reason = CameraState.OFFLINE, f"no heartbeat for {now - cam.capture_seen:.0f} s"
         return replace(view, state=state, reason=reason, inference_stale=inference_stale)
 
-    def _remote(self, cam: _Camera, now: float) -> tuple[str, str]:
+    def _remote(self, cam: _Camera, now: float) -> tuple[CameraState, str]:
         """A camera captured on another host (split mode): no capture child or heartbeat here,
         so its state is the link's: online while its snippets keep being scored."""
         if cam.scored_at is None:
-            return "connecting", "link: waiting for the capture host"
+            return CameraState.CONNECTING, "link: waiting for the capture host"
         age = now - cam.scored_at
         if age <= self.stale_after_s:
-            return "online", ""
-        return "offline", f"link: no snippets for {age:.0f} s"
+            return CameraState.ONLINE, ""
+        return CameraState.OFFLINE, f"link: no snippets for {age:.0f} s"
 
     def _process_views(self, now: float) -> tuple[ProcessView, ...]:
         procs = dict(self._children)
@@ -354,7 +356,7 @@ class DashboardState:
 def _reason(view: CameraView) -> str:
     """Why a camera is not online, e.g. "refused, retry in 4 s: cannot open rtsp://***@…": the
     kind and the retry first, so a narrow column still shows them."""
-    if view.state == "online":
+    if view.state == CameraState.ONLINE:
         return ""
     kind, _, detail = (view.error or "").partition(": ")
     head = ", ".join(x for x in (kind, _retry(view.retry_in_s)) if x)

@@ -9,45 +9,37 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import signal
 import sys
 import threading
 
 import torch
 
-from vadmon.config import load_config
-from vadmon.errors import VadmonError
+from vadmon.config import MonitorConfig
 from vadmon.inference.build import build_scorer, inference_threads
 from vadmon.inference.loading import model_loading
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.process import run_inference
-from vadmon.runtime.logs import setup_logging
+from vadmon.runtime.entry import process_main, process_parser
 from vadmon.settings import inference_settings
 
 log = logging.getLogger("vadmon.inference")
 
 
+def start(cfg: MonitorConfig, args: argparse.Namespace, stop: threading.Event) -> int:
+    torch.set_num_threads(inference_threads(cfg.model.threads))
+    cameras = [c.source for c in cfg.enabled_cameras().values()]
+    what = f"{cfg.model.mode} {cfg.model.checkpoint or cfg.model.clip_pretrained or ''}"
+    with model_loading(cfg.model.mode, what.strip()):
+        built = build_scorer(cfg.model, cfg.model.device, cameras)
+    log.info("model ready: %s, %s", built.scorer.mode, built.runtime)
+    bank = PhraseBank.from_config(cfg.explain, built.encoder.clip)
+    settings = inference_settings(cfg)
+    return run_inference(settings, built.scorer, built.encoder, stop, built.runtime, bank)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vadmon.inference")
-    p.add_argument("--config", required=True)
-    args = p.parse_args(argv)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        cfg = load_config(args.config)
-        setup_logging("inference", cfg.log_level)
-        torch.set_num_threads(inference_threads(cfg.model.threads))
-        cameras = [c.source for c in cfg.enabled_cameras().values()]
-        what = f"{cfg.model.mode} {cfg.model.checkpoint or cfg.model.clip_pretrained or ''}"
-        with model_loading(cfg.model.mode, what.strip()):
-            scorer, encoder, runtime = build_scorer(cfg.model, cfg.model.device, cameras)
-        log.info("model ready: %s, %s", scorer.mode, runtime)
-        bank = PhraseBank.from_config(cfg.explain, encoder.clip)
-        return run_inference(inference_settings(cfg), scorer, encoder, stop, runtime, bank)
-    except VadmonError as exc:
-        print(f"vadmon inference: error: {exc.line()}", file=sys.stderr)
-        return 2
+    parser = process_parser("inference", __doc__.split("\n")[0])
+    return process_main("inference", parser, argv, start)
 
 
 if __name__ == "__main__":

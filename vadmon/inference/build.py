@@ -8,11 +8,13 @@ the scorer the inference process runs.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 
+from vadmon.config.models import ModelConfig
 from vadmon.inference.embedding import SnippetEncoder
-from vadmon.inference.scores import VadClipStreamScorer, ZeroShotScorer
+from vadmon.inference.scores import Scorer, VadClipStreamScorer, ZeroShotScorer
 
 DEFAULT_CLASSES = ["normal", "fighting", "shooting", "riot", "abuse", "car accident", "explosion"]
 
@@ -23,10 +25,19 @@ def inference_threads(configured: int | None) -> int:
     return configured or max(1, (os.cpu_count() or 2) - 1)
 
 
+@dataclass(frozen=True)
+class BuiltScorer:
+    """A scorer ready to run, the encoder that feeds it, and where/how it runs."""
+
+    scorer: Scorer
+    encoder: SnippetEncoder
+    runtime: str  # "device/precision", e.g. "cpu/bf16" or "cpu/ov-int8" (the dashboard shows it)
+
+
 def build_scorer(
-    model_cfg, device: str, cameras: list[str | int] | None = None
-) -> tuple[object, SnippetEncoder, str]:
-    """Model section of the config → (scorer, encoder, "device/precision") ready to run.
+    model_cfg: ModelConfig, device: str, cameras: list[str | int] | None = None
+) -> BuiltScorer:
+    """Model section of the config → the scorer, its encoder and "device/precision".
 
     Backend and precision are resolved once here (``encoder_choice``: a cached, measured probe
     for ``auto``) and the concrete values are passed to every part. An OpenVINO tower is built
@@ -65,10 +76,12 @@ def build_scorer(
         scorer = ZeroShotScorer(clip, names)
         probs = _zeroshot_probs(scorer)
     if choice.backend == "triton":
-        return scorer, triton_encoder(clip, model_cfg.encoder), f"{dev}/{choice.precision}"
+        return BuiltScorer(
+            scorer, triton_encoder(clip, model_cfg.encoder), f"{dev}/{choice.precision}"
+        )
     encoder = SnippetEncoder(clip)
     if choice.backend != "openvino":
-        return scorer, encoder, f"{dev}/{choice.precision}"
+        return BuiltScorer(scorer, encoder, f"{dev}/{choice.precision}")
     from vadmon.encoder.select import build_openvino
 
     selection = build_openvino(
@@ -77,9 +90,8 @@ def build_scorer(
     )  # fmt: skip
     encoder.image_encoder = selection.encoder
     encoder.selection = selection
-    if selection.fallback:
-        return scorer, encoder, f"{dev}/fp32"
-    return scorer, encoder, f"{dev}/ov-{choice.precision}"
+    runtime = f"{dev}/fp32" if selection.fallback else f"{dev}/ov-{choice.precision}"
+    return BuiltScorer(scorer, encoder, runtime)
 
 
 def encoder_choice(model_cfg, dev: torch.device, arch: str, clip_model_cfg):

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 
 from vadmon.runtime.heartbeat import HeartbeatSender
+from vadmon.runtime.status_schema import InferenceInfo, InferenceStatus
 
 log = logging.getLogger("vadmon.inference")
 BEAT_S = 1.0
@@ -32,7 +33,7 @@ def _beat_until(done: threading.Event, mode: str, t0: float) -> None:
     try:
         while True:
             loading = round(time.monotonic() - t0, 1)
-            sender.beat(state="loading", info={"mode": mode[:12], "loading_s": loading})
+            sender.beat(InferenceStatus(info=InferenceInfo(mode=mode[:12], loading_s=loading)))
             if done.wait(BEAT_S):
                 return
     finally:

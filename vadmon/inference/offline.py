@@ -16,9 +16,10 @@ import torch
 
 from vadmon.capture.snippet import SnippetAssembler, SnippetSettings
 from vadmon.errors import VadmonError
+from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
-from vadmon.inference.scores import Entry, Scored, score_message
-from vadmon.runtime.messages import ScoreMessage
+from vadmon.inference.scores import Entry, Scored, Scorer, score_message
+from vadmon.runtime.messages import ScoreMessage, SnippetMessage
 
 
 def _frames(path: Path) -> Iterator[tuple[int, float, np.ndarray]]:
@@ -42,14 +43,15 @@ def score_video(
     path: Path,
     camera: str,
     snippet: SnippetSettings,
-    scorer,
-    encoder,
+    scorer: Scorer,
+    encoder: SnippetEncoder,
     phrases: PhraseBank | None = None,
 ) -> list[ScoreMessage]:
     """ScoreMessages for every complete snippet of ``path``, as inference would send them."""
     assembler = SnippetAssembler(camera, snippet)
     kept: dict[int, np.ndarray] = {}
     out: list[ScoreMessage] = []
+    fed: dict[int, tuple[SnippetMessage, list[tuple[str, float]]]] = {}
     scorer.reset(camera)
     for seq, ts, frame in _frames(Path(path)):
         kept[seq] = frame
@@ -59,16 +61,18 @@ def score_video(
             continue
         emb = encoder.encode([[kept[s] for s in msg.seqs]])
         match = phrases.match(emb)[0] if phrases else []
-        entry = Entry(camera, msg.snippet_index, emb[0], (msg, match), msg.t_start, msg.t_end)
+        fed[msg.snippet_index] = (msg, match)
+        entry = Entry(camera, msg.snippet_index, emb[0], msg.t_start, msg.t_end)
         with torch.inference_mode():
-            out += [_message(scorer, s) for s in scorer.feed([entry])]
-    out += [_message(scorer, s) for s in scorer.flush(camera)]  # the lookahead never came
+            out += [_message(fed, s) for s in scorer.feed([entry])]
+    out += [_message(fed, s) for s in scorer.flush(camera)]  # the lookahead never came
     return out
 
 
-def _message(scorer, scored: Scored) -> ScoreMessage:
+def _message(
+    fed: dict[int, tuple[SnippetMessage, list[tuple[str, float]]]], scored: Scored
+) -> ScoreMessage:
     """A scored snippet as inference publishes it (with ``model.lookahead``, possibly later),
     stamped with the file's clock."""
-    msg, match = scored.tag
-    timings = {"lookahead": float(scored.lookahead)}
-    return score_message(msg, scored.score, scorer, timings, msg.t_end, match)
+    msg, match = fed.pop(scored.index)
+    return score_message(msg, scored, {}, msg.t_end, match)

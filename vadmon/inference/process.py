@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,11 +28,7 @@ from vadmon.inference.camera_stats import CameraStats
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.rings import CameraRings
-from vadmon.inference.scores import (
-    Entry,
-    SnippetScore,
-    score_message,
-)
+from vadmon.inference.scores import Entry, Scored, Scorer, score_message
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage
@@ -40,6 +36,11 @@ from vadmon.runtime.status_schema import (
     INFERENCE_LATENCY_BUCKETS,
     MAX_RECENT_SCORES,
     Histogram,
+    HistogramBody,
+    InferenceCamera,
+    InferenceCounters,
+    InferenceInfo,
+    InferenceStatus,
 )
 from vadmon.runtime.transport import (
     Reconnector,
@@ -55,6 +56,8 @@ from vadmon.runtime.transport import (
 log = logging.getLogger("vadmon.inference.process")
 
 Received = tuple[SnippetMessage, bytes | None]
+Waiting = tuple[SnippetMessage, list[tuple[str, float]]]  # a fed snippet and its phrases
+MAX_WAITING = 1024  # per camera: above any window (≤ 256) plus its lookahead
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,9 @@ class InferenceLoop:
     def __init__(
         self,
         settings: InferenceSettings,
-        scorer,
+        scorer: Scorer,
         encoder: SnippetEncoder,
-        ctx,
+        ctx: zmq.Context,
         runtime: str = "",
         phrases: PhraseBank | None = None,
     ) -> None:
@@ -105,6 +108,9 @@ class InferenceLoop:
         self.heartbeat = HeartbeatSender.from_env(ctx)
         self._last_beat = 0.0
         self._rr_last = ""  # camera served last by round_robin
+        # what a score is published with, kept until the scorer returns it (lookahead); a
+        # snippet the scorer never returns (it left the window unscored) ages out, bounded
+        self._waiting: dict[str, OrderedDict[int, Waiting]] = defaultdict(OrderedDict)
         self.batches = 0
         self.latency = Histogram(INFERENCE_LATENCY_BUCKETS)  # every published score
 
@@ -234,8 +240,7 @@ class InferenceLoop:
         for cam in self.scorer.waiting():
             if now - self.cameras[cam].last_arrival > self.settings.max_age_s:
                 for res in self.scorer.flush(cam):
-                    m, match = res.tag
-                    self.publish(m, res.score, {"lookahead": float(res.lookahead)}, match)
+                    self.publish(res, {})
 
     def process(self, ready: list[tuple[SnippetMessage, list[np.ndarray]]], t0: float) -> None:
         t_read = time.time()
@@ -270,28 +275,29 @@ class InferenceLoop:
             batch = torch.stack([e for _, e in now_round])
             matches = self.phrases.match(batch) if self.phrases else [[] for _ in now_round]
             # the phrases ride with the snippet: with lookahead its score is published later
-            entries = [
-                Entry(m.camera, m.snippet_index, e, (m, match), m.t_start, m.t_end)
-                for (m, e), match in zip(now_round, matches, strict=True)
-            ]
+            entries = []
+            for (m, e), match in zip(now_round, matches, strict=True):
+                waiting = self._waiting[m.camera]
+                waiting[m.snippet_index] = (m, match)
+                while len(waiting) > MAX_WAITING:
+                    waiting.popitem(last=False)
+                entries.append(Entry(m.camera, m.snippet_index, e, m.t_start, m.t_end))
             results = self.scorer.feed(entries)
             t_adapt = time.time()
             timings = {"read": t_read - t0, "encode": t_enc - t_read, "adapter": t_adapt - t_enc}
             for res in results:
-                m, match = res.tag
-                self.publish(m, res.score, dict(timings, lookahead=float(res.lookahead)), match)
+                self.publish(res, timings)
         self.batches += 1
 
-    def publish(
-        self,
-        m: SnippetMessage,
-        res: SnippetScore,
-        timings: dict[str, float],
-        phrases: list[tuple[str, float]] = (),
-    ) -> None:
+    def publish(self, res: Scored, timings: dict[str, float]) -> None:
+        got = self._waiting[res.camera].pop(res.index, None)
+        if got is None:  # a score for a snippet this loop never fed: cannot be published
+            log.warning("score for %s #%d without its snippet", res.camera, res.index)
+            return
+        m, phrases = got
         now = time.time()
         timings = dict(timings, latency=now - m.t_end)
-        msg = score_message(m, res, self.scorer, timings, now, phrases)
+        msg = score_message(m, res, timings, now, phrases)
         send_message(self.pub, msg)
         st = self.cameras[m.camera]
         st.snippets += 1
@@ -311,49 +317,51 @@ class InferenceLoop:
         if self.heartbeat is None or now - self._last_beat < self.settings.heartbeat_s:
             return
         self._last_beat = now
+        self.heartbeat.beat_built(self.status)
+
+    def status(self) -> InferenceStatus:
+        """The ``inference`` heartbeat body, built here and sent as is."""
         # keep the beat well under heartbeat.MAX_BYTES however many cameras there are
         keep = max(8, min(MAX_RECENT_SCORES, 6000 // max(1, len(self.cameras))))
         cams = {
-            name: {
-                "score": s.score,
-                "label": s.label,
-                "label_prob": s.label_prob,
-                "fps": s.rate.rate(),
-                "skipped_total": s.skipped,
-                "drops": dict(s.drops),
+            name: InferenceCamera(
+                score=s.score,
+                label=s.label,
+                label_prob=s.label_prob,
+                fps=s.rate.rate(),
+                skipped_total=s.skipped,
+                drops=dict(s.drops),
                 **{f"gap_{k}": v for k, v in self.scorer.gap_counters(name).items()},
-                "snippets_total": s.snippets,
-                "latency_ms": s.latency_ms,
-                "last_ts": s.last_ts,
-                "recent_scores": list(s.recent)[-keep:],
-                "previews_relayed": s.previews_relayed,
-                "previews_refused": s.previews_refused,
-                "refused": self.admission.of_camera(name),
-            }
+                snippets_total=s.snippets,
+                latency_ms=s.latency_ms,
+                last_ts=s.last_ts,
+                recent_scores=list(s.recent)[-keep:],
+                previews_relayed=s.previews_relayed,
+                previews_refused=s.previews_refused,
+                refused=self.admission.of_camera(name),
+            )
             for name, s in self.cameras.items()
         }
         for name in self.admission.refused.keys() - cams.keys():  # refused, never scored
-            cams[name] = {"refused": self.admission.of_camera(name)}
-        self.heartbeat.beat(
-            state="running",
-            counters={
-                "malformed": self.recv_stats.malformed,
-                "batches": self.batches,
-                "ring_errors": self.rings.errors,
-                **self.refused,
-                "unknown_camera": self.admission.unknown,
-                "reconnects": self.reconnector.reconnects if self.reconnector else 0,
-                "ring_mappings": len(self.rings.readers),
-            },
-            info={
-                "mode": self.scorer.mode,
-                "device": self.runtime.split("/")[0],
-                "precision": self.runtime.split("/")[-1],
-                "encoder": self.encoder.status(),
-                "cameras": cams,
-                "latency": self.latency.body(),
-            },
+            cams[name] = InferenceCamera(refused=self.admission.of_camera(name))
+        counters = {
+            "malformed": self.recv_stats.malformed,
+            "batches": self.batches,
+            "ring_errors": self.rings.errors,
+            **self.refused,
+            "unknown_camera": self.admission.unknown,
+            "reconnects": self.reconnector.reconnects if self.reconnector else 0,
+            "ring_mappings": len(self.rings.readers),
+        }
+        info = InferenceInfo(
+            mode=self.scorer.mode,
+            device=self.runtime.split("/")[0],
+            precision=self.runtime.split("/")[-1],
+            encoder=self.encoder.status()[:200],
+            cameras=cams,
+            latency=HistogramBody.model_validate(self.latency.body()),
         )
+        return InferenceStatus(counters=InferenceCounters.model_validate(counters), info=info)
 
     def close(self) -> None:
         self.rings.close()
@@ -373,8 +381,8 @@ def _unit(value: float) -> float:
 
 def run_inference(
     settings: InferenceSettings,
-    scorer,
-    encoder,
+    scorer: Scorer,
+    encoder: SnippetEncoder,
     stop: threading.Event,
     runtime: str = "",
     phrases: PhraseBank | None = None,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -32,31 +32,52 @@ TEMPLATES = (
 
 
 @dataclass(frozen=True)
-class SnippetScore:
-    score: float  # anomaly score in [0, 1] (C-Branch sigmoid; zero-shot: 1 − P(normal))
-    fine: float  # 1 − P(normal) from the class posterior
-    class_probs: list[float]
-
-
-@dataclass(frozen=True)
 class Entry:
-    """One new snippet embedding of one camera; ``tag`` comes back with its score."""
+    """One new snippet embedding of one camera (its times let a silence break the window)."""
 
     camera: str
     index: int
     embedding: torch.Tensor
-    tag: Any = None
     t_start: float | None = None
     t_end: float | None = None
 
 
 @dataclass(frozen=True)
 class Scored:
+    """One snippet's score: everything of a ``ScoreMessage`` that the scorer knows."""
+
     camera: str
     index: int
-    tag: Any
-    score: SnippetScore
-    lookahead: int  # snippets after ``index`` the window had seen when it was scored
+    score: float  # anomaly score in [0, 1] (C-Branch sigmoid; zero-shot: 1 − P(normal))
+    fine: float  # 1 − P(normal) from the class posterior
+    class_probs: list[float]
+    class_names: list[str]  # the scorer's list (shared, not copied)
+    mode: str
+    lookahead: int = 0  # snippets after ``index`` the window had seen when it was scored
+
+
+class Scorer(Protocol):
+    """What the inference loop, calibration and the benches need of a scorer.
+
+    ``feed`` takes each camera at most once per call and returns every score now due, oldest
+    first per camera; ``waiting`` names cameras with snippets held back for their lookahead
+    and ``flush`` scores those now (a quiet camera, the end of a file); ``gap_counters`` says
+    how the camera's window filled or restarted over gaps (empty: the scorer has no window);
+    ``reset`` forgets a camera (a new file starts a new stream).
+    """
+
+    mode: str
+    class_names: list[str]
+
+    def feed(self, entries: list[Entry]) -> list[Scored]: ...
+
+    def waiting(self) -> list[str]: ...
+
+    def flush(self, camera: str) -> list[Scored]: ...
+
+    def gap_counters(self, camera: str) -> dict[str, int]: ...
+
+    def reset(self, camera: str) -> None: ...
 
 
 @dataclass
@@ -64,13 +85,14 @@ class _Job:
     """One window to run and the rows to read from it."""
 
     window: torch.Tensor  # [n, D]
-    rows: list[tuple[int, Scored]]  # (row, what to fill in: score is replaced)
+    camera: str
+    rows: list[tuple[int, int, int]]  # (row, snippet index, lookahead)
 
 
 @dataclass
 class _Camera:
     window: SlidingWindow
-    pending: deque[tuple[int, Any]] = field(default_factory=deque)  # (index, tag) not yet scored
+    pending: deque[int] = field(default_factory=deque)  # indices not yet scored
 
 
 class VadClipStreamScorer:
@@ -152,14 +174,14 @@ class VadClipStreamScorer:
         newest = cam.window.newest
         rows = []
         while cam.pending and newest is not None:
-            index, tag = cam.pending[0]
+            index = cam.pending[0]
             if not flush and index + self.lookahead > newest and index >= leaving:
                 break
             cam.pending.popleft()
             row = cam.window.row_of(index)
             if row is not None:
-                rows.append((row, Scored(name, index, tag, _EMPTY, newest - index)))
-        return _Job(cam.window.tensor(), rows) if rows else None
+                rows.append((row, index, newest - index))
+        return _Job(cam.window.tensor(), name, rows) if rows else None
 
     @torch.inference_mode()
     def feed(self, entries: list[Entry]) -> list[Scored]:
@@ -174,7 +196,7 @@ class VadClipStreamScorer:
                 leaving = cam.window.start_for(e.index)
                 jobs.append(self._due(cam, e.camera, flush=False, leaving=leaving))
             cam.window.push(e.index, e.embedding.float().cpu(), e.t_start, e.t_end)
-            cam.pending.append((e.index, e.tag))
+            cam.pending.append(e.index)
             jobs.append(self._due(cam, e.camera, flush=False))
         return self._run([j for j in jobs if j is not None])
 
@@ -197,30 +219,30 @@ class VadClipStreamScorer:
             probs = probabilities(self.step(torch.stack([j.window for j in group])))
             for b, job in enumerate(group):
                 done[id(job)] = [
-                    replace(s, score=_snippet_score(probs, b, row)) for row, s in job.rows
+                    self._scored(job.camera, index, probs, b, row, ahead)
+                    for row, index, ahead in job.rows
                 ]
         return [s for job in jobs for s in done[id(job)]]
 
+    def _scored(
+        self, camera: str, index: int, probs: dict[str, torch.Tensor], b: int, row: int, ahead: int
+    ) -> Scored:
+        return Scored(
+            camera,
+            index,
+            score=float(probs["coarse"][b, row]),
+            fine=float(probs["fine"][b, row]),
+            class_probs=[float(p) for p in probs["class_probs"][b, row]],
+            class_names=self.class_names,
+            mode=self.mode,
+            lookahead=ahead,
+        )
+
     @torch.inference_mode()
-    def score(self, cameras: list[str], embeddings: torch.Tensor) -> list[SnippetScore]:
+    def score(self, cameras: list[str], embeddings: torch.Tensor) -> list[Scored]:
         """Consecutive snippets, one per listed camera: the scores now due (with lookahead 0:
         one per camera, in order)."""
-        entries = []
-        for cam, emb in zip(cameras, embeddings, strict=True):
-            entries.append(Entry(cam, self._next[cam], emb))
-            self._next[cam] += 1
-        return [s.score for s in self.feed(entries)]
-
-
-def _snippet_score(probs: dict[str, torch.Tensor], b: int, row: int) -> SnippetScore:
-    return SnippetScore(
-        score=float(probs["coarse"][b, row]),
-        fine=float(probs["fine"][b, row]),
-        class_probs=[float(p) for p in probs["class_probs"][b, row]],
-    )
-
-
-_EMPTY = SnippetScore(0.0, 0.0, [])
+        return self.feed(consecutive(self._next, cameras, embeddings))
 
 
 class ZeroShotScorer:
@@ -233,6 +255,7 @@ class ZeroShotScorer:
         self.class_names = list(class_names)
         self.scale = scale
         self._text = self._encode_classes(self.class_names)
+        self._next: dict[str, int] = defaultdict(int)
 
     @torch.inference_mode()
     def _encode_classes(self, names: list[str]) -> torch.Tensor:
@@ -247,44 +270,58 @@ class ZeroShotScorer:
             feats.append(F.normalize(emb.mean(0), dim=-1))
         return torch.stack(feats)
 
-    def reset(self, camera: str) -> None:  # stateless per camera
-        return None
-
-    def gap_counters(self, camera: str) -> dict[str, int]:
-        return {"filled": 0, "restarts": 0}
+    def reset(self, camera: str) -> None:
+        """Forget the camera: its next ``score`` call counts from index 0 again."""
+        self._next.pop(camera, None)
 
     def waiting(self) -> list[str]:
+        """Per-image scores never wait for a lookahead: nothing is held back."""
         return []
 
     def flush(self, camera: str) -> list[Scored]:
+        """Nothing is held back (see ``waiting``), so there is nothing left to score."""
         return []
 
+    def gap_counters(self, camera: str) -> dict[str, int]:
+        """No window, so no gap is filled and none restarts one."""
+        return {}
+
+    @torch.inference_mode()
     def feed(self, entries: list[Entry]) -> list[Scored]:
         """Per-image scores need no window: every snippet is due at once."""
         if not entries:
             return []
-        scores = self.score(
-            [e.camera for e in entries], torch.stack([e.embedding for e in entries])
-        )
-        return [
-            Scored(e.camera, e.index, e.tag, s, 0) for e, s in zip(entries, scores, strict=True)
-        ]
-
-    @torch.inference_mode()
-    def score(self, cameras: list[str], embeddings: torch.Tensor) -> list[SnippetScore]:
-        emb = F.normalize(embeddings.float(), dim=-1).to(self._text.device)
+        emb = torch.stack([e.embedding for e in entries]).float()
+        emb = F.normalize(emb, dim=-1).to(self._text.device)
         probs = torch.softmax(self.scale * emb @ self._text.T, dim=-1).cpu()
         out = []
-        for row in probs:
+        for e, row in zip(entries, probs, strict=True):
             fine = float(1.0 - row[0])
-            out.append(SnippetScore(score=fine, fine=fine, class_probs=[float(p) for p in row]))
+            class_probs = [float(p) for p in row]
+            out.append(
+                Scored(e.camera, e.index, fine, fine, class_probs, self.class_names, self.mode)
+            )
         return out
+
+    def score(self, cameras: list[str], embeddings: torch.Tensor) -> list[Scored]:
+        """Consecutive snippets, one per listed camera (a notebook's or a test's shortcut)."""
+        return self.feed(consecutive(self._next, cameras, embeddings))
+
+
+def consecutive(
+    next_index: dict[str, int], cameras: list[str], embeddings: torch.Tensor
+) -> list[Entry]:
+    """Entries numbered per camera from ``next_index`` (advanced), for ``score`` shortcuts."""
+    entries = []
+    for cam, emb in zip(cameras, embeddings, strict=True):
+        entries.append(Entry(cam, next_index[cam], emb))
+        next_index[cam] += 1
+    return entries
 
 
 def score_message(
     m: SnippetMessage,
-    res: SnippetScore,
-    scorer,
+    res: Scored,
     timings: dict[str, float],
     t_emitted: float,
     phrases: list[tuple[str, float]] = (),
@@ -297,10 +334,10 @@ def score_message(
         t_end=m.t_end,
         score=res.score,
         fine=res.fine,
-        class_names=list(scorer.class_names),
+        class_names=list(res.class_names),
         class_probs=res.class_probs,
-        timings=timings,
-        mode=scorer.mode,
+        timings=dict(timings, lookahead=float(res.lookahead)),
+        mode=res.mode,
         t_emitted=t_emitted,
         phrases=[p for p, _ in phrases],
         phrase_probs=[s for _, s in phrases],

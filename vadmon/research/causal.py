@@ -86,15 +86,15 @@ def replay(scorer: VadClipStreamScorer, name: str, feats: np.ndarray) -> tuple[d
     scorer.reset(name)
     got: dict[int, Any] = {}
     for i, row in enumerate(feats):
-        for s in scorer.feed([Entry(name, i, torch.from_numpy(row), None, i, i + 1.0)]):
+        for s in scorer.feed([Entry(name, i, torch.from_numpy(row), i, i + 1.0)]):
             got[s.index] = s
     for s in scorer.flush(name):
         got[s.index] = s
     scored = [got[i] for i in range(len(feats))]
     out = {
-        "coarse": np.array([s.score.score for s in scored]),
-        "fine": np.array([s.score.fine for s in scored]),
-        "class_probs": np.array([s.score.class_probs for s in scored]),
+        "coarse": np.array([s.score for s in scored]),
+        "fine": np.array([s.fine for s in scored]),
+        "class_probs": np.array([s.class_probs for s in scored]),
     }
     return out, [s.lookahead for s in scored]
 

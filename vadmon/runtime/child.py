@@ -10,14 +10,46 @@ from __future__ import annotations
 import collections
 import ctypes
 import os
-import random
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+from vadmon.runtime.lifecycle import Transitions
 
 PR_SET_PDEATHSIG = 1
+
+
+class ChildState(StrEnum):
+    PENDING = "pending"  # not started yet
+    RUNNING = "running"
+    BACKOFF = "backoff"  # exited; restarts after a delay
+    PARKED = "parked"  # a camera in a crash loop: rests for park_s, then tried afresh
+    STOPPING = "stopping"  # asked to stop (SIGTERM), not yet reaped
+    STOPPED = "stopped"  # stopped by the supervisor
+    EXITED = "exited"  # a non-restarting child that ended well
+    FAILED = "failed"  # bad input, a crash loop, or a non-restarting child that failed
+
+
+RUN, BACKOFF, STOPPING = ChildState.RUNNING, ChildState.BACKOFF, ChildState.STOPPING
+PARKED = ChildState.PARKED
+ENDS = {ChildState.FAILED, ChildState.EXITED}  # how an exit may end a child for good
+# a start that fails (cannot exec) is handled as an exit, hence pending → backoff/parked/failed
+CHILD_LIFECYCLE = Transitions.of(
+    "child",
+    {
+        ChildState.PENDING: {RUN, BACKOFF, PARKED, *ENDS},
+        ChildState.RUNNING: {BACKOFF, PARKED, STOPPING, *ENDS},
+        ChildState.BACKOFF: {RUN, BACKOFF, PARKED, *ENDS},
+        ChildState.PARKED: {RUN, BACKOFF, PARKED, *ENDS},
+        ChildState.STOPPING: {ChildState.STOPPED},
+        ChildState.STOPPED: set(),
+        ChildState.EXITED: set(),
+        ChildState.FAILED: set(),
+    },
+)
 
 
 @dataclass
@@ -39,7 +71,7 @@ class ChildStatus:
     """What the dashboard shows per child (a copy; safe to keep)."""
 
     name: str
-    state: str = "pending"  # pending|running|backoff|stopping|stopped|exited|failed
+    state: ChildState = ChildState.PENDING
     pid: int | None = None
     starts: int = 0
     restarts: int = 0
@@ -64,11 +96,15 @@ class Child:
     crashes: collections.deque = field(default_factory=collections.deque)
     kill_reason: str = ""
 
+    def to(self, state: ChildState) -> None:
+        """Move along ``CHILD_LIFECYCLE``; an unlisted move raises ``IllegalTransition``."""
+        self.status.state = CHILD_LIFECYCLE.check(ChildState(self.status.state), state)
+
     def note_fatal(self, error: str) -> None:
         """Its last heartbeat before a bad-input exit (``report_fatal``) names the reason. It
         may arrive before or after the exit is reaped, so both cases show it."""
         self.error = error[:300]
-        if self.status.state == "failed" and self.status.last_exit.startswith("bad input"):
+        if self.status.state == ChildState.FAILED and self.status.last_exit.startswith("bad input"):
             self.status.last_exit = f"bad input, not restarted: {self.error}"
 
     def settle_stopped(self) -> None:
@@ -77,8 +113,8 @@ class Child:
             self.proc.wait(timeout=10)
             self.status.last_exit = describe_exit(self.proc.returncode)
             self.proc, self.status.pid = None, None
-        if self.status.state == "stopping":
-            self.status.state = "stopped"
+        if self.status.state == ChildState.STOPPING:
+            self.to(ChildState.STOPPED)
 
 
 def launch(
@@ -100,13 +136,6 @@ def launch(
 
 class CrashLoop(RuntimeError):
     """A child restarted too often; the supervisor stops everything."""
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random, so restarts of many
-    children spread out but never collapse to zero delay."""
-    cap = min(maximum, initial * (2 ** max(0, attempt - 1)))
-    return cap / 2 + rng.uniform(0, cap / 2)
 
 
 def pdeathsig_preexec(parent_pid: int) -> Callable[[], None] | None:

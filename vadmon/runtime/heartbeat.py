@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import zmq
 from pydantic import ValidationError
 
+from vadmon.runtime.messages import Message, MessageError, decode
 from vadmon.runtime.status_schema import Body, body_model
 from vadmon.runtime.transport import bind
 
@@ -29,6 +32,7 @@ ENV_NAME = "VADMON_PROCESS_NAME"
 TOPIC = b"status"
 MAX_BYTES = 64 * 1024
 MAX_NAME = 80
+log = logging.getLogger("vadmon.runtime.heartbeat")
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,33 @@ def parse_heartbeat(frames: list[bytes]) -> Heartbeat | None:
     try:
         body = model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        return Heartbeat(process, float(ts), pid, problem=f"{where}: {first['msg']}"[:200])
+        return Heartbeat(process, float(ts), pid, problem=_first_error(exc))
     return Heartbeat(process, float(ts), pid, body)
+
+
+def encode(process: str, body: Body | None = None, **fields: Any) -> bytes:
+    """The wire JSON of one beat: envelope + body. Capture also publishes these bytes on its
+    ``status`` topic, so every reader parses one shape with ``parse_heartbeat``."""
+    data = body.model_dump(mode="json", exclude_none=True) if body is not None else {}
+    envelope = {"process": process, "ts": time.time(), "pid": os.getpid()}
+    return json.dumps({**envelope, **data, **fields}).encode()
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"[:200]
+
+
+def decode_published(parts: list[bytes]) -> tuple[Message | Heartbeat, bytes | None]:
+    """A message off a PUB that also carries ``status`` beats (capture's): the beat parsed as
+    the supervisor parses it, anything else by ``messages.decode``; raises ``MessageError``."""
+    if parts and bytes(parts[0]) == TOPIC:
+        beat = parse_heartbeat([bytes(p) for p in parts])
+        if beat is None or beat.problem:
+            raise MessageError(f"status beat rejected: {beat.problem if beat else 'envelope'}")
+        return beat, None
+    return decode(parts)
 
 
 class HeartbeatSender:
@@ -95,6 +122,7 @@ class HeartbeatSender:
         self._socket.setsockopt(zmq.SNDHWM, 4)
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.connect(endpoint)
+        self._last_problem = ""
 
     @classmethod
     def from_env(cls, context: zmq.Context | None = None) -> HeartbeatSender | None:
@@ -104,14 +132,27 @@ class HeartbeatSender:
             return None
         return cls(endpoint, name, context)
 
-    def beat(self, **fields: Any) -> bool:
-        """Send one heartbeat; extra fields (state, counters, camera) ride along."""
-        body = {"process": self.name, "ts": time.time(), "pid": os.getpid(), **fields}
+    def beat(self, body: Body | None = None, **fields: Any) -> bool:
+        """Send one heartbeat: the child's typed ``body`` as is (loose ``fields`` only for
+        senders without a schema, e.g. test children and the demo feed)."""
         try:
-            self._socket.send_multipart([TOPIC, json.dumps(body).encode()], zmq.NOBLOCK)
+            self._socket.send_multipart([TOPIC, encode(self.name, body, **fields)], zmq.NOBLOCK)
         except zmq.Again:
             return False
         return True
+
+    def beat_built(self, build: Callable[[], Body]) -> bool:
+        """Beat with the body ``build`` makes; when the child's own numbers do not fit its
+        schema, log why (once per distinct reason) and still beat without them: a liveness
+        beat must never be what a bad counter costs."""
+        try:
+            body: Body | None = build()
+        except ValidationError as exc:
+            reason = _first_error(exc)
+            if reason != self._last_problem:
+                log.warning("%s: status body left out (%s)", self.name, reason)
+            self._last_problem, body = reason, None
+        return self.beat(body)
 
     def close(self) -> None:
         self._socket.close(linger=0)

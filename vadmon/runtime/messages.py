@@ -4,6 +4,8 @@ Every message travels as ZeroMQ multipart ``[topic, json_header]`` or
 ``[topic, json_header, payload]``. Headers are small JSON objects decoded into frozen
 dataclasses with explicit field checks, so a malformed or hostile peer can only ever produce a
 ``MessageError`` (which receivers count and drop) — never arbitrary objects, as pickle would.
+Status beats are not here: every process sends its typed body (``runtime/status_schema``)
+through ``runtime/heartbeat``.
 """
 
 from __future__ import annotations
@@ -253,21 +255,8 @@ class PreviewFrame(Message):
         _check_frame_shape(self.height, self.width, 3)
 
 
-@dataclass(frozen=True)
-class Status(Message):
-    """Heartbeat + counters from any process; the supervisor and dashboard consume these."""
-
-    topic: ClassVar[bytes] = b"status"
-    process: str
-    ts: float
-    camera: str = ""
-    state: str = ""
-    counters: dict[str, float] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-
-
 TOPICS: dict[bytes, type[Message]] = {
-    cls.topic: cls for cls in (FrameHeader, SnippetMessage, ScoreMessage, PreviewFrame, Status)
+    cls.topic: cls for cls in (FrameHeader, SnippetMessage, ScoreMessage, PreviewFrame)
 }
 
 

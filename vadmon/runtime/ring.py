@@ -133,7 +133,7 @@ class CameraRing:
     the name, so readers simply attach to the new one. The old one is unlinked at once.
     """
 
-    def __init__(self, camera: str, slots: int = 48) -> None:
+    def __init__(self, camera: str, slots: int) -> None:  # slots: camera ring_slots
         self.camera = camera
         self.slots = slots
         self.writer: RingWriter | None = None

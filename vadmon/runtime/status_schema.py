@@ -48,18 +48,29 @@ Example alerts body::
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 import time
 from collections import deque
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from vadmon.capture.watchdog import CameraState
 
 CAPTURE_PREFIX = "capture:"
 INFERENCE_PROCESS = "inference"
 ALERTS_PROCESS = "alerts"
 
-CAMERA_STATES: tuple[str, ...] = ("connecting", "online", "stalled", "offline", "ended")
+MAX_EXTRA_COUNTERS = 128  # a stage's own diagnostics beside the typed fields
 MAX_RECENT_EVENTS = 10
 MAX_RECENT_SCORES = 120  # the widest sparkline (a 160-column terminal) needs about 90
 MAX_CAMERAS = 256
@@ -100,6 +111,31 @@ class HistogramBody(_Body):
         return sum(self.counts)
 
 
+class _OpenCounters(_Body):
+    """Typed counters plus up to ``MAX_EXTRA_COUNTERS`` more, each a finite number ≥ 0: a
+    stage's own diagnostics (e.g. ``clip_errors``) ride along under their own names without
+    a schema change, and still cannot carry a string or grow a beat without bound."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    @model_validator(mode="after")
+    def _extras_are_counts(self) -> _OpenCounters:
+        extra = self.model_extra or {}
+        if len(extra) > MAX_EXTRA_COUNTERS:
+            raise ValueError(f"at most {MAX_EXTRA_COUNTERS} extra counters")
+        for key, value in extra.items():
+            if len(key) > 64 or isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"extra counter {key[:64]!r} must be a number")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"extra counter {key[:64]!r} must be finite and ≥ 0")
+        return self
+
+    def get(self, name: str, default: float = 0.0) -> float:
+        """A counter by name, typed field or extra (``default`` when absent or None)."""
+        value = getattr(self, name, None)
+        return default if value is None else value
+
+
 class CaptureCounters(_Body):
     frames_total: Total | None = None  # frames read since the process started
     fps: Total | None = None  # frames per second over the last few seconds (None at first)
@@ -107,6 +143,21 @@ class CaptureCounters(_Body):
     reconnects_total: Total | None = None
     stalls_total: Total | None = None
     snippets_total: Total | None = None  # 16-frame snippets handed to inference
+    snippets_sent: Total | None = None  # of those, the ones the socket took
+    source_fps: Total | None = None  # what the source says it delivers
+    source_skipped: Total | None = None  # frames the reader thread replaced before use
+    previews: Total | None = None  # preview JPEGs published
+    stalls_per_hour: Total | None = None
+    frozen: Total | None = None  # frozen-image detections
+    resolution_changes: Total | None = None
+    ring_recreated: Total | None = None
+    link_previews_sent: Total | None = None  # split host only (capture/preview_link.py)
+    link_previews_dropped: Total | None = None
+    link_preview_bytes: Total | None = None
+    link_snippet_bytes: Total | None = None
+    held: Total | None = None  # snippets held now while inference loads its model (capture/hold)
+    held_sent: Total | None = None  # held snippets sent once inference was ready
+    model_loading_drops: Total | None = None  # held snippets dropped (hold full or unpackable)
 
 
 class CaptureInfo(_Body):
@@ -114,13 +165,18 @@ class CaptureInfo(_Body):
     resolution: Annotated[str, StringConstraints(max_length=20)] | None = None
     error: Text | None = None  # the last source error, e.g. "auth: 401 Unauthorized"
     retry_in_s: Total | None = None  # seconds until the next connection attempt
+    last_error: Short | None = None  # the watchdog's last failure kind ("stall", "ended", …)
+    errors: dict[Short, Total] = Field(default_factory=dict, max_length=16)  # per kind
+    ring: Short | None = None  # the shared-memory ring's name
+    height: Annotated[int, Field(ge=0)] | None = None
+    width: Annotated[int, Field(ge=0)] | None = None
 
 
 class CaptureStatus(_Body):
     """Process ``capture:<camera>``."""
 
     camera: Name | None = None
-    state: Literal["connecting", "online", "stalled", "offline", "ended"] | None = None
+    state: Annotated[CameraState, Field(strict=False)] | None = None  # JSON sends the value
     counters: CaptureCounters = CaptureCounters()
     info: CaptureInfo = CaptureInfo()
 
@@ -157,13 +213,22 @@ class InferenceInfo(_Body):
     loading_s: Total | None = None  # set while the model loads: seconds so far
 
 
+class InferenceCounters(_OpenCounters):
+    malformed: Total | None = None  # messages that failed validation
+    batches: Total | None = None
+    ring_errors: Total | None = None
+    reconnects: Total | None = None  # split host: link reconnects
+    ring_mappings: Total | None = None
+
+
 class InferenceStatus(_Body):
     """Process ``inference``."""
 
+    counters: InferenceCounters = InferenceCounters()
     info: InferenceInfo = InferenceInfo()
 
 
-class AlertCounters(_Body):
+class AlertCounters(_OpenCounters):
     pending: Total | None = None  # deliveries waiting for their first attempt
     delivered: Total | None = None
     retrying: Total | None = None  # pending deliveries that already failed at least once
@@ -185,8 +250,19 @@ class RecentEvent(_Body):
     text: Text | None = None  # explanation.text (first 200 characters)
 
 
+def valid_recent_events(events: list[dict[str, Any]]) -> list[RecentEvent]:
+    """The recent events the schema accepts (a label longer than the schema allows is left
+    off the dashboard's list, not allowed to stop the heartbeat)."""
+    valid = []
+    for ev in events:
+        with contextlib.suppress(ValidationError):
+            valid.append(RecentEvent.model_validate(ev))
+    return valid
+
+
 class AlertInfo(_Body):
     webhooks: Annotated[int, Field(ge=0)] | None = None  # endpoints configured
+    open_events: Annotated[int, Field(ge=0)] | None = None
     recent_events: list[RecentEvent] = Field(default_factory=list, max_length=MAX_RECENT_EVENTS)
     alert_latency: HistogramBody | None = None  # webhook queued → delivered, per delivery
     # events the flood guard (alerts.flood_*) kept from being sent, per camera

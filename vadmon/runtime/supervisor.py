@@ -22,16 +22,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from vadmon.config import SupervisorConfig
+from vadmon.runtime.backoff import backoff_delay
 from vadmon.runtime.child import (
     Child,
     ChildSpec,
+    ChildState,
     ChildStatus,
-    backoff_delay,
     describe_exit,
     launch,
     pdeathsig_preexec,
 )
 from vadmon.runtime.cleanup import ORDERLY, Cleanup, run_cleanup, start_janitor
+from vadmon.runtime.entry import BAD_INPUT_EXIT  # an essential child's stops everything
 from vadmon.runtime.heartbeat import ENV_ENDPOINT, ENV_NAME, Heartbeat, HeartbeatReceiver
 from vadmon.runtime.instance_lock import release_instance_lock
 from vadmon.runtime.log_wrap import pump_json
@@ -40,9 +42,6 @@ from vadmon.runtime.sdnotify import sd_notify, watchdog_interval_s
 
 log = logging.getLogger("vadmon.runtime.supervisor")
 Hook = Callable[[], None]
-# bad input (VadmonError, one line printed): restarting cannot fix it. An essential child stops
-# everything; a camera stays down with its reason while the rest keep running.
-BAD_INPUT_EXIT = 2
 
 
 class Supervisor:
@@ -122,13 +121,13 @@ class Supervisor:
                 on_stopped()
         if self.failure and self.failure_code == BAD_INPUT_EXIT:
             for name, child in self.children.items():  # its line went to a file: repeat it
-                if child.status.state == "failed" and self.logs is not None:
+                if child.status.state == ChildState.FAILED and self.logs is not None:
                     print(self.logs.error_line(name), file=sys.stderr)
             return BAD_INPUT_EXIT  # the child's own error line is the message
         if self.failure:
             print(f"vadmon supervisor: error: {self.failure}; stopped everything", file=sys.stderr)
             return 1
-        failed = [c.status for c in self.children.values() if c.status.state == "failed"]
+        failed = [c for c in self.children.values() if c.status.state == ChildState.FAILED]
         return 1 if failed else 0
 
     @property
@@ -201,7 +200,7 @@ class Supervisor:
             self._json_pumps.append(pump_json(spec.name, child.proc.stdout))
         child.started_mono = time.monotonic()
         child.status.pid = child.proc.pid
-        child.status.state = "running"
+        child.to(ChildState.RUNNING)
         child.status.starts += 1
         log.info("started %s (pid %d)", spec.name, child.proc.pid)
 
@@ -213,13 +212,14 @@ class Supervisor:
         child.status.pid = None
         child.proc = None
         if self._stop_reason is None and bad_input and not child.spec.essential:
-            child.status.state = "failed"
+            child.to(ChildState.FAILED)
             child.status.last_exit = f"bad input, not restarted: {child.error or reason}"
             log.warning(
                 "%s stopped on bad input (%s); the others keep running", child.spec.name, reason
             )
         elif self._stop_reason is None and bad_input and child.spec.restart:
-            child.status.state, child.status.last_exit = "failed", reason
+            child.to(ChildState.FAILED)
+            child.status.last_exit = reason
             self.failure = f"child '{child.spec.name}' reported bad input"
             self.failure_code = BAD_INPUT_EXIT
             log.warning(
@@ -234,7 +234,7 @@ class Supervisor:
         status, spec = child.status, child.spec
         status.last_exit = reason
         if not spec.restart:
-            status.state = "exited" if returncode_ok else "failed"
+            child.to(ChildState.EXITED if returncode_ok else ChildState.FAILED)
             log.info("%s %s (not restarted)", spec.name, reason)
             return
         if now - child.started_mono >= self.policy.crash_loop_window_s:
@@ -246,7 +246,7 @@ class Supervisor:
             self._park(child, reason, now)
             return
         if len(child.crashes) > self.policy.crash_loop_restarts:
-            status.state = "failed"
+            child.to(ChildState.FAILED)
             self.failure = (
                 f"child '{spec.name}' crashed {len(child.crashes)} times within "
                 f"{self.policy.crash_loop_window_s:g} s (last: {reason})"
@@ -261,7 +261,7 @@ class Supervisor:
             self.rng,
         )
         child.restart_at = now + delay
-        status.state = "backoff"
+        child.to(ChildState.BACKOFF)
         status.restarts += 1
         status.last_backoff_s = delay
         log.warning("%s %s; restarting in %.2f s", spec.name, reason, delay)
@@ -273,7 +273,7 @@ class Supervisor:
         child.crashes.clear()
         child.consecutive = 0
         child.restart_at = now + park
-        child.status.state = "parked"
+        child.to(ChildState.PARKED)
         child.status.last_backoff_s = park
         child.status.last_exit = (
             f"parked: crashed {n} times within {window:g} s (last: {reason}); retry in {park:g} s"
@@ -345,7 +345,7 @@ class Supervisor:
             self._stop_reason = self.failure or "shutdown"
         running = [c for c in self.children.values() if c.proc is not None]
         for child in running:
-            child.status.state = "stopping"
+            child.to(ChildState.STOPPING)
             child.restart_at = None
             self._signal(child, signal.SIGTERM)
             self._signal(child, signal.SIGCONT)  # a stopped child must run to see SIGTERM

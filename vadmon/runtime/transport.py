@@ -327,8 +327,13 @@ def send_message(
     sock: zmq.Socket, msg: Message, payload: bytes | None = None, stats: SendStats | None = None
 ) -> bool:
     """Non-blocking send: when the peer's queue is full (or no peer), drop and count."""
+    return send_parts(sock, msg.to_parts(payload), stats)
+
+
+def send_parts(sock: zmq.Socket, parts: list[Any], stats: SendStats | None = None) -> bool:
+    """``send_message`` for parts already encoded (a status beat is not a ``Message``)."""
     try:
-        sock.send_multipart(msg.to_parts(payload), flags=zmq.NOBLOCK)
+        sock.send_multipart(parts, flags=zmq.NOBLOCK)
     except zmq.Again:
         if stats is not None:
             stats.dropped += 1

@@ -2,26 +2,26 @@
 
 One thread holds one ZeroMQ SUB connected to every camera's capture PUB (topics ``preview`` and
 ``status``: the same PUB the alerts process takes previews from, and the capture heartbeat's
-counters) and to inference's score PUB. A capture ``Status`` is turned into the heartbeat body
-the supervisor receives and fed to the dashboard's own ``DashboardState``, so a camera's state
-and reason here are computed by exactly the dashboard's rules. Every message is decoded and
-validated (``vadmon.runtime.messages``); unknown cameras are ignored, so a peer cannot grow this.
+counters) and to inference's score PUB. A capture ``status`` message is the very heartbeat the
+supervisor receives (capture publishes the same bytes), parsed by the same ``parse_heartbeat``
+and fed to the dashboard's own ``DashboardState``, so a camera's state and reason here are
+computed by exactly the dashboard's rules. Every message is decoded and validated
+(``vadmon.runtime.messages``, ``runtime/status_schema``); unknown cameras are ignored, so a
+peer cannot grow this.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
 
 import zmq
 
-from vadmon.capture.process import SCHEMA_NAMES
 from vadmon.dashboard.state import CameraView, DashboardState
-from vadmon.runtime.heartbeat import parse_heartbeat
-from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
-from vadmon.runtime.status_schema import CAPTURE_PREFIX
+from vadmon.runtime.heartbeat import TOPIC, Heartbeat, decode_published
+from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage
+from vadmon.runtime.status_schema import CaptureStatus
 
 POLL_MS = 200
 
@@ -90,7 +90,7 @@ class LiveFeed:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, 64)
         sub.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)
-        for topic in (PreviewFrame.topic, Status.topic, ScoreMessage.topic):
+        for topic in (PreviewFrame.topic, TOPIC, ScoreMessage.topic):
             sub.setsockopt(zmq.SUBSCRIBE, topic)
         for endpoint in dict.fromkeys(self.endpoints):
             sub.connect(endpoint)
@@ -103,7 +103,7 @@ class LiveFeed:
 
     def _take(self, parts: list[bytes]) -> None:
         try:
-            msg, payload = decode(parts)
+            msg, payload = decode_published(parts)
         except MessageError:
             self.counters["malformed"] += 1
             return
@@ -112,31 +112,16 @@ class LiveFeed:
             with self._cond:
                 self._frames[msg.camera] = Frame(payload, msg.ts, msg.seq, msg.width, msg.height)
                 self._cond.notify_all()
-        elif isinstance(msg, Status) and msg.process == "capture" and msg.camera in self.names:
-            self.counters["statuses"] += 1
-            self._status(msg)
         elif isinstance(msg, ScoreMessage) and msg.camera in self.names:
             self.counters["scores"] += 1
             self._scores[msg.camera] = (float(msg.score), float(msg.t_end))
-
-    def _status(self, msg: Status) -> None:
-        """The capture heartbeat body this Status mirrors (capture/process.py sends both)."""
-        counters = {SCHEMA_NAMES.get(k, k): v for k, v in msg.counters.items()}
-        info = dict(msg.info)
-        if "width" in info and "height" in info:
-            info["resolution"] = f"{info['width']}x{info['height']}"
-        body = {
-            "process": f"{CAPTURE_PREFIX}{msg.camera}",
-            "ts": msg.ts,
-            "pid": 1,  # not a supervised child: the pid proves nothing here and is not used
-            "camera": msg.camera,
-            "state": msg.state,
-            "counters": counters,
-            "info": info,
-        }
-        beat = parse_heartbeat([json.dumps(body).encode()])
-        if beat is not None:
-            self.state.update_heartbeat(beat)
+        elif (
+            isinstance(msg, Heartbeat)
+            and isinstance(msg.body, CaptureStatus)
+            and msg.body.camera in self.names
+        ):
+            self.counters["statuses"] += 1
+            self.state.update_heartbeat(msg)
 
 
 def camera_json(

@@ -1,7 +1,7 @@
-"""``python -m vadmon.runtime.supervise --spec F``: the supervisor on its own, for any children.
+"""``python tests/sup_runner.py --spec F``: the real supervisor on its own, for any children.
 
-The monitor builds its supervisor in-process (``vadmon.monitor``); this entry runs one from a
-JSON spec of children and policy, which is how the supervisor's tests drive it.
+The monitor builds its supervisor in-process (``vadmon.monitor``); the supervisor's tests run
+one as its own process from a JSON spec of children and policy (test-only, so not in vadmon/).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def load_specs(path: Path) -> tuple[list[ChildSpec], SupervisorConfig]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m vadmon.runtime.supervise", description="Run and watch child processes."
+        prog="python tests/sup_runner.py", description="Run and watch child processes."
     )
     parser.add_argument("--spec", type=Path, required=True, help="JSON file with children/policy")
     parser.add_argument("--heartbeat", help="endpoint to bind for heartbeats (ipc:// or tcp://)")
