@@ -86,9 +86,9 @@ def endpoint(
     field = WebhookConfig.model_fields
     policy = RetryPolicy(
         max_attempts=field["max_attempts"].default,
-        backoff_base_s=field["backoff_initial_s"].default,
+        backoff_initial_s=field["backoff_initial_s"].default,
         backoff_max_s=field["backoff_max_s"].default,
-        attempt_deadline_s=field["timeout_s"].default,
+        timeout_s=field["timeout_s"].default,
         network_retry_s=field["network_retry_s"].default,
     )
     policy = dataclasses.replace(policy, **retry)

@@ -23,7 +23,7 @@ def event(i: int = 0) -> dict:
 def setup(
     tmp_path: Path, url: str, allow_private: bool = True, **kw
 ) -> tuple[Outbox, DeliveryWorker]:
-    retry = dict(max_attempts=5, backoff_base_s=0.05, attempt_deadline_s=1.0)
+    retry = dict(max_attempts=5, backoff_initial_s=0.05, timeout_s=1.0)
     retry.update({k: kw.pop(k) for k in list(kw) if k in retry})
     ep = endpoint("main", url, SECRET, allow_private, **retry)
     db = tmp_path / "outbox.db"

@@ -145,7 +145,7 @@ def test_dead_letter_listed_by_cli_and_replayed_with_same_id(tmp_path, subproces
     ev = {"id": "1700000000.000000-abcdef", "camera": "lobby", "label": "Fighting",
           "start_ts": 1_700_000_000.0}  # fmt: skip
     with Receiver([SECRET], script=[("status", 500, {})] * 2) as rx:
-        ep = endpoint("main", rx.url, SECRET, max_attempts=2, backoff_base_s=0.01)
+        ep = endpoint("main", rx.url, SECRET, max_attempts=2, backoff_initial_s=0.01)
         settings = delivery_settings((ep,))
         worker = DeliveryWorker(str(db), settings)
         outbox = Outbox(db)

@@ -20,9 +20,9 @@ def capture(subprocess_env: dict[str, str]) -> Iterator[Callable[..., Capture]]:
 
 def test_refused_camera_lines_collapse(capture: Callable[..., Capture]) -> None:
     run = capture("nobody", f"rtsp://127.0.0.1:{free_port()}/test", FAST)
-    assert wait_for(lambda: run.statuses and (run.last().counters.reconnects_total or 0) >= 9, 40), (
-        run.output()
-    )
+    assert wait_for(
+        lambda: run.statuses and (run.last().counters.reconnects_total or 0) >= 9, 40
+    ), run.output()
     assert run.stop() == 0
     lines = [ln for ln in run.output().splitlines() if "nobody" in ln]
     still = [

@@ -52,7 +52,7 @@ def test_410_disables_the_endpoint(tmp_path):
 @pytest.mark.parametrize("code", [429, 503])
 def test_retry_after_is_honoured(tmp_path, code):
     with Receiver([SECRET], script=[("status", code, {"Retry-After": "1"})]) as rx:
-        outbox, worker = setup(tmp_path, rx.url, backoff_base_s=0.01)
+        outbox, worker = setup(tmp_path, rx.url, backoff_initial_s=0.01)
         msg_id = enqueue(outbox)
         drain(worker, outbox)
         first, second = rx.requests
@@ -80,7 +80,7 @@ def test_redirect_is_not_followed(tmp_path):
 @pytest.mark.parametrize("behaviour", [("hang", 30.0), ("drip", 30.0)])
 def test_hanging_or_dripping_receiver_is_cut_off(tmp_path, behaviour):
     with Receiver([SECRET], script=[behaviour]) as rx:
-        outbox, worker = setup(tmp_path, rx.url, attempt_deadline_s=1.0)
+        outbox, worker = setup(tmp_path, rx.url, timeout_s=1.0)
         msg_id = enqueue(outbox)
         t0 = time.monotonic()
         worker.run_once()

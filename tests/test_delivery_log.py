@@ -24,7 +24,7 @@ def test_failures_collapse_and_dead_letter_warns(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="vadmon.alerts.delivery")
     script = [("status", 500, {})] * 9
     with Receiver([SECRET], script=script) as rx:
-        outbox, worker = setup(tmp_path, rx.url, max_attempts=9, backoff_base_s=0.01)
+        outbox, worker = setup(tmp_path, rx.url, max_attempts=9, backoff_initial_s=0.01)
         msg_id = enqueue(outbox)
         drain(worker, outbox)
         assert len(rx.requests) == 9

@@ -143,7 +143,7 @@ def test_label_is_averaged_over_the_event():
 
 
 def test_median_smoothing_rejects_single_spikes():
-    s = event_settings(**{**BASE, "smoothing": "median", "min_duration_s": 0.0}, smoothing_k=3)
+    s = event_settings(**{**BASE, "smoothing": "median", "min_duration_s": 0.0}, smoothing_window=3)
     _, out = run([0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0], s)
     assert out == []
     assert Smoother("median", 3, 0.5)(0.7) == 0.7

@@ -25,7 +25,7 @@ MESSAGES = 8
 
 def test_a_hung_endpoint_never_delays_a_healthy_one(tmp_path: Path) -> None:
     with Receiver([SECRET]) as healthy, Receiver([SECRET], default=("hang", 30.0)) as hung:
-        retry = {"attempt_deadline_s": 2.0, "backoff_base_s": 0.05, "max_attempts": 50}
+        retry = {"timeout_s": 2.0, "backoff_initial_s": 0.05, "max_attempts": 50}
         eps = (endpoint("ok", healthy.url, SECRET, **retry),
                endpoint("hung", hung.url, SECRET, **retry))  # fmt: skip
         db = tmp_path / "outbox.db"
@@ -56,7 +56,7 @@ def closed_port() -> int:
 
 
 def test_no_answer_retries_until_its_age_not_a_count(tmp_path: Path) -> None:
-    retry = {"max_attempts": 2, "backoff_base_s": 0.05, "backoff_max_s": 0.1,
+    retry = {"max_attempts": 2, "backoff_initial_s": 0.05, "backoff_max_s": 0.1,
              "network_retry_s": 2.0}  # fmt: skip
     hook = WebhookConfig(name="down", url=f"http://127.0.0.1:{closed_port()}/hook",
                          secret=SECRET, allow_private=True, max_attempts=2,

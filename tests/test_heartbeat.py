@@ -213,7 +213,7 @@ def test_beats_without_the_childs_pid_do_not_keep_a_stopped_child_alive(
 def _watchdog_states() -> set[CameraState]:
     """Drive a real ``Watchdog`` through every transition it has, collecting the states."""
     settings = WatchdogSettings(
-        stall_timeout_s=1, connect_timeout_s=1, backoff_base_s=0.1, backoff_max_s=0.1,
+        stall_timeout_s=1, connect_timeout_s=1, backoff_initial_s=0.1, backoff_max_s=0.1,
         frozen_timeout_s=0, frozen_tolerance=0,
     )  # fmt: skip
     wd, seen = Watchdog(settings), set()

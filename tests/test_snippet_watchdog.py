@@ -43,7 +43,7 @@ def test_snippets_at_source_fps_pick_the_middle_frame() -> None:
 
 
 def test_k_samples_are_evenly_spaced() -> None:
-    asm = SnippetAssembler("cam", snippet_settings(samples=4))
+    asm = SnippetAssembler("cam", snippet_settings(frames_per_snippet=4))
     (msg,) = feed(asm, [i / 10 for i in range(16)])
     assert msg.seqs == [3, 7, 11, 15]
 
@@ -75,9 +75,9 @@ def test_ring_change_drops_the_partial_snippet() -> None:
 
 def test_bad_snippet_settings() -> None:
     with pytest.raises(ValueError):
-        snippet_settings(samples=0)
+        snippet_settings(frames_per_snippet=0)
     with pytest.raises(ValueError):
-        snippet_settings(frames_per_snippet=4, samples=5)
+        snippet_settings(snippet_frames=4, frames_per_snippet=5)
 
 
 # --- watchdog -------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def frame_thumb(value: int) -> np.ndarray:
 
 
 def test_happy_path_then_stall_then_recovery() -> None:
-    wd = Watchdog(watchdog_settings(stall_timeout_s=5, backoff_base_s=1), random.Random(1))
+    wd = Watchdog(watchdog_settings(stall_timeout_s=5, backoff_initial_s=1), random.Random(1))
     assert wd.start(0.0) is Action.CONNECT and wd.state is CameraState.CONNECTING
     assert wd.on_frame(1.0, SHAPE, None) is Action.NONE and wd.state is CameraState.ONLINE
     assert wd.tick(5.9) is Action.NONE
@@ -106,7 +106,7 @@ def test_happy_path_then_stall_then_recovery() -> None:
 
 
 def test_backoff_is_full_jitter_capped_and_never_gives_up() -> None:
-    wd = Watchdog(watchdog_settings(backoff_base_s=0.5, backoff_max_s=60), random.Random(7))
+    wd = Watchdog(watchdog_settings(backoff_initial_s=0.5, backoff_max_s=60), random.Random(7))
     now = 0.0
     wd.start(now)
     delays = []
@@ -123,7 +123,7 @@ def test_backoff_is_full_jitter_capped_and_never_gives_up() -> None:
 
 
 def test_backoff_resets_once_frames_flow() -> None:
-    wd = Watchdog(watchdog_settings(backoff_base_s=1, backoff_max_s=60), random.Random(3))
+    wd = Watchdog(watchdog_settings(backoff_initial_s=1, backoff_max_s=60), random.Random(3))
     wd.start(0)
     for i in range(10):
         wd.on_error(float(i), "timeout")

@@ -155,7 +155,7 @@ def preview_endpoints(cfg: MonitorConfig) -> list[str]:
 
 
 def snippet_shape(cfg: MonitorConfig) -> tuple[int, int]:
-    """(frames per snippet, frames sampled): the model's, or its schema defaults on a
+    """(snippet_frames, frames_per_snippet): the model's, or its schema defaults on a
     capture-only host without a ``model`` section (they must match the inference host's)."""
     if cfg.model is not None:
         return cfg.model.snippet_frames, cfg.model.frames_per_snippet
@@ -169,11 +169,11 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
     if camera not in cfg.cameras:
         raise VadmonError(f"camera {camera!r} is not in the config", "--camera")
     cam = cfg.cameras[camera]
-    frames, samples = snippet_shape(cfg)
+    snippet_frames, frames_per_snippet = snippet_shape(cfg)
     try:
         snippet = SnippetSettings(
-            frames_per_snippet=frames,
-            samples=samples,
+            snippet_frames=snippet_frames,
+            frames_per_snippet=frames_per_snippet,
             fps=float(cam.fps or 0.0),
         )
     except ValueError as exc:
@@ -181,7 +181,7 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
     watchdog = WatchdogSettings(
         stall_timeout_s=cam.stall_timeout_s,
         connect_timeout_s=max(cam.open_timeout_s * 2, cam.stall_timeout_s),
-        backoff_base_s=cam.backoff_initial_s,
+        backoff_initial_s=cam.backoff_initial_s,
         backoff_max_s=cam.backoff_max_s,
         frozen_timeout_s=float(cam.frozen_timeout_s or 0.0),
         frozen_tolerance=FROZEN_TOLERANCE,
@@ -198,8 +198,8 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
         snippet=snippet,
         watchdog=watchdog,
         preview_fps=cam.preview.fps,
-        preview_width=cam.preview.max_width,
-        jpeg_quality=cam.preview.jpeg_quality,
+        preview_max_width=cam.preview.max_width,
+        preview_jpeg_quality=cam.preview.jpeg_quality,
         status_interval_s=CAPTURE_STATUS_INTERVAL_S,
         pub_hwm=CAPTURE_PUB_HWM,
         snippet_hwm=CAPTURE_SNIPPET_HWM,
@@ -241,7 +241,7 @@ def event_settings(alerts: AlertsConfig) -> EventSettings:
         min_duration_s=alerts.min_duration_s,
         cutoff_s=alerts.cutoff_s,
         smoothing=sm.kind,
-        smoothing_k=sm.window,
+        smoothing_window=sm.window,
         smoothing_alpha=sm.alpha,
         labels_ignore=tuple(alerts.labels_ignore),
         cooldown_s=alerts.cooldown_s,
@@ -276,9 +276,9 @@ def webhook_endpoint(w: WebhookConfig) -> Endpoint:
     """One configured webhook → its endpoint, with its own event filter and retry policy."""
     retry = RetryPolicy(
         max_attempts=w.max_attempts,
-        backoff_base_s=w.backoff_initial_s,
+        backoff_initial_s=w.backoff_initial_s,
         backoff_max_s=w.backoff_max_s,
-        attempt_deadline_s=w.timeout_s,
+        timeout_s=w.timeout_s,
         network_retry_s=w.network_retry_s,
     )
     allow = w.allow_private if isinstance(w.allow_private, bool) else tuple(w.allow_private)

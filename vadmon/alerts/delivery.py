@@ -59,9 +59,9 @@ class RetryPolicy:
     """One endpoint's patience: receivers differ (a chat relay vs. a slow ticketing system)."""
 
     max_attempts: int
-    backoff_base_s: float
+    backoff_initial_s: float
     backoff_max_s: float
-    attempt_deadline_s: float
+    timeout_s: float  # one attempt's deadline (request and answer)
     network_retry_s: float  # no answer (DNS, connect, deadline): retried until this old
 
 
@@ -192,7 +192,7 @@ class DeliveryWorker:
         self._stop.set()
         self.wake()
         if self._thread is not None:
-            deadline = max([ep.retry.attempt_deadline_s for ep in self._endpoints.values()] + [0.0])
+            deadline = max([ep.retry.timeout_s for ep in self._endpoints.values()] + [0.0])
             self._thread.join(flush_s + deadline + 2.0)
 
     def counters(self) -> dict[str, int]:
@@ -359,7 +359,7 @@ class DeliveryWorker:
         return True
 
     def _backoff(self, policy: RetryPolicy, attempts: int) -> float:
-        return backoff_delay(attempts, policy.backoff_base_s, policy.backoff_max_s, self.rng)
+        return backoff_delay(attempts, policy.backoff_initial_s, policy.backoff_max_s, self.rng)
 
     async def _post(
         self, client: httpx.AsyncClient, ep: Endpoint, row: Delivery, addr: str
@@ -372,7 +372,7 @@ class DeliveryWorker:
         url, host, extensions = pinned_request(ep.url, addr)
         headers["host"] = host
 
-        deadline = ep.retry.attempt_deadline_s
+        deadline = ep.retry.timeout_s
         timeout = httpx.Timeout(deadline, connect=min(deadline, self.settings.connect_timeout_s))
 
         async def attempt() -> _Result:

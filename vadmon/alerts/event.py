@@ -53,7 +53,7 @@ class EventSettings:
     min_duration_s: float
     cutoff_s: float
     smoothing: str
-    smoothing_k: int
+    smoothing_window: int
     smoothing_alpha: float  # EMA weight of the newest score
     labels_ignore: tuple[str, ...]  # labels that never raise events
     cooldown_s: float
@@ -67,8 +67,8 @@ class EventSettings:
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHING:
             raise ValueError(f"smoothing must be one of {SMOOTHING}, not {self.smoothing!r}")
-        if self.smoothing_k < 1:
-            raise ValueError("smoothing_k must be ≥ 1")
+        if self.smoothing_window < 1:
+            raise ValueError("smoothing_window must be ≥ 1")
         if not 0.0 < self.smoothing_alpha <= 1.0:
             raise ValueError("smoothing_alpha must be in (0, 1]")
         if not 0.0 <= self.hysteresis <= self.threshold <= 1.0:
@@ -195,7 +195,9 @@ class CameraEvents:
         self.camera = camera
         self.s = settings
         self.rng = rng
-        self.smooth = Smoother(settings.smoothing, settings.smoothing_k, settings.smoothing_alpha)
+        self.smooth = Smoother(
+            settings.smoothing, settings.smoothing_window, settings.smoothing_alpha
+        )
         self.ignored = {label.lower() for label in settings.labels_ignore}
         self.cur: _Open | None = None
         self.cooldown_until: dict[str, float] = {}
@@ -269,7 +271,9 @@ class CameraEvents:
             self.counters[held] += 1
             cur.to(EventPhase.SUPPRESSED)
             if held == "suppressed_rate":  # recorded with its snapshot (``vadmon events``)
-                flood = self._snapshot(cur, new_event_id(start, self.camera, self.rng), None, FLOODED)
+                flood = self._snapshot(
+                    cur, new_event_id(start, self.camera, self.rng), None, FLOODED
+                )
                 return [EventMessage("flooded", flood)]
             return []
         self.recent_starts.append(start)

@@ -257,10 +257,10 @@ class CaptureLoop:
 
     def _publish_preview(self, frame: np.ndarray, ts: float) -> None:
         height, width = frame.shape[:2]
-        scale = min(1.0, self.settings.preview_width / width)
+        scale = min(1.0, self.settings.preview_max_width / width)
         small = cv2.resize(frame, (max(1, int(width * scale)), max(1, int(height * scale))))
         ok, jpeg = cv2.imencode(
-            ".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
+            ".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, self.settings.preview_jpeg_quality]
         )
         if not ok:
             return

@@ -31,8 +31,8 @@ class CaptureSettings:
     snippet: SnippetSettings
     watchdog: WatchdogSettings
     preview_fps: float
-    preview_width: int
-    jpeg_quality: int
+    preview_max_width: int
+    preview_jpeg_quality: int
     status_interval_s: float
     pub_hwm: int
     snippet_hwm: int

@@ -16,15 +16,16 @@ from vadmon.runtime.messages import SnippetMessage
 
 @dataclass(frozen=True)
 class SnippetSettings:
-    frames_per_snippet: int
-    samples: int  # frames per snippet handed to the image encoder
+    # the names of ``model.snippet_frames`` and ``model.frames_per_snippet``
+    snippet_frames: int  # frames one snippet spans
+    frames_per_snippet: int  # of those, the frames handed to the image encoder
     fps: float  # 0: count source frames; > 0: resample on a clock at this rate
 
     def __post_init__(self) -> None:
-        if self.frames_per_snippet < 1:
-            raise ValueError("frames_per_snippet must be at least 1")
-        if not 1 <= self.samples <= self.frames_per_snippet:
-            raise ValueError("samples must be between 1 and frames_per_snippet")
+        if self.snippet_frames < 1:
+            raise ValueError("snippet_frames must be at least 1")
+        if not 1 <= self.frames_per_snippet <= self.snippet_frames:
+            raise ValueError("frames_per_snippet must be between 1 and snippet_frames")
         if self.fps < 0:
             raise ValueError("fps must be >= 0")
 
@@ -69,7 +70,7 @@ class SnippetAssembler:
             self._frames.append(ref)
         else:
             self._push_resampled(ref)
-        if len(self._frames) < self.settings.frames_per_snippet:
+        if len(self._frames) < self.settings.snippet_frames:
             return None
         return self._emit()
 
@@ -80,21 +81,20 @@ class SnippetAssembler:
         if ref.ts + 1e-9 < self._next_tick:
             return  # source faster than the clock: skip this frame
         # a gap longer than one snippet is a restart, not something to fill with copies
-        if ref.ts - self._next_tick > period * self.settings.frames_per_snippet:
+        if ref.ts - self._next_tick > period * self.settings.snippet_frames:
             self._frames.clear()
             self._next_tick = ref.ts
-        while (
-            self._next_tick <= ref.ts + 1e-9
-            and len(self._frames) < self.settings.frames_per_snippet
-        ):
+        while self._next_tick <= ref.ts + 1e-9 and len(self._frames) < self.settings.snippet_frames:
             self._frames.append(ref)
             self._next_tick += period
 
     def _emit(self) -> SnippetMessage:
-        frames = self._frames[: self.settings.frames_per_snippet]
+        frames = self._frames[: self.settings.snippet_frames]
         picks = [
             frames[i]
-            for i in sample_positions(self.settings.frames_per_snippet, self.settings.samples)
+            for i in sample_positions(
+                self.settings.snippet_frames, self.settings.frames_per_snippet
+            )
         ]
         msg = SnippetMessage(
             camera=self.camera,
@@ -107,8 +107,8 @@ class SnippetAssembler:
             slots=[p.slot for p in picks],
             seqs=[p.seq for p in picks],
             channels=self._shape[2],
-            frames_in_snippet=self.settings.frames_per_snippet,
+            frames_in_snippet=self.settings.snippet_frames,
         )
         self.snippet_index += 1
-        self._frames = self._frames[self.settings.frames_per_snippet :]
+        self._frames = self._frames[self.settings.snippet_frames :]
         return msg

@@ -45,7 +45,7 @@ class Action(Enum):
 class WatchdogSettings:
     stall_timeout_s: float
     connect_timeout_s: float
-    backoff_base_s: float
+    backoff_initial_s: float
     backoff_max_s: float
     frozen_timeout_s: float  # 0 disables frozen-image detection
     frozen_tolerance: float  # mean abs difference of 32x32 thumbnails counted as "same"
@@ -141,7 +141,7 @@ class Watchdog:
         """Full jitter (``runtime/backoff.py``): spreads a thundering herd of cameras."""
         self._attempt += 1
         s = self.settings
-        return backoff_delay(self._attempt, s.backoff_base_s, s.backoff_max_s, self.rng, "full")
+        return backoff_delay(self._attempt, s.backoff_initial_s, s.backoff_max_s, self.rng, "full")
 
     # -- internals ---------------------------------------------------------------------------
 

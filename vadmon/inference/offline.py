@@ -55,7 +55,7 @@ def score_video(
     scorer.reset(camera)
     for seq, ts, frame in _frames(Path(path)):
         kept[seq] = frame
-        kept.pop(seq - 4 * snippet.frames_per_snippet, None)
+        kept.pop(seq - 4 * snippet.snippet_frames, None)
         msg = assembler.push(seq, ts, seq % 1024, "file", frame.shape)
         if msg is None:
             continue
