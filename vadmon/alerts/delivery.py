@@ -48,6 +48,7 @@ from vadmon.alerts.webhook_url import (
 from vadmon.errors import VadmonError
 from vadmon.redact import redact_url
 from vadmon.runtime.backoff import backoff_delay
+from vadmon.runtime.limits import DNS_TIMEOUT_S
 from vadmon.runtime.status_schema import ALERT_LATENCY_BUCKETS, Histogram
 
 log = logging.getLogger("vadmon.alerts.delivery")
@@ -315,7 +316,7 @@ class DeliveryWorker:
         self, outbox: Outbox, client: httpx.AsyncClient, ep: Endpoint, row: Delivery
     ) -> bool:
         try:
-            addrs = await asyncio.wait_for(resolve_approved(ep.url, ep.allow_private), 5.0)
+            addrs = await asyncio.wait_for(resolve_approved(ep.url, ep.allow_private), DNS_TIMEOUT_S)
         except (UrlUnresolved, asyncio.TimeoutError) as exc:  # DNS down: retry like any failure
             self._counts["dns_errors"] += 1
             reason = exc.what if isinstance(exc, UrlUnresolved) else "DNS lookup timed out"

@@ -36,6 +36,7 @@ from vadmon.alerts.payload import EventBodies, PayloadSettings
 from vadmon.alerts.retention import MediaStore, RetentionSettings
 from vadmon.alerts.scorelog import ScoreLogWriter
 from vadmon.alerts.webhook_url import UrlUnresolved, check_url
+from vadmon.runtime import limits as fixed
 from vadmon.runtime.heartbeat import TOPIC, Heartbeat, HeartbeatSender, decode_published
 from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage
@@ -52,9 +53,9 @@ from vadmon.runtime.status_schema import (
 from vadmon.runtime.transport import SocketLimits, subscriber
 
 log = logging.getLogger("vadmon.alerts")
-MAX_BATCH = 500  # messages taken per poll before the loop ticks (timers, heartbeat)
-# scores of every camera queue here while a tick writes the outbox; previews are ≤ 16 MiB
-SUB_LIMITS = SocketLimits(hwm=10_000, linger_ms=0, max_msg_bytes=16 * 1024 * 1024)
+SUB_LIMITS = SocketLimits(
+    hwm=fixed.ALERT_SUB_HWM, linger_ms=0, max_msg_bytes=fixed.ALERT_SUB_MAX_MSG_BYTES
+)
 
 
 def log_event(ev: dict[str, Any], clip: str | None, reason: str) -> None:
@@ -112,7 +113,9 @@ class AlertPipeline:
         self.worker = DeliveryWorker(str(settings.db_path), settings.delivery)
         self.endpoints = settings.delivery.endpoints
         self.counters: dict[str, int] = collections.defaultdict(int)
-        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=40)
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(
+            maxlen=fixed.RECENT_MESSAGES
+        )
         scores = settings.score_log
         self.score_log = ScoreLogWriter(scores.root, scores.keep_hours) if scores else None
         self.narrator = Narrator(settings.narrate) if settings.narrate else None
@@ -169,7 +172,7 @@ class AlertPipeline:
         for event, clip in self.clips.poll(now):
             self._finish(event, clip)
         if now >= self.next_held:  # media of events whose webhooks are still to go out
-            self.next_held = now + 1.0
+            self.next_held = now + fixed.HELD_MEDIA_REFRESH_S
             self.media.held = frozenset(self.outbox.pending_event_ids())
         if now >= self.next_prune:
             self.prune(now)
@@ -203,7 +206,7 @@ class AlertPipeline:
         for n in self.narrator.poll():
             event_id = n.event["id"]
             self.narratives[event_id] = n.narrative
-            while len(self.narratives) > 256:
+            while len(self.narratives) > fixed.NARRATIVES_KEPT:
                 self.narratives.popitem(last=False)
             stored = self.outbox.event(event_id)
             state, data = stored if stored else (EventRowState.OPEN, n.event)
@@ -375,7 +378,7 @@ def run_alerts(
     try:
         while not stop.is_set():
             if poller.poll(100):
-                for _ in range(MAX_BATCH):
+                for _ in range(fixed.ALERT_BATCH):
                     try:
                         parts = sub.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:

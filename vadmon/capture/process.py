@@ -46,6 +46,7 @@ from vadmon.capture.snippet import SnippetAssembler
 from vadmon.capture.source import ErrorKind, FrameSource, SourceError
 from vadmon.capture.watchdog import Action, CameraState, Watchdog, fingerprint
 from vadmon.runtime.heartbeat import TOPIC, HeartbeatSender, encode
+from vadmon.runtime.limits import SNIPPET_KERNEL_BUFFER_BYTES
 from vadmon.runtime.link import FramePacker, LinkPreviewSettings, open_client
 from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage
@@ -338,7 +339,7 @@ def run_capture(
     loop: CaptureLoop | None = None
     try:
         pub = publisher(ctx, endpoints.publish, limits=SocketLimits(hwm=settings.pub_hwm))
-        limits = SocketLimits(hwm=settings.snippet_hwm, kernel_buffer_bytes=16384)
+        limits = SocketLimits(hwm=settings.snippet_hwm, kernel_buffer_bytes=SNIPPET_KERNEL_BUFFER_BYTES)
         if endpoints.link is not None:
             push = open_client(ctx, endpoints.link, limits)
         else:

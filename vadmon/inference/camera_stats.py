@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from vadmon.runtime.status_schema import MAX_RECENT_SCORES, RateMeter
+from vadmon.runtime.status_schema import MAX_RECENT_SCORES, InferenceCamera, RateMeter
 
 # stale: older than max_age_s; backlog: beyond per_camera_max newest; capacity: the batch was
 # full (round-robin); frames: ring slot overwritten or unreadable; encoder: Triton down/late
@@ -34,3 +34,23 @@ class CameraStats:
     @property
     def skipped(self) -> int:
         return sum(self.drops.values())
+
+    def body(self, keep: int, gaps: dict[str, int], refused: dict[str, int]) -> InferenceCamera:
+        """This camera's part of the ``inference`` heartbeat: its newest ``keep`` scores, the
+        scorer's gap counters (``gap_filled``, ``gap_restarts``) and its link refusals."""
+        return InferenceCamera(
+            score=self.score,
+            label=self.label,
+            label_prob=self.label_prob,
+            fps=self.rate.rate(),
+            skipped_total=self.skipped,
+            drops=dict(self.drops),
+            **{f"gap_{k}": v for k, v in gaps.items()},
+            snippets_total=self.snippets,
+            latency_ms=self.latency_ms,
+            last_ts=self.last_ts,
+            recent_scores=list(self.recent)[-keep:],
+            previews_relayed=self.previews_relayed,
+            previews_refused=self.previews_refused,
+            refused=refused,
+        )

@@ -29,6 +29,7 @@ from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.rings import CameraRings
 from vadmon.inference.scores import Entry, Scored, Scorer, score_message
+from vadmon.runtime import limits as fixed
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage
@@ -57,7 +58,6 @@ log = logging.getLogger("vadmon.inference.process")
 
 Received = tuple[SnippetMessage, bytes | None]
 Waiting = tuple[SnippetMessage, list[tuple[str, float]]]  # a fed snippet and its phrases
-MAX_WAITING = 1024  # per camera: above any window (≤ 256) plus its lookahead
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,9 @@ class InferenceLoop:
             for ep in settings.snippet_endpoints[1:]:
                 self.pull.connect(ep)
             self.reconnector = Reconnector(self.pull, settings.snippet_endpoints)
-        self.pub = publisher(ctx, settings.score_endpoint, limits=SocketLimits(hwm=64))
+        self.pub = publisher(
+            ctx, settings.score_endpoint, limits=SocketLimits(hwm=fixed.SCORE_PUB_HWM)
+        )
         self.recv_stats = RecvStats()
         self.cameras: dict[str, CameraStats] = defaultdict(CameraStats)
         self.rings = CameraRings()
@@ -117,12 +119,12 @@ class InferenceLoop:
     # --- gather ------------------------------------------------------------------------------
     def gather(self) -> list[Received]:
         """Snippets with their payload (frames inline on tcp links, None on shared memory)."""
-        first = self._receive(200)
+        first = self._receive(fixed.FIRST_SNIPPET_WAIT_MS)
         if first is None:
             return []
         got = [first]
         deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
-        while len(got) < self.settings.batch_max * 4:
+        while len(got) < self.settings.batch_max * fixed.GATHER_BATCHES:
             left = max(0, int((deadline - time.monotonic()) * 1000))
             item = self._receive(left)
             if item is None:
@@ -279,7 +281,7 @@ class InferenceLoop:
             for (m, e), match in zip(now_round, matches, strict=True):
                 waiting = self._waiting[m.camera]
                 waiting[m.snippet_index] = (m, match)
-                while len(waiting) > MAX_WAITING:
+                while len(waiting) > fixed.MAX_WAITING:
                     waiting.popitem(last=False)
                 entries.append(Entry(m.camera, m.snippet_index, e, m.t_start, m.t_end))
             results = self.scorer.feed(entries)
@@ -321,25 +323,10 @@ class InferenceLoop:
 
     def status(self) -> InferenceStatus:
         """The ``inference`` heartbeat body, built here and sent as is."""
-        # keep the beat well under heartbeat.MAX_BYTES however many cameras there are
-        keep = max(8, min(MAX_RECENT_SCORES, 6000 // max(1, len(self.cameras))))
+        share = fixed.BEAT_SCORES_BUDGET // max(1, len(self.cameras))
+        keep = max(fixed.BEAT_SCORES_MIN, min(MAX_RECENT_SCORES, share))
         cams = {
-            name: InferenceCamera(
-                score=s.score,
-                label=s.label,
-                label_prob=s.label_prob,
-                fps=s.rate.rate(),
-                skipped_total=s.skipped,
-                drops=dict(s.drops),
-                **{f"gap_{k}": v for k, v in self.scorer.gap_counters(name).items()},
-                snippets_total=s.snippets,
-                latency_ms=s.latency_ms,
-                last_ts=s.last_ts,
-                recent_scores=list(s.recent)[-keep:],
-                previews_relayed=s.previews_relayed,
-                previews_refused=s.previews_refused,
-                refused=self.admission.of_camera(name),
-            )
+            name: s.body(keep, self.scorer.gap_counters(name), self.admission.of_camera(name))
             for name, s in self.cameras.items()
         }
         for name in self.admission.refused.keys() - cams.keys():  # refused, never scored
