@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -40,6 +41,12 @@ def enqueue(outbox: Outbox, i: int = 0, kind: str = "start") -> str:
 def drain(worker: DeliveryWorker, outbox: Outbox, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while outbox.counts()["pending"] and time.monotonic() < deadline:
-        worker.run_once()
+        run_once(worker)
         time.sleep(0.01)
     assert outbox.counts()["pending"] == 0, "deliveries still pending after timeout"
+
+
+def run_once(worker: DeliveryWorker) -> int:
+    """Deliver everything due now, synchronously, on this thread: what the worker thread does
+    in one pass (the tests drive it step by step instead of waiting for its poll)."""
+    return asyncio.run(worker._once_with_client())

@@ -19,6 +19,7 @@ import pytest
 import zmq
 from alerts_support import ALERTS, CALM, CLASSES, FIGHT, SECRET, Harness, events_cli, previews  # noqa: F401 (fixture)
 from config_support import delivery_settings, endpoint, write_config
+from delivery_support import run_once
 from webhook_receiver import Receiver
 
 from vadmon.alerts.delivery import (
@@ -153,7 +154,7 @@ def test_dead_letter_listed_by_cli_and_replayed_with_same_id(tmp_path, subproces
         outbox.enqueue(ev, "start", msg_id, build_body("start", ev), ["main"])
         deadline = time.monotonic() + 20
         while outbox.counts()["dead"] == 0 and time.monotonic() < deadline:
-            worker.run_once()
+            run_once(worker)
             time.sleep(0.02)
         out = events_cli(subprocess_env, "dead", "--db", str(db))
         assert out.returncode == 0 and msg_id in out.stdout and "HTTP 500" in out.stdout
@@ -163,7 +164,7 @@ def test_dead_letter_listed_by_cli_and_replayed_with_same_id(tmp_path, subproces
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
         out = events_cli(subprocess_env, "replay", msg_id, "--db", str(db))
         assert out.returncode == 0, out.stderr
-        worker.run_once()
+        run_once(worker)
         assert [r.verified for r in rx.requests] == [msg_id] * 3
         assert (
             json.loads(events_cli(subprocess_env, "dead", "--db", str(db), "--json").stdout) == []

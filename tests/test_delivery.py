@@ -8,7 +8,7 @@ import time
 
 import pytest
 from config_support import endpoint
-from delivery_support import SECRET, drain, enqueue, event, setup
+from delivery_support import SECRET, drain, enqueue, event, run_once, setup
 from webhook_receiver import Receiver
 
 from vadmon.alerts.delivery import new_msg_id, parse_retry_after
@@ -35,12 +35,12 @@ def test_410_disables_the_endpoint(tmp_path):
     with Receiver([SECRET], script=[("status", 410, {})]) as rx:
         outbox, worker = setup(tmp_path, rx.url)
         first, second = enqueue(outbox, 0), enqueue(outbox, 1)
-        worker.run_once()
+        run_once(worker)
         assert len(rx.requests) == 1  # the second row is not tried after 410
         assert {d.status for d in outbox.deliveries()} == {"disabled"}
         assert "main" in outbox.disabled_endpoints()
         third = enqueue(outbox, 2)
-        worker.run_once()
+        run_once(worker)
         assert len(rx.requests) == 1
         assert [d.msg_id for d in outbox.deliveries() if d.status == "disabled"] == [
             first,
@@ -83,7 +83,7 @@ def test_hanging_or_dripping_receiver_is_cut_off(tmp_path, behaviour):
         outbox, worker = setup(tmp_path, rx.url, timeout_s=1.0)
         msg_id = enqueue(outbox)
         t0 = time.monotonic()
-        worker.run_once()
+        run_once(worker)
         elapsed = time.monotonic() - t0
         (row,) = outbox.deliveries(msg_id)
         assert row.status == "pending" and "deadline of 1 s exceeded" in row.last_error
@@ -114,7 +114,7 @@ def test_private_urls_refused_unless_allowed(tmp_path):
     with Receiver([SECRET]) as rx:
         outbox, worker = setup(tmp_path, rx.url, allow_private=False)
         msg_id = enqueue(outbox)
-        worker.run_once()
+        run_once(worker)
         assert rx.requests == []
         (row,) = outbox.deliveries(msg_id)
         assert row.status == "dead" and "non-public address 127.0.0.1" in row.last_error

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from config_support import delivery_settings, endpoint
-from delivery_support import SECRET, event
+from delivery_support import SECRET, event, run_once
 from webhook_receiver import Receiver
 
 from vadmon.alerts.delivery import DeliveryWorker, build_body, new_msg_id
@@ -69,7 +69,7 @@ def test_no_answer_retries_until_its_age_not_a_count(tmp_path: Path) -> None:
     outbox.enqueue(event(), "start", msg_id, build_body("start", event()), ["down"])
     t0 = time.monotonic()
     while outbox.deliveries(msg_id)[0].status == "pending" and time.monotonic() - t0 < 20:
-        worker.run_once()
+        run_once(worker)
         time.sleep(0.05)
     (row,) = outbox.deliveries(msg_id)
     assert row.status == "dead" and row.attempts > retry["max_attempts"], row  # before: 2
@@ -81,7 +81,7 @@ def test_no_answer_retries_until_its_age_not_a_count(tmp_path: Path) -> None:
         answered = new_msg_id()
         outbox.enqueue(event(1), "start", answered, build_body("start", event(1)), ["down"])
         while outbox.deliveries(answered)[0].status == "pending" and time.monotonic() - t0 < 30:
-            worker.run_once()
+            run_once(worker)
             time.sleep(0.05)
         (row,) = outbox.deliveries(answered)
         assert row.status == "dead" and row.attempts == 2 and len(rx.requests) == 2

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from delivery_support import run_once
 from webhook_receiver import Receiver
 from webhook_support import SECRET, T0, config, hook, score
 
@@ -68,7 +69,7 @@ def test_each_webhook_has_its_own_attempts_and_backoff(tmp_path: Path) -> None:
         now = time.time()
         for row in outbox.deliveries(msg_id):  # as if 5 attempts had failed already
             outbox.mark_retry(row, 5, now, "HTTP 500", now)
-        DeliveryWorker(str(cfg.storage.outbox_db), settings.delivery).run_once()
+        run_once(DeliveryWorker(str(cfg.storage.outbox_db), settings.delivery))
         rows = {d.endpoint: d for d in outbox.deliveries(msg_id)}
         outbox.close()
     assert rows["few"].status == "dead" and rows["few"].attempts == 6
@@ -89,7 +90,7 @@ def test_each_webhook_has_its_own_timeout(tmp_path: Path) -> None:
         ev = {"id": "e1", "camera": "lobby", "start_ts": T0}
         msg_id = new_msg_id()
         outbox.enqueue(ev, "start", msg_id, build_body("start", ev), ["impatient", "patient"])
-        DeliveryWorker(str(cfg.storage.outbox_db), alert_settings(cfg).delivery).run_once()
+        run_once(DeliveryWorker(str(cfg.storage.outbox_db), alert_settings(cfg).delivery))
         rows = {d.endpoint: d for d in outbox.deliveries(msg_id)}
         outbox.close()
     assert "deadline of 0.3 s exceeded" in (rows["impatient"].last_error or "")
@@ -158,7 +159,7 @@ def test_delivery_refuses_a_loopback_receiver_outside_the_allow_list(tmp_path: P
         outbox = Outbox(cfg.storage.outbox_db)
         ev = {"id": "e1", "camera": "lobby", "start_ts": T0}
         outbox.enqueue(ev, "start", new_msg_id(), build_body("start", ev), ["lo"])
-        DeliveryWorker(str(cfg.storage.outbox_db), alert_settings(cfg).delivery).run_once()
+        run_once(DeliveryWorker(str(cfg.storage.outbox_db), alert_settings(cfg).delivery))
         assert [d.status for d in outbox.deliveries()] == ["delivered"]
         lan_only = hook("lo", host).replace("allow_private: true", "allow_private: [10.0.0.0/8]")
         with pytest.raises(VadmonError, match="non-public address 127.0.0.1"):

@@ -199,10 +199,6 @@ class DeliveryWorker:
     def counters(self) -> dict[str, int]:
         return dict(self._counts)
 
-    def run_once(self) -> int:
-        """Deliver everything due now, synchronously (tests, CLI)."""
-        return asyncio.run(self._once_with_client())
-
     # --- worker thread --------------------------------------------------------------------
 
     def _run(self) -> None:

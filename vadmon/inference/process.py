@@ -71,7 +71,7 @@ class InferenceSettings:
     hwm: int
     heartbeat_s: float
     link: LinkServer | None  # set: snippets arrive over tcp+CURVE with frames inline
-    cameras: frozenset[str] = frozenset()  # configured: the only ones given any state
+    cameras: frozenset[str]  # configured: the only ones given any state
 
 
 class InferenceLoop:

@@ -151,10 +151,6 @@ class VadClipStreamScorer:
         self._cams.pop(camera, None)
         self._next.pop(camera, None)
 
-    def window_length(self, camera: str) -> int:
-        cam = self._cams.get(camera)
-        return len(cam.window) if cam else 0
-
     def gap_counters(self, camera: str) -> dict[str, int]:
         cam = self._cams.get(camera)
         if cam is None:
