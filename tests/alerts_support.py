@@ -39,17 +39,23 @@ ALERTS = {"threshold": 0.5, "hysteresis": 0.1, "min_duration_s": 2, "cutoff_s": 
           "smoothing": {"kind": "none"}, "pre_capture_s": 2, "post_capture_s": 2}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def previews(vtest_path):
+def vtest_jpegs(vtest_path, n: int = 200, quality: int = 95) -> list[bytes]:
+    """``n`` real frames downscaled to 192x144 and JPEG-encoded like capture's previews."""
     cap = cv2.VideoCapture(str(vtest_path))
     out = []
-    for _ in range(200):
+    for _ in range(n):
         ok, img = cap.read()
         assert ok
-        ok, jpeg = cv2.imencode(".jpg", cv2.resize(img, (192, 144)))
+        small = cv2.resize(img, (192, 144))
+        ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
         out.append(jpeg.tobytes())
     cap.release()
     return out
+
+
+@pytest.fixture(scope="module")
+def previews(vtest_path):
+    return vtest_jpegs(vtest_path)
 
 
 class Harness:

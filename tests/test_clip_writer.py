@@ -8,6 +8,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from alerts_support import vtest_jpegs
 from browser import play
 from config_support import clip_settings
 
@@ -22,16 +23,8 @@ FPS = 10.0
 @pytest.fixture(scope="module")
 def previews(vtest_path):
     """200 real frames (20 s at 10 fps) downscaled and JPEG-encoded like capture does."""
-    cap = cv2.VideoCapture(str(vtest_path))
-    out = []
-    for i in range(200):
-        ok, img = cap.read()
-        assert ok
-        small = cv2.resize(img, (192, 144))
-        ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
-        out.append((PreviewFrame("lobby", i, T0 + i / FPS, 144, 192), jpeg.tobytes()))
-    cap.release()
-    return out
+    jpegs = vtest_jpegs(vtest_path, quality=80)
+    return [(PreviewFrame("lobby", i, T0 + i / FPS, 144, 192), j) for i, j in enumerate(jpegs)]
 
 
 def make_event(start: float, peak: float, end: float | None = None) -> Event:
