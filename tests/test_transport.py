@@ -17,9 +17,15 @@ from pathlib import Path
 import pytest
 import zmq
 
-from vadmon.bench.zmq_frames import FramePool, frame_from_payload, send_frame
+from vadmon.bench.zmq_frames import (
+    FRAME_TOPICS,
+    FrameHeader,
+    FramePool,
+    frame_from_payload,
+    send_frame,
+)
 from vadmon.errors import VadmonError
-from vadmon.runtime.messages import FrameHeader, PreviewFrame
+from vadmon.runtime.messages import PreviewFrame
 from vadmon.runtime.security import generate_keypair, start_authenticator
 from vadmon.runtime.transport import (
     CurveClient,
@@ -119,7 +125,7 @@ def test_malformed_messages_are_counted_and_receiver_keeps_running(
     got = None
     deadline = time.monotonic() + 10
     while got is None and time.monotonic() < deadline:
-        got = recv_message(receiver, 200, stats)
+        got = recv_message(receiver, 200, stats, topics=FRAME_TOPICS)
     assert got is not None, stats
     header, payload = got
     assert isinstance(header, FrameHeader)
@@ -135,7 +141,7 @@ def test_malformed_messages_are_counted_and_receiver_keeps_running(
     while ok is None and time.monotonic() < deadline:
         send_message(sender, status(n))
         n += 1
-        ok = recv_message(receiver, 100, stats)
+        ok = recv_message(receiver, 100, stats, topics=FRAME_TOPICS)
     assert ok is not None and isinstance(ok[0], PreviewFrame)
     assert stats.malformed == len(bad), "the oversize message must never be delivered"
     sender.close(linger=0)
@@ -246,7 +252,7 @@ def test_zero_copy_buffers_are_not_reused_while_in_flight(ctx: zmq.Context, sock
         start_reading.wait(10)
         deadline = time.monotonic() + 30
         while len(received) < total and time.monotonic() < deadline:
-            got = recv_message(receiver, 100)
+            got = recv_message(receiver, 100, topics=FRAME_TOPICS)
             if got is None:
                 continue
             header, payload = got

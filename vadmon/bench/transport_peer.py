@@ -28,8 +28,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import zmq
 
-from vadmon.bench.zmq_frames import FramePool, frame_from_payload, send_frame
-from vadmon.runtime.messages import FrameHeader, MessageError, decode
+from vadmon.bench.zmq_frames import (
+    FRAME_TOPICS,
+    FrameHeader,
+    FramePool,
+    frame_from_payload,
+    send_frame,
+)
+from vadmon.runtime.messages import MessageError, decode
 from vadmon.runtime.ring import CameraRing, RingReader
 from vadmon.runtime.transport import (
     RecvStats,
@@ -221,7 +227,9 @@ def run_receiver(args: argparse.Namespace) -> dict:
             parts = sock.recv_multipart(copy=False)
             done = bytes(parts[0].buffer) == DONE
             try:
-                msg, payload = (None, None) if done else decode([p.buffer for p in parts])
+                msg, payload = (
+                    (None, None) if done else decode([p.buffer for p in parts], FRAME_TOPICS)
+                )
             except MessageError:
                 stats.malformed += 1
                 continue

@@ -11,12 +11,55 @@ reports it released, so frames in flight are never overwritten.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import zmq
 
-from vadmon.runtime.messages import FrameHeader
+from vadmon.runtime.messages import (
+    TOPICS,
+    Message,
+    MessageError,
+    check_frame_shape,
+    check_frames_payload,
+)
 from vadmon.runtime.transport import SendStats
+
+
+@dataclass(frozen=True)
+class FrameHeader(Message):
+    """One frame, for ``vadmon bench transport`` only: written into a ring (ring mode) or sent
+    whole (the zero-copy baseline). The monitor never sends per-frame headers."""
+
+    topic: ClassVar[bytes] = b"frame"
+    camera: str
+    seq: int
+    ts: float
+    slot: int
+    height: int
+    width: int
+    ring: str
+    channels: int = 3
+    fps: float = 0.0
+    snippet_index: int = -1
+    dtype: str = "uint8"
+
+    def validate(self) -> None:
+        check_frame_shape(self.height, self.width, self.channels)
+        if self.slot < 0 or self.seq < 0:
+            raise MessageError("negative slot or seq")
+        if self.dtype != "uint8":
+            raise MessageError(f"frame dtype {self.dtype[:16]!r} not supported (uint8 only)")
+
+    def frame_bytes(self) -> int:
+        return self.height * self.width * self.channels
+
+    def check_payload(self, payload: bytes | None) -> None:
+        """A whole frame sent over the socket (no ring) must be exactly h*w*c uint8 bytes."""
+        check_frames_payload(payload, 1, self.height, self.width, self.channels)
+
+
+FRAME_TOPICS = {**TOPICS, FrameHeader.topic: FrameHeader}  # what the bench's receivers decode
 
 
 def frame_from_payload(header: FrameHeader, payload: bytes) -> np.ndarray:

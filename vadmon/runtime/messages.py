@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -104,14 +105,14 @@ class Message:
         """Check the optional raw part against the header; subclasses that carry pixels extend."""
 
 
-def _check_frame_shape(height: int, width: int, channels: int) -> None:
+def check_frame_shape(height: int, width: int, channels: int) -> None:
     if not (0 < height <= MAX_FRAME_SIDE and 0 < width <= MAX_FRAME_SIDE):
         raise MessageError(f"frame size {width}x{height} out of range")
     if channels not in (1, 3):
         raise MessageError(f"frame channels {channels} not 1 or 3")
 
 
-def _check_frames_payload(
+def check_frames_payload(
     payload: bytes | None, frames: int, height: int, width: int, channels: int
 ) -> None:
     """Raw frames riding along must be exactly ``frames`` uint8 images of the header's shape."""
@@ -121,38 +122,6 @@ def _check_frames_payload(
             f"payload has {len(payload)} bytes, header says {frames} frame(s) of "
             f"{height}x{width}x{channels} = {expected}"
         )
-
-
-@dataclass(frozen=True)
-class FrameHeader(Message):
-    """A frame written into a camera's shared-memory ring (pixels stay in shared memory)."""
-
-    topic: ClassVar[bytes] = b"frame"
-    camera: str
-    seq: int
-    ts: float
-    slot: int
-    height: int
-    width: int
-    ring: str
-    channels: int = 3
-    fps: float = 0.0
-    snippet_index: int = -1
-    dtype: str = "uint8"
-
-    def validate(self) -> None:
-        _check_frame_shape(self.height, self.width, self.channels)
-        if self.slot < 0 or self.seq < 0:
-            raise MessageError("negative slot or seq")
-        if self.dtype != "uint8":
-            raise MessageError(f"frame dtype {self.dtype[:16]!r} not supported (uint8 only)")
-
-    def frame_bytes(self) -> int:
-        return self.height * self.width * self.channels
-
-    def check_payload(self, payload: bytes | None) -> None:
-        """A whole frame sent over the socket (no ring) must be exactly h*w*c uint8 bytes."""
-        _check_frames_payload(payload, 1, self.height, self.width, self.channels)
 
 
 @dataclass(frozen=True)
@@ -174,7 +143,7 @@ class SnippetMessage(Message):
     held: bool = False  # held by capture while inference loaded its model: old, still scored
 
     def validate(self) -> None:
-        _check_frame_shape(self.height, self.width, self.channels)
+        check_frame_shape(self.height, self.width, self.channels)
         if not isinstance(self.held, bool):
             raise MessageError("held must be a boolean")
         if not self.slots or len(self.slots) != len(self.seqs) or len(self.slots) > 64:
@@ -190,7 +159,7 @@ class SnippetMessage(Message):
     def check_payload(self, payload: bytes | None) -> None:
         """Across hosts (no shared memory) the sampled frames ride along as one raw part:
         exactly ``len(slots)`` uint8 frames of ``height×width×channels``, nothing else."""
-        _check_frames_payload(payload, len(self.slots), self.height, self.width, self.channels)
+        check_frames_payload(payload, len(self.slots), self.height, self.width, self.channels)
 
 
 @dataclass(frozen=True)
@@ -252,19 +221,22 @@ class PreviewFrame(Message):
     width: int
 
     def validate(self) -> None:
-        _check_frame_shape(self.height, self.width, 3)
+        check_frame_shape(self.height, self.width, 3)
 
 
-TOPICS: dict[bytes, type[Message]] = {
-    cls.topic: cls for cls in (FrameHeader, SnippetMessage, ScoreMessage, PreviewFrame)
+TOPICS: Mapping[bytes, type[Message]] = {
+    cls.topic: cls for cls in (SnippetMessage, ScoreMessage, PreviewFrame)
 }
 
 
-def decode(parts: list[bytes]) -> tuple[Message, bytes | None]:
-    """Decode a multipart message; raises ``MessageError`` for anything malformed."""
+def decode(
+    parts: list[bytes], topics: Mapping[bytes, type[Message]] = TOPICS
+) -> tuple[Message, bytes | None]:
+    """Decode a multipart message; raises ``MessageError`` for anything malformed. ``topics``:
+    the message types accepted (a bench adds its own, e.g. ``bench/zmq_frames.FrameHeader``)."""
     if not 2 <= len(parts) <= 3:
         raise MessageError(f"expected 2 or 3 message parts, got {len(parts)}")
-    cls = TOPICS.get(bytes(parts[0]))
+    cls = topics.get(bytes(parts[0]))
     if cls is None:
         raise MessageError(f"unknown topic {bytes(parts[0])[:32]!r}")
     payload = bytes(parts[2]) if len(parts) == 3 else None

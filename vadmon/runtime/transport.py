@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from vadmon.runtime.cleanup import socket_is_live
 from vadmon.runtime.messages import (
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
+    TOPICS,
     Message,
     MessageError,
     decode,
@@ -344,10 +346,15 @@ def send_parts(sock: zmq.Socket, parts: list[Any], stats: SendStats | None = Non
 
 
 def recv_message(
-    sock: zmq.Socket, timeout_ms: int, stats: RecvStats | None = None, peer: bool = False
+    sock: zmq.Socket,
+    timeout_ms: int,
+    stats: RecvStats | None = None,
+    peer: bool = False,
+    topics: Mapping[bytes, type[Message]] = TOPICS,
 ) -> tuple[Message, bytes | None] | None:
     """Next valid message, or ``None`` on timeout or when the message was malformed (counted).
-    ``peer``: record the sender's CURVE key in ``stats.peer`` (authenticated by ZAP)."""
+    ``peer``: record the sender's CURVE key in ``stats.peer`` (authenticated by ZAP);
+    ``topics``: the message types accepted (``messages.decode``)."""
     if not sock.poll(timeout_ms, zmq.POLLIN):
         return None
     try:
@@ -355,7 +362,7 @@ def recv_message(
     except zmq.Again:  # readiness can be spurious (e.g. a peer failing its CURVE handshake)
         return None
     try:
-        result = decode([p.buffer for p in parts])
+        result = decode([p.buffer for p in parts], topics)
     except MessageError as exc:
         if stats is not None:
             stats.malformed += 1
