@@ -29,11 +29,13 @@ from vadmon.demo import DEMO_DEFAULTS, DEMO_WEB, demo_config
 from vadmon.runtime.messages import PreviewFrame, decode
 from vadmon.settings import camera_endpoints
 
-RUN_S = 70.0  # at most (flashes at 20, 40 and 60 s after the camera starts)
-# a flash is complete once its event can have started (≤ +1.5 s), lasted (≤ 8 s) and had its
-# 3 s post-roll recorded; the run stops as soon as two flashes are complete and their events
-# are in the outbox, ended, with their clips written (about 15 s before RUN_S)
+# Flashes come 20, 40, 60 s after the camera starts. A flash is complete once its event can
+# have started (≤ +1.5 s), lasted (≤ 8 s) and had its 3 s post-roll recorded; the run stops as
+# soon as two flashes are complete and their events are in the outbox, ended, with their clips
+# written (about 56 s after the camera starts; a fixed 70 s run took 14 s longer on a quiet
+# host, and under load ended before the second clip was written but for the shutdown's flush).
 COMPLETE_S = 13.0
+RUN_S = 150.0  # only a bound, should the stop condition never come
 
 
 def is_red(img: np.ndarray) -> bool:
@@ -156,9 +158,9 @@ def test_demo_one_event_per_flash_with_peak_snapshot_and_playable_clip(
         wait_for(
             lambda: proc.poll() is not None
             or (len(two := watcher.complete()[:2]) == 2 and ended_with_clip(db, two)),
-            RUN_S + 90, 0.5,
+            RUN_S + 30, 0.5,
         )  # fmt: skip
-        print(f"demo ran {time.monotonic() - started:.1f} s (at most {RUN_S:.0f} s)")
+        print(f"demo ran {time.monotonic() - started:.1f} s")
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # what a service manager sends: a clean stop
         code = proc.wait(timeout=30)
