@@ -215,7 +215,7 @@ def test_shipped_configs_validate(name: str) -> None:
 
 def test_all_config_files_are_covered() -> None:
     shipped = {p.stem for p in (REPO / "configs").glob("*.yaml")}
-    # split-camera-host / split-gpu-host: config-checked here; their joint run test was removed (failed under CI=true)
+    # split-camera-host / split-gpu-host: run against each other in tests/test_split_configs.py
     assert shipped == {
         "demo",
         "rtsp-example",

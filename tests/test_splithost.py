@@ -45,7 +45,9 @@ def test_split_host_events_have_snapshot_and_clip(
     allowed.mkdir()
     shutil.copy(keys / "camhost.key", allowed / "camhost.key")
     port = free_port()
-    flash = write_flash_video(tmp_path / "door.avi", vtest_path, frames=300, flash=(100, 160))
+    # a 6 s flash 10 s in, looping every 24 s: the next flash comes 8 s after one ends (cutoff
+    # 2 s, cooldown 5 s), and the link's bandwidth is measured in between
+    flash = write_flash_video(tmp_path / "door.avi", vtest_path, frames=240, flash=(100, 160))
     cams = {"lobby": rtsp().url(), "door": str(flash)}
     secret = generate_secret()
     env = dict(subprocess_env, HOOK_SECRET=secret)
@@ -83,20 +85,21 @@ def test_split_host_events_have_snapshot_and_clip(
             assert len(frames) >= 8, f"clip has {len(frames)} frames"
             reds = [f for f in frames if f[..., 2].mean() > 150 and f[..., 1].mean() < 80]
             assert reds and len(reds) < len(frames), "clip shows the flash with pre/post-roll"
-            # bandwidth of the link per camera at the default preview settings
+            # bandwidth of the link per camera at the default preview settings, measured
+            # while waiting for the next flash's event (about 15 s)
             t0 = time.monotonic()
             p0 = {c: status.counter(c, "link_preview_bytes") for c in cams}
             s0 = {c: status.counter(c, "link_snippet_bytes") for c in cams}
-            time.sleep(20)
+            n_end = len(got("end"))
+            assert wait_for(lambda: len(got("start")) > n_end, 120), inference.output()[-3000:]
             dt = time.monotonic() - t0
+            assert dt >= 5.0, f"the next event came {dt:.1f} s after the last ended"
             for c in cams:
                 kbps_p = (status.counter(c, "link_preview_bytes") - p0[c]) / dt / 1000
                 kbps_s = (status.counter(c, "link_snippet_bytes") - s0[c]) / dt / 1000
                 print(f"link {c}: previews {kbps_p:.1f} kB/s, snippets {kbps_s:.1f} kB/s")
                 assert kbps_p > 0
             # kill the capture side during the next flash: the event still ends with its clip
-            n_end = len(got("end"))
-            assert wait_for(lambda: len(got("start")) > n_end, 120), inference.output()[-3000:]
             capture.kill_all()
             assert wait_for(lambda: len(got("end")) > n_end, 60), inference.output()[-3000:]
             last = got("end")[-1]

@@ -76,16 +76,27 @@ def _videos(rng: np.random.Generator) -> list[list[np.ndarray]]:
         noise = [rng.integers(-8, 9, base.shape) for _ in range(4)]
         videos.append([np.clip(base + n, 0, 255).astype(np.uint8) for n in noise])
     if VTEST.is_file():
-        cap = cv2.VideoCapture(str(VTEST))
-        frames = []
-        for k in range(49):
-            cap.set(cv2.CAP_PROP_POS_FRAMES, k * 16 + 8)
-            ok, frame = cap.read()
-            if ok:
-                frames.append(frame)
-        cap.release()
-        videos.append(frames)
+        videos.append(_every_16th_frame(VTEST, 49))
     return videos
+
+
+def _every_16th_frame(path: Path, count: int) -> list[np.ndarray]:
+    """Frames 8, 24, 40, … (one per 16-frame snippet) in one pass. Seeking to each decodes
+    again from the last keyframe every time: 3.2–3.6 CPU-s for vtest.avi against 0.5–0.6,
+    the same frames (compared pixel for pixel)."""
+    cap = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    n = 0
+    try:
+        while len(frames) < count and cap.grab():
+            if n % 16 == 8:
+                ok, frame = cap.retrieve()
+                if ok:
+                    frames.append(frame)
+            n += 1
+    finally:
+        cap.release()
+    return frames
 
 
 def _embeddings(
