@@ -55,6 +55,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from vadmon.runtime.link_verdict import CaptureLink
+
 CAPTURE_PREFIX = "capture:"
 INFERENCE_PROCESS = "inference"
 ALERTS_PROCESS = "alerts"
@@ -114,6 +116,7 @@ class CaptureInfo(_Body):
     resolution: Annotated[str, StringConstraints(max_length=20)] | None = None
     error: Text | None = None  # the last source error, e.g. "auth: 401 Unauthorized"
     retry_in_s: Total | None = None  # seconds until the next connection attempt
+    link: CaptureLink | None = None  # split host: the inference host's verdict on our messages
 
 
 class CaptureStatus(_Body):
