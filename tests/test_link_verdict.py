@@ -13,16 +13,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import shutil
+import signal
 import time
 from pathlib import Path
 
 import pytest
 import zmq
 from capture_support import free_port, wait_for
+from monitor_support import Monitor, write_config
 from rich.console import Console
-from test_link import handmade_snippet
+from test_link import handmade_snippet, scrape
 
 from vadmon.capture.verdicts import VerdictClient, open_verdicts
 from vadmon.config import MonitorConfig
@@ -257,3 +260,125 @@ def test_the_capture_row_shows_the_refusal(tmp_path: Path) -> None:
     console = Console(width=120, height=20, record=True, color_system=None)
     console.print(render(state.view(), 120, 20))
     assert re.search(r"lobby .*link refused 12 \(clock ahead\)", console.export_text())
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """One sample's value from /metrics text (None when absent)."""
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    match = re.search(rf"^{name}\{{{re.escape(inner)}\}} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+def host_transport(port: int, verdicts: int, keys: Path, client: str) -> str:
+    return f"""  tcp:
+    connect: "tcp://127.0.0.1:{port}"
+    verdicts: {{connect: "tcp://127.0.0.1:{verdicts}"}}
+  curve:
+    client_secret_file: {keys / f"{client}.key_secret"}
+    server_public_file: {keys / "server.key"}"""
+
+
+@pytest.mark.slow
+def test_capture_hosts_see_their_own_refusals_in_log_and_metrics(
+    tmp_path: Path, subprocess_env: dict[str, str], demo_checkpoint: Path
+) -> None:
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    for name in ("server", "rogue", "skewed", "forger"):
+        generate_keypair(keys, name)
+    allowed.mkdir()
+    for name in ("rogue", "skewed"):
+        shutil.copy(keys / f"{name}.key", allowed / f"{name}.key")
+    port, vport, m_inf, m_rogue, m_skewed = (free_port() for _ in range(5))
+    metrics = "metrics: {{prometheus_port: {}}}".format
+    inf_cfg = write_config(
+        tmp_path / "inference.yaml", {"lobby": SOURCE, "gate": SOURCE}, demo_checkpoint,
+        extra=metrics(m_inf), transport=f"""  tcp:
+    bind: "tcp://127.0.0.1:{port}"
+    verdicts: {{bind: "tcp://127.0.0.1:{vport}"}}
+  curve:
+    server_secret_file: {keys / "server.key_secret"}
+    allowed_clients_dir: {allowed}
+    client_cameras: {{rogue: [gate], skewed: [lobby]}}""",
+    )  # fmt: skip
+    # rogue's key may send gate, not lobby; skewed's may send lobby, but its clock is 1 h ahead
+    rogue_cfg = write_config(
+        tmp_path / "rogue.yaml", {"lobby": SOURCE, "gate": SOURCE}, demo_checkpoint,
+        extra=metrics(m_rogue), transport=host_transport(port, vport, keys, "rogue"),
+    )  # fmt: skip
+    skewed_cfg = write_config(
+        tmp_path / "skewed.yaml", {"lobby": SOURCE + "&skew=3600"}, demo_checkpoint,
+        extra=metrics(m_skewed), transport=host_transport(port, vport, keys, "skewed"),
+    )  # fmt: skip
+    ctx = zmq.Context()
+    forger = fake_server(ctx, keys, "forger", f"tcp://127.0.0.1:{vport}")  # there first
+    watch = forger.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+    rogue = Monitor(rogue_cfg, subprocess_env, role="capture").start()
+    skewed = Monitor(skewed_cfg, subprocess_env, role="capture").start()
+    inference = Monitor(inf_cfg, subprocess_env, role="inference")
+    try:
+        # all three capture processes asked the forged server: not one hello got through
+        failed = 0
+        deadline = time.monotonic() + 60
+        while failed < 6 and time.monotonic() < deadline:
+            if watch.poll(200):
+                watch.recv_multipart()
+                failed += 1
+            assert not forger.poll(0), "a hello reached a server holding another key"
+        assert failed >= 6, rogue.output()[-2000:]
+        watch.close(0)
+        forger.close(0)
+        inference.start()  # binds the port the forger held: the capture hosts come through
+
+        def seen() -> bool:
+            r, s = scrape(m_rogue), scrape(m_skewed)
+            return (
+                metric(r, "vadmon_link_refused_total", camera="lobby", reason="refused_camera")
+                is not None
+                and (metric(r, "vadmon_link_accepted_total", camera="gate") or 0) > 0
+                and metric(s, "vadmon_link_refused_total", camera="lobby", reason="clock_skew")
+                is not None
+            )
+
+        assert wait_for(seen, 120, 0.5), inference.output()[-3000:] + rogue.output()[-3000:]
+        r, s = scrape(m_rogue), scrape(m_skewed)
+        # each host sees only what its own key sent: no clock_skew at rogue, no key refusal at
+        # skewed, nothing refused for rogue's own camera, no verdict dropped, nothing forged
+        assert re.findall(r'^vadmon_link_refused_total\{camera="(\w+)",reason="(\w+)"', r, re.M) == [
+            ("lobby", "refused_camera")
+        ]  # fmt: skip
+        assert re.findall(r'^vadmon_link_refused_total\{camera="(\w+)",reason="(\w+)"', s, re.M) == [
+            ("lobby", "clock_skew")
+        ]  # fmt: skip
+        assert "vadmon_link_verdicts_ignored_total{" not in r + s
+        log_r, log_s = rogue.output(), skewed.output()
+        key_line = "camera lobby: the inference host refused"
+        assert log_r.count(key_line) == 1 and "(refused_camera): this host's key may not" in log_r
+        assert log_s.count(key_line) == 1 and "(clock_skew): dated too far ahead" in log_s
+        assert "camera gate: the inference host refused" not in log_r
+        # a capture process restart (SIGKILL) on one side wedges nothing: the new process asks
+        # again and is told again (the inference host kept the key's counts)
+        before = metric(r, "vadmon_link_refused_total", camera="lobby", reason="refused_camera")
+        old = rogue.child("capture:lobby")
+        os.kill(old, signal.SIGKILL)
+        rogue.child("capture:lobby", 30, not_pid=old)
+        assert wait_for(lambda: rogue.output().count(key_line) == 2, 60), rogue.output()[-3000:]
+
+        def told_again() -> bool:
+            n = metric(scrape(m_rogue), "vadmon_link_refused_total", camera="lobby",
+                       reason="refused_camera")  # fmt: skip
+            return n is not None and n >= before  # (the heartbeat follows the log line)
+
+        assert wait_for(told_again, 30, 0.5)
+        # the inference host shows them as well, per camera
+        i = scrape(m_inf)
+        assert metric(i, "vadmon_link_refused_total", camera="lobby", reason="clock_skew")
+        assert metric(i, "vadmon_link_refused_total", camera="lobby", reason="refused_camera")
+        for mon in (rogue, skewed, inference):
+            assert mon.stop() == 0
+            assert "Traceback" not in mon.output(), mon.output()[-3000:]
+    finally:
+        watch.close(0)  # (again: closing twice is harmless)
+        forger.close(0)
+        ctx.term()
+        for mon in (rogue, skewed, inference):
+            mon.kill_all()
