@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -222,6 +223,29 @@ def test_server_answers_each_key_only_about_what_it_sent(keys: Path, tmp_path: P
         server.close()
         auth.stop()
         ctx.term()
+
+
+def test_a_verdict_port_in_use_costs_only_the_back_channel(
+    keys: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        where = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        link = LinkServer(
+            "tcp://127.0.0.1:1", keys / "server.key_secret", tmp_path / "allowed", {}, 30.0, where
+        )
+        ctx = zmq.Context()
+        server = server_side.open_verdicts(ctx, link, frozenset({"lobby"}))
+        assert server.sock is None and server.serve() == 0
+        server.close()
+        ctx.term()
+    lines = [r.getMessage() for r in caplog.records if "link verdicts" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("link verdicts: cannot bind: Address already")
+    assert lines[0].endswith(
+        f" at {where}; capture hosts will not see their refusals (snippets are not affected): "
+        "free that port or set transport.tcp.verdicts.bind"
+    )
 
 
 def test_verdict_endpoints_default_beside_the_link_and_follow_the_keys(tmp_path: Path) -> None:

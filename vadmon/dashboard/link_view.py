@@ -40,6 +40,13 @@ def link_note(cam: CameraView) -> str:
     return f" link refused {sum(counts.values()):.0f} ({SHORT.get(reason, reason)})"
 
 
+def row_notes(cam: CameraView) -> str:
+    """What a camera row says after its trend, never silent: events the flood guard held back
+    (recorded, not sent) and the link's refusals."""
+    held = f" held {cam.flood_suppressed_total:.0f}" if cam.flood_suppressed_total else ""
+    return held + link_note(cam)
+
+
 def link_families(view: StateView) -> Iterator[Metric]:
     """What only the capture host knows: its messages the link took, and verdicts dropped."""
     accepted = CounterMetricFamily(

@@ -177,9 +177,10 @@ def open_verdicts(
     except VadmonError as exc:
         sock.close(linger=0)
         log.warning(
-            "link verdicts: %s; capture hosts will not see their refusals (snippets are not "
-            "affected): free that port or set transport.tcp.verdicts.bind",
-            exc,
+            "link verdicts: %s at %s; capture hosts will not see their refusals (snippets are "
+            "not affected): free that port or set transport.tcp.verdicts.bind",
+            exc.what,
+            link.verdict_bind,
         )
         return VerdictServer(None, book)
     log.info("link verdicts: answering capture hosts on %s", link.verdict_bind)
