@@ -185,6 +185,7 @@ def test_server_answers_each_key_only_about_what_it_sent(keys: Path, tmp_path: P
     book.note("keyA", gate, None)
     book.note("keyB", lobby, "clock_skew")
     book.note("keyA", nowhere, "unknown_camera")
+    book.note("keyA", lobby, "a_reason_the_wire_does_not_know")  # never an invalid verdict
     assert book.verdict("keyA", "lobby").refused == {"refused_camera": 1}
     assert book.verdict("keyB", "lobby").refused == {"clock_skew": 1}
     assert book.verdict("keyA", "gate").accepted == 1 and not book.verdict("keyB", "gate").accepted

@@ -132,7 +132,7 @@ class VerdictClient:
             reason = verdict.last_reason if verdict.last_reason in new else max(new, key=new.get)
             line = (
                 f"{self.key}: the inference host refused {verdict.refused[reason]} message(s) "
-                f"({reason}): {REASON_WORDS[reason]}"
+                f"({reason}): {REASON_WORDS.get(reason, reason)}"
             )
             self.repeat.failed(self.key, reason, line)
         elif verdict.accepted > prev.accepted:

@@ -29,6 +29,7 @@ from vadmon.runtime.link_verdict import (
     ANSWER_EVERY_S,
     HELLO,
     MAX_HELLO_BYTES,
+    REASONS,
     VERDICT,
     Hello,
     Verdict,
@@ -82,7 +83,7 @@ class VerdictBook:
             tally = self._tally[(peer, msg.camera)] = Tally()
         if reason is None:
             tally.accepted += 1
-        else:
+        elif reason in REASONS:  # the wire knows these; a new one must be added there first
             tally.refused[reason] += 1
             tally.last_reason = reason
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -44,6 +44,7 @@ HELLO_EVERY_S = 1.0  # capture side: ask this often (also how fresh a verdict is
 # why the inference host refused a message (vadmon.runtime.link.LinkServer.admit, and a camera
 # the inference config does not have)
 Reason = Literal["refused_camera", "clock_skew", "unknown_camera"]
+REASONS: frozenset[str] = frozenset(get_args(Reason))
 REASON_WORDS: dict[str, str] = {
     "refused_camera": "this host's key may not send this camera: bind it to this host's key "
     "in the inference host's transport.curve.client_cameras",
