@@ -261,8 +261,13 @@ def test_verdict_endpoints_default_beside_the_link_and_follow_the_keys(tmp_path:
     assert link_client(MonitorConfig.model_validate(base)).verdicts == "tcp://10.0.0.2:7000"
     (tmp_path / "allowed").mkdir()
     generate_keypair(tmp_path / "allowed", "camhost")
-    base["transport"] = {"tcp": {"bind": "tcp://0.0.0.0:5555"}, "curve": {
-        "server_secret_file": "s.key_secret", "allowed_clients_dir": str(tmp_path / "allowed")}}
+    base["transport"] = {
+        "tcp": {"bind": "tcp://0.0.0.0:5555"},
+        "curve": {
+            "server_secret_file": "s.key_secret",
+            "allowed_clients_dir": str(tmp_path / "allowed"),
+        },
+    }
     assert link_server(MonitorConfig.model_validate(base)).verdict_bind == "tcp://0.0.0.0:5556"
     base["transport"]["tcp"]["verdicts"] = {"bind": "tcp://0.0.0.0:7001"}
     assert link_server(MonitorConfig.model_validate(base)).verdict_bind == "tcp://0.0.0.0:7001"
