@@ -30,8 +30,8 @@ from test_link import handmade_snippet, scrape
 
 from vadmon.capture.verdicts import VerdictClient, open_verdicts
 from vadmon.config import MonitorConfig
+from vadmon.dashboard.console import MonitorConsole
 from vadmon.dashboard.render import render
-from vadmon.dashboard.state import DashboardState
 from vadmon.errors import VadmonError
 from vadmon.inference import verdicts as server_side
 from vadmon.runtime.heartbeat import parse_heartbeat
@@ -42,6 +42,7 @@ from vadmon.runtime.security import (
     load_public_key,
     start_authenticator,
 )
+from vadmon.runtime.supervisor import Supervisor
 from vadmon.settings import link_client, link_server
 
 SOURCE = "synthetic:w=320&h=240&fps=10"
@@ -278,8 +279,11 @@ def test_verdict_endpoints_default_beside_the_link_and_follow_the_keys(tmp_path:
 
 
 def test_the_capture_row_shows_the_refusal(tmp_path: Path) -> None:
-    """What the capture host's dashboard draws from its heartbeat's ``info.link``."""
-    state = DashboardState(["lobby"])
+    """What the capture host's dashboard draws from its heartbeat's ``info.link``: the live
+    row and the service-mode status line."""
+    cfg = MonitorConfig.model_validate({"cameras": {"lobby": {"source": SOURCE}}})
+    monitor = MonitorConsole(cfg, Supervisor([]), dashboard=False)
+    state = monitor.state
     link = {"accepted_total": 3.0, "refused": {"clock_skew": 12.0}, "last_reason": "clock_skew",
             "verdicts_total": 4.0, "ignored": {}}  # fmt: skip
     raw = json.dumps({"process": "capture:lobby", "ts": time.time(), "pid": 1, "camera": "lobby",
@@ -290,6 +294,7 @@ def test_the_capture_row_shows_the_refusal(tmp_path: Path) -> None:
     console = Console(width=120, height=20, record=True, color_system=None)
     console.print(render(state.view(), 120, 20))
     assert re.search(r"lobby .*link refused 12 \(clock ahead\)", console.export_text())
+    assert monitor.status_lines()[0].endswith(", score —, link refused 12 (clock ahead)")
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:

@@ -100,7 +100,7 @@ class VerdictClient:
             verdict = decode(parts, VERDICT, Verdict, MAX_VERDICT_BYTES)
         except VerdictError as exc:
             return self._ignore(exc.kind)
-        if verdict.camera != self.camera:  # type: ignore[attr-defined]
+        if verdict.camera != self.camera:
             return self._ignore("foreign")
         while self._taken and now - self._taken[0] > 1.0:
             self._taken.popleft()
@@ -108,7 +108,7 @@ class VerdictClient:
             return self._ignore("rate")
         self._taken.append(now)
         self.verdicts += 1
-        self._report(verdict)  # type: ignore[arg-type]
+        self._report(verdict)
 
     def _ignore(self, kind: str) -> None:
         self.ignored[kind] += 1

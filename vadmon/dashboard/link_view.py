@@ -31,20 +31,27 @@ def refused_counts(cam: CameraView) -> tuple[tuple[str, float], ...]:
 
 
 def link_note(cam: CameraView) -> str:
-    """`` link refused 12 (clock ahead)`` for the camera row; "" when nothing was refused."""
+    """``link refused 12 (clock ahead)`` for the camera row; "" when nothing was refused."""
     counts = dict(refused_counts(cam))
     if not counts:
         return ""
     last = cam.link.last_reason if cam.link is not None else ""
     reason = last if last in counts else max(counts, key=lambda r: counts[r])
-    return f" link refused {sum(counts.values()):.0f} ({SHORT.get(reason, reason)})"
+    return f"link refused {sum(counts.values()):.0f} ({SHORT.get(reason, reason)})"
+
+
+def link_suffix(cam: CameraView) -> str:
+    """``", link refused 12 (clock ahead)"`` for a service-mode status line, or ""."""
+    note = link_note(cam)
+    return f", {note}" if note else ""
 
 
 def row_notes(cam: CameraView) -> str:
     """What a camera row says after its trend, never silent: events the flood guard held back
     (recorded, not sent) and the link's refusals."""
     held = f" held {cam.flood_suppressed_total:.0f}" if cam.flood_suppressed_total else ""
-    return held + link_note(cam)
+    note = link_note(cam)
+    return f"{held} {note}" if note else held
 
 
 def link_families(view: StateView) -> Iterator[Metric]:

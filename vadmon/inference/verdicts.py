@@ -144,7 +144,7 @@ class VerdictServer:
         if len(self._answered) >= MAX_CONNECTIONS:  # old connections: forget them all
             self._answered.clear()
         self._answered[rid] = now
-        verdict = self.book.verdict(peer, hello.camera)  # type: ignore[attr-defined]
+        verdict = self.book.verdict(peer, hello.camera)
         try:
             self.sock.send_multipart([rid, *encode(VERDICT, verdict)], zmq.NOBLOCK)
         except zmq.ZMQError:  # the connection's queue is full or it has gone: next hello

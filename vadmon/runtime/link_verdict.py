@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -77,6 +77,9 @@ class Verdict(_Wire):
     last_reason: Reason | Literal[""] = ""
 
 
+W = TypeVar("W", bound=_Wire)
+
+
 class VerdictError(ValueError):
     """A back-channel message that is not a valid hello or verdict; ``kind`` is its counter."""
 
@@ -89,7 +92,7 @@ def encode(kind: bytes, model: _Wire) -> list[bytes]:
     return [kind, model.model_dump_json().encode()]
 
 
-def decode(parts: list[bytes], kind: bytes, model: type[_Wire], max_bytes: int) -> _Wire:
+def decode(parts: list[bytes], kind: bytes, model: type[W], max_bytes: int) -> W:
     """``parts`` (the routing frame already removed) → a valid model, or ``VerdictError``
     (``oversized`` / ``malformed``): nothing of an invalid message is used."""
     if len(parts) != 2 or parts[0] != kind:
