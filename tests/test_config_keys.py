@@ -32,6 +32,7 @@ REACH = "tests/test_config_keys.py::test_key_reaches_process_settings"
 CAM = "cameras.<name>."
 ENC = "tests/test_encoder_backends.py::"
 SPLIT = "tests/test_splithost.py::test_split_host_events_have_snapshot_and_clip"
+VERDICTS = "tests/test_link_verdict.py::test_capture_hosts_see_their_own_refusals_in_log_and_metrics"
 LINK_KEYS = "tests/test_preview_link.py::test_link_preview_keys_set_rate_width_and_quality"
 NARRATE = "tests/test_narrate.py::test_explained_webhook_follows_start_with_a_well_formed_request"
 NARRATE_CFG = "tests/test_narrate.py::test_model_tokens_and_keyframes_come_from_the_config"
@@ -188,6 +189,8 @@ TABLE: dict[str, str] = {
     "transport.tcp.preview_jpeg_quality": LINK_KEYS,
     "transport.tcp.preview_buffer_s": "tests/test_preview_link.py::"
     "test_outage_backlog_is_bounded_and_sent_oldest_first_after_reconnect",
+    "transport.tcp.verdicts.bind": VERDICTS,
+    "transport.tcp.verdicts.connect": VERDICTS,
     "dashboard.enabled": "tests/test_dashboard.py::test_dashboard_disabled_off_terminal_unless_forced",
     "dashboard.refresh_hz": "tests/test_config_keys.py::test_dashboard_refresh_hz_drives_the_live_view",
     "metrics.prometheus_port": "tests/test_dashboard.py::"

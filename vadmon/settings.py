@@ -27,6 +27,7 @@ from vadmon.capture.watchdog import WatchdogSettings
 from vadmon.config import AlertsConfig, MonitorConfig, WebhookConfig
 from vadmon.errors import VadmonError
 from vadmon.runtime.link import LinkClient, LinkPreviewSettings, LinkServer
+from vadmon.runtime.link_verdict import next_port
 from vadmon.runtime.security import PUBLIC_SUFFIX, load_allowed_clients, load_public_key
 from vadmon.runtime.transport import ipc_endpoint
 from vadmon.settings_channels import mqtt_settings, payload_settings
@@ -81,7 +82,10 @@ def link_client(cfg: MonitorConfig) -> LinkClient | None:
     previews = LinkPreviewSettings(
         tcp.preview_fps, tcp.preview_max_width, tcp.preview_jpeg_quality, tcp.preview_buffer_s
     )
-    return LinkClient(tcp.connect, curve.client_secret_file, curve.server_public_file, previews)
+    verdicts = tcp.verdicts.connect or next_port(tcp.connect, "transport.tcp.verdicts.connect")
+    return LinkClient(
+        tcp.connect, curve.client_secret_file, curve.server_public_file, previews, verdicts
+    )
 
 
 def link_server(cfg: MonitorConfig) -> LinkServer | None:
@@ -97,6 +101,7 @@ def link_server(cfg: MonitorConfig) -> LinkServer | None:
         curve.allowed_clients_dir,
         client_cameras(cfg, curve.allowed_clients_dir, curve.client_cameras),
         tcp.max_clock_skew_s,
+        tcp.verdicts.bind or next_port(tcp.bind, "transport.tcp.verdicts.bind"),
     )
 
 

@@ -44,6 +44,7 @@ from vadmon.capture.setup import (
 )
 from vadmon.capture.snippet import SnippetAssembler
 from vadmon.capture.source import ErrorKind, FrameSource, SourceError
+from vadmon.capture.verdicts import VerdictClient, open_verdicts
 from vadmon.capture.watchdog import Action, CameraState, Watchdog, fingerprint
 from vadmon.runtime.heartbeat import TOPIC, HeartbeatSender, encode
 from vadmon.runtime.limits import SNIPPET_KERNEL_BUFFER_BYTES
@@ -121,6 +122,7 @@ class CaptureLoop:
         self.error = ""  # the last source error in words (redacted), for the dashboard
         self._logged_state = ""
         self.clog = CameraLog(settings.camera, log)  # collapses a failing camera's lines
+        self.verdicts: VerdictClient | None = None  # tcp link: what inference made of ours
 
     def start(self) -> None:
         self._apply(self.watchdog.start(time.monotonic()))
@@ -159,6 +161,8 @@ class CaptureLoop:
             self.link_previews.flush(self.push, now)
         if self.hold is not None:
             self.hold.flush(self.snippet_stats)
+        if self.verdicts is not None:
+            self.verdicts.poll(now)
         if now - self._last_status >= self.settings.status_interval_s:
             self._publish_status(now)
 
@@ -314,6 +318,7 @@ class CaptureLoop:
             ring=self.ring.name,
             height=self.shape[0],
             width=self.shape[1],
+            link=self.verdicts.body() if self.verdicts else None,
         )
         return CaptureStatus(
             camera=self.settings.camera, state=self.watchdog.state, counters=counters, info=info
@@ -325,6 +330,8 @@ class CaptureLoop:
             self.packer.close()
         if self.hold is not None:
             self.hold.close()
+        if self.verdicts is not None:
+            self.verdicts.close()
         self.ring.close()
         if self.heartbeat is not None:
             self.heartbeat.close()
@@ -352,6 +359,7 @@ def run_capture(
             inline_frames=link is not None,
             link_previews=link and link.previews,
         )
+        loop.verdicts = open_verdicts(ctx, settings.camera, link)
         loop.start()
         while not stop.is_set():
             loop.step()

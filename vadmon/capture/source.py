@@ -45,7 +45,8 @@ class SyntheticSource:
     """Moving shapes on a dark background; an optional red flash every ``flash_every_s``.
 
     Used by the offline demo and the tests: no camera, deterministic content, real-time pacing.
-    ``frames`` > 0 ends the stream after that many frames.
+    ``frames`` > 0 ends the stream after that many frames. ``skew_s`` dates every frame that
+    many seconds off this host's clock (a camera host whose clock runs ahead, for the tests).
     """
 
     width: int = 320
@@ -55,6 +56,7 @@ class SyntheticSource:
     flash_frames: int = 5
     frames: int = 0
     description: str = "synthetic"
+    skew_s: float = 0.0
 
     def open(self) -> None:
         self._n = 0
@@ -66,7 +68,7 @@ class SyntheticSource:
         _pace(self, self.fps)
         frame = self.render(self._n)
         self._n += 1
-        return frame, time.time()
+        return frame, time.time() + self.skew_s
 
     def render(self, n: int) -> np.ndarray:
         frame = np.full((self.height, self.width, 3), 30, np.uint8)
@@ -232,12 +234,13 @@ class WebcamSource(_LiveCapture):
 
 
 def parse_synthetic(spec: str) -> SyntheticSource:
-    """``synthetic:`` or ``synthetic:w=320&h=240&fps=10&flash=5&flash_len=5&frames=0``.
+    """``synthetic:`` or ``synthetic:w=320&h=240&fps=10&flash=5&flash_len=5&frames=0&skew=0``.
 
-    ``flash`` = seconds between red flashes, ``flash_len`` = frames each flash lasts."""
+    ``flash`` = seconds between red flashes, ``flash_len`` = frames each flash lasts, ``skew``
+    = seconds the frames' timestamps run ahead of this host's clock."""
     _, _, query = spec.partition(":")
     opts = dict(parse_qsl(query.lstrip("?")))
-    known = {"w", "h", "fps", "flash", "flash_len", "frames"}
+    known = {"w", "h", "fps", "flash", "flash_len", "frames", "skew"}
     unknown = set(opts) - known
     if unknown:
         raise ValueError(f"unknown synthetic option(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -248,6 +251,7 @@ def parse_synthetic(spec: str) -> SyntheticSource:
         flash_every_s=float(opts.get("flash", 0)),
         flash_frames=int(opts.get("flash_len", 5)),
         frames=int(opts.get("frames", 0)),
+        skew_s=float(opts.get("skew", 0)),
     )
 
 

@@ -19,6 +19,7 @@ from vadmon.config.base import StrictModel
 from vadmon.config.camera import CAMERA_NAME, CameraConfig, CameraSettings
 from vadmon.config.encoder import EncoderConfig
 from vadmon.config.explain import ExplainConfig, ScoreLogConfig
+from vadmon.config.link_verdict import VerdictConfig
 from vadmon.config.mqtt import MqttConfig
 from vadmon.config.web import WebConfig
 from vadmon.config.webhook import WebhookConfig
@@ -207,6 +208,9 @@ class TcpConfig(StrictModel):
         le=600,
         description="Capture host: seconds of previews kept while the link is down, sent "
         "oldest first when it is back.",
+    )
+    verdicts: VerdictConfig = Field(
+        default_factory=VerdictConfig, description="The back-channel: refusals told to capture."
     )
 
 

@@ -21,6 +21,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from vadmon.config import DashboardConfig, MonitorConfig
+from vadmon.dashboard.link_view import link_suffix
 from vadmon.dashboard.render import render, sparkline
 from vadmon.dashboard.state import DashboardState, StateView
 from vadmon.runtime.heartbeat import Heartbeat
@@ -190,6 +191,7 @@ class MonitorConsole:
             + f", capture {_fmt(c.capture_fps, '{:.1f}')} fps"
             + f", inference {_fmt(c.inference_fps, '{:.2f}')} snippets/s"
             + f", skipped {_fmt(c.skipped_total, '{:.0f}')}, score {_fmt(c.score, '{:.2f}')}"
+            + link_suffix(c)  # split host: ", link refused 12 (clock ahead)" (issue 20)
             for c in view.cameras
         ]
         if view.inference.encoder:

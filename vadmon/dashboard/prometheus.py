@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from vadmon.config import MetricsConfig
+from vadmon.dashboard.link_view import link_families, refused_counts
 from vadmon.dashboard.state import CameraView, DashboardState, HistogramView, StateView
 from vadmon.errors import VadmonError
 
@@ -118,13 +119,16 @@ def _camera_families(view: StateView) -> Iterator[Metric]:
     refused = CounterMetricFamily(
         "vadmon_link_refused_total",
         "Split host: a camera's snippets/previews the link refused (reason: refused_camera = "
-        "a key speaking for a camera not its own, clock_skew = dated ahead of our clock).",
+        "a key speaking for a camera not its own, clock_skew = dated ahead of the inference "
+        "host's clock, unknown_camera = not in its config); on a capture host as its verdict "
+        "said.",
         labels=["camera", "reason"],
     )
     for cam in view.cameras:
-        for reason, value in cam.link_refused:
+        for reason, value in refused_counts(cam):  # capture host too: from the verdicts
             refused.add_metric([cam.name, reason], value)
     yield refused
+    yield from link_families(view)
 
 
 def _add_known(family: Metric, view: StateView, getter: CameraGetter) -> None:

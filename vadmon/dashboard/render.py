@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vadmon.dashboard.fit import content_width, duration_text, fit_words, pick_columns
+from vadmon.dashboard.link_view import row_notes
 from vadmon.dashboard.state import (
     CameraView,
     DashboardState,
@@ -236,8 +237,7 @@ def _trend(cam: CameraView, spark_w: int, alarm: bool, trend_w: int = 1000) -> T
     """Why a camera is not online, across the whole cell (its sparkline says nothing then);
     otherwise the sparkline, then the winning label only while the score is over the threshold
     (a calm camera's top class, "fighting 0.03", would read as an alarm)."""
-    # events the flood guard held back (recorded, not sent): shown, never silent
-    held = f" held {cam.flood_suppressed_total:.0f}" if cam.flood_suppressed_total else ""
+    held = row_notes(cam)  # held back by the flood guard, refused by the link: never silent
     if cam.reason:
         reason = Text(fit_words(cam.reason, max(1, trend_w - len(held))))
         reason.stylize(STATE_STYLE.get(cam.state, "yellow"))

@@ -22,6 +22,7 @@ from vadmon.dashboard.event_view import (
     event_order,
 )
 from vadmon.runtime.heartbeat import Heartbeat
+from vadmon.runtime.link_verdict import CaptureLink
 from vadmon.runtime.status_schema import (
     ALERT_LATENCY_BUCKETS,
     CAPTURE_PREFIX,
@@ -86,6 +87,7 @@ class CameraView:
     reason: str = ""  # why it is not online, in words ("" while online)
     link_refused: tuple[tuple[str, float], ...] = ()  # split host: (reason, count) refused
     flood_suppressed_total: float | None = None  # events the flood guard did not send
+    link: CaptureLink | None = None  # capture host: the inference host's verdict (issue 20)
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ class DashboardState:
             resolution=info.resolution,
             error=info.error,
             retry_in_s=info.retry_in_s,
+            link=info.link,
         )
 
     def _inference_beat(self, body: InferenceStatus) -> None:

@@ -29,6 +29,7 @@ from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.rings import CameraRings
 from vadmon.inference.scores import Entry, Scored, Scorer, score_message
+from vadmon.inference.verdicts import open_verdicts
 from vadmon.runtime import limits as fixed
 from vadmon.runtime.heartbeat import HeartbeatSender
 from vadmon.runtime.link import LinkServer, open_server, relay_preview, unpack_frames
@@ -99,6 +100,7 @@ class InferenceLoop:
             for ep in settings.snippet_endpoints[1:]:
                 self.pull.connect(ep)
             self.reconnector = Reconnector(self.pull, settings.snippet_endpoints)
+        self.verdicts = open_verdicts(ctx, settings.link, settings.cameras)  # back-channel
         self.pub = publisher(
             ctx, settings.score_endpoint, limits=SocketLimits(hwm=fixed.SCORE_PUB_HWM)
         )
@@ -146,10 +148,12 @@ class InferenceLoop:
         if item is None:
             return item
         if not self.admission.known(item[0]):
+            self.verdicts.note(self.recv_stats.peer, item[0], "unknown_camera")
             return ("refused", None)  # an unknown camera: one counter, no state
         if link is None:
             return item
         refused = link.admit(item[0], self.recv_stats.peer, time.time())
+        self.verdicts.note(self.recv_stats.peer, item[0], refused)  # told to its sender
         if refused is None:
             return item
         self.refused[refused] += 1
@@ -233,6 +237,7 @@ class InferenceLoop:
             self.process(ready, t0)
         self.harvest()
         self.flush_quiet()
+        self.verdicts.serve()
         self.beat()
 
     def flush_quiet(self) -> None:
@@ -352,6 +357,7 @@ class InferenceLoop:
 
     def close(self) -> None:
         self.rings.close()
+        self.verdicts.close()
         if self.reconnector is not None:
             self.reconnector.close()
         close_socket(self.pull)

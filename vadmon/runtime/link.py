@@ -62,6 +62,7 @@ class LinkServer:
     allowed_clients_dir: Path
     cameras: Mapping[str, frozenset[str]]  # client public key (z85) → cameras it may send
     max_skew_s: float
+    verdict_bind: str | None = None  # the back-channel ROUTER (vadmon.inference.verdicts)
 
     def admit(self, msg: object, peer: str, now: float) -> str | None:
         """None when this snippet or preview from client key ``peer`` may be used, else why not
@@ -97,6 +98,7 @@ class LinkClient:
     secret_file: Path
     server_public_file: Path
     previews: LinkPreviewSettings | None = None
+    verdicts: str | None = None  # the back-channel to ask (vadmon.capture.verdicts)
 
 
 def _check_tcp(endpoint: str, where: str) -> None:

@@ -66,6 +66,8 @@ from pydantic import (
 
 from vadmon.capture.watchdog import CameraState
 
+from vadmon.runtime.link_verdict import CaptureLink
+
 CAPTURE_PREFIX = "capture:"
 INFERENCE_PROCESS = "inference"
 ALERTS_PROCESS = "alerts"
@@ -170,6 +172,7 @@ class CaptureInfo(_Body):
     ring: Short | None = None  # the shared-memory ring's name
     height: Annotated[int, Field(ge=0)] | None = None
     width: Annotated[int, Field(ge=0)] | None = None
+    link: CaptureLink | None = None  # split host: the inference host's verdict on our messages
 
 
 class CaptureStatus(_Body):
