@@ -65,7 +65,6 @@ from pydantic import (
 )
 
 from vadmon.capture.watchdog import CameraState
-
 from vadmon.runtime.link_verdict import CaptureLink
 
 CAPTURE_PREFIX = "capture:"
