@@ -190,6 +190,7 @@ class MonitorConsole:
             + f", capture {_fmt(c.capture_fps, '{:.1f}')} fps"
             + f", inference {_fmt(c.inference_fps, '{:.2f}')} snippets/s"
             + f", skipped {_fmt(c.skipped_total, '{:.0f}')}, score {_fmt(c.score, '{:.2f}')}"
+            + (f", unchanged {c.gate_reused_total:.0f}" if c.gate_reused_total is not None else "")
             for c in view.cameras
         ]
         if view.inference.encoder:

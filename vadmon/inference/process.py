@@ -25,6 +25,7 @@ import zmq
 
 from vadmon.inference.admission import Admission
 from vadmon.inference.camera_stats import CameraStats
+from vadmon.inference.change_gate import GateSettings, build_gate
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.rings import CameraRings
@@ -69,6 +70,7 @@ class InferenceSettings:
     heartbeat_s: float
     link: LinkServer | None  # set: snippets arrive over tcp+CURVE with frames inline
     cameras: frozenset[str] = frozenset()  # configured: the only ones given any state
+    change_gate: GateSettings | None = None  # set: unchanged frames reuse their embedding
 
 
 class InferenceLoop:
@@ -107,6 +109,7 @@ class InferenceLoop:
         self._rr_last = ""  # camera served last by round_robin
         self.batches = 0
         self.latency = Histogram(INFERENCE_LATENCY_BUCKETS)  # every published score
+        self.gate = build_gate(settings.change_gate, encoder)  # None: every snippet encoded
 
     # --- gather ------------------------------------------------------------------------------
     def gather(self) -> list[Received]:
@@ -242,6 +245,8 @@ class InferenceLoop:
         frames = [f for _, f in ready]
         if self.encoder.remote:  # sent now, scored by harvest() when it is back
             return self.encoder.submit((ready, t0, t_read), frames)
+        if self.gate is not None:  # reused embeddings take their snippet's row
+            return self.score_batch(ready, self.gate.encode(ready, self.encoder.encode), t0, t_read)
         self.score_batch(ready, self.encoder.encode(frames), t0, t_read)
 
     def harvest(self) -> None:
@@ -329,6 +334,7 @@ class InferenceLoop:
                 "previews_relayed": s.previews_relayed,
                 "previews_refused": s.previews_refused,
                 "refused": self.admission.of_camera(name),
+                **(self.gate.counters(name) if self.gate else {}),
             }
             for name, s in self.cameras.items()
         }
