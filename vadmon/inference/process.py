@@ -119,7 +119,8 @@ class InferenceLoop:
             return []
         got = [first]
         deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
-        while len(got) < self.settings.batch_max * 4:
+        # held snippets: a batch per step at most, the rest wait in order (heartbeats flow)
+        while len(got) < self.settings.batch_max * 4 and _held(got) < self.settings.batch_max:
             left = max(0, int((deadline - time.monotonic()) * 1000))
             item = self._receive(left)
             if item is None:
@@ -179,21 +180,21 @@ class InferenceLoop:
             if cut > 0:
                 self.drop(cam, "backlog", cut)
             queues[cam] = items[max(0, cut) :]
-        # held snippets (capture kept them while our model loaded): all scored, in order;
-        # gather bounds how many one step takes
-        return sorted(held, key=lambda item: item[0].snippet_index) + self.round_robin(queues)
+        # held (kept while our model loaded): all scored in order, gather takes ≤ batch_max
+        room = max(0, self.settings.batch_max - len(held))  # live ones fill the rest
+        return sorted(held, key=lambda item: item[0].snippet_index) + self.round_robin(queues, room)
 
-    def round_robin(self, queues: dict[str, list[Received]]) -> list[Received]:
-        """At most ``batch_max``: one snippet per camera per round (newest first), the rounds
+    def round_robin(self, queues: dict[str, list[Received]], limit: int) -> list[Received]:
+        """At most ``limit``: one snippet per camera per round (newest first), the rounds
         starting after the camera served last, so no camera is favoured by arrival order or
         name; the rest is counted as a capacity drop. Returned in snippet order per camera."""
         order = sorted(queues)
         start = next((i for i, cam in enumerate(order) if cam > self._rr_last), 0)
         order = order[start:] + order[:start]
         keep: list[Received] = []
-        while len(keep) < self.settings.batch_max and any(queues[c] for c in order):
+        while len(keep) < limit and any(queues[c] for c in order):
             for cam in order:
-                if queues[cam] and len(keep) < self.settings.batch_max:
+                if queues[cam] and len(keep) < limit:
                     keep.append(queues[cam].pop())
                     self._rr_last = cam
         for cam, left in queues.items():
@@ -245,9 +246,8 @@ class InferenceLoop:
         frames = [f for _, f in ready]
         if self.encoder.remote:  # sent now, scored by harvest() when it is back
             return self.encoder.submit((ready, t0, t_read), frames)
-        if self.gate is not None:  # reused embeddings take their snippet's row
-            return self.score_batch(ready, self.gate.encode(ready, self.encoder.encode), t0, t_read)
-        self.score_batch(ready, self.encoder.encode(frames), t0, t_read)
+        gate, encode = self.gate, self.encoder.encode  # gate: a reused embedding keeps its row
+        self.score_batch(ready, gate.encode(ready, encode) if gate else encode(frames), t0, t_read)
 
     def harvest(self) -> None:
         """Batches a remote tower answered (a failed one: ``encoder`` drops); none locally."""
@@ -371,6 +371,10 @@ class InferenceLoop:
             self.auth.stop()
         if self.heartbeat is not None:
             self.heartbeat.close()
+
+
+def _held(got: list) -> int:  # snippets capture held while the model loaded (frames inline)
+    return sum(1 for m, p in got if isinstance(m, SnippetMessage) and m.held and p is not None)
 
 
 def _unit(value: float) -> float:
