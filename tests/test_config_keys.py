@@ -50,6 +50,10 @@ TRITON_SLOW = "tests/test_triton.py::test_slow_server_fails_batches_at_the_deadl
 TRITON_EXPORT = (
     "tests/test_triton.py::test_export_writes_a_triton_repository_with_batching_and_the_tower_hash"
 )
+GATE = "tests/test_change_gate.py::"
+GATE_VTEST = GATE + "test_gated_scores_match_ungated_on_vtest_and_flashes_stay_events"
+GATE_STATIC = GATE + "test_warmup_pairs_and_max_reuse_decide_when_a_static_scene_is_reused"
+GATE_THRESHOLDS = GATE + "test_thresholds_noise_factor_min_delta_and_changed_fraction"
 TABLE: dict[str, str] = {
     "instance": REACH,
     "log_level": "tests/test_camera_source_keys.py::test_log_level_reaches_the_capture_process",
@@ -222,6 +226,12 @@ TABLE: dict[str, str] = {
     "explain.narrate.max_tokens": NARRATE_CFG,
     "explain.narrate.allow_private": "tests/test_narrate.py::"
     "test_private_narration_url_refused_when_not_allowed",
+    "change_gate.enabled": GATE_VTEST,
+    "change_gate.warmup_pairs": GATE_STATIC,
+    "change_gate.max_reuse": GATE_STATIC,
+    "change_gate.noise_factor": GATE_THRESHOLDS,
+    "change_gate.min_pixel_delta": GATE_THRESHOLDS,
+    "change_gate.max_changed_fraction": GATE_THRESHOLDS,
     "score_log.enabled": "tests/test_replay.py::test_score_log_can_be_switched_off",
     "score_log.keep_hours": "tests/test_replay.py::"
     "test_score_log_rotates_prunes_and_survives_torn_lines_and_bad_disks",

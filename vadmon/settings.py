@@ -45,6 +45,7 @@ CAPTURE_HOLD_SNIPPETS = 32
 FROZEN_TOLERANCE = 0.5  # mean abs difference of 32x32 thumbnails counted as "the same image"
 INFERENCE_MAX_AGE_S = 4.0  # snippets older than this when inference gets to them are skipped
 INFERENCE_PER_CAMERA_MAX = 2  # newest snippets kept per camera per batch
+GATE_THUMB_WIDTH = 64  # change gate thumbnails: 64x48 for 4:3, each pixel averages ~144 at 768
 HEARTBEAT_S = 1.0  # inference and alerts heartbeat cadence
 EVENT_UPDATE_INTERVAL_S = 5.0  # at most one ``update`` webhook per event this often…
 EVENT_PEAK_DELTA = 0.05  # …and only when the peak score rose by this much
@@ -232,6 +233,24 @@ def inference_settings(cfg: MonitorConfig) -> InferenceSettings:
         heartbeat_s=HEARTBEAT_S,
         link=link_server(cfg),
         cameras=frozenset(cams),
+        change_gate=gate_settings(cfg),
+    )
+
+
+def gate_settings(cfg: MonitorConfig):
+    """``change_gate:`` → ``GateSettings``, None when it is off (every snippet encoded)."""
+    from vadmon.inference.change_gate import GateSettings
+
+    g = cfg.change_gate
+    if not g.enabled:
+        return None
+    return GateSettings(
+        warmup_pairs=g.warmup_pairs,
+        noise_factor=g.noise_factor,
+        min_pixel_delta=g.min_pixel_delta,
+        max_changed_fraction=g.max_changed_fraction,
+        max_reuse=g.max_reuse,
+        thumb_width=GATE_THUMB_WIDTH,
     )
 
 

@@ -297,7 +297,12 @@ def warm_encoder(ckpt: Path, video: Path) -> str:
 
 def _notes(p: Plan, quick: bool, runtime: str) -> list[str]:
     model = "demo tiny model" if quick else "ViT-B-16 (random weights)"
-    model += f", model.encoder.backend auto + precision auto → {runtime} (cached before the runs)"
+    from vadmon.config.encoder import EncoderConfig
+
+    backend = EncoderConfig().backend  # the default the monitor runs (auto is opt-in)
+    model += (
+        f", model.encoder.backend {backend} + precision auto → {runtime} (cached before the runs)"
+    )
     return [
         f"`vadmon run` on N file cameras (25 fps 640×360 MJPG, {p.video.seconds:.0f} s loop, "
         f"red flash {p.video.flash[0]:.0f}–{p.video.flash[1]:.0f} s), device cpu, {model}; "

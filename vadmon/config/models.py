@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from vadmon.config.base import StrictModel
 from vadmon.config.camera import CAMERA_NAME, CameraConfig, CameraSettings
+from vadmon.config.change_gate import ChangeGateConfig
 from vadmon.config.encoder import EncoderConfig
 from vadmon.config.explain import ExplainConfig, ScoreLogConfig
 from vadmon.config.link_verdict import VerdictConfig
@@ -338,6 +339,7 @@ class MonitorConfig(StrictModel):
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     score_log: ScoreLogConfig = Field(default_factory=ScoreLogConfig)
+    change_gate: ChangeGateConfig = Field(default_factory=ChangeGateConfig)
     calibration_file: Path | None = Field(
         None,
         description="Per-camera thresholds written by `vadmon calibrate`; null: "

@@ -192,6 +192,7 @@ class MonitorConsole:
             + f", inference {_fmt(c.inference_fps, '{:.2f}')} snippets/s"
             + f", skipped {_fmt(c.skipped_total, '{:.0f}')}, score {_fmt(c.score, '{:.2f}')}"
             + link_suffix(c)  # split host: ", link refused 12 (clock ahead)" (issue 20)
+            + (f", unchanged {c.gate_reused_total:.0f}" if c.gate_reused_total is not None else "")
             for c in view.cameras
         ]
         if view.inference.encoder:

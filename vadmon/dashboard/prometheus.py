@@ -55,6 +55,11 @@ CAMERA_COUNTERS: tuple[tuple[str, str, CameraGetter], ...] = (
         lambda c: c.snippet_drops_total,
     ),
     (
+        "vadmon_gate_reused_snippets_total",
+        "Snippets scored with the previous embedding: their frame did not change (change_gate).",
+        lambda c: c.gate_reused_total,
+    ),
+    (
         "vadmon_encoder_dropped_snippets_total",
         "Snippets inference dropped because the remote image tower (Triton) was down or late.",
         lambda c: c.encoder_drops_total,

@@ -80,6 +80,7 @@ class CameraView:
     inference_fps: float | None = None
     skipped_total: float | None = None
     encoder_drops_total: float | None = None  # of skipped_total: remote image tower down or late
+    gate_reused_total: float | None = None  # change_gate: scored with the previous embedding
     scored_total: float | None = None
     latency_ms: float | None = None
     inference_stale: bool = False
@@ -270,6 +271,7 @@ class DashboardState:
             inference_fps=d.fps,
             skipped_total=d.skipped_total,
             encoder_drops_total=d.drops.get("encoder"),
+            gate_reused_total=d.gate_reused,
             scored_total=d.snippets_total,
             latency_ms=d.latency_ms,
             history=tuple(d.recent_scores),

@@ -35,9 +35,12 @@ class CameraStats:
     def skipped(self) -> int:
         return sum(self.drops.values())
 
-    def body(self, keep: int, gaps: dict[str, int], refused: dict[str, int]) -> InferenceCamera:
+    def body(
+        self, keep: int, gaps: dict[str, int], refused: dict[str, int], gate: dict[str, float]
+    ) -> InferenceCamera:
         """This camera's part of the ``inference`` heartbeat: its newest ``keep`` scores, the
-        scorer's gap counters (``gap_filled``, ``gap_restarts``) and its link refusals."""
+        scorer's gap counters (``gap_filled``, ``gap_restarts``), its link refusals and the
+        change gate's counters (``gate_reused``, …; empty when the gate is off)."""
         return InferenceCamera(
             score=self.score,
             label=self.label,
@@ -53,4 +56,5 @@ class CameraStats:
             previews_relayed=self.previews_relayed,
             previews_refused=self.previews_refused,
             refused=refused,
+            **gate,
         )

@@ -25,9 +25,11 @@ import zmq
 
 from vadmon.inference.admission import Admission
 from vadmon.inference.camera_stats import CameraStats
+from vadmon.inference.change_gate import GateSettings, build_gate
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
 from vadmon.inference.rings import CameraRings
+from vadmon.inference.schedule import Received, held_count, select
 from vadmon.inference.scores import Entry, Scored, Scorer, score_message
 from vadmon.inference.verdicts import open_verdicts
 from vadmon.runtime import limits as fixed
@@ -57,7 +59,6 @@ from vadmon.runtime.transport import (
 
 log = logging.getLogger("vadmon.inference.process")
 
-Received = tuple[SnippetMessage, bytes | None]
 Waiting = tuple[SnippetMessage, list[tuple[str, float]]]  # a fed snippet and its phrases
 
 
@@ -73,6 +74,7 @@ class InferenceSettings:
     heartbeat_s: float
     link: LinkServer | None  # set: snippets arrive over tcp+CURVE with frames inline
     cameras: frozenset[str]  # configured: the only ones given any state
+    change_gate: GateSettings | None  # set: unchanged frames reuse their embedding
 
 
 class InferenceLoop:
@@ -117,6 +119,7 @@ class InferenceLoop:
         self._waiting: dict[str, OrderedDict[int, Waiting]] = defaultdict(OrderedDict)
         self.batches = 0
         self.latency = Histogram(INFERENCE_LATENCY_BUCKETS)  # every published score
+        self.gate = build_gate(settings.change_gate, encoder)  # None: every snippet encoded
 
     # --- gather ------------------------------------------------------------------------------
     def gather(self) -> list[Received]:
@@ -126,7 +129,11 @@ class InferenceLoop:
             return []
         got = [first]
         deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
-        while len(got) < self.settings.batch_max * fixed.GATHER_BATCHES:
+        # held snippets: a batch per step at most, the rest wait in order (heartbeats flow)
+        while (
+            len(got) < self.settings.batch_max * fixed.GATHER_BATCHES
+            and held_count(got) < self.settings.batch_max
+        ):
             left = max(0, int((deadline - time.monotonic()) * 1000))
             item = self._receive(left)
             if item is None:
@@ -172,43 +179,9 @@ class InferenceLoop:
             stats.previews_refused += 1
 
     def select(self, msgs: list[Received], now: float) -> list[Received]:
-        """Latest wins: stale snippets and all but the newest few per camera are skipped."""
-        by_cam: dict[str, list[Received]] = defaultdict(list)
-        held = [(m, p) for m, p in msgs if m.held and p is not None]  # frames ride along
-        msgs = [(m, p) for m, p in msgs if not (m.held and p is not None)]
-        for m, payload in msgs:
-            if now - m.t_end > self.settings.max_age_s:
-                self.drop(m.camera, "stale")
-            else:
-                by_cam[m.camera].append((m, payload))
-        queues: dict[str, list[Received]] = {}
-        for cam, items in by_cam.items():
-            items.sort(key=lambda item: item[0].snippet_index)
-            cut = len(items) - self.settings.per_camera_max
-            if cut > 0:
-                self.drop(cam, "backlog", cut)
-            queues[cam] = items[max(0, cut) :]
-        # held snippets (capture kept them while our model loaded): all scored, in order;
-        # gather bounds how many one step takes
-        return sorted(held, key=lambda item: item[0].snippet_index) + self.round_robin(queues)
-
-    def round_robin(self, queues: dict[str, list[Received]]) -> list[Received]:
-        """At most ``batch_max``: one snippet per camera per round (newest first), the rounds
-        starting after the camera served last, so no camera is favoured by arrival order or
-        name; the rest is counted as a capacity drop. Returned in snippet order per camera."""
-        order = sorted(queues)
-        start = next((i for i, cam in enumerate(order) if cam > self._rr_last), 0)
-        order = order[start:] + order[:start]
-        keep: list[Received] = []
-        while len(keep) < self.settings.batch_max and any(queues[c] for c in order):
-            for cam in order:
-                if queues[cam] and len(keep) < self.settings.batch_max:
-                    keep.append(queues[cam].pop())
-                    self._rr_last = cam
-        for cam, left in queues.items():
-            if left:
-                self.drop(cam, "capacity", len(left))
-        return sorted(keep, key=lambda item: item[0].snippet_index)
+        """Latest wins (``schedule.select``); the camera served last is remembered."""
+        keep, self._rr_last = select(msgs, now, self.settings, self._rr_last, self.drop)
+        return keep
 
     def read_frames(self, msg: SnippetMessage, payload: bytes | None) -> list[np.ndarray] | None:
         if payload is not None:
@@ -254,7 +227,8 @@ class InferenceLoop:
         frames = [f for _, f in ready]
         if self.encoder.remote:  # sent now, scored by harvest() when it is back
             return self.encoder.submit((ready, t0, t_read), frames)
-        self.score_batch(ready, self.encoder.encode(frames), t0, t_read)
+        gate, encode = self.gate, self.encoder.encode  # gate: a reused embedding keeps its row
+        self.score_batch(ready, gate.encode(ready, encode) if gate else encode(frames), t0, t_read)
 
     def harvest(self) -> None:
         """Batches a remote tower answered (a failed one: ``encoder`` drops); none locally."""
@@ -331,7 +305,12 @@ class InferenceLoop:
         share = fixed.BEAT_SCORES_BUDGET // max(1, len(self.cameras))
         keep = max(fixed.BEAT_SCORES_MIN, min(MAX_RECENT_SCORES, share))
         cams = {
-            name: s.body(keep, self.scorer.gap_counters(name), self.admission.of_camera(name))
+            name: s.body(
+                keep,
+                self.scorer.gap_counters(name),
+                self.admission.of_camera(name),
+                self.gate.counters(name) if self.gate else {},
+            )
             for name, s in self.cameras.items()
         }
         for name in self.admission.refused.keys() - cams.keys():  # refused, never scored

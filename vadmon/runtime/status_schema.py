@@ -194,6 +194,9 @@ class InferenceCamera(_Body):
     gap_filled: Total | None = None  # missing snippets filled by holding the last embedding
     gap_restarts: Total | None = None  # windows restarted by a long gap, outage or restart
     previews_relayed: Total | None = None  # split host: previews passed on to alerts
+    gate_reused: Total | None = None  # change_gate: snippets that reused the last embedding
+    gate_encoded: Total | None = None  # change_gate: snippets the image tower encoded
+    gate_threshold: Total | None = None  # change_gate: grey levels a pixel must move (measured)
     previews_refused: Total | None = None
     # split host: this camera's messages the link refused, by reason (refused_camera, clock_skew)
     refused: dict[Short, Total] = Field(default_factory=dict, max_length=4)
