@@ -24,7 +24,7 @@ from vadmon.errors import VadmonError
 
 STATUSES = ("pending", "delivered", "dead", "disabled")
 # retention may delete these (never open)
-FINISHED_EVENT_STATES = ("closed", "interrupted", "suppressed")
+FINISHED_EVENT_STATES = ("closed", "interrupted", "suppressed", "withdrawn")
 # Each delivery worker reads only its own channel's rows. MQTT rows' endpoint is
 # "mqtt:<topic>" (vadmon.alerts.mqtt_worker); webhook names cannot contain ':'.
 WEBHOOK, MQTT = "webhook", "mqtt"

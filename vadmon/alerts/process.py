@@ -25,6 +25,7 @@ from typing import Any
 
 import zmq
 
+from vadmon.alerts import provisional as early
 from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
 from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, new_msg_id
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
@@ -41,7 +42,6 @@ from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage, Status, decode
 from vadmon.runtime.status_schema import MAX_CAMERAS, MAX_RECENT_EVENTS
 
-log = logging.getLogger("vadmon.alerts.process")
 MAX_BATCH = 500
 log = logging.getLogger("vadmon.alerts")
 
@@ -72,6 +72,7 @@ class AlertSettings:
     score_log: ScoreLogSettings | None  # None: no score logs
     mqtt: MqttSettings | None  # None: no MQTT (vadmon.alerts.mqtt_channel)
     payload: PayloadSettings  # links, text, instance, embedded snapshots
+    provisional: dict[str, early.ProvisionalSettings]  # cameras with alerts.provisional on
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class AlertPipeline:
         # writes the outbox refused (full disk): kept in order and retried every tick
         self.unsaved: collections.deque[Callable[[], object]] = collections.deque()
         self.tracker = EventTracker(settings.events, settings.per_camera)
+        self.early = early.ProvisionalStage(settings.provisional, self.tracker)
         self.media = MediaStore(settings.retention)
         self.clips = ClipWriter(settings.clips, self.media)
         self.next_prune = 0.0
@@ -123,6 +125,7 @@ class AlertPipeline:
                 data["end_ts"] = data["start_ts"] + float(data.get("duration_s") or 0.0)
             data["reason"] = "interrupted: alert process restarted"
             self._enqueue("end", data, "interrupted")
+        early.deliver(self, self.early.recovered(early.left_pending(self.outbox.conn)))
 
     def on_message(self, parts: list[bytes]) -> None:
         try:
@@ -130,13 +133,15 @@ class AlertPipeline:
         except MessageError:
             self.counters["malformed"] += 1
             return
-        if isinstance(msg, ScoreMessage):
+        if isinstance(msg, early.ProvisionalScore):  # a ScoreMessage too: never a final one
+            early.deliver(self, self.early.on_provisional(msg, time.time()))
+        elif isinstance(msg, ScoreMessage):
             self.counters["scores"] += 1
             if self.score_log is not None:
                 self.score_log.write(msg)
             cam = self.tracker.camera(msg.camera)
             flooded = cam.counters["suppressed_rate"]
-            self._handle(self.tracker.feed(msg))
+            self._handle(early.feed_final(self, msg))
             if cam.counters["suppressed_rate"] > flooded:
                 log.warning("camera %s: event not sent: over the flood guard of %d per %g s "
                             "(counted)", msg.camera, cam.s.max_events_per_window,
@@ -152,6 +157,7 @@ class AlertPipeline:
     def tick(self, now: float) -> None:
         self._retry_unsaved()
         self._handle(self.tracker.expire(now))
+        early.deliver(self, self.early.expire(now))
         if self.mqtt is not None:
             self.mqtt.tick(now)
         for event, clip in self.clips.poll(now):
@@ -199,6 +205,7 @@ class AlertPipeline:
 
     def shutdown(self) -> None:
         self._handle(self.tracker.close_all("alert process shutting down"))
+        early.deliver(self, self.early.close_all("alert process shutting down"))
         for event, clip in self.clips.flush():
             self._finish(event, clip)
         self._retry_unsaved()
@@ -220,7 +227,7 @@ class AlertPipeline:
             if m.kind == "start":
                 ev.snapshot_path = self.clips.snapshot(ev)  # on disk before start is queued
                 self.clips.begin(ev)
-                self._enqueue("start", ev.to_dict(), "open")
+                self._enqueue("start", self.early.start_data(ev.to_dict()), "open")
                 self._narrate(ev)
             elif m.kind == "flooded":  # kept for `vadmon events`, with its snapshot; not sent
                 ev.snapshot_path = self.clips.snapshot(ev)
@@ -342,6 +349,7 @@ def open_subscriber(
     sub.setsockopt(zmq.RCVHWM, 10_000)
     sub.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)
     sub.setsockopt(zmq.SUBSCRIBE, ScoreMessage.topic)
+    sub.setsockopt(zmq.SUBSCRIBE, early.ProvisionalScore.topic)  # alerts.provisional
     sub.setsockopt(zmq.SUBSCRIBE, PreviewFrame.topic)
     sub.setsockopt(zmq.SUBSCRIBE, Status.topic)  # capture's camera state (MQTT `state`)
     for endpoint in dict.fromkeys([score_endpoint, *preview_endpoints]):

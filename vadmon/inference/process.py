@@ -27,6 +27,7 @@ from vadmon.inference.admission import Admission
 from vadmon.inference.camera_stats import CameraStats
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
+from vadmon.inference.provisional import attach, publish_early
 from vadmon.inference.rings import CameraRings
 from vadmon.inference.scores import (
     Entry,
@@ -69,6 +70,7 @@ class InferenceSettings:
     heartbeat_s: float
     link: LinkServer | None  # set: snippets arrive over tcp+CURVE with frames inline
     cameras: frozenset[str] = frozenset()  # configured: the only ones given any state
+    provisional: frozenset[str] = frozenset()  # cameras with alerts.provisional.enabled
 
 
 class InferenceLoop:
@@ -85,6 +87,7 @@ class InferenceLoop:
         self.phrases = phrases
         self.runtime = runtime  # "device/precision", shown on the dashboard
         self.scorer = scorer
+        attach(scorer, settings.provisional)  # lookahead-0 scores for the provisional alerts
         self.encoder = encoder
         limits = SocketLimits(hwm=settings.hwm)
         self.auth = None
@@ -280,6 +283,7 @@ class InferenceLoop:
             for res in results:
                 m, match = res.tag
                 self.publish(m, res.score, dict(timings, lookahead=float(res.lookahead)), match)
+            publish_early(self.pub, self.scorer, timings)
         self.batches += 1
 
     def publish(

@@ -239,6 +239,14 @@ class ScoreMessage(Message):
 
 
 @dataclass(frozen=True)
+class ProvisionalScore(ScoreMessage):
+    """The lookahead-0 score of the newest snippet, read from the window that gave the final
+    scores (``vadmon.inference.provisional``); only the provisional alert stage uses it."""
+
+    topic: ClassVar[bytes] = b"provisional"
+
+
+@dataclass(frozen=True)
 class PreviewFrame(Message):
     """A downscaled JPEG of a recent frame; the alert process keeps these for snapshots/clips."""
 
@@ -269,6 +277,7 @@ class Status(Message):
 TOPICS: dict[bytes, type[Message]] = {
     cls.topic: cls for cls in (FrameHeader, SnippetMessage, ScoreMessage, PreviewFrame, Status)
 }
+TOPICS[ProvisionalScore.topic] = ProvisionalScore
 
 
 def decode(parts: list[bytes]) -> tuple[Message, bytes | None]:
