@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -111,21 +110,17 @@ def test_eval_causal_table_and_json(tmp_path: Path, demo_checkpoint: Path, capsy
     rows = json.loads((tmp_path / "r.json").read_text())["causal"]["rows"]
     assert [r["name"] for r in rows] == ["offline", "lookahead 0", "lookahead 2"]
     assert all(r["detect_alert"]["events"] == 3 for r in rows)
+    # the provisional stage (alerts.provisional) replayed where it can gain: lookahead > 0
+    assert "provisional" not in rows[1]["extra"]
+    pv = rows[2]["extra"]["provisional"]
+    assert set(pv) == {"provisional_alerts", "confirmed", "withdrawn", "gain_median_s",
+                       "gain_p95_s"}  # fmt: skip
+    assert pv["provisional_alerts"] >= pv["confirmed"] >= 0
+    assert re.search(r"^provisional alerts at lookahead 2: gain ", out, re.M) or not pv[
+        "provisional_alerts"]  # fmt: skip
     assert (
         rows[0]["coarse"]["auc"] == json.loads((tmp_path / "r.json").read_text())["coarse"]["auc"]
     )
     rc = cli.main(["eval", str(demo_checkpoint), "--test-list", str(listed), "--causal",
                    "--lookahead", "0,x", "--gt-csv", str(gt)])  # fmt: skip
     assert rc == 2 and "--lookahead '0,x' is not a list" in capsys.readouterr().err
-
-
-def test_provisional_estimate_counts_gain_and_withdrawals() -> None:
-    """Lookahead 0 raises two alerts in video 0; lookahead 4 confirms the first 2.56 s later
-    and never raises the second (withdrawn); video 1 has no provisional alert."""
-    early = SimpleNamespace(
-        alerts=[[cd.Alert(6.4, 7.7, 12.0), cd.Alert(20.0, 21.3, 22.0)], []],
-        alert_latency=[1.3, None],
-    )
-    late = SimpleNamespace(alerts=[[cd.Alert(6.4, 10.2, 12.5)], []], alert_latency=[3.86, None])
-    got = cd.provisional_estimate(early, late)
-    assert got == {"gain_median_s": 2.56, "provisional_alerts": 2, "withdrawn": 0.5}
