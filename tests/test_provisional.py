@@ -11,6 +11,7 @@ import dataclasses
 
 import pytest
 import torch
+from config_support import event_settings
 from test_retention import previews
 from test_webhook_config import SECRET, T0, config, hook
 from webhook_receiver import Receiver
@@ -22,8 +23,6 @@ from vadmon.model import VadCLIP, load_preset
 from vadmon.research import causal_provisional as cp
 from vadmon.runtime.messages import ProvisionalScore, ScoreMessage
 from vadmon.settings import alert_settings
-
-from tests.config_support import event_settings
 
 CLASSES = ["normal", "Fighting", "Abuse"]
 EARLY = ", provisional: {enabled: true, threshold: 0.7}"
@@ -54,7 +53,9 @@ def test_provisional_scores_are_the_causal_scores_and_finals_stay_exact(model) -
     gen = torch.Generator().manual_seed(1)
     a = list(range(20)) + list(range(22, 40)) + list(range(60, 75))
     b = list(range(len(a)))
-    plan = [x for pair in zip([("a", k) for k in a], [("b", k) for k in b]) for x in pair]
+    plan = [
+        x for pair in zip([("a", k) for k in a], [("b", k) for k in b], strict=True) for x in pair
+    ]
     emb = {key: torch.randn(64, generator=gen) for key in plan}
     kw = {"window": 24, "max_gap": 3}
     early = EarlyStreamScorer(model, None, lookahead=3, **kw)
