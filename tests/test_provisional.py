@@ -8,15 +8,20 @@ a real HTTP receiver verifying signatures, and (slow) a whole ``vadmon run``.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
+from capture_support import wait_for
 from config_support import event_settings
+from monitor_support import Monitor, short_dir, write_config
+from test_alerts import events_cli
 from test_retention import previews
 from test_webhook_config import SECRET, T0, config, hook
 from webhook_receiver import Receiver
 
 from vadmon.alerts.process import AlertPipeline
+from vadmon.alerts.signing import generate_secret
 from vadmon.inference.provisional import EarlyStreamScorer
 from vadmon.inference.scores import Entry, Scored, SnippetScore, VadClipStreamScorer
 from vadmon.model import VadCLIP, load_preset
@@ -113,7 +118,7 @@ def _run(pipeline: AlertPipeline, final: list[float], causal: list[float], d: in
         pipeline.on_message(_msg(ProvisionalScore, i, causal[i]))
 
 
-def test_confirmed_and_withdrawn_reach_a_real_receiver(tmp_path) -> None:
+def test_confirmed_and_withdrawn_reach_a_real_receiver(tmp_path, subprocess_env) -> None:
     """Confirmed: ``provisional`` arrives first, then ``start`` with the same id and
     ``data.provisional``. Withdrawn: same id, ``state: withdrawn``. Both in the outbox."""
     with Receiver([SECRET]) as rx:
@@ -141,6 +146,13 @@ def test_confirmed_and_withdrawn_reach_a_real_receiver(tmp_path) -> None:
     assert withdrawn["reason"] == "withdrawn: the final scores did not open an event"
     assert [e["state"] for e in stored] == ["withdrawn", "ending"]  # its clip: at shutdown
     assert counters["queued_provisional"] == 2 and counters["queued_withdrawn"] == 1
+    listed = events_cli(
+        subprocess_env, "--db", str(cfg.storage.outbox_db), "--json", "--since", "0"
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    rows = rows.get("events", rows) if isinstance(rows, dict) else rows
+    assert sorted(r["state"] for r in rows) == ["closed", "withdrawn"]  # `vadmon events`
 
 
 def test_off_by_default_and_ignored_without_the_switch(tmp_path) -> None:
@@ -150,6 +162,18 @@ def test_off_by_default_and_ignored_without_the_switch(tmp_path) -> None:
         _run(pipeline, [0.1] * 8, [0.95] * 8)
         pipeline.shutdown()
         assert rx.requests == [] and pipeline.early.counters == {}
+
+
+def test_threshold_decides_and_defaults_to_the_alert_threshold(tmp_path) -> None:
+    """A lookahead-0 score of 0.65: under ``threshold: 0.7`` nothing; with the threshold
+    null, the camera's ``alerts.threshold`` (0.5) opens a provisional."""
+    for i, (extra, opened) in enumerate([(EARLY, 0), (", provisional: {enabled: true}", 1)]):
+        cfg = config(tmp_path / str(i), hook("h", "http://127.0.0.1:9/x"), extra)
+        pipeline = AlertPipeline(alert_settings(cfg))
+        pipeline.on_message(_msg(ProvisionalScore, 0, 0.65))
+        assert len(pipeline.early.pending) == opened
+        assert pipeline.counters["queued_provisional"] == opened
+        pipeline.outbox.close()
 
 
 def test_a_pending_provisional_row_survives_a_restart(tmp_path) -> None:
@@ -174,3 +198,55 @@ def test_a_pending_provisional_row_survives_a_restart(tmp_path) -> None:
     gone = by_type["vadmon.event.withdrawn"].json["data"]
     assert gone["id"] == row.event_id
     assert gone["reason"] == "withdrawn: interrupted: alert process restarted"
+
+
+def _webhooks(url: str) -> str:
+    return f"""webhooks:
+  - name: receiver
+    url: {url}
+    secret: "${{HOOK_SECRET}}"
+    allow_private: true"""
+
+
+@pytest.mark.slow
+def test_monitor_sends_a_provisional_before_its_start_and_withdraws_one(
+    tmp_path, demo_checkpoint, subprocess_env
+) -> None:
+    """A whole ``vadmon run`` at lookahead 2 on red flashes (the demo model fires on red).
+    Camera ``door``: the provisional of each flash reaches the HTTP receiver before the start
+    of the same event id. Camera ``slow`` (min_duration_s 60: its final scores never open an
+    event): its provisional is withdrawn when the flash is over."""
+    secret = generate_secret()
+    env = {**subprocess_env, "HOOK_SECRET": secret}
+    flashes = "synthetic:w=320&h=240&fps=10&flash=6&flash_len=25"
+    with Receiver([secret]) as rx:
+        cfg = write_config(
+            tmp_path / "m.yaml", {"door": flashes, "slow": flashes}, demo_checkpoint,
+            ipc=short_dir() / "ipc", extra=_webhooks(rx.url), lookahead=2,
+            alerts="threshold: 0.6, min_duration_s: 1.0, cutoff_s: 1.0, cooldown_s: 1, "
+            "provisional: {enabled: true}",
+        )  # fmt: skip
+        text = cfg.read_text()
+        slow = f'  slow:\n    source: "{flashes}"\n'
+        cfg.write_text(text.replace(slow, slow + "    alerts: {min_duration_s: 60}\n"))
+
+        def by(kind: str, camera: str) -> list:
+            return [r for r in rx.verified() if r.json["type"] == f"vadmon.event.{kind}"
+                    and r.json["data"]["camera"] == camera]  # fmt: skip
+
+        mon = Monitor(cfg, env).start()
+        try:
+            done = lambda: by("start", "door") and by("withdrawn", "slow")  # noqa: E731
+            assert wait_for(done, 240), mon.output()[-4000:]
+        finally:
+            mon.kill_all()
+    start = by("start", "door")[0]
+    early = {r.json["data"]["id"]: r for r in by("provisional", "door")}
+    first = early[start.json["data"]["id"]]  # the same event id
+    assert first.t < start.t and first.json["data"]["state"] == "provisional"
+    info = start.json["data"]["provisional"]
+    assert info["gained_s"] > 0 and info["score"] >= 0.6
+    gone = by("withdrawn", "slow")[0].json["data"]
+    assert gone["id"] in {r.json["data"]["id"] for r in by("provisional", "slow")}
+    assert not by("start", "slow")
+    print(f"provisional ahead of start by {start.t - first.t:.2f} s (gained_s {info['gained_s']})")
