@@ -17,9 +17,10 @@ Rules, per camera (``CameraEvents`` stays the only judge of real events):
   suppressed on the camera, the top label neither ignored nor in cooldown. At most one pending
   provisional per camera: state is bounded by the configured cameras.
 - confirm: the camera's final scores emit ``start`` while it is pending.
-- withdraw: a final score at or after the provisional's snippet leaves no candidate (the scores
-  fell back, or the candidate was suppressed), ``flooded``, no final score for ``stale_s``,
-  shutdown, or the alert process restarted with one stored pending.
+- withdraw: a final score at or after the provisional's snippet is below ``alerts.threshold``
+  with no candidate left (a high one waits: smoothing may lag a snippet), or the candidate is
+  suppressed, or ``flooded``, no final score for ``stale_s``, shutdown, or the alert process
+  restarted with one stored pending.
 
 Pure like ``alerts.event``: time is passed in, so ``vadmon eval --causal`` replays it exactly.
 """
@@ -123,11 +124,14 @@ class ProvisionalStage:
                 return self._confirm(msg.camera, p, m.event, now)
             if m.kind == "flooded":
                 return self._withdraw(msg.camera, "the event was held back by the flood guard")
-        state = _state(self.tracker.camera(msg.camera))
-        if msg.snippet_index >= p.index and state in ("none", "suppressed"):
-            why = "suppressed (cooldown or ignored label)" if state == "suppressed" else (
-                "the final scores did not open an event")  # fmt: skip
-            return self._withdraw(msg.camera, why)
+        cam = self.tracker.camera(msg.camera)
+        state = _state(cam)
+        if msg.snippet_index < p.index:
+            return []
+        if state == "suppressed":
+            return self._withdraw(msg.camera, "suppressed (cooldown or ignored label)")
+        if state == "none" and msg.score < cam.s.threshold:  # a high raw score: smoothing lags
+            return self._withdraw(msg.camera, "the final scores did not open an event")
         return []
 
     def start_data(self, data: dict) -> dict:
