@@ -28,6 +28,7 @@ from vadmon.model import VadCLIP, load_preset
 from vadmon.research import causal_provisional as cp
 from vadmon.runtime.messages import ProvisionalScore, ScoreMessage
 from vadmon.settings import alert_settings
+from vadmon.web.store import EventQuery, EventStore
 
 CLASSES = ["normal", "Fighting", "Abuse"]
 EARLY = ", provisional: {enabled: true, threshold: 0.7}"
@@ -153,6 +154,10 @@ def test_confirmed_and_withdrawn_reach_a_real_receiver(tmp_path, subprocess_env)
     rows = json.loads(listed.stdout)
     rows = rows.get("events", rows) if isinstance(rows, dict) else rows
     assert sorted(r["state"] for r in rows) == ["closed", "withdrawn"]  # `vadmon events`
+    store = EventStore(cfg.storage.outbox_db)  # what the web review page lists
+    page, _ = store.page(EventQuery())
+    store.close()
+    assert {(e["id"], e["state"]) for e in page} == {(first, "closed"), (second, "withdrawn")}
 
 
 def test_off_by_default_and_ignored_without_the_switch(tmp_path) -> None:
