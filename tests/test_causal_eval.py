@@ -17,6 +17,7 @@ from vadmon import cli
 from vadmon.config.load import load_config
 from vadmon.inference.build import build_scorer
 from vadmon.inference.offline import score_video
+from vadmon.inference.provisional import attach
 from vadmon.model import checkpoint as ckpt_mod
 from vadmon.research import causal
 from vadmon.research import causal_detect as cd
@@ -48,13 +49,21 @@ def test_causal_replay_equals_the_monitors_scores(tmp_path: Path, demo_checkpoin
     )
     cfg = load_config(config)
     scorer, encoder, _ = build_scorer(cfg.model, "cpu")
+    attach(scorer, frozenset({"cam"}))  # as inference does for alerts.provisional cameras
     rec = Recording(encoder)
     live = score_video(clip.path, "cam", capture_settings(cfg, "cam").snippet, scorer, rec)
+    live_early = scorer.take_early()
     assert [m.snippet_index for m in live] == list(range(30))
     setup = causal.setup_from(config, "cam", fps=16)
     assert (setup.window, setup.max_gap, setup.rules.threshold) == (20, 2, 0.5)
     model = ckpt_mod.load(demo_checkpoint).build("cpu")
-    out, had = causal.replay(causal.monitor_scorer(model, setup, 3), "v", np.stack(rec.rows))
+    steps: list = []
+    out, had = causal.replay(causal.monitor_scorer(model, setup, 3), "v", np.stack(rec.rows), steps)
+    # the provisional (lookahead-0) scores too: the replay's are the monitor's
+    early = [s for step in steps for s in step.early]
+    assert [s.index for s in early] == [s.index for s in live_early] == list(range(30))
+    np.testing.assert_allclose([s.score.score for s in early],
+                               [s.score.score for s in live_early], rtol=0, atol=1e-6)  # fmt: skip
     np.testing.assert_allclose(out["coarse"], [m.score for m in live], rtol=0, atol=1e-6)
     np.testing.assert_allclose(out["class_probs"], [m.class_probs for m in live], atol=1e-6)
     assert had == [int(m.timings["lookahead"]) for m in live] and had[-1] == 0 and had[0] == 3

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import sqlite3
 
 import pytest
 import torch
@@ -22,6 +24,7 @@ from webhook_receiver import Receiver
 
 from vadmon.alerts.process import AlertPipeline
 from vadmon.alerts.signing import generate_secret
+from vadmon.config import load_config
 from vadmon.inference.provisional import EarlyStreamScorer
 from vadmon.inference.scores import Entry, Scored, SnippetScore, VadClipStreamScorer
 from vadmon.model import VadCLIP, load_preset
@@ -254,4 +257,10 @@ def test_monitor_sends_a_provisional_before_its_start_and_withdraws_one(
     gone = by("withdrawn", "slow")[0].json["data"]
     assert gone["id"] in {r.json["data"]["id"] for r in by("provisional", "slow")}
     assert not by("start", "slow")
+    with sqlite3.connect(load_config(cfg, env).storage.outbox_db) as db:
+        states = [r[0] for r in db.execute("SELECT state FROM events")]
+    summary = re.search(r"events: (\d+);", mon.output())
+    assert summary, mon.output()[-2000:]
+    assert "withdrawn" in states  # the stop summary counts confirmed events only
+    assert int(summary.group(1)) == sum(s not in ("provisional", "withdrawn") for s in states)
     print(f"provisional ahead of start by {start.t - first.t:.2f} s (gained_s {info['gained_s']})")
