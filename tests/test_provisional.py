@@ -216,6 +216,12 @@ def _webhooks(url: str) -> str:
     allow_private: true"""
 
 
+def _gains(starts: list) -> list[float]:
+    """``gained_s`` of the starts that confirmed a provisional and went out ≥ 1 snippet later."""
+    info = [r.json["data"].get("provisional") or {} for r in starts]
+    return [i["gained_s"] for i in info if i.get("gained_s", 0) >= 1.6]
+
+
 @pytest.mark.slow
 def test_monitor_sends_a_provisional_before_its_start_and_withdraws_one(
     tmp_path, demo_checkpoint, subprocess_env
@@ -244,16 +250,18 @@ def test_monitor_sends_a_provisional_before_its_start_and_withdraws_one(
 
         mon = Monitor(cfg, env).start()
         try:
-            done = lambda: by("start", "door") and by("withdrawn", "slow")  # noqa: E731
+            done = lambda: _gains(by("start", "door")) and by("withdrawn", "slow")  # noqa: E731
             assert wait_for(done, 240), mon.output()[-4000:]
         finally:
             mon.kill_all()
-    start = by("start", "door")[0]
+    # the first flash may be scored in the burst of snippets capture held while the model
+    # loaded: a later one, scored live, gains the lookahead (2 × 1.6 s) and the confirmation
+    start = next(r for r in by("start", "door") if _gains([r]))
     early = {r.json["data"]["id"]: r for r in by("provisional", "door")}
     first = early[start.json["data"]["id"]]  # the same event id
     assert first.t < start.t and first.json["data"]["state"] == "provisional"
     info = start.json["data"]["provisional"]
-    assert info["gained_s"] > 0 and info["score"] >= 0.6
+    assert info["gained_s"] >= 1.6 and info["score"] >= 0.6
     gone = by("withdrawn", "slow")[0].json["data"]
     assert gone["id"] in {r.json["data"]["id"] for r in by("provisional", "slow")}
     assert not by("start", "slow")
@@ -263,4 +271,6 @@ def test_monitor_sends_a_provisional_before_its_start_and_withdraws_one(
     assert summary, mon.output()[-2000:]
     assert "withdrawn" in states  # the stop summary counts confirmed events only
     assert int(summary.group(1)) == sum(s not in ("provisional", "withdrawn") for s in states)
-    print(f"provisional ahead of start by {start.t - first.t:.2f} s (gained_s {info['gained_s']})")
+    gains = [r.json["data"].get("provisional", {}).get("gained_s") for r in by("start", "door")]
+    print(f"provisional ahead of start by {start.t - first.t:.2f} s at the receiver; gained_s "
+          f"of each start: {gains}")  # fmt: skip

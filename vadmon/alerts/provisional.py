@@ -115,7 +115,8 @@ class ProvisionalStage:
     ) -> list[ProvisionalMessage]:
         """A final score and what the event machine made of it: a ``start`` confirms the
         pending provisional (the start takes its id); no candidate left withdraws it."""
-        self.last_final[msg.camera] = now
+        if msg.camera in self.settings:  # bounded: configured cameras only
+            self.last_final[msg.camera] = now
         p = self.pending.get(msg.camera)
         if p is None:
             return []
