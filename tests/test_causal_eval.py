@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from vadmon import cli
 from vadmon.config.load import load_config
 from vadmon.inference.build import build_scorer
 from vadmon.inference.offline import score_video
+from vadmon.inference.provisional import attach
 from vadmon.model import checkpoint as ckpt_mod
 from vadmon.research import causal
 from vadmon.research import causal_detect as cd
@@ -50,13 +50,21 @@ def test_causal_replay_equals_the_monitors_scores(tmp_path: Path, demo_checkpoin
     cfg = load_config(config)
     built = build_scorer(cfg.model, "cpu")
     scorer, encoder = built.scorer, built.encoder
+    attach(scorer, frozenset({"cam"}))  # as inference does for alerts.provisional cameras
     rec = Recording(encoder)
     live = score_video(clip.path, "cam", capture_settings(cfg, "cam").snippet, scorer, rec)
+    live_early = scorer.take_early()
     assert [m.snippet_index for m in live] == list(range(30))
     setup = causal.setup_from(config, "cam", fps=16)
     assert (setup.window, setup.max_gap, setup.rules.threshold) == (20, 2, 0.5)
     model = ckpt_mod.load(demo_checkpoint).build("cpu")
-    out, had = causal.replay(causal.monitor_scorer(model, setup, 3), "v", np.stack(rec.rows))
+    steps: list = []
+    out, had = causal.replay(causal.monitor_scorer(model, setup, 3), "v", np.stack(rec.rows), steps)
+    # the provisional (lookahead-0) scores too: the replay's are the monitor's
+    early = [s for step in steps for s in step.early]
+    assert [s.index for s in early] == [s.index for s in live_early] == list(range(30))
+    np.testing.assert_allclose([s.score for s in early],
+                               [s.score for s in live_early], rtol=0, atol=1e-6)  # fmt: skip
     np.testing.assert_allclose(out["coarse"], [m.score for m in live], rtol=0, atol=1e-6)
     np.testing.assert_allclose(out["class_probs"], [m.class_probs for m in live], atol=1e-6)
     assert had == [int(m.timings["lookahead"]) for m in live] and had[-1] == 0 and had[0] == 3
@@ -112,21 +120,17 @@ def test_eval_causal_table_and_json(tmp_path: Path, demo_checkpoint: Path, capsy
     rows = json.loads((tmp_path / "r.json").read_text())["causal"]["rows"]
     assert [r["name"] for r in rows] == ["offline", "lookahead 0", "lookahead 2"]
     assert all(r["detect_alert"]["events"] == 3 for r in rows)
+    # the provisional stage (alerts.provisional) replayed where it can gain: lookahead > 0
+    assert "provisional" not in rows[1]["extra"]
+    pv = rows[2]["extra"]["provisional"]
+    assert set(pv) == {"provisional_alerts", "confirmed", "withdrawn", "gain_median_s",
+                       "gain_p95_s"}  # fmt: skip
+    assert pv["provisional_alerts"] >= pv["confirmed"] >= 0
+    shown = re.search(r"^provisional alerts at lookahead 2: gain ", out, re.M) is not None
+    assert shown == (pv["provisional_alerts"] > 0)  # the table's line, when there are any
     assert (
         rows[0]["coarse"]["auc"] == json.loads((tmp_path / "r.json").read_text())["coarse"]["auc"]
     )
     rc = cli.main(["eval", str(demo_checkpoint), "--test-list", str(listed), "--causal",
                    "--lookahead", "0,x", "--gt-csv", str(gt)])  # fmt: skip
     assert rc == 2 and "--lookahead '0,x' is not a list" in capsys.readouterr().err
-
-
-def test_provisional_estimate_counts_gain_and_withdrawals() -> None:
-    """Lookahead 0 raises two alerts in video 0; lookahead 4 confirms the first 2.56 s later
-    and never raises the second (withdrawn); video 1 has no provisional alert."""
-    early = SimpleNamespace(
-        alerts=[[cd.Alert(6.4, 7.7, 12.0), cd.Alert(20.0, 21.3, 22.0)], []],
-        alert_latency=[1.3, None],
-    )
-    late = SimpleNamespace(alerts=[[cd.Alert(6.4, 10.2, 12.5)], []], alert_latency=[3.86, None])
-    got = cd.provisional_estimate(early, late)
-    assert got == {"gain_median_s": 2.56, "provisional_alerts": 2, "withdrawn": 0.5}

@@ -90,6 +90,10 @@ TABLE: dict[str, str] = {
     CAM + "alerts.pre_capture_s": REACH,
     CAM + "alerts.post_capture_s": REACH,
     CAM + "alerts.labels_ignore": "tests/test_config_keys.py::test_labels_ignore_from_config",
+    CAM + "alerts.provisional.enabled": "tests/test_provisional.py::"
+    "test_confirmed_and_withdrawn_reach_a_real_receiver",
+    CAM + "alerts.provisional.threshold": "tests/test_provisional.py::"
+    "test_threshold_decides_and_defaults_to_the_alert_threshold",
     "model.mode": "tests/test_scores.py::test_zeroshot_from_a_local_weights_file_with_extra_classes",
     "model.checkpoint": "tests/test_scores.py::test_vadclip_open_vocabulary_extra_classes",
     "model.clip_arch": "tests/test_scores.py::"

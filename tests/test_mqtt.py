@@ -6,6 +6,7 @@ built from a YAML config through ``vadmon.settings``, so these tests follow the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -20,6 +21,7 @@ from webhook_receiver import Receiver
 from vadmon.alerts.outbox import Outbox
 from vadmon.config import load_config
 from vadmon.runtime.heartbeat import TOPIC, encode
+from vadmon.runtime.messages import ProvisionalScore
 from vadmon.runtime.status_schema import CaptureInfo, CaptureStatus
 
 EVENTS = "vadmon/events"
@@ -399,3 +401,31 @@ def test_alert_process_killed_gives_the_last_will_then_an_interrupted_end(
     assert end.t > will.t
     assert [m.payload for m in watcher.on("vadmon/available")][-1] == b"offline"  # clean stop
     assert hooks == ["vadmon.event.start", "vadmon.event.end"]  # the webhook, alongside
+
+
+def test_provisional_and_withdrawn_on_the_events_topic(tmp_path, broker, watcher):
+    """``alerts.provisional``: the provisional event, then Frigate's ``new`` with the same id
+    (confirmed), then a provisional the final scores withdraw; only the confirmed one touches
+    the camera's event entity."""
+    path = config(tmp_path, mqtt_section(broker.url))
+    path.write_text(
+        path.read_text().replace(" cooldown_s: 0,", " cooldown_s: 0, provisional: {enabled: true},")
+    )
+    pipe = pipeline(path)
+    try:
+        t0 = time.time() - 30
+        hot = [0.1, 0.2, 0.6, 0.1]
+        early = [ProvisionalScore(**dataclasses.asdict(score(i, t0, 0.95, hot))) for i in (5, 35)]
+        pipe.on_message(early[0].to_parts())
+        feed_event(pipe, t0, range(5, 15))  # the final scores confirm it
+        pipe.on_message(early[1].to_parts())
+        pipe.on_message(score(35, t0, 0.05, [0.9, 0.04, 0.03, 0.03]).to_parts())  # withdrawn
+        drive(pipe, lambda: "withdrawn" in [t for t, _ in event_types(watcher)])
+    finally:
+        pipe.shutdown()
+    got = event_types(watcher)
+    first, second = [i for t, i in got if t == "provisional"]
+    assert got.index(("provisional", first)) < got.index(("new", first))
+    withdrawn = [i for t, i in got if t == "withdrawn"]
+    assert withdrawn == [second] and second != first
+    assert [m.json["id"] for m in watcher.on("vadmon/door/event")] == [first]

@@ -19,6 +19,7 @@ from vadmon.alerts.delivery import DeliverySettings, Endpoint, RetryPolicy
 from vadmon.alerts.event import EventSettings
 from vadmon.alerts.narrate import NarrateSettings
 from vadmon.alerts.process import AlertSettings, ScoreLogSettings
+from vadmon.alerts.provisional import ProvisionalSettings
 from vadmon.alerts.retention import RetentionSettings
 from vadmon.alerts.webhook_url import check_url
 from vadmon.capture.setup import CaptureEndpoints, CaptureSettings, capture_endpoints
@@ -234,6 +235,7 @@ def inference_settings(cfg: MonitorConfig) -> InferenceSettings:
         link=link_server(cfg),
         cameras=frozenset(cams),
         change_gate=gate_settings(cfg),
+        provisional=frozenset(provisional_settings(cfg)),
     )
 
 
@@ -337,7 +339,21 @@ def alert_settings(cfg: MonitorConfig) -> AlertSettings:
         score_log=score_log_settings(cfg),
         mqtt=mqtt_settings(cfg, NORMAL_LABEL),
         payload=payload_settings(cfg),
+        provisional=provisional_settings(cfg),
     )
+
+
+def provisional_settings(cfg: MonitorConfig) -> dict[str, ProvisionalSettings]:
+    """``alerts.provisional`` of the cameras that turned it on (threshold null: the camera's
+    alert threshold)."""
+    out = {}
+    for name, c in cfg.enabled_cameras().items():
+        p = c.alerts.provisional
+        if p.enabled:
+            out[name] = ProvisionalSettings(
+                c.alerts.threshold if p.threshold is None else p.threshold
+            )
+    return out
 
 
 def retention_settings(cfg: MonitorConfig) -> RetentionSettings:

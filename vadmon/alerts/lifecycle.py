@@ -16,6 +16,9 @@ before ``open``) is one more member and one more row.
     open / ending ──process restarted mid-event──▶ interrupted
     suppressed: over the flood guard, recorded (with its snapshot) for ``vadmon events``, never
     sent; born in that state and final
+    provisional ──final scores confirm (same id)──▶ open
+        └──final scores deny, stale, shutdown, restart──▶ withdrawn (final)
+    (``alerts.provisional``: from the lookahead-0 score, ``alerts/provisional.py``)
 
 Rewriting a row in its own state (an update, an explanation) is no move.
 """
@@ -51,6 +54,8 @@ class EventRowState(StrEnum):
     CLOSED = "closed"
     INTERRUPTED = "interrupted"  # the process restarted while it was open
     SUPPRESSED = "suppressed"  # flooded: kept, not sent
+    PROVISIONAL = "provisional"  # sent from the lookahead-0 score, awaiting the final ones
+    WITHDRAWN = "withdrawn"  # a provisional the final scores did not confirm
 
 
 EVENT_ROW_LIFECYCLE = Transitions.of(
@@ -61,7 +66,14 @@ EVENT_ROW_LIFECYCLE = Transitions.of(
         EventRowState.CLOSED: set(),
         EventRowState.INTERRUPTED: set(),
         EventRowState.SUPPRESSED: set(),
+        EventRowState.PROVISIONAL: {EventRowState.OPEN, EventRowState.WITHDRAWN},
+        EventRowState.WITHDRAWN: set(),
     },
 )
 # retention may delete these (never an open one)
-FINISHED_ROW_STATES = (EventRowState.CLOSED, EventRowState.INTERRUPTED, EventRowState.SUPPRESSED)
+FINISHED_ROW_STATES = (
+    EventRowState.CLOSED,
+    EventRowState.INTERRUPTED,
+    EventRowState.SUPPRESSED,
+    EventRowState.WITHDRAWN,
+)

@@ -70,12 +70,12 @@ class MqttChannel:
         after = webhook_data(body)
         event_id, camera = str(after.get("id", "")), str(after.get("camera", ""))
         before = self._after.pop(event_id, after)
-        if kind != "end":
+        if kind not in ("end", "withdrawn"):
             self._after[event_id] = after
             while len(self._after) > MAX_TRACKED_EVENTS:
                 self._after.popitem(last=False)
         out = [(new_msg_id(), endpoint_for(self.topics.events), frigate_event(kind, before, after))]
-        if camera in self.s.cameras:
+        if camera in self.s.cameras and kind not in ("provisional", "withdrawn"):  # events only
             if kind == "start":
                 topic = self.topics.camera(camera, "event")
                 out.append((new_msg_id(), endpoint_for(topic), camera_event(after)))

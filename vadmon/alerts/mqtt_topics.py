@@ -13,6 +13,8 @@ from typing import Any
 
 # webhook kind → Frigate's event type; a narration only adds to the event, like an update
 FRIGATE_TYPE = {"start": "new", "update": "update", "explained": "update", "end": "end"}
+# alerts.provisional: types Frigate automations do not know, so they never trigger on them
+FRIGATE_TYPE |= {"provisional": "provisional", "withdrawn": "withdrawn"}
 MAX_REASON_CHARS = 200
 ONLINE, OFFLINE = "online", "offline"
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import zmq
 
+from vadmon.alerts import provisional as early
 from vadmon.alerts.clip_writer import ClipSettings, ClipWriter
 from vadmon.alerts.delivery import DeliverySettings, DeliveryWorker, new_msg_id
 from vadmon.alerts.event import Event, EventMessage, EventSettings, EventTracker
@@ -35,21 +36,13 @@ from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.payload import EventBodies, PayloadSettings
 from vadmon.alerts.retention import MediaStore, RetentionSettings
 from vadmon.alerts.scorelog import ScoreLogWriter
+from vadmon.alerts.status_body import alert_status
 from vadmon.alerts.webhook_url import UrlUnresolved, check_url
 from vadmon.runtime import limits as fixed
 from vadmon.runtime.heartbeat import TOPIC, Heartbeat, HeartbeatSender, decode_published
 from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage
-from vadmon.runtime.status_schema import (
-    MAX_CAMERAS,
-    MAX_RECENT_EVENTS,
-    AlertCounters,
-    AlertInfo,
-    AlertStatus,
-    CaptureStatus,
-    HistogramBody,
-    valid_recent_events,
-)
+from vadmon.runtime.status_schema import AlertStatus, CaptureStatus
 from vadmon.runtime.transport import SocketLimits, subscriber
 
 log = logging.getLogger("vadmon.alerts")
@@ -84,6 +77,7 @@ class AlertSettings:
     score_log: ScoreLogSettings | None  # None: no score logs
     mqtt: MqttSettings | None  # None: no MQTT (vadmon.alerts.mqtt_channel)
     payload: PayloadSettings  # links, text, instance, embedded snapshots
+    provisional: dict[str, early.ProvisionalSettings]  # cameras with alerts.provisional on
 
 
 @dataclass(frozen=True)
@@ -106,6 +100,7 @@ class AlertPipeline:
         # writes the outbox refused (full disk): kept in order and retried every tick
         self.unsaved: collections.deque[Callable[[], object]] = collections.deque()
         self.tracker = EventTracker(settings.events, settings.per_camera)
+        self.early = early.ProvisionalStage(settings.provisional, self.tracker)
         self.media = MediaStore(settings.retention)
         self.clips = ClipWriter(settings.clips, self.media)
         self.next_prune = 0.0
@@ -137,6 +132,7 @@ class AlertPipeline:
                 data["end_ts"] = data["start_ts"] + float(data.get("duration_s") or 0.0)
             data["reason"] = "interrupted: alert process restarted"
             self._enqueue("end", data, EventRowState.INTERRUPTED)
+        early.deliver(self, self.early.recovered(early.left_pending(self.outbox.conn)))
 
     def on_message(self, parts: list[bytes]) -> None:
         try:
@@ -144,13 +140,15 @@ class AlertPipeline:
         except MessageError:
             self.counters["malformed"] += 1
             return
-        if isinstance(msg, ScoreMessage):
+        if isinstance(msg, early.ProvisionalScore):  # a ScoreMessage too: never a final one
+            early.deliver(self, self.early.on_provisional(msg, time.time()))
+        elif isinstance(msg, ScoreMessage):
             self.counters["scores"] += 1
             if self.score_log is not None:
                 self.score_log.write(msg)
             cam = self.tracker.camera(msg.camera)
             flooded = cam.counters["suppressed_rate"]
-            self._handle(self.tracker.feed(msg))
+            self._handle(early.feed_final(self, msg))
             if cam.counters["suppressed_rate"] > flooded:
                 log.warning("camera %s: event not sent: over the flood guard of %d per %g s "
                             "(counted)", msg.camera, cam.s.max_events_per_window,
@@ -167,6 +165,7 @@ class AlertPipeline:
     def tick(self, now: float) -> None:
         self._retry_unsaved()
         self._handle(self.tracker.expire(now))
+        early.deliver(self, self.early.expire(now))
         if self.mqtt is not None:
             self.mqtt.tick(now)
         for event, clip in self.clips.poll(now):
@@ -214,6 +213,7 @@ class AlertPipeline:
 
     def shutdown(self) -> None:
         self._handle(self.tracker.close_all("alert process shutting down"))
+        early.deliver(self, self.early.close_all("alert process shutting down"))
         for event, clip in self.clips.flush():
             self._finish(event, clip)
         self._retry_unsaved()
@@ -235,7 +235,7 @@ class AlertPipeline:
             if m.kind == "start":
                 ev.snapshot_path = self.clips.snapshot(ev)  # on disk before start is queued
                 self.clips.begin(ev)
-                self._enqueue("start", ev.to_dict(), EventRowState.OPEN)
+                self._enqueue("start", self.early.start_data(ev.to_dict()), EventRowState.OPEN)
                 self._narrate(ev)
             elif m.kind == "flooded":  # kept for `vadmon events`, with its snapshot; not sent
                 ev.snapshot_path = self.clips.snapshot(ev)
@@ -311,48 +311,17 @@ class AlertPipeline:
             self.unsaved.popleft()
 
     def status(self) -> AlertStatus:
-        """The ``alerts`` heartbeat body, built here and sent as is: the typed fields the
-        dashboard reads, and every stage's own counters beside them under their own names."""
-        counters: dict[str, float] = {}
-        for source in (
-            self.counters,
-            self.tracker.counters(),
-            self.clips.counters,
-            self.media.counters,
-            self.narrator.counters if self.narrator else {},
-            self.score_log.counters if self.score_log else {},
-            {f"deliveries_{k}": v for k, v in self.worker.counters().items()},
-            {f"outbox_{k}": v for k, v in self.outbox.counts().items()},
-            self.mqtt.status_counters() if self.mqtt else {},
-            self.outbox.queue_counts(),
-        ):
-            counters.update(source)
-        counters["events_total"] = self.counters.get("queued_start", 0)
-        counters["outbox_unsaved"] = len(self.unsaved)
-        seen: dict[str, dict[str, Any]] = {}
-        for ev in self.recent:  # newest message per event
-            seen.setdefault(ev["id"], ev)
-        open_events = sum(cam.open_event is not None for cam in self.tracker.cameras.values())
-        info = AlertInfo(
-            webhooks=len(self.endpoints),
-            open_events=open_events,
-            recent_events=valid_recent_events(list(seen.values())[:MAX_RECENT_EVENTS]),
-            alert_latency=HistogramBody.model_validate(self.worker.latency.body()),
-            flood_suppressed={
-                name: cam.counters["suppressed_rate"]
-                for name, cam in list(self.tracker.cameras.items())[:MAX_CAMERAS]
-            },
-        )
-        return AlertStatus(counters=AlertCounters.model_validate(counters), info=info)
+        """The ``alerts`` heartbeat body (``alerts/status_body.py``), sent as is."""
+        return alert_status(self)
 
 
 def open_subscriber(
     ctx: zmq.Context, score_endpoint: str, preview_endpoints: list[str]
 ) -> zmq.Socket:
     """One SUB connected to the scores PUB and every camera's capture PUB: scores, previews and
-    capture's status beats (camera state for MQTT's ``state``)."""
+    capture's status beats (camera state for MQTT's ``state``); and provisional scores."""
     endpoints = list(dict.fromkeys([score_endpoint, *preview_endpoints]))
-    topics = (ScoreMessage.topic, PreviewFrame.topic, TOPIC)
+    topics = (ScoreMessage.topic, early.ProvisionalScore.topic, PreviewFrame.topic, TOPIC)
     sub = subscriber(ctx, endpoints[0], limits=SUB_LIMITS, topics=topics)
     for endpoint in endpoints[1:]:
         sub.connect(endpoint)

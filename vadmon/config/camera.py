@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from vadmon.config.base import Seconds, StrictModel
+from vadmon.config.provisional import ProvisionalConfig
 from vadmon.redact import redact_url
 
 CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
@@ -62,6 +63,7 @@ class AlertsConfig(StrictModel):
     labels_ignore: list[str] = Field(
         default_factory=lambda: ["normal"], description="Class labels that never raise events."
     )
+    provisional: ProvisionalConfig = Field(default_factory=ProvisionalConfig)
 
     @model_validator(mode="after")
     def _close_level_not_negative(self) -> AlertsConfig:

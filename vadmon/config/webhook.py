@@ -13,7 +13,15 @@ from vadmon.config.base import StrictModel
 from vadmon.netpolicy import Network, allowed_networks, refused_host
 from vadmon.redact import redact_url
 
-EVENT_TYPES = ("start", "update", "end", "explained")
+EventType = Literal["start", "update", "end", "explained", "provisional", "withdrawn"]
+EVENT_TYPES: tuple[EventType, ...] = (
+    "start",
+    "update",
+    "end",
+    "explained",
+    "provisional",
+    "withdrawn",
+)
 
 
 class WebhookConfig(StrictModel):
@@ -24,7 +32,7 @@ class WebhookConfig(StrictModel):
     secret: SecretStr = Field(
         ..., description="Signing secret 'whsec_<base64>' (>= 24 bytes decoded); use ${ENV}."
     )
-    events: list[Literal["start", "update", "end", "explained"]] = Field(
+    events: list[EventType] = Field(
         default_factory=lambda: list(EVENT_TYPES), min_length=1, description="Event types sent."
     )
     timeout_s: float = Field(10.0, gt=0, le=300, description="Overall deadline per attempt.")

@@ -23,7 +23,11 @@ def run_totals(db: Path, since: float) -> dict[str, int] | None:
     try:
         one = lambda sql, *args: int(con.execute(sql, args).fetchone()[0])  # noqa: E731
         return {
-            "events": one("SELECT COUNT(*) FROM events WHERE start_ts >= ?", since),
+            "events": one(  # a provisional alert is an event only once confirmed (start)
+                "SELECT COUNT(*) FROM events WHERE start_ts >= ?"
+                " AND state NOT IN ('provisional', 'withdrawn')",
+                since,
+            ),
             "delivered": one(
                 "SELECT COUNT(*) FROM deliveries WHERE status='delivered' AND delivered_at >= ?",
                 since,

@@ -14,7 +14,8 @@ import torch
 
 from vadmon.config.models import ModelConfig
 from vadmon.inference.embedding import SnippetEncoder
-from vadmon.inference.scores import Scorer, VadClipStreamScorer, ZeroShotScorer
+from vadmon.inference.provisional import EarlyStreamScorer
+from vadmon.inference.scores import Scorer, ZeroShotScorer
 
 DEFAULT_CLASSES = ["normal", "fighting", "shooting", "riot", "abuse", "car accident", "explosion"]
 
@@ -57,7 +58,7 @@ def build_scorer(
         names = list(model_cfg.class_names or ckpt.config.class_names)
         names += [c for c in model_cfg.extra_classes if c not in names]
         model = ckpt.build(str(dev), tower)
-        scorer = VadClipStreamScorer(
+        scorer = EarlyStreamScorer(  # the final scores of VadClipStreamScorer, and provisional
             model,
             names,
             model_cfg.window,

@@ -28,6 +28,7 @@ from vadmon.inference.camera_stats import CameraStats
 from vadmon.inference.change_gate import GateSettings, build_gate
 from vadmon.inference.embedding import SnippetEncoder
 from vadmon.inference.phrases import PhraseBank
+from vadmon.inference.provisional import attach, publish_early
 from vadmon.inference.rings import CameraRings
 from vadmon.inference.schedule import Received, held_count, select
 from vadmon.inference.scores import Entry, Scored, Scorer, score_message
@@ -75,6 +76,7 @@ class InferenceSettings:
     link: LinkServer | None  # set: snippets arrive over tcp+CURVE with frames inline
     cameras: frozenset[str]  # configured: the only ones given any state
     change_gate: GateSettings | None  # set: unchanged frames reuse their embedding
+    provisional: frozenset[str]  # cameras with alerts.provisional.enabled (lookahead-0 scores)
 
 
 class InferenceLoop:
@@ -91,6 +93,7 @@ class InferenceLoop:
         self.phrases = phrases
         self.runtime = runtime  # "device/precision", shown on the dashboard
         self.scorer = scorer
+        attach(scorer, settings.provisional)  # lookahead-0 scores for the provisional alerts
         self.encoder = encoder
         limits = SocketLimits(hwm=settings.hwm)
         self.auth = None
@@ -268,6 +271,7 @@ class InferenceLoop:
             timings = {"read": t_read - t0, "encode": t_enc - t_read, "adapter": t_adapt - t_enc}
             for res in results:
                 self.publish(res, timings)
+            publish_early(self.pub, self.scorer, timings, self._waiting)
         self.batches += 1
 
     def publish(self, res: Scored, timings: dict[str, float]) -> None:

@@ -21,9 +21,11 @@ import torch
 
 from vadmon.alerts.event import EventSettings
 from vadmon.errors import VadmonError
+from vadmon.inference.provisional import EarlyStreamScorer
 from vadmon.inference.scores import Entry, VadClipStreamScorer
 from vadmon.model.vadclip import VadCLIP
 from vadmon.research import causal_detect as cd
+from vadmon.research import causal_provisional as cp
 from vadmon.research import metrics
 from vadmon.research import train_data as td
 from vadmon.research.evaluate import EvalReport, VideoResult, _frame_gt
@@ -40,6 +42,7 @@ class CausalSetup:
     rules: EventSettings
     fps: float
     source: str  # the config file and camera, or "defaults"
+    provisional: float | None = None  # alerts.provisional.threshold (None: rules.threshold)
 
     @property
     def snippet_s(self) -> float:
@@ -71,25 +74,36 @@ def setup_from(config: Path | None, camera: str | None, fps: float) -> CausalSet
             f"pass --camera one of {sorted(cams)}",
         )  # fmt: skip
     rules = event_settings(cams[name].alerts)
-    return CausalSetup(cfg.model.window, cfg.model.max_gap, rules, fps, f"{config} camera {name}")
+    early = cams[name].alerts.provisional.threshold
+    source = f"{config} camera {name}"
+    return CausalSetup(cfg.model.window, cfg.model.max_gap, rules, fps, source, early)
 
 
-def monitor_scorer(model: VadCLIP, setup: CausalSetup, lookahead: int) -> VadClipStreamScorer:
+def monitor_scorer(model: VadCLIP, setup: CausalSetup, lookahead: int) -> EarlyStreamScorer:
     """The scorer the inference process builds (``inference.build``) for this model and
     settings, at fp32 and with the checkpoint's classes."""
-    return VadClipStreamScorer(model, None, setup.window, lookahead=lookahead,
-                               max_gap=setup.max_gap)  # fmt: skip
+    return EarlyStreamScorer(model, None, setup.window, lookahead=lookahead,
+                             max_gap=setup.max_gap)  # fmt: skip
 
 
-def replay(scorer: VadClipStreamScorer, name: str, feats: np.ndarray) -> tuple[dict, list[int]]:
-    """One video through the monitor's scorer: per-snippet outputs and the lookahead each had."""
+def replay(
+    scorer: VadClipStreamScorer, name: str, feats: np.ndarray, steps: list | None = None
+) -> tuple[dict, list[int]]:
+    """One video through the monitor's scorer: per-snippet outputs and the lookahead each had;
+    with ``steps``, also what each step published, provisional scores included."""
     scorer.reset(name)
+    if steps is not None and isinstance(scorer, EarlyStreamScorer):
+        scorer.early_cameras = frozenset({name})
     got: dict[int, Any] = {}
     for i, row in enumerate(feats):
-        for s in scorer.feed([Entry(name, i, torch.from_numpy(row), i, i + 1.0)]):
-            got[s.index] = s
-    for s in scorer.flush(name):
-        got[s.index] = s
+        finals = scorer.feed([Entry(name, i, torch.from_numpy(row), i, i + 1.0)])
+        got.update((s.index, s) for s in finals)
+        if steps is not None:
+            steps.append(cp.Step(i, finals, scorer.take_early()))
+    tail = scorer.flush(name)
+    got.update((s.index, s) for s in tail)
+    if steps is not None:
+        steps.append(cp.Step(len(feats) - 1, tail, []))
     scored = [got[i] for i in range(len(feats))]
     out = {
         "coarse": np.array([s.score for s in scored]),
@@ -159,11 +173,14 @@ def causal_rows(
     zero = [[0] * len(r.coarse) for r in report.videos]
     streams = [_stream(r, z, setup.snippet_s) for r, z in zip(report.videos, zero, strict=True)]
     rows = [_row(report, "offline", None, report.videos, streams, setup)]
+    early = setup.rules.threshold if setup.provisional is None else setup.provisional
     for d in lookaheads:
         scorer = monitor_scorer(model, setup, d)
-        videos, streams = [], []
+        videos, streams, outcome = [], [], cp.Outcome()
         for r, f in zip(report.videos, feats, strict=True):
-            out, had = replay(scorer, r.video, f)
+            steps: list[cp.Step] = []
+            out, had = replay(scorer, r.video, f, steps)
+            cp.run_stage(steps, report.class_names, setup.rules, early, setup.snippet_s, outcome)
             v = VideoResult(r.video, r.label, out["coarse"], out["fine"], out["class_probs"],
                             r.segments, r.segment_labels, r.path)  # fmt: skip
             videos.append(v)
@@ -172,11 +189,9 @@ def causal_rows(
             report, f"lookahead {scorer.lookahead}", scorer.lookahead, videos, streams, setup
         )
         row.extra = {"asked": d, "window": scorer.window}
+        if scorer.lookahead:  # lookahead 0: the final score is already the causal one
+            row.extra["provisional"] = outcome.summary()
         rows.append(row)
-    early = next((r for r in rows if r.lookahead == 0), None)
-    for row in rows[1:]:
-        if early is not None and row.lookahead:
-            row.extra["provisional"] = cd.provisional_estimate(early, row)
     return rows
 
 
@@ -204,8 +219,9 @@ def table(rows: list[CausalRow], setup: CausalSetup) -> list[str]:
         pv = r.extra.get("provisional")
         if pv and pv["provisional_alerts"]:
             gain = "—" if pv["gain_median_s"] is None else f"{pv['gain_median_s']:.2f} s"
+            p95 = "—" if pv["gain_p95_s"] is None else f"{pv['gain_p95_s']:.2f} s"
             out.append(
-                f"provisional alert from lookahead 0 ahead of {r.name}: gains {gain} (median), "
-                f"{pv['withdrawn']:.0%} of {pv['provisional_alerts']} would be withdrawn"
+                f"provisional alerts at {r.name}: gain {gain} median, {p95} p95; "
+                f"{pv['withdrawn']:.0%} of {pv['provisional_alerts']} withdrawn"
             )
     return out

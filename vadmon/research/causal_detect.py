@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -107,30 +106,4 @@ def summary(latencies: Sequence[float | None]) -> dict[str, float | int | None]:
         "detected": round(len(found) / n, 4) if n else None,
         "median_s": round(float(np.median(found)), 3) if len(found) else None,
         "p95_s": round(float(np.percentile(found, 95)), 3) if len(found) else None,
-    }
-
-
-def _overlaps(a: Alert, b: Alert) -> bool:
-    inf = math.inf
-    return a.start_ts < (b.end_ts if b.end_ts is not None else inf) and b.start_ts < (
-        a.end_ts if a.end_ts is not None else inf
-    )
-
-
-def provisional_estimate(early, late) -> dict[str, Any]:
-    """What a provisional alert from the lookahead-0 scores would do ahead of the lookahead-d
-    alerts (``early``/``late``: rows with per-video ``alerts`` and per-event
-    ``alert_latency``): the median time gained on events both detect, and the share of
-    provisional alerts no lookahead-d alert overlaps (those would be withdrawn)."""
-    gains = [
-        b - a
-        for a, b in zip(early.alert_latency, late.alert_latency, strict=True)
-        if a is not None and b is not None
-    ]
-    provisional = [(a, v) for v, alerts in enumerate(early.alerts) for a in alerts]
-    withdrawn = sum(not any(_overlaps(a, b) for b in late.alerts[v]) for a, v in provisional)
-    return {
-        "gain_median_s": round(float(np.median(gains)), 3) if gains else None,
-        "provisional_alerts": len(provisional),
-        "withdrawn": round(withdrawn / len(provisional), 4) if provisional else None,
     }

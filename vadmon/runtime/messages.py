@@ -210,6 +210,14 @@ class ScoreMessage(Message):
 
 
 @dataclass(frozen=True)
+class ProvisionalScore(ScoreMessage):
+    """The lookahead-0 score of the newest snippet, read from the window that gave the final
+    scores (``vadmon.inference.provisional``); only the provisional alert stage uses it."""
+
+    topic: ClassVar[bytes] = b"provisional"
+
+
+@dataclass(frozen=True)
 class PreviewFrame(Message):
     """A downscaled JPEG of a recent frame; the alert process keeps these for snapshots/clips."""
 
@@ -225,7 +233,7 @@ class PreviewFrame(Message):
 
 
 TOPICS: Mapping[bytes, type[Message]] = {
-    cls.topic: cls for cls in (SnippetMessage, ScoreMessage, PreviewFrame)
+    cls.topic: cls for cls in (SnippetMessage, ScoreMessage, ProvisionalScore, PreviewFrame)
 }
 
 

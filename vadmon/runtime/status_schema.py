@@ -250,7 +250,7 @@ class RecentEvent(_Body):
     score: Score | None = None
     start: Num | None = None
     duration: Total | None = None
-    kind: Literal["start", "update", "end", "explained"]
+    kind: Literal["start", "update", "end", "explained", "provisional", "withdrawn"]
     snapshot: Text | None = None
     text: Text | None = None  # explanation.text (first 200 characters)
 
