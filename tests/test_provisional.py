@@ -135,7 +135,7 @@ def test_confirmed_and_withdrawn_reach_a_real_receiver(tmp_path, subprocess_env)
         causal = [0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.95, 0.1, 0.1, 0.1]
         _run(pipeline, final, causal)
         stored = pipeline.outbox.list_events(limit=10)
-        counters = pipeline.status().counters
+        counters = pipeline.status().counters.model_dump()
         pipeline.shutdown()
         got = rx.wait_for(4, ok_only=True, timeout=20)
     kinds = [(r.json["type"], r.json["data"]["id"]) for r in got]
