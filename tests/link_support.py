@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+
+import numpy as np
+
+from vadmon.runtime.link import FRAME_HEIGHT, FRAME_WIDTH
+from vadmon.runtime.messages import SnippetMessage
 
 
 def keys_generate(env: dict[str, str], directory: Path, name: str) -> None:
@@ -28,3 +35,21 @@ def client_transport(port: int, keys: Path, client: str) -> str:
   curve:
     client_secret_file: {keys / f"{client}.key_secret"}
     server_public_file: {keys / "server.key"}"""
+
+
+def scrape(port: int) -> str:
+    """The monitor's /metrics text ("" while it is not up yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            return reply.read().decode()
+    except OSError:
+        return ""
+
+
+def handmade_snippet(camera: str, index: int, ahead_s: float = 0.0) -> tuple[SnippetMessage, bytes]:
+    """A snippet as a remote capture sends it: one 340×256 frame inline, all red."""
+    now = time.time() + ahead_s
+    frame = np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 3), np.uint8)
+    frame[:, :] = (0, 0, 255)
+    msg = SnippetMessage(camera, index, now - 1.6, now, "", FRAME_HEIGHT, FRAME_WIDTH, [0], [index])
+    return msg, frame.tobytes()

@@ -93,7 +93,7 @@ class Harness:
             score_endpoint=ipc_endpoint(self.dir, "scores"),
             batch_max=8, batch_wait_ms=10.0, max_age_s=60.0, per_camera_max=2, hwm=1000,
             heartbeat_s=0.0, link=None, cameras=frozenset(CAMERAS),
-            change_gate=gate_settings(cfg),
+            change_gate=gate_settings(cfg), provisional=frozenset(),
         )  # fmt: skip
         model = load_model(model_path)
         scorer = VadClipStreamScorer(model)

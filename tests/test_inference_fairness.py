@@ -57,6 +57,8 @@ def loop(request, monkeypatch):
         hwm=8,
         link=None,
         cameras=frozenset(CAMERAS),
+        change_gate=None,
+        provisional=frozenset(),
     )
     build = getattr(request, "param", (None, 0))[0]
     clip = create_clip("vadmon-tiny")

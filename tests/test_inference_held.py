@@ -38,7 +38,7 @@ def test_held_snippets_are_scored_in_order_one_batch_per_step():
     settings = InferenceSettings(
         snippet_endpoints=eps, score_endpoint=ipc_endpoint(tmp, "scores"), batch_max=BATCH_MAX,
         batch_wait_ms=300.0, max_age_s=1.0, per_camera_max=2, hwm=64, heartbeat_s=1.0,
-        link=None, cameras=frozenset(CAMERAS),
+        link=None, cameras=frozenset(CAMERAS), change_gate=None, provisional=frozenset(),
     )  # fmt: skip
     clip = create_clip("vadmon-tiny")
     loop = InferenceLoop(

@@ -10,42 +10,28 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 import zmq
 from capture_support import free_port, wait_for
-from link_support import client_transport, keys_generate, server_transport
+from link_support import (
+    client_transport,
+    handmade_snippet,
+    keys_generate,
+    scrape,
+    server_transport,
+)
 from monitor_support import Listener, Monitor, short_dir, write_config
 
 from vadmon.model import crops
 from vadmon.runtime.link import FRAME_HEIGHT, FRAME_WIDTH
-from vadmon.runtime.messages import MessageError, SnippetMessage, decode
+from vadmon.runtime.messages import MessageError, decode
 from vadmon.runtime.security import load_keypair, load_public_key
 from vadmon.runtime.transport import send_message
 
 pytestmark = pytest.mark.slow
 SOURCE = "synthetic:w=320&h=240&fps=10"
-
-
-def scrape(port: int) -> str:
-    """The monitor's /metrics text ("" while it is not up yet)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-            return reply.read().decode()
-    except OSError:
-        return ""
-
-
-def handmade_snippet(camera: str, index: int, ahead_s: float = 0.0) -> tuple[SnippetMessage, bytes]:
-    """A snippet as a remote capture sends it: one 340×256 frame inline, all red."""
-    now = time.time() + ahead_s
-    frame = np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 3), np.uint8)
-    frame[:, :] = (0, 0, 255)
-    msg = SnippetMessage(camera, index, now - 1.6, now, "", FRAME_HEIGHT, FRAME_WIDTH, [0], [index])
-    return msg, frame.tobytes()
 
 
 def push_snippets(

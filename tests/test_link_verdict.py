@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import zmq
 from capture_support import free_port, wait_for
+from link_support import handmade_snippet, scrape
 from monitor_support import Monitor, write_config
 from rich.console import Console
-from test_link import handmade_snippet, scrape
 from zmq.utils.monitor import recv_monitor_message
 
 from vadmon.capture.verdicts import VerdictClient, open_verdicts

@@ -14,13 +14,13 @@ import sqlite3
 
 import pytest
 import torch
+from alerts_support import events_cli
 from capture_support import wait_for
 from config_support import event_settings
 from monitor_support import Monitor, short_dir, write_config
-from test_alerts import events_cli
-from test_retention import previews
-from test_webhook_config import SECRET, T0, config, hook
+from retention_support import previews
 from webhook_receiver import Receiver
+from webhook_support import SECRET, T0, config, hook
 
 from vadmon.alerts.process import AlertPipeline
 from vadmon.alerts.signing import generate_secret

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from capture_support import free_port, wait_for
-from test_link import keys_generate
+from link_support import keys_generate
 
 REPO = Path(__file__).resolve().parent.parent
 
