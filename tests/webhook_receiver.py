@@ -53,10 +53,20 @@ class Receiver(LoopbackServer):
     def url(self) -> str:
         return f"{self.base_url}/hook"
 
-    def wait_for(self, n: int, timeout: float = 10.0, ok_only: bool = False) -> list[Request]:
+    def wait_for(
+        self, n: int, timeout: float = 10.0, ok_only: bool = False, unique: bool = False
+    ) -> list[Request]:
+        """The first ``n`` requests (``ok_only``: verified ones; ``unique``: the first of each
+        webhook-id, as a receiver that dedupes sees them: a resend after a delivery whose
+        "delivered" mark could not be stored is by design)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            got = self.verified() if ok_only else list(self.requests)
+            got = self.verified() if ok_only or unique else list(self.requests)
+            if unique:
+                firsts: dict[str | None, Request] = {}
+                for r in got:
+                    firsts.setdefault(r.verified, r)
+                got = list(firsts.values())
             if len(got) >= n:
                 return got
             time.sleep(0.02)

@@ -246,14 +246,7 @@ def gate_settings(cfg: MonitorConfig):
     g = cfg.change_gate
     if not g.enabled:
         return None
-    return GateSettings(
-        warmup_pairs=g.warmup_pairs,
-        noise_factor=g.noise_factor,
-        min_pixel_delta=g.min_pixel_delta,
-        max_changed_fraction=g.max_changed_fraction,
-        max_reuse=g.max_reuse,
-        thumb_width=GATE_THUMB_WIDTH,
-    )
+    return GateSettings(**g.model_dump(exclude={"enabled"}), thumb_width=GATE_THUMB_WIDTH)
 
 
 # --- alerts ---------------------------------------------------------------------------------

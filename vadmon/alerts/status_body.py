@@ -19,6 +19,7 @@ from vadmon.runtime.status_schema import (
     valid_recent_events,
 )
 
+
 class Stages(Protocol):
     """What of ``alerts.process.AlertPipeline`` the body reads (its stages and counters)."""
 
