@@ -17,6 +17,9 @@ from link_support import keys_generate
 REPO = Path(__file__).resolve().parent.parent
 
 
+NOT_SENT = "not sent: the inference host is not connected or not keeping up"
+
+
 def shipped(name: str, work: Path, **replace: str) -> Path:
     """``configs/NAME`` copied into ``work`` with test-local values (port, instance, model)."""
     text = (REPO / "configs" / name).read_text()
@@ -72,11 +75,15 @@ def test_shipped_split_configs_run_against_each_other(tmp_path, demo_checkpoint,
     )  # fmt: skip
     assert both.returncode == 2 and "missing required key 'model'" in both.stderr
     gpu_log, cam_log = tmp_path / "gpu.log", tmp_path / "cam.log"
-    procs = [start(gpu, "inference", env, gpu_log), start(cam, "capture", env, cam_log)]
+    # the camera host first: until the GPU host listens, its snippets are counted and said
+    procs = [start(cam, "capture", env, cam_log)]
     try:
+        assert wait_for(lambda: NOT_SENT in cam_log.read_text(), 60), cam_log.read_text()[-2000:]
+        procs.append(start(gpu, "inference", env, gpu_log))
         assert wait_for(lambda: "event start camera=lobby" in gpu_log.read_text(), 180), (
             gpu_log.read_text()[-3000:] + cam_log.read_text()[-2000:]
         )
+        assert "camera lobby: snippets reach the inference host again" in cam_log.read_text()
     finally:
         for proc in procs:
             proc.terminate()

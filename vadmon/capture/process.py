@@ -49,6 +49,7 @@ from vadmon.capture.watchdog import Action, CameraState, Watchdog, fingerprint
 from vadmon.runtime.heartbeat import TOPIC, HeartbeatSender, encode
 from vadmon.runtime.limits import SNIPPET_KERNEL_BUFFER_BYTES
 from vadmon.runtime.link import FramePacker, LinkPreviewSettings, open_client
+from vadmon.runtime.log_repeat import RepeatLog
 from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import PreviewFrame, SnippetMessage
 from vadmon.runtime.ring import CameraRing
@@ -122,6 +123,7 @@ class CaptureLoop:
         self.error = ""  # the last source error in words (redacted), for the dashboard
         self._logged_state = ""
         self.clog = CameraLog(settings.camera, log)  # collapses a failing camera's lines
+        self.link_log = RepeatLog(log)  # tcp link: snippets it could not take
         self.verdicts: VerdictClient | None = None  # tcp link: what inference made of ours
 
     def start(self) -> None:
@@ -254,6 +256,7 @@ class CaptureLoop:
         sent = packed is not None and send_message(self.push, *packed, self.snippet_stats)
         if packed is None:
             self.snippet_stats.dropped += 1
+        self._link_sent(snippet, sent)
         if self.link_previews is not None:
             if sent:
                 self.link_previews.counters["link_snippet_bytes"] += len(packed[1])
@@ -272,6 +275,18 @@ class CaptureLoop:
         msg = PreviewFrame(self.settings.camera, self.seq, ts, small.shape[0], small.shape[1])
         if send_message(self.pub, msg, jpeg.tobytes(), self.pub_stats):
             self.counters.previews += 1
+
+    def _link_sent(self, snippet: SnippetMessage, sent: bool) -> None:
+        """A snippet the tcp link could not take (inference host not connected yet, or its
+        queue full) is counted in ``snippet_drops_total`` and said in the log: once, then
+        collapsed (``RepeatLog``), and once more when snippets flow again."""
+        cam = self.settings.camera
+        if sent:
+            self.link_log.recovered(cam, f"camera {cam}: snippets reach the inference host again")
+            return
+        self.link_log.failed(cam, "link not ready", f"camera {cam}: snippet "
+                             f"#{snippet.snippet_index} not sent: the inference host is not "
+                             "connected or not keeping up (counted in snippet drops)")  # fmt: skip
 
     def _publish_status(self, now: float) -> None:
         """One typed body (``CaptureStatus``), sent as is: to the supervisor's heartbeat and,
