@@ -38,11 +38,11 @@ def select(
 ) -> tuple[list[Received], str]:
     """The snippets to score now, and the camera served last (for the next step's rounds)."""
     by_cam: dict[str, list[Received]] = defaultdict(list)
-    held = [(m, p) for m, p in msgs if m.held and p is not None]
+    held: list[Received] = []
     for m, payload in msgs:
-        if m.held and payload is not None:
-            continue
-        if now - m.t_end > limits.max_age_s:
+        if m.held and payload is not None:  # frames ride along: scored whatever their age
+            held.append((m, payload))
+        elif now - m.t_end > limits.max_age_s:
             drop(m.camera, "stale", 1)
         else:
             by_cam[m.camera].append((m, payload))
