@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from vadmon.errors import VadmonError
 from vadmon.inference.window import SlidingWindow
+from vadmon.model.adapter import PrefixMemo
 from vadmon.model.prompts import PromptCache
 from vadmon.model.stream import StreamingStep
 from vadmon.model.vadclip import VadCLIP, probabilities
@@ -93,6 +94,7 @@ class _Job:
 class _Camera:
     window: SlidingWindow
     pending: deque[int] = field(default_factory=deque)  # indices not yet scored
+    memo: PrefixMemo | None = None  # reusable rows of the last window run (StreamingStep)
 
 
 class VadClipStreamScorer:
@@ -207,18 +209,36 @@ class VadClipStreamScorer:
         return self._run([job] if job else [])
 
     def _run(self, jobs: list[_Job]) -> list[Scored]:
-        groups: dict[int, list[_Job]] = defaultdict(list)
-        for job in jobs:
-            groups[job.window.shape[0]].append(job)
+        """Run the jobs, batching windows of equal length whose memos reuse the same rows.
+
+        A camera's jobs run in order (its memo carries from one window to the next), so jobs
+        go in rounds of at most one per camera.
+        """
         done: dict[int, list[Scored]] = {}
-        for group in groups.values():
-            probs = probabilities(self.step(torch.stack([j.window for j in group])))
-            for b, job in enumerate(group):
-                done[id(job)] = [
-                    self._scored(job.camera, index, probs, b, row, ahead)
-                    for row, index, ahead in job.rows
-                ]
+        for round_ in _rounds(jobs):
+            groups: dict[tuple[int, int], list[_Job]] = defaultdict(list)
+            for job in round_:
+                groups[(job.window.shape[0], self._reusable(job))].append(job)
+            for (_, rows), group in groups.items():
+                cams = [self._cams[job.camera] for job in group]
+                memos = [c.memo for c in cams if c.memo is not None]
+                memo = PrefixMemo.stack(memos) if rows else None
+                out = self.step(torch.stack([j.window for j in group]), memo)
+                probs = probabilities(out)
+                for b, (job, cam) in enumerate(zip(group, cams, strict=True)):
+                    cam.memo = out.memo.item(b) if out.memo is not None else None
+                    done[id(job)] = [
+                        self._scored(job.camera, index, probs, b, row, ahead)
+                        for row, index, ahead in job.rows
+                    ]
         return [s for job in jobs for s in done[id(job)]]
+
+    def _reusable(self, job: _Job) -> int:
+        """Rows of the camera's memo that apply to this job's window (0: none)."""
+        memo = self._cams[job.camera].memo
+        if memo is None or memo.rows >= job.window.shape[0]:
+            return 0
+        return memo.rows if memo.applies(job.window.unsqueeze(0)) else 0
 
     def _scored(
         self, camera: str, index: int, probs: dict[str, torch.Tensor], b: int, row: int, ahead: int
@@ -239,6 +259,19 @@ class VadClipStreamScorer:
         """Consecutive snippets, one per listed camera: the scores now due (with lookahead 0:
         one per camera, in order)."""
         return self.feed(consecutive(self._next, cameras, embeddings))
+
+
+def _rounds(jobs: list[_Job]) -> list[list[_Job]]:
+    """``jobs`` split so each round holds at most one job per camera, in their order."""
+    rounds: list[list[_Job]] = []
+    seen: dict[str, int] = defaultdict(int)
+    for job in jobs:
+        k = seen[job.camera]
+        seen[job.camera] += 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(job)
+    return rounds
 
 
 class ZeroShotScorer:

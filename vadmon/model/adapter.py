@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +83,12 @@ def window_mask(length: int, window: int, device: torch.device | None = None) ->
 
 
 class GraphConvolution(nn.Module):
-    """``adj @ (x W)`` plus a residual (identity, or a width-5 temporal conv when widths differ)."""
+    """``adj @ (x W)`` plus a residual (identity, or a width-5 temporal conv when widths differ).
+
+    ``project`` and ``residual_rows`` are row-wise (the conv reaches two rows each side), so a
+    live window can keep them for rows whose inputs did not change (``PrefixMemo``); ``forward``
+    is their composition over every row.
+    """
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
@@ -93,11 +99,23 @@ class GraphConvolution(nn.Module):
         if in_features != out_features:
             self.residual = nn.Conv1d(in_features, out_features, kernel_size=5, padding=2)
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        out = adj @ (x @ self.weight)
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight
+
+    def residual_rows(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """The residual of rows ``start..n-1`` of ``x`` ``[B, n, D]``, reading only the rows
+        the kernel reaches (the zero padding of rows before ``start`` is never used)."""
         if self.residual is None:
-            return out + x
-        return out + self.residual(x.transpose(1, 2)).transpose(1, 2)
+            return x[:, start:]
+        lo = max(start - CONV_REACH, 0)
+        out = self.residual(x[:, lo:].transpose(1, 2)).transpose(1, 2)
+        return out[:, start - lo :]
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        return adj @ self.project(x) + self.residual_rows(x)
+
+
+CONV_REACH = 2  # rows each side the residual conv reads (kernel 5, padding 2)
 
 
 class DistanceAdj(nn.Module):
@@ -175,12 +193,96 @@ class LGTAdapter(nn.Module):
         ``lengths=None``: every row valid (no padding). Runs in the dtype of the adapter's
         weights (fp32 for training and offline; a bf16 copy for the live step).
         """
+        return self.encode_window(visual, lengths, None)[0]
+
+    def encode_window(
+        self, visual: torch.Tensor, lengths: torch.Tensor | None, memo: PrefixMemo | None
+    ) -> tuple[torch.Tensor, PrefixMemo]:
+        """``encode_video`` that reuses ``memo``'s rows where they still apply, and returns the
+        memo of this window's complete attention blocks.
+
+        Why this is exact: a row of the local transformer depends only on the inputs of its own
+        attention block and their positions, and the graph projections and the residual conv
+        are row-wise; so rows of complete blocks whose inputs are unchanged (same rows, same
+        positions: the window start did not move) give the same results. The similarity graph,
+        the second graph layers and the heads span every row and are always recomputed.
+        """
         b, n, _ = visual.shape
         dtype = self.frame_position_embeddings.weight.dtype
-        x = visual.to(dtype) + self.frame_position_embeddings.weight[:n].unsqueeze(0)
-        x = self.temporal(x, self.attn_mask[:n, :n].to(dtype))
+        keep = memo.rows if memo is not None and memo.applies(visual) else 0
+        if keep >= n:  # the same window again: recompute its last block (never zero rows)
+            keep = max(n - self.attn_window, 0) // self.attn_window * self.attn_window
+        x = self._local_rows(visual, keep)
+        proj1, proj3 = self.gc1.project(x), self.gc3.project(x)
+        if keep:
+            x = torch.cat((memo.local, x), dim=1)
+            proj1 = torch.cat((memo.proj1, proj1), dim=1)
+            proj3 = torch.cat((memo.proj3, proj3), dim=1)
+        reuse = max(keep - CONV_REACH, 0)
+        res1, res3 = self.gc1.residual_rows(x, reuse), self.gc3.residual_rows(x, reuse)
+        if reuse:
+            res1 = torch.cat((memo.res1[:, :reuse], res1), dim=1)
+            res3 = torch.cat((memo.res3[:, :reuse], res3), dim=1)
         adj = similarity_adjacency(x, lengths)
         dis = self.disAdj(n, x.device, dtype).unsqueeze(0).expand(b, n, n)
-        x1 = self.gelu(self.gc2(self.gelu(self.gc1(x, adj)), adj))
-        x2 = self.gelu(self.gc4(self.gelu(self.gc3(x, dis)), dis))
-        return self.linear(torch.cat((x1, x2), dim=2))
+        x1 = self.gelu(self.gc2(self.gelu(adj @ proj1 + res1), adj))
+        x2 = self.gelu(self.gc4(self.gelu(dis @ proj3 + res3), dis))
+        out = self.linear(torch.cat((x1, x2), dim=2))
+        whole = n // self.attn_window * self.attn_window
+        kept = PrefixMemo(
+            whole,
+            visual[:, :whole],
+            x[:, :whole],
+            proj1[:, :whole],
+            proj3[:, :whole],
+            res1[:, : max(whole - CONV_REACH, 0)],
+            res3[:, : max(whole - CONV_REACH, 0)],
+        )
+        return out, kept
+
+    def _local_rows(self, visual: torch.Tensor, start: int) -> torch.Tensor:
+        """The local transformer's output for rows ``start..n-1``; ``start`` on the block grid,
+        so those rows' attention blocks lie wholly inside them."""
+        n = visual.shape[1]
+        dtype = self.frame_position_embeddings.weight.dtype
+        x = visual[:, start:].to(dtype) + self.frame_position_embeddings.weight[start:n]
+        return self.temporal(x, self.attn_mask[start:n, start:n].to(dtype))
+
+
+@dataclass(frozen=True)
+class PrefixMemo:
+    """Row-wise adapter results for a window's first ``rows`` rows (whole attention blocks).
+
+    ``visual`` is what they were computed from: they apply to a later window only if its first
+    ``rows`` inputs are the same values at the same rows (checked, not assumed, so a moved
+    window start, a new segment or another camera can never reuse them). ``res1``/``res3``
+    hold ``rows - 2`` rows: the last two depended on rows after the prefix.
+    """
+
+    rows: int
+    visual: torch.Tensor
+    local: torch.Tensor
+    proj1: torch.Tensor
+    proj3: torch.Tensor
+    res1: torch.Tensor
+    res3: torch.Tensor
+
+    @staticmethod
+    def stack(memos: list[PrefixMemo]) -> PrefixMemo:
+        """One memo for a batch of windows whose memos cover the same number of rows."""
+        if len({m.rows for m in memos}) != 1:
+            raise ValueError("memos of a batch must cover the same rows")
+        fields = zip(*(m.tensors() for m in memos), strict=True)
+        return PrefixMemo(memos[0].rows, *(torch.cat(f, dim=0) for f in fields))
+
+    def item(self, b: int) -> PrefixMemo:
+        """Batch item ``b``'s memo."""
+        return PrefixMemo(self.rows, *(t[b : b + 1] for t in self.tensors()))
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.visual, self.local, self.proj1, self.proj3, self.res1, self.res3)
+
+    def applies(self, visual: torch.Tensor) -> bool:
+        if self.rows == 0 or visual.shape[1] < self.rows or visual.shape[0] != self.visual.shape[0]:
+            return False
+        return torch.equal(visual[:, : self.rows], self.visual)

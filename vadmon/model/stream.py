@@ -9,11 +9,16 @@ length by ``DistanceAdj``). There is no second implementation of the adapter or 
 
 What cannot be skipped: the similarity graph's row softmax spans the whole window, so one new
 snippet changes every row of the adapter's output, and the A-Branch's visual prompt is a sum
-over all rows of ``logits1 × v``. An exact step therefore recomputes the adapter over the whole
-window; its cost is linear in the window length. The remaining lever is arithmetic: ``bf16``
-runs a bf16 copy of the adapter and heads (layer norms, the similarity graph and the final
-normalisations stay fp32; the frozen CLIP is shared, not copied), faster only on hardware with
-native bf16 matmuls (``vadmon.model.precision`` measures which).
+over all rows of ``logits1 × v``; those parts, the second graph layers and both heads run over
+the whole window on every step. What can be: the local transformer (block-diagonal attention)
+and the row-wise graph projections and residual conv of rows in complete attention blocks do
+not change while the window start stays on the same block (``attn_window - 1`` of every
+``attn_window`` snippets), so the caller hands back the previous output's ``memo`` and only the
+newest block runs (``LGTAdapter.encode_window``; it checks that the memo's inputs match).
+The other lever is arithmetic: ``bf16`` runs a bf16 copy of the adapter and heads (layer
+norms, the similarity graph and the final normalisations stay fp32; the frozen CLIP is
+shared, not copied), faster only on hardware with native bf16 matmuls
+(``vadmon.model.precision`` measures which).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import copy
 
 import torch
 
+from vadmon.model.adapter import PrefixMemo
 from vadmon.model.precision import cast_weights
 from vadmon.model.vadclip import VadCLIP, VadClipOutput
 
@@ -57,9 +63,16 @@ class StreamingStep:
         self.text_features = text_features.detach().float().to(self.device)
         self.model = (model if dtype == torch.float32 else adapter_copy(model, dtype)).eval()
 
-    def __call__(self, window: torch.Tensor) -> VadClipOutput:
-        """``window``: ``[B, n, D]`` or ``[n, D]`` snippet features, every row valid."""
+    def __call__(self, window: torch.Tensor, memo: PrefixMemo | None = None) -> VadClipOutput:
+        """``window``: ``[B, n, D]`` or ``[n, D]`` snippet features, every row valid.
+
+        ``memo``: the ``memo`` of this camera's previous output; while the window start stays
+        put (``attn_window - 1`` of every ``attn_window`` snippets) the local transformer and
+        the row-wise graph parts run only on the newest attention block.
+        """
         if window.dim() == 2:
             window = window.unsqueeze(0)
         with torch.inference_mode():
-            return self.model(window.to(self.device), None, text_features=self.text_features)
+            return self.model(
+                window.to(self.device), None, text_features=self.text_features, memo=memo
+            )

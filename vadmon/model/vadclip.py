@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vadmon.errors import VadmonError
-from vadmon.model.adapter import LGTAdapter, mlp
+from vadmon.model.adapter import LGTAdapter, PrefixMemo, mlp
 from vadmon.model.clip_factory import create_clip
 from vadmon.model.config import VadClipConfig
 from vadmon.model.prompts import build_prompt_embeddings, encode_prompt_sequences, tokenize
@@ -25,6 +25,7 @@ class VadClipOutput:
     text_features: torch.Tensor  # [C, E] prompt features t_c (before the visual prompt)
     logits1: torch.Tensor  # [B, L, 1] C-Branch logits
     logits2: torch.Tensor  # [B, L, C] A-Branch alignment logits
+    memo: PrefixMemo | None = None  # this window's reusable rows (``LGTAdapter.encode_window``)
 
 
 class VadCLIP(LGTAdapter):
@@ -108,14 +109,19 @@ class VadCLIP(LGTAdapter):
         lengths: torch.Tensor | None,
         text_features: torch.Tensor | None = None,
         class_names: list[str] | None = None,
+        memo: PrefixMemo | None = None,
     ) -> VadClipOutput:
-        """``lengths=None``: every row of ``visual`` is a real snippet (a live window)."""
+        """``lengths=None``: every row of ``visual`` is a real snippet (a live window).
+
+        ``memo``: the previous output's ``memo`` for the same camera; rows it still covers are
+        reused (exact: ``LGTAdapter.encode_window`` checks that they apply).
+        """
         if text_features is None:
             text_features = self.encode_prompts(class_names or self.config.class_names)
-        v = self.encode_video(visual, lengths)
+        v, kept = self.encode_window(visual, lengths, memo)
         logits1 = self.coarse_logits(v)
         logits2 = self.fine_logits(v, logits1, text_features.to(v.device))
-        return VadClipOutput(text_features, logits1.float(), logits2)
+        return VadClipOutput(text_features, logits1.float(), logits2, kept)
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the trained weights (no CLIP): what training checkpoints need."""
