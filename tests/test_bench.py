@@ -36,13 +36,13 @@ ENV_KEYS = {
 ROW_KEYS = {"name", "group", "value", "unit", "ratio", "baseline", "params", "accuracy", "reason"}
 
 
-def run_quick(out: Path, benches: list[str]) -> dict:
+def run_quick(out: Path, benches: list[str], *extra: str) -> dict:
     env = dict(os.environ)  # as the subprocess_env fixture (function-scoped) builds it
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.run(
         [sys.executable, "-m", "vadmon", "bench", *benches, "--quick", "--threads", "1",
-         "--json", str(out)],
+         "--json", str(out), *extra],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -114,15 +114,21 @@ def test_step_row_names_are_unique_and_the_same_on_every_cpu(quick_result: dict)
         "cached text features",
         "StreamingStep fp32",
         "StreamingStep bf16",
+        *(
+            f"StreamingStep {dtype}, live cycle, {how}"
+            for dtype in ("fp32", "bf16")
+            for how in ("no memo", "block memo")
+        ),
         "StreamingStep auto, window 16",
         "StreamingStep auto, window 8",
     ]
     # ``auto`` is a measured probe (it may pick fp32 on a bf16 CPU under load): the rows record
     # what it resolved to, and their dtype is the adapter dtype of that precision
-    resolved = {row["params"]["resolved"] for row in rows[4:]}
+    resolved = {row["params"]["resolved"] for row in rows[8:]}
     assert len(resolved) == 1 and resolved <= set(CPU_CANDIDATES)
     auto = {"bf16": "bf16"}.get(resolved.pop(), "fp32")  # int8 quantises only the image tower
-    assert [row["params"]["dtype"] for row in rows[2:]] == ["fp32", "bf16", auto, auto]
+    dtypes = ["fp32", "bf16", "fp32", "fp32", "bf16", "bf16", auto, auto]
+    assert [row["params"]["dtype"] for row in rows[2:]] == dtypes
 
 
 def test_step_fp32_streaming_matches_model(quick_result: dict) -> None:
@@ -131,6 +137,8 @@ def test_step_fp32_streaming_matches_model(quick_result: dict) -> None:
     assert fp32["max_abs_coarse"] <= 1e-5 and fp32["max_abs_fine"] <= 1e-5
     bf16 = rows["StreamingStep bf16"]["accuracy"]
     assert 0 < max(bf16.values()) < 0.05  # bf16 really ran: it rounds, visibly but not by much
+    memo = rows["StreamingStep fp32, live cycle, block memo"]
+    assert memo["params"]["memo"] is True and max(memo["accuracy"].values()) <= 1e-5
 
 
 def test_transport_rows_cover_modes_resolutions_and_target(quick_result: dict) -> None:
@@ -149,7 +157,9 @@ def test_transport_rows_cover_modes_resolutions_and_target(quick_result: dict) -
 @pytest.mark.slow
 def test_monitor_rows_report_capacity_and_latencies(tmp_path: Path) -> None:
     """The whole monitor for about a minute: in the slow loop, so the fast one stays fast."""
-    result = run_quick(tmp_path / "monitor.json", ["monitor"])
+    result = run_quick(
+        tmp_path / "monitor.json", ["monitor"], "--encoder", "torch", "--cameras", "1"
+    )
     assert set(result["benchmarks"]) == {"monitor"}
     rows = result["benchmarks"]["monitor"]["rows"]
     by_group: dict[str, list[dict]] = {}
@@ -178,6 +188,23 @@ def test_monitor_rows_report_capacity_and_latencies(tmp_path: Path) -> None:
     assert {r["name"] for r in by_group[lat]} == {
         "CLIP encode", "VadCLIP step", "transport, wait, ring read", "snippet → score"
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("encoder", [None, "openvino"])
+def test_monitor_config_runs_the_chosen_encoder(tmp_path: Path, encoder: str | None) -> None:
+    """``--encoder`` reaches the monitor's config (None: the config's own default)."""
+    from vadmon.alerts.signing import generate_secret
+    from vadmon.bench.monitor_setup import MonitorSpec, write_config
+    from vadmon.config.encoder import EncoderConfig
+    from vadmon.config.load import load_config
+
+    spec = MonitorSpec("b1", 2, tmp_path / "v.avi", tmp_path / "m.pt", 8, tmp_path / "ipc",
+                       tmp_path / "data", "http://127.0.0.1:9/hook", encoder)  # fmt: skip
+    path = write_config(tmp_path / "monitor.yaml", spec)
+    cfg = load_config(path, env={"VADMON_BENCH_HOOK_SECRET": generate_secret()})
+    assert cfg.model is not None
+    assert cfg.model.encoder.backend == (encoder or EncoderConfig().backend)
+    assert sorted(cfg.cameras) == ["cam0", "cam1"]
 
 
 def test_unknown_benchmark_is_one_line_error(subprocess_env: dict[str, str]) -> None:

@@ -32,6 +32,8 @@ class BenchOptions:
     budget_s: float = 20.0  # soft time budget per measured cell (fewer repeats when slow)
     compile_budget_s: float = 240.0
     batches: tuple[int, ...] | None = None  # clip batch sizes (None: the benchmark's own)
+    encoder: str | None = None  # monitor: model.encoder.backend (None: the config default)
+    cameras: tuple[int, ...] | None = None  # monitor: camera counts to run (None: stepping)
 
 
 @dataclass

@@ -137,9 +137,17 @@ def _match(by_key: dict, camera: str, t_end: float) -> ScoreMessage | None:
 # --- stepping ---------------------------------------------------------------------------------
 
 
-def step_cameras(run_one, p: Plan) -> list[tuple[RunResult, StepStats]]:
-    """1, 2, 4, … until a count fails, then bisect the gap while the budget lasts."""
+def step_cameras(
+    run_one, p: Plan, counts: tuple[int, ...] | None = None
+) -> list[tuple[RunResult, StepStats]]:
+    """1, 2, 4, … until a count fails, then bisect the gap while the budget lasts; or exactly
+    ``counts`` (``--cameras``), each run whatever the others gave."""
     done: dict[int, tuple[RunResult, StepStats]] = {}
+    if counts:
+        for n in dict.fromkeys(counts):
+            run = run_one(n)
+            done[n] = (run, evaluate(run))
+        return [done[k] for k in sorted(done)]
     start = time.monotonic()
     n, good, bad = 1, 0, None
     while n is not None:
@@ -261,45 +269,48 @@ def run(opts: BenchOptions) -> BenchResult:
         else:
             model, ckpt, window = "ViT-B-16 random weights", vit_checkpoint(tmp / "vit.pt"), 256
 
-        runtime = warm_encoder(ckpt, video)
+        runtime = warm_encoder(ckpt, video, opts.encoder)
 
         def one(n: int, ckpt: Path = ckpt, window: int = window, model: str = model) -> RunResult:
-            return run_monitor(tmp, n, ckpt, window, video, p, model)
+            return run_monitor(tmp, n, ckpt, window, video, p, model, opts.encoder)
 
-        steps = step_cameras(one, p)
+        steps = step_cameras(one, p, opts.cameras)
         rows = throughput_rows(steps, model) + breakdown_rows(steps)
         if opts.quick:
             alert_runs = [r for r, _ in steps]
         else:  # alerts need a model that fires: the tiny one, at 1 and at the sustained count
             best = max([s.cameras for _, s in steps if s.sustained], default=1)
             alert_runs = [
-                run_monitor(tmp, n, tiny, TINY_WINDOW, video, p, TINY) for n in sorted({1, best})
+                run_monitor(tmp, n, tiny, TINY_WINDOW, video, p, TINY, opts.encoder)
+                for n in sorted({1, best})
             ]
             model = TINY
         rows += alert_rows(alert_runs, model)
     return BenchResult("monitor", "whole monitor: cameras sustained, latency", "snippets/s | ms",
-                       rows, _notes(p, opts.quick, runtime))  # fmt: skip
+                       rows, _notes(p, opts, runtime))  # fmt: skip
 
 
-def warm_encoder(ckpt: Path, video: Path) -> str:
+def warm_encoder(ckpt: Path, video: Path, backend: str | None) -> str:
     """Build the scorer once as the monitor will (backend/precision probe, OpenVINO conversion
     and quantisation, all cached), so the runs measure steady state, not first-start work."""
     from vadmon.config.models import ModelConfig
     from vadmon.inference.build import build_scorer
 
     threads = torch.get_num_threads()
+    encoder = {} if backend is None else {"encoder": {"backend": backend}}
     try:
-        cfg = ModelConfig(mode="vadclip", checkpoint=ckpt, device="cpu")
+        cfg = ModelConfig(mode="vadclip", checkpoint=ckpt, device="cpu", **encoder)
         return build_scorer(cfg, "cpu", [str(video)]).runtime
     finally:
         torch.set_num_threads(threads)
 
 
-def _notes(p: Plan, quick: bool, runtime: str) -> list[str]:
+def _notes(p: Plan, opts: BenchOptions, runtime: str) -> list[str]:
+    quick = opts.quick
     model = "demo tiny model" if quick else "ViT-B-16 (random weights)"
     from vadmon.config.encoder import EncoderConfig
 
-    backend = EncoderConfig().backend  # the default the monitor runs (auto is opt-in)
+    backend = opts.encoder or EncoderConfig().backend  # --encoder, or the monitor's default
     model += (
         f", model.encoder.backend {backend} + precision auto → {runtime} (cached before the runs)"
     )

@@ -111,14 +111,22 @@ class RunResult:
 
 
 def run_monitor(
-    tmp: Path, cameras: int, ckpt: Path, window: int, video: Path, p: Plan, model: str
+    tmp: Path,
+    cameras: int,
+    ckpt: Path,
+    window: int,
+    video: Path,
+    p: Plan,
+    model: str,
+    encoder: str | None = None,
 ) -> RunResult:
     secret = generate_secret()
     tag = f"b{os.getpid() % 10000}{secrets.token_hex(2)}"
     ipc = ipc_dir(tmp / f"ipc-{tag}")
     names = [f"cam{i}" for i in range(cameras)]
     with HookReceiver(secret) as hook:
-        spec = MonitorSpec(tag, cameras, video, ckpt, window, ipc, tmp / f"data-{tag}", hook.url)
+        data = tmp / f"data-{tag}"
+        spec = MonitorSpec(tag, cameras, video, ckpt, window, ipc, data, hook.url, encoder)
         config = write_config(tmp / f"monitor-{tag}.yaml", spec)
         log = tmp / f"monitor-{tag}.log"
         limit = p.start_timeout_s + p.warm_s + p.period_s + 30  # the monitor stops itself too

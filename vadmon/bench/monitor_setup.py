@@ -113,6 +113,7 @@ class MonitorSpec:
     ipc: Path
     data: Path
     hook_url: str
+    encoder: str | None = None  # model.encoder.backend; None: the config's default
 
 
 def write_config(path: Path, spec: MonitorSpec) -> Path:
@@ -132,7 +133,7 @@ model:
   checkpoint: "{spec.checkpoint}"
   device: cpu
   window: {spec.window}
-webhooks:
+{_encoder(spec.encoder)}webhooks:
   - name: bench
     url: {spec.hook_url}
     secret: "${{{SECRET_ENV}}}"
@@ -147,6 +148,10 @@ dashboard:
 """
     )
     return path
+
+
+def _encoder(backend: str | None) -> str:
+    return "" if backend is None else f"  encoder: {{backend: {backend}}}\n"
 
 
 @dataclass

@@ -34,16 +34,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--batches", type=_batches, help="clip batch sizes, comma-separated (default 1,8,32)"
     )
     p.add_argument("--compile-budget-s", type=float, default=240.0, help="torch.compile limit")
+    p.add_argument(
+        "--encoder",
+        choices=("torch", "openvino", "auto"),
+        help="monitor: model.encoder.backend of the runs (default: the config's default)",
+    )
+    p.add_argument(
+        "--cameras",
+        type=_batches,
+        help="monitor: camera counts to run, comma-separated (default: 1, 2, 4, … then bisect)",
+    )
     p.set_defaults(handler=handle)
 
 
 def _batches(text: str) -> tuple[int, ...]:
+    """Comma-separated counts ≥ 1 (batch sizes, camera counts)."""
     try:
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected e.g. 1,8,32, got {text!r}") from None
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("batch sizes must be ≥ 1")
+        raise argparse.ArgumentTypeError("counts must be ≥ 1")
     return sizes
 
 
@@ -70,6 +81,8 @@ def handle(args: argparse.Namespace) -> int:
         budget_s=args.budget_s,
         compile_budget_s=args.compile_budget_s,
         batches=args.batches,
+        encoder=args.encoder,
+        cameras=args.cameras,
     )
     env = environment(threads)
     console = Console()
