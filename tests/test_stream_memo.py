@@ -90,4 +90,4 @@ def test_scorer_batches_memos_and_scores_as_alone(model: VadCLIP, rows_seen: lis
             ref = alone[s.camera].feed([Entry(s.camera, t, feats[s.camera][t])])[0]
             assert (s.camera, s.index) == (ref.camera, ref.index)
             assert abs(s.score - ref.score) < 1e-5
-            assert max(abs(p - q) for p, q in zip(s.class_probs, ref.class_probs)) < 1e-5
+            assert max(abs(p - q) for p, q in zip(s.class_probs, ref.class_probs, strict=True)) < 1e-5
