@@ -27,7 +27,9 @@ def model() -> VadCLIP:
 def rows_seen(model: VadCLIP):
     """Rows of every local-transformer call (a forward hook on the model's own module)."""
     seen: list[int] = []
-    handle = model.temporal.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[1]))
+    handle = model.temporal.register_forward_hook(
+        lambda _m, args, _o: seen.append(args[0].shape[1])
+    )
     yield seen
     handle.remove()
 
@@ -90,4 +92,6 @@ def test_scorer_batches_memos_and_scores_as_alone(model: VadCLIP, rows_seen: lis
             ref = alone[s.camera].feed([Entry(s.camera, t, feats[s.camera][t])])[0]
             assert (s.camera, s.index) == (ref.camera, ref.index)
             assert abs(s.score - ref.score) < 1e-5
-            assert max(abs(p - q) for p, q in zip(s.class_probs, ref.class_probs, strict=True)) < 1e-5
+            assert (
+                max(abs(p - q) for p, q in zip(s.class_probs, ref.class_probs, strict=True)) < 1e-5
+            )
