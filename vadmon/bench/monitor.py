@@ -140,11 +140,12 @@ def _match(by_key: dict, camera: str, t_end: float) -> ScoreMessage | None:
 def step_cameras(
     run_one, p: Plan, counts: tuple[int, ...] | None = None
 ) -> list[tuple[RunResult, StepStats]]:
-    """1, 2, 4, … until a count fails, then bisect the gap while the budget lasts; or exactly
-    ``counts`` (``--cameras``), each run whatever the others gave."""
+    """1, 2, 4, … until a count fails, then bisect the gap while the budget lasts; or 1 (the
+    baseline every ratio divides by) and then exactly ``counts`` (``--cameras``), each run
+    whatever the others gave."""
     done: dict[int, tuple[RunResult, StepStats]] = {}
     if counts:
-        for n in dict.fromkeys(counts):
+        for n in dict.fromkeys((1, *counts)):
             run = run_one(n)
             done[n] = (run, evaluate(run))
         return [done[k] for k in sorted(done)]

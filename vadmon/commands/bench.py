@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cameras",
         type=_batches,
-        help="monitor: camera counts to run, comma-separated (default: 1, 2, 4, … then bisect)",
+        help="monitor: camera counts to run after 1, comma-separated (default: 1, 2, 4, … then bisect)",
     )
     p.set_defaults(handler=handle)
 
