@@ -244,15 +244,21 @@ def alert_rows(runs: list[RunResult], model: str) -> list[Row]:
 
 
 def breakdown_rows(steps: list[tuple[RunResult, StepStats]]) -> list[Row]:
-    """Where the time goes at the largest sustained count (else the smallest tried)."""
+    """Where the time goes at the largest sustained count (else the smallest tried), and at
+    the largest count tried when that one was not sustained (where the capacity ran out)."""
     good = [(r, s) for r, s in steps if s.sustained] or steps[:1]
-    run, _ = max(good, key=lambda rs: rs[1].cameras)
-    group = f"breakdown at {_label(run.cameras)}"
-    window = [m for m in run.scores if run.t0 <= m.t_emitted <= run.t1]
-    period = max(run.t1 - run.t0, 1e-9)
-    return cpu_rows(*run.cpu, period, run.cameras, f"CPU {group}") + latency_rows(
-        window, run.cameras, f"latency {group}"
-    )
+    picked = [max(good, key=lambda rs: rs[1].cameras)[0]]
+    largest = max(steps, key=lambda rs: rs[1].cameras)[0]
+    if largest.cameras != picked[0].cameras:
+        picked.append(largest)
+    rows: list[Row] = []
+    for run in picked:
+        group = f"breakdown at {_label(run.cameras)}"
+        window = [m for m in run.scores if run.t0 <= m.t_emitted <= run.t1]
+        period = max(run.t1 - run.t0, 1e-9)
+        rows += cpu_rows(*run.cpu, period, run.cameras, f"CPU {group}")
+        rows += latency_rows(window, run.cameras, f"latency {group}")
+    return rows
 
 
 # --- entry ------------------------------------------------------------------------------------
