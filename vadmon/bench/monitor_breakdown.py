@@ -95,7 +95,7 @@ def cpu_rows(before: dict[str, float], after: dict[str, float], seconds: float,
         for role, cores in sorted(used.items())
     ]
     per_core = round(cameras / total, 3) if total else 0.0
-    name = "cameras per core"
+    name = f"{cameras} camera{'s' if cameras != 1 else ''}"
     rows.append(_row(name, "cameras per core", per_core, "cameras/core", per_core, name, 2,
                      cameras=cameras, cores_used=total))  # fmt: skip
     return rows
