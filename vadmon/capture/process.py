@@ -228,7 +228,9 @@ class CaptureLoop:
             log.info("camera %s: resolution %dx%d", self.settings.camera, shape[1], shape[0])
         self.shape = shape
         before = self.ring.recreated
-        ring_name, slot = self.ring.write(frame, self.seq, ts)
+        ring_name, slot = self.ring.prepare(frame), -1
+        if self.snippets.wants(ts, ring_name, shape):  # only frames a snippet hands on
+            slot = self.ring.write(frame, self.seq, ts)[1]
         self.counters.ring_recreated += self.ring.recreated - before
         self.counters.frames += 1
         self.rate.add(now=now)
