@@ -21,7 +21,7 @@ from conftest import cpu_flags, native_bf16
 from vadmon.model.precision import CPU_CANDIDATES, cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHES = ["clip", "step", "scaling", "transport"]
+BENCHES = ["clip", "step", "scaling", "transport", "capture"]
 
 ENV_KEYS = {
     "date": str,
@@ -152,6 +152,19 @@ def test_transport_rows_cover_modes_resolutions_and_target(quick_result: dict) -
             assert isinstance(cpu["params"]["lost_frames"], int)
     target = cells[("1080p sender CPU @25fps", "ring")]["params"]
     assert target["target_pct"] == 5.0 and isinstance(target["meets_target"], bool)
+
+
+def test_capture_rows_split_the_process_and_compare_to_decoding(quick_result: dict) -> None:
+    rows = {row["name"]: row for row in quick_result["benchmarks"]["capture"]["rows"]}
+    base = rows["decode only: read() at 25 fps"]
+    assert base["unit"] == "ms/frame" and base["ratio"] == 1.0
+    one = rows["capture, 1 camera(s)"]
+    assert one["baseline"] == base["name"] and one["unit"] == "ms/frame"
+    params = one["params"]
+    assert params["cameras"] == 1 and params["frames"] > 0 and params["snippets"] >= 0
+    parts = params["loop_ms_per_frame"] + params["reader_decoder_ms_per_frame"]
+    assert parts > 0 and params["cores_per_camera"] > 0
+    assert any("load average" in note for note in quick_result["benchmarks"]["capture"]["notes"])
 
 
 @pytest.mark.slow

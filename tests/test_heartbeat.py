@@ -214,7 +214,7 @@ def _watchdog_states() -> set[CameraState]:
     """Drive a real ``Watchdog`` through every transition it has, collecting the states."""
     settings = WatchdogSettings(
         stall_timeout_s=1, connect_timeout_s=1, backoff_initial_s=0.1, backoff_max_s=0.1,
-        frozen_timeout_s=0, frozen_tolerance=0,
+        frozen_timeout_s=0, frozen_tolerance=0, frozen_check_s=0,
     )  # fmt: skip
     wd, seen = Watchdog(settings), set()
     seen.add(wd.state)  # offline before the first attempt

@@ -44,6 +44,7 @@ CAPTURE_SNIPPET_HWM = 4  # snippets waiting for inference; more is only latency
 # 32 × 1.6 s ≈ 50 s, longer than ViT-B/16 takes to load on a loaded CPU
 CAPTURE_HOLD_SNIPPETS = 32
 FROZEN_TOLERANCE = 0.5  # mean abs difference of 32x32 thumbnails counted as "the same image"
+FROZEN_CHECK_S = 0.2  # one such thumbnail per 0.2 s, not per frame (capture CPU, issue 24)
 INFERENCE_MAX_AGE_S = 4.0  # snippets older than this when inference gets to them are skipped
 INFERENCE_PER_CAMERA_MAX = 2  # newest snippets kept per camera per batch
 GATE_THUMB_WIDTH = 64  # change gate thumbnails: 64x48 for 4:3, each pixel averages ~144 at 768
@@ -192,6 +193,7 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
         backoff_max_s=cam.backoff_max_s,
         frozen_timeout_s=float(cam.frozen_timeout_s or 0.0),
         frozen_tolerance=FROZEN_TOLERANCE,
+        frozen_check_s=FROZEN_CHECK_S,
     )
     return CaptureSettings(
         camera=camera,

@@ -33,6 +33,7 @@ REGISTRY: dict[str, BenchSpec] = {
         BenchSpec("step", "vadmon.bench.step", "streaming step vs full forward with prompts"),
         BenchSpec("scaling", "vadmon.bench.scaling", "cost per snippet vs window and cameras"),
         BenchSpec("transport", "vadmon.bench.transport", "frame transport: ring vs ZeroMQ copy"),
+        BenchSpec("capture", "vadmon.bench.capture", "capture process CPU per frame vs decode"),
         BenchSpec(
             "lookahead",
             "vadmon.bench.lookahead",

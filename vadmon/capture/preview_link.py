@@ -29,6 +29,15 @@ BURST = 2  # previews sent per loop turn at most, so a backlog drains without cr
 QUIET_AFTER_DROP_S = 2.0  # a refused snippet means congestion: hold previews back this long
 
 
+def downscaled(frame: np.ndarray, max_width: int) -> np.ndarray:
+    """``frame`` no wider than ``max_width`` (aspect kept); the frame itself when it already
+    fits: OpenCV's same-size resize is a plain copy of ~0.7 MB per 640×360 preview."""
+    height, width = frame.shape[:2]
+    scale = min(1.0, max_width / width)
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return frame if size == (width, height) else cv2.resize(frame, size)
+
+
 @dataclass
 class _Pending:
     msg: PreviewFrame
@@ -52,9 +61,7 @@ class LinkPreviews:
         if self.s.fps <= 0 or now - self.last_offer < 1.0 / self.s.fps:
             return
         self.last_offer = now
-        height, width = frame.shape[:2]
-        scale = min(1.0, self.s.max_width / width)
-        small = cv2.resize(frame, (max(1, int(width * scale)), max(1, int(height * scale))))
+        small = downscaled(frame, self.s.max_width)
         ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, self.s.jpeg_quality])
         if not ok:
             return

@@ -59,34 +59,56 @@ class SnippetAssembler:
         self._frames.clear()
         self._next_tick = None
 
+    def __post_init__(self) -> None:
+        s = self.settings
+        self._picks = frozenset(sample_positions(s.snippet_frames, s.frames_per_snippet))
+
     def push(
         self, seq: int, ts: float, slot: int, ring: str, shape: tuple[int, int, int]
     ) -> SnippetMessage | None:
+        """Add one frame (``slot``: where it is in the ring; any value for a frame ``wants``
+        said no to, since no snippet picks it); a completed snippet is returned."""
         if ring != self._ring or shape != self._shape:
             self.reset()
             self._ring, self._shape = ring, shape
-        ref = FrameRef(seq, ts, slot)
-        if self.settings.fps <= 0:
-            self._frames.append(ref)
-        else:
-            self._push_resampled(ref)
+        restart, count, self._next_tick = self._fill(ts, len(self._frames), self._next_tick)
+        if restart:
+            self._frames.clear()
+        self._frames.extend([FrameRef(seq, ts, slot)] * count)
         if len(self._frames) < self.settings.snippet_frames:
             return None
         return self._emit()
 
-    def _push_resampled(self, ref: FrameRef) -> None:
+    def wants(self, ts: float, ring: str, shape: tuple[int, int, int]) -> bool:
+        """Whether the frame at ``ts`` lands on a position a snippet hands to the encoder (and
+        so must be in the ring); asks only, changes nothing. With k=1 of 16 that is one frame
+        in 16: the others need no 0.7 MB copy, and the ring keeps 16× longer what is read."""
+        same = ring == self._ring and shape == self._shape
+        filled = len(self._frames) if same else 0
+        restart, count, _ = self._fill(ts, filled, self._next_tick if same else None)
+        start = 0 if restart else filled
+        return any(p in self._picks for p in range(start, start + count))
+
+    def _fill(self, ts: float, filled: int, tick: float | None) -> tuple[bool, int, float | None]:
+        """Where the frame at ``ts`` goes, given ``filled`` positions and the clock's next
+        ``tick``: (restart the snippet first?, positions it fills, the next tick after it).
+        One position per frame at ``fps`` 0; on the clock each tick takes the first frame at or
+        after it, which skips frames of a faster source and repeats those of a slower one."""
+        if self.settings.fps <= 0:
+            return False, 1, None
         period = 1.0 / self.settings.fps
-        if self._next_tick is None:
-            self._next_tick = ref.ts
-        if ref.ts + 1e-9 < self._next_tick:
-            return  # source faster than the clock: skip this frame
+        tick = ts if tick is None else tick
+        if ts + 1e-9 < tick:
+            return False, 0, tick  # source faster than the clock: skip this frame
         # a gap longer than one snippet is a restart, not something to fill with copies
-        if ref.ts - self._next_tick > period * self.settings.snippet_frames:
-            self._frames.clear()
-            self._next_tick = ref.ts
-        while self._next_tick <= ref.ts + 1e-9 and len(self._frames) < self.settings.snippet_frames:
-            self._frames.append(ref)
-            self._next_tick += period
+        restart = ts - tick > period * self.settings.snippet_frames
+        if restart:
+            filled, tick = 0, ts
+        count = 0
+        while tick <= ts + 1e-9 and filled + count < self.settings.snippet_frames:
+            count += 1
+            tick += period
+        return restart, count, tick
 
     def _emit(self) -> SnippetMessage:
         frames = self._frames[: self.settings.snippet_frames]

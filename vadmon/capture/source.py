@@ -32,7 +32,10 @@ class FrameSource(Protocol):
 
     def open(self) -> None: ...
 
-    def read(self) -> tuple[np.ndarray, float]: ...
+    def read(self, out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """The next frame; ``out`` is a spare buffer of the last frame's shape that the source
+        may decode into (and return) instead of allocating a fresh one."""
+        ...
 
     def close(self) -> None: ...
 
@@ -62,7 +65,7 @@ class SyntheticSource:
         self._n = 0
         self._next_at = time.monotonic()
 
-    def read(self) -> tuple[np.ndarray, float]:
+    def read(self, out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         if self.frames and self._n >= self.frames:
             raise SourceError(ErrorKind.ENDED, "synthetic source finished")
         _pace(self, self.fps)
@@ -131,12 +134,12 @@ class FileSource:
         self._next_at = time.monotonic()
         self._frames = 0
 
-    def read(self) -> tuple[np.ndarray, float]:
+    def read(self, out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         assert self._cap is not None, "open() first"
-        ok, frame = self._cap.read()
+        ok, frame = self._cap.read(out)
         if not ok and self.loop and self._frames > 0:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._cap.read()
+            ok, frame = self._cap.read(out)
         if not ok:
             kind = ErrorKind.ENDED if self._frames else ErrorKind.CODEC
             raise SourceError(kind, f"{self.path.name}: no more frames")
@@ -164,9 +167,9 @@ class _LiveCapture:
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 0.0
 
-    def read(self) -> tuple[np.ndarray, float]:
+    def read(self, out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         assert self._cap is not None, "open() first"
-        ok, frame = self._cap.read()
+        ok, frame = self._cap.read(out)  # into ``out`` when its shape fits: no fresh pages
         if not ok or frame is None:
             raise SourceError(
                 ErrorKind.TIMEOUT, f"{self.description}: no frame within the read timeout"

@@ -49,6 +49,7 @@ class WatchdogSettings:
     backoff_max_s: float
     frozen_timeout_s: float  # 0 disables frozen-image detection
     frozen_tolerance: float  # mean abs difference of 32x32 thumbnails counted as "same"
+    frozen_check_s: float  # a thumbnail at most this often (0.5 ms each at 640x360, not per frame)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Watchdog:
         self._shape: tuple[int, ...] | None = None
         self._still_print: np.ndarray | None = None
         self._still_since = 0.0
+        self._thumb_at = float("-inf")
         self._stall_times: deque[float] = deque()
 
     # -- events ------------------------------------------------------------------------------
@@ -132,6 +134,13 @@ class Watchdog:
 
     # -- queries -----------------------------------------------------------------------------
 
+    def wants_thumb(self, now: float) -> bool:
+        """Whether the frame arriving ``now`` should bring a fingerprint: frozen detection
+        compares pictures seconds apart, so one every ``frozen_check_s`` finds a freeze as
+        surely as one per frame (at most that much later) for a fraction of the CPU."""
+        s = self.settings
+        return s.frozen_timeout_s > 0 and now - self._thumb_at >= s.frozen_check_s
+
     def stalls_last_hour(self, now: float) -> int:
         while self._stall_times and now - self._stall_times[0] > 3600:
             self._stall_times.popleft()
@@ -164,6 +173,7 @@ class Watchdog:
     def _is_frozen(self, now: float, thumb: np.ndarray | None) -> bool:
         if self.settings.frozen_timeout_s <= 0 or thumb is None:
             return False
+        self._thumb_at = now
         if (
             self._still_print is None
             or float(np.abs(thumb - self._still_print).mean()) > self.settings.frozen_tolerance

@@ -96,7 +96,7 @@ class CameraSettings(StrictModel):
     backoff_max_s: Seconds = Field(60.0, description="Reconnect delay cap; never gives up.")
     preview: PreviewConfig = Field(default_factory=PreviewConfig)
     ring_slots: int = Field(
-        32, ge=2, le=1024, description="Frames held in the shared-memory ring for this camera."
+        32, ge=2, le=1024, description="Sampled frames held in the shared-memory ring (32 ≈ 20 s)."
     )
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 

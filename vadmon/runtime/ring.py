@@ -143,13 +143,18 @@ class CameraRing:
     def name(self) -> str:
         return self.writer.name if self.writer else ""
 
-    def write(self, frame: np.ndarray, seq: int, ts: float) -> tuple[str, int]:
+    def prepare(self, frame: np.ndarray) -> str:
+        """The name ``frame`` will be written under (a new segment when it does not fit)."""
         if self.writer is None or not self.writer.fits(frame):
             if self.writer is not None:
                 self.writer.close()
                 self.recreated += 1
             self.writer = RingWriter(self.camera, self.slots, frame.nbytes)
-        return self.writer.name, self.writer.write(frame, seq, ts)
+        return self.writer.name
+
+    def write(self, frame: np.ndarray, seq: int, ts: float) -> tuple[str, int]:
+        name = self.prepare(frame)
+        return name, self.writer.write(frame, seq, ts)  # type: ignore[union-attr]
 
     def close(self) -> None:
         if self.writer is not None:
