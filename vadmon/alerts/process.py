@@ -78,6 +78,8 @@ class AlertSettings:
     mqtt: MqttSettings | None  # None: no MQTT (vadmon.alerts.mqtt_channel)
     payload: PayloadSettings  # links, text, instance, embedded snapshots
     provisional: dict[str, early.ProvisionalSettings]  # cameras with alerts.provisional on
+    score_endpoint: str  # inference's scores PUB
+    preview_endpoints: list[str]  # every camera's capture PUB (previews, status beats)
 
 
 @dataclass(frozen=True)
@@ -328,17 +330,12 @@ def open_subscriber(
     return sub
 
 
-def run_alerts(
-    settings: AlertSettings,
-    score_endpoint: str,
-    preview_endpoints: list[str],
-    stop: threading.Event,
-) -> int:
+def run_alerts(settings: AlertSettings, stop: threading.Event) -> int:
     """Run until ``stop`` (SIGTERM/SIGINT, ``runtime/entry``), then close open events, flush,
     and return 0."""
     pipeline = AlertPipeline(settings)
     ctx = zmq.Context.instance()
-    sub = open_subscriber(ctx, score_endpoint, preview_endpoints)
+    sub = open_subscriber(ctx, settings.score_endpoint, settings.preview_endpoints)
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
     pipeline.start()

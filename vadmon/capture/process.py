@@ -37,7 +37,6 @@ from vadmon.capture.frame import SourceReader
 from vadmon.capture.hold import SnippetHold
 from vadmon.capture.preview_link import LinkPreviews
 from vadmon.capture.setup import (
-    CaptureEndpoints,
     CaptureSettings,
     build_source,
     open_source_description,
@@ -352,10 +351,9 @@ class CaptureLoop:
             self.heartbeat.close()
 
 
-def run_capture(
-    settings: CaptureSettings, endpoints: CaptureEndpoints, stop: threading.Event
-) -> int:
+def run_capture(settings: CaptureSettings, stop: threading.Event) -> int:
     """Capture until ``stop`` is set; always unlinks its ring and ipc files on the way out."""
+    endpoints = settings.endpoints
     ctx = zmq.Context()
     pub = push = None
     loop: CaptureLoop | None = None
