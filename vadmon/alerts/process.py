@@ -44,6 +44,7 @@ from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage
 from vadmon.runtime.status_schema import AlertStatus, CaptureStatus
 from vadmon.runtime.transport import SocketLimits, subscriber
+from vadmon.runtime.zmq_context import process_context
 
 log = logging.getLogger("vadmon.alerts")
 SUB_LIMITS = SocketLimits(
@@ -334,12 +335,12 @@ def run_alerts(settings: AlertSettings, stop: threading.Event) -> int:
     """Run until ``stop`` (SIGTERM/SIGINT, ``runtime/entry``), then close open events, flush,
     and return 0."""
     pipeline = AlertPipeline(settings)
-    ctx = zmq.Context.instance()
+    ctx = process_context()
     sub = open_subscriber(ctx, settings.score_endpoint, settings.preview_endpoints)
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
     pipeline.start()
-    heartbeat = HeartbeatSender.from_env(ctx)
+    heartbeat = HeartbeatSender.from_env()
     next_beat = 0.0
     try:
         while not stop.is_set():

@@ -68,6 +68,7 @@ from vadmon.runtime.transport import (
     send_message,
     send_parts,
 )
+from vadmon.runtime.zmq_context import process_context
 
 log = logging.getLogger("vadmon.capture.process")
 
@@ -354,7 +355,7 @@ class CaptureLoop:
 def run_capture(settings: CaptureSettings, stop: threading.Event) -> int:
     """Capture until ``stop`` is set; always unlinks its ring and ipc files on the way out."""
     endpoints = settings.endpoints
-    ctx = zmq.Context()
+    ctx = process_context()
     pub = push = None
     loop: CaptureLoop | None = None
     try:
@@ -383,7 +384,6 @@ def run_capture(settings: CaptureSettings, stop: threading.Event) -> int:
             close_socket(push, endpoints.snippets)
         if pub is not None:
             close_socket(pub, endpoints.publish)
-        ctx.term()
     return 0
 
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 MiB = 1024 * 1024
 
+# --- every process ---------------------------------------------------------------------------
+# at exit, a socket still open waits this long for its unsent messages (runtime/zmq_context)
+CONTEXT_CLOSE_LINGER_MS = 200
+
 # --- capture ---------------------------------------------------------------------------------
 # kernel buffer of the snippet PUSH: small, so a stopped consumer shows up as counted drops
 # instead of hundreds of snippets queued by the OS
