@@ -344,7 +344,7 @@ def run_alerts(settings: AlertSettings, stop: threading.Event) -> int:
     next_beat = 0.0
     try:
         while not stop.is_set():
-            if poller.poll(100):
+            if poller.poll(fixed.ALERT_POLL_MS):
                 for _ in range(fixed.ALERT_BATCH):
                     try:
                         parts = sub.recv_multipart(zmq.NOBLOCK)

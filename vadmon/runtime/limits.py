@@ -31,6 +31,7 @@ BEAT_SCORES_BUDGET = 6000
 BEAT_SCORES_MIN = 8
 
 # --- alerts ----------------------------------------------------------------------------------
+ALERT_POLL_MS = 100  # longest idle wait: event timers and the heartbeat tick at least this often
 ALERT_BATCH = 500  # messages taken per poll before the loop ticks (timers, heartbeat)
 ALERT_SUB_HWM = 10_000  # every camera's scores queue here while a tick writes the outbox
 ALERT_SUB_MAX_MSG_BYTES = 16 * MiB  # a preview JPEG is far below this
