@@ -1,8 +1,8 @@
 """Entry of the alerts process: ``python -m vadmon.alerts --config X``.
 
 The only alerts code that knows the config: it loads it, asks ``vadmon.settings`` for the
-settings (its endpoints included), and runs ``vadmon.alerts.process``. Every value comes from the config
-file (the schema holds the defaults).
+settings (its endpoints included), and runs ``vadmon.alerts.process``. Every value comes from
+the config file (the schema holds the defaults).
 """
 
 from __future__ import annotations

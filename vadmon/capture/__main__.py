@@ -2,9 +2,9 @@
 
 The monitor's supervisor starts one per enabled camera. This module is the only capture code
 that knows the config: it asks ``vadmon.settings`` for this camera's settings (its endpoints
-included), guards fd 2 against secrets, and runs ``vadmon.capture.process``. Every value comes from the
-config file (the schema holds the defaults), so a capture started by hand behaves exactly like
-one started by ``vadmon run``.
+included), guards fd 2 against secrets, and runs ``vadmon.capture.process``. Every value comes
+from the config file (the schema holds the defaults), so a capture started by hand behaves
+exactly like one started by ``vadmon run``.
 """
 
 from __future__ import annotations
