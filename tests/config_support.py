@@ -52,7 +52,9 @@ _Dumper.add_multi_representer(PurePath, lambda dumper, p: dumper.represent_str(s
 
 def write_config_file(path: Path, config: dict[str, Any]) -> Path:
     """The one way a test writes a monitor config: ``config`` (built as data by whichever
-    helper) as block YAML at ``path``, keys in the order given; returns ``path``."""
+    helper) as block YAML at ``path`` (its folder made), keys in the order given; returns
+    ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.dump(config, Dumper=_Dumper, sort_keys=False))
     return path
 

@@ -89,7 +89,8 @@ def test_camera_limit_is_one_line_from_config_check(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(lines) == 1 and f"2000 cameras; one monitor runs at most {MAX_CAMERAS}" in lines[0]
-    assert f"{path}:2 (cameras)" in lines[0]
+    line = path.read_text().splitlines().index("cameras:") + 1
+    assert f"{path}:{line} (cameras)" in lines[0]
 
 
 def test_janitor_takes_more_targets_than_argv_could_hold(subprocess_env: dict[str, str]) -> None:
