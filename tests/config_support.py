@@ -8,8 +8,10 @@ low threshold, writes that into a config: the same path a real ``vadmon run`` ta
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 import uuid
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -41,17 +43,44 @@ def config_dict(directory: Path, **overrides: Any) -> dict[str, Any]:
     return deep_merge(base, overrides)
 
 
-def write_config(directory: Path, name: str = "config.yaml", **overrides: Any) -> Path:
-    """``config_dict`` written as YAML to ``directory/name``; returns the path."""
-    path = directory / name
-    path.write_text(yaml.safe_dump(config_dict(directory, **overrides), sort_keys=False))
+class _Dumper(yaml.SafeDumper):
+    """Paths written as the strings the schema reads."""
+
+
+_Dumper.add_multi_representer(PurePath, lambda dumper, p: dumper.represent_str(str(p)))
+
+
+def write_config_file(path: Path, config: dict[str, Any]) -> Path:
+    """The one way a test writes a monitor config: ``config`` (built as data by whichever
+    helper) as block YAML at ``path`` (its folder made), keys in the order given; returns
+    ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.dump(config, Dumper=_Dumper, sort_keys=False))
     return path
+
+
+def rewrite_config(path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """Change a written config as data (never by editing its text) and write it again."""
+    config = yaml.safe_load(path.read_text())
+    change(config)
+    return write_config_file(path, config)
+
+
+def yaml_part(text: str) -> dict[str, Any]:
+    """A helper's YAML fragment (indented as it would sit in the file, or a flow mapping) as
+    the mapping to deep-merge into its config; empty text: nothing."""
+    return yaml.safe_load(textwrap.dedent(text)) or {}
+
+
+def write_config(directory: Path, name: str = "config.yaml", **overrides: Any) -> Path:
+    """``config_dict`` written to ``directory/name``; returns the path."""
+    return write_config_file(directory / name, config_dict(directory, **overrides))
 
 
 def monitor_config(directory: Path = Path("/nonexistent"), **overrides: Any) -> MonitorConfig:
     """The validated config ``write_config`` would write, loaded the way processes load it
     (nothing written: for tests that only need settings built from it)."""
-    text = yaml.safe_dump(config_dict(directory, **overrides))
+    text = yaml.dump(config_dict(directory, **overrides), Dumper=_Dumper)
     return load_config_text(text, "<test config>", env={})
 
 

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import cv2
 import pytest
+from config_support import write_config_file
 from conftest import require_tool
+
+from vadmon.config import deep_merge
 
 
 def write_flash_video(path: Path, vtest: Path, frames: int = 300, flash=(100, 160)) -> Path:
@@ -54,50 +57,39 @@ def tmux():
 
 
 def monitor_config(
-    tmp: Path, rtsp_url: str, flash_video: Path, ckpt: Path, hook_url: str, secret: str
+    tmp: Path,
+    rtsp_url: str,
+    flash_video: Path,
+    ckpt: Path,
+    hook_url: str,
+    secret: str,
+    overrides: dict | None = None,
 ) -> Path:
-    cfg = tmp / "monitor.yaml"
-    cfg.write_text(
-        f"""
-instance: e2e{time.time_ns() % 10**6}
-defaults:
-  stall_timeout_s: 3
-  open_timeout_s: 5
-  read_timeout_s: 3
-  backoff_initial_s: 0.5
-  backoff_max_s: 2
-  preview: {{fps: 5, max_width: 320}}
-  alerts:
-    threshold: 0.6
-    min_duration_s: 1.0
-    cutoff_s: 2.0
-    cooldown_s: 60
-    pre_capture_s: 2
-    post_capture_s: 2
-cameras:
-  lobby:
-    source: "{rtsp_url}"
-  door:
-    source: "{flash_video}"
-    loop: true
-model:
-  mode: vadclip
-  checkpoint: {ckpt}
-  window: 64
-  batch_wait_ms: 10
-webhooks:
-  - name: receiver
-    url: {hook_url}
-    secret: "${{HOOK_SECRET}}"
-    allow_private: true
-    timeout_s: 5
-storage:
-  dir: {tmp / "data"}
-transport:
-  ipc_dir: {tmp / "ipc"}
-dashboard:
-  enabled: true
-  refresh_hz: 2
-"""
-    )
-    return cfg
+    """Cameras ``lobby`` (RTSP) and ``door`` (the flash video, looped), one webhook signed with
+    ``${HOOK_SECRET}``, the dashboard on; ``overrides`` deep-merge last."""
+    alerts = {"threshold": 0.6, "min_duration_s": 1.0, "cutoff_s": 2.0, "cooldown_s": 60,
+              "pre_capture_s": 2, "post_capture_s": 2}  # fmt: skip
+    hook = {"name": "receiver", "url": hook_url, "secret": "${HOOK_SECRET}",
+            "allow_private": True, "timeout_s": 5}  # fmt: skip
+    config = {
+        "instance": f"e2e{time.time_ns() % 10**6}",
+        "defaults": {
+            "stall_timeout_s": 3,
+            "open_timeout_s": 5,
+            "read_timeout_s": 3,
+            "backoff_initial_s": 0.5,
+            "backoff_max_s": 2,
+            "preview": {"fps": 5, "max_width": 320},
+            "alerts": alerts,
+        },
+        "cameras": {
+            "lobby": {"source": rtsp_url},
+            "door": {"source": str(flash_video), "loop": True},
+        },
+        "model": {"mode": "vadclip", "checkpoint": ckpt, "window": 64, "batch_wait_ms": 10},
+        "webhooks": [hook],
+        "storage": {"dir": tmp / "data"},
+        "transport": {"ipc_dir": tmp / "ipc"},
+        "dashboard": {"enabled": True, "refresh_hz": 2},
+    }
+    return write_config_file(tmp / "monitor.yaml", deep_merge(config, overrides or {}))

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from config_support import write_config_file, yaml_part
 
 from vadmon.alerts.process import AlertPipeline
 from vadmon.alerts.signing import generate_secret
-from vadmon.config import load_config
+from vadmon.config import deep_merge, load_config
 from vadmon.runtime.messages import PreviewFrame, ScoreMessage
 from vadmon.settings import alert_settings
 
@@ -22,26 +23,32 @@ CLASSES = ["normal", "fighting", "explosion", "arson"]
 SECRET = generate_secret()
 
 
-def write_config(tmp_path: Path, extra: str = "", webhook: str | None = None) -> Path:
-    hook = ""
+def write_config(
+    tmp_path: Path, extra: str = "", webhook: str | None = None, overrides: dict | None = None
+) -> Path:
+    """Camera ``door`` (synthetic) with fast alert timing; ``extra``: top-level YAML, ``webhook``:
+    one receiver signed with ``SECRET``; ``overrides`` deep-merge last."""
+    config: dict = {
+        "instance": "explain-test",
+        "defaults": {
+            "alerts": {
+                "threshold": 0.6,
+                "min_duration_s": 1.0,
+                "cutoff_s": 2.0,
+                "cooldown_s": 10,
+                "pre_capture_s": 1,
+                "post_capture_s": 1,
+            }
+        },
+        "cameras": {"door": {"source": "synthetic:w=64&h=48&fps=10"}},
+        "model": {"mode": "vadclip", "checkpoint": "model.pt"},
+        "storage": {"dir": tmp_path / "data"},
+    }
     if webhook:
-        hook = (
-            f"webhooks:\n  - name: rx\n    url: {webhook}\n    secret: {SECRET}\n"
-            "    allow_private: true\n"
-        )
-    text = f"""\
-instance: explain-test
-defaults:
-  alerts: {{threshold: 0.6, min_duration_s: 1.0, cutoff_s: 2.0, cooldown_s: 10,
-            pre_capture_s: 1, post_capture_s: 1}}
-cameras:
-  door: {{source: "synthetic:w=64&h=48&fps=10"}}
-model: {{mode: vadclip, checkpoint: model.pt}}
-storage: {{dir: {tmp_path / "data"}}}
-{hook}{extra}"""
-    path = tmp_path / "monitor.yaml"
-    path.write_text(text)
-    return path
+        hook = {"name": "rx", "url": webhook, "secret": SECRET, "allow_private": True}
+        config["webhooks"] = [hook]
+    config = deep_merge(deep_merge(config, yaml_part(extra)), overrides or {})
+    return write_config_file(tmp_path / "monitor.yaml", config)
 
 
 def pipeline(config: Path) -> AlertPipeline:

@@ -14,10 +14,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import zmq
 from capture_support import rss_kib, wait_for  # noqa: F401  (re-exported for the soak tests)
+from config_support import write_config_file, yaml_part
 
+from vadmon.config import deep_merge
 from vadmon.runtime.heartbeat import Heartbeat, decode_published
 from vadmon.runtime.messages import MessageError, ScoreMessage
 from vadmon.runtime.status_schema import CaptureStatus
@@ -99,49 +102,49 @@ def write_config(
     storage: str = "",
     alerts: str = "threshold: 0.6, min_duration_s: 1.0, cutoff_s: 2.0, cooldown_s: 5",
     lookahead: int = 0,
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
     """A monitor config: fast reconnects, small timeouts, the demo model, each snippet scored
     as it arrives (lookahead 0: these tests time faults; the e2e and demo tests run the shipped
-    default)."""
+    default). The string arguments are YAML fragments of their sections (``extra``: top level;
+    ``alerts``: the defaults' alerts mapping without braces); ``overrides`` deep-merge last."""
     instance = instance or f"t{uuid.uuid4().hex[:10]}"
     ipc = ipc or short_dir() / "ipc"
-    cams = "\n".join(
-        f'  {name}:\n    source: "{src}"\n{camera_extra}' for name, src in cameras.items()
-    )
-    path.write_text(
-        f"""instance: {instance}
-defaults:
-  loop: true
-  stall_timeout_s: 3
-  open_timeout_s: 3
-  read_timeout_s: 2
-  backoff_initial_s: 0.3
-  backoff_max_s: 2
-  preview: {{fps: 5, max_width: 320}}
-  alerts: {{{alerts}, pre_capture_s: 1, post_capture_s: 1}}
-cameras:
-{cams}
-model:
-  mode: vadclip
-  checkpoint: {checkpoint}
-  window: 64
-  batch_wait_ms: 10
-  lookahead: {lookahead}
-storage:
-  dir: {path.parent / ("data-" + instance)}
-{storage}
-transport:
-  ipc_dir: {ipc}
-{transport}
-supervisor:
-  restart_backoff_initial_s: 0.5
-  restart_backoff_max_s: 2
-  shutdown_deadline_s: 8
-{supervisor}
-{extra}
-"""
-    )
-    return path
+    config = {
+        "instance": instance,
+        "defaults": {
+            "loop": True,
+            "stall_timeout_s": 3,
+            "open_timeout_s": 3,
+            "read_timeout_s": 2,
+            "backoff_initial_s": 0.3,
+            "backoff_max_s": 2,
+            "preview": {"fps": 5, "max_width": 320},
+            "alerts": {**yaml_part(f"{{{alerts}}}"), "pre_capture_s": 1, "post_capture_s": 1},
+        },
+        "cameras": {
+            name: {"source": src, **yaml_part(camera_extra)} for name, src in cameras.items()
+        },
+        "model": {
+            "mode": "vadclip",
+            "checkpoint": checkpoint,
+            "window": 64,
+            "batch_wait_ms": 10,
+            "lookahead": lookahead,
+        },
+        "storage": {"dir": path.parent / ("data-" + instance)},
+        "transport": {"ipc_dir": ipc},
+        "supervisor": {
+            "restart_backoff_initial_s": 0.5,
+            "restart_backoff_max_s": 2,
+            "shutdown_deadline_s": 8,
+        },
+    }
+    parts = {"storage": storage, "transport": transport, "supervisor": supervisor}
+    for section, text in parts.items():
+        config = deep_merge(config, {section: yaml_part(text)})
+    config = deep_merge(deep_merge(config, yaml_part(extra)), overrides or {})
+    return write_config_file(path, config)
 
 
 @dataclass

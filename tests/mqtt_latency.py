@@ -29,7 +29,7 @@ from vadmon.alerts.process import run_alerts  # noqa: E402
 from vadmon.config import load_config  # noqa: E402
 from vadmon.runtime.messages import ScoreMessage  # noqa: E402
 from vadmon.runtime.transport import ipc_dir  # noqa: E402
-from vadmon.settings import alert_settings, preview_endpoints, score_endpoint  # noqa: E402
+from vadmon.settings import alert_settings, score_endpoint  # noqa: E402
 
 CLASSES = ["normal", "fighting", "explosion"]
 
@@ -64,7 +64,7 @@ def main() -> None:
     stop = threading.Event()
     loop = threading.Thread(
         target=run_alerts,
-        args=(alert_settings(cfg), score_endpoint(cfg), preview_endpoints(cfg), stop),
+        args=(alert_settings(cfg), stop),
     )
     loop.start()
     assert pub.poll(20_000) and pub.recv().startswith(b"\x01"), "alert loop never subscribed"

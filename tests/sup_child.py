@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from vadmon.runtime.heartbeat import HeartbeatSender, report_fatal
+from vadmon.runtime.zmq_context import close_process_context
 
 
 def main() -> int:
@@ -44,4 +45,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    finally:
+        close_process_context()  # what runtime/entry does: the fatal report leaves first
+    sys.exit(code)

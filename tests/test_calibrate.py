@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from calibrate_support import DT, normal_stream
-from config_support import event_settings
+from config_support import event_settings, rewrite_config
 from explain_support import score, write_config
 
 from vadmon.alerts.calibrate import DAY_S, choose, curve, footage_seconds, thresholds_grid
@@ -144,14 +144,13 @@ def test_calibrate_from_a_real_video_with_the_monitor_pipeline(
 
     weights = tmp_path / "tiny-clip.pt"
     torch.save(create_clip("vadmon-tiny").state_dict(), weights)
-    config = write_config(tmp_path)
-    model = (
-        f"model: {{mode: zeroshot, clip_arch: vadmon-tiny, clip_pretrained: {weights}, "
-        "class_names: [normal, fighting, explosion]}"
-    )
-    config.write_text(
-        config.read_text().replace("model: {mode: vadclip, checkpoint: model.pt}", model)
-    )
+    model = {
+        "mode": "zeroshot",
+        "clip_arch": "vadmon-tiny",
+        "clip_pretrained": str(weights),
+        "class_names": ["normal", "fighting", "explosion"],
+    }
+    config = rewrite_config(write_config(tmp_path), lambda c: c.update(model=model))
     out = run_cli(
         subprocess_env,
         "calibrate",

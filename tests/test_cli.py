@@ -6,11 +6,12 @@ import argparse
 import re
 
 import pytest
+from config_support import write_config_file
 
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.signing import decode_secret
 from vadmon.cli import build_parser, main
-from vadmon.config import load_config_text
+from vadmon.config import load_config, load_config_text
 from vadmon.config.load import ConfigErrors
 
 REPO_README = "README.md"
@@ -60,13 +61,13 @@ def write_events(path, n: int) -> None:
 
 def test_events_finds_the_outbox_through_the_config(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("VADMON_DB", raising=False)
-    config = tmp_path / "m.yaml"
-    config.write_text(
-        f'cameras:\n  a: {{source: "synthetic:"}}\nmodel: {{mode: zeroshot, clip_pretrained: openai}}\n'
-        f"storage: {{dir: {tmp_path / 'store'}}}\n"
-    )
+    config = write_config_file(tmp_path / "m.yaml", {
+        "cameras": {"a": {"source": "synthetic:"}},
+        "model": {"mode": "zeroshot", "clip_pretrained": "openai"},
+        "storage": {"dir": tmp_path / "store"},
+    })  # fmt: skip
     (tmp_path / "store").mkdir()
-    write_events(load_config_text(config.read_text()).storage.outbox_db, 3)
+    write_events(load_config(config).storage.outbox_db, 3)
     code, out, err = run_cli(capsys, "events", "--config", str(config))
     assert code == 0, err
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["e2", "e1", "e0"]

@@ -465,7 +465,6 @@ def process_view(cfg: MonitorConfig) -> str:
     from vadmon.monitor import child_specs
     from vadmon.settings import (
         alert_settings,
-        camera_endpoints,
         capture_settings,
         inference_settings,
     )
@@ -473,8 +472,7 @@ def process_view(cfg: MonitorConfig) -> str:
 
     cams = cfg.enabled_cameras()
     parts = [
-        [capture_settings(cfg, c) for c in cams],
-        [camera_endpoints(cfg, c) for c in cams],
+        [capture_settings(cfg, c) for c in cams],  # their endpoints included
         inference_settings(cfg),
         inference_threads(cfg.model.threads),
         alert_settings(cfg),

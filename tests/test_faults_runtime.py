@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import zmq
 
+from tests.config_support import rewrite_config, write_config_file
 from tests.monitor_support import REPO, Monitor, alive, short_dir, wait_for, write_config
 from tests.supervisor_support import child, drive, pids
 from vadmon.alerts.outbox import Outbox
@@ -80,15 +81,16 @@ def test_monitor_refuses_a_user_file_at_a_socket_path(
 
 
 def test_camera_limit_is_one_line_from_config_check(tmp_path: Path) -> None:
-    cams = "".join(f"  c{i}: {{source: 'synthetic:'}}\n" for i in range(2_000))
-    path = tmp_path / "many.yaml"
-    path.write_text(f"model: {{mode: vadclip, checkpoint: x.pt}}\ncameras:\n{cams}")
+    cams = {f"c{i}": {"source": "synthetic:"} for i in range(2_000)}
+    config = {"model": {"mode": "vadclip", "checkpoint": "x.pt"}, "cameras": cams}
+    path = write_config_file(tmp_path / "many.yaml", config)
     argv = [sys.executable, "-m", "vadmon", "config", "check", str(path)]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(lines) == 1 and f"2000 cameras; one monitor runs at most {MAX_CAMERAS}" in lines[0]
-    assert f"{path}:2 (cameras)" in lines[0]
+    line = path.read_text().splitlines().index("cameras:") + 1
+    assert f"{path}:{line} (cameras)" in lines[0]
 
 
 def test_janitor_takes_more_targets_than_argv_could_hold(subprocess_env: dict[str, str]) -> None:
@@ -125,9 +127,6 @@ def test_second_monitor_on_the_same_storage_dir_is_refused(
     storage = f"  dir: {tmp_path / 'shared-storage'}"
     first_cfg = write_config(tmp_path / "a.yaml", CAMERA, demo_checkpoint, storage=storage)
     second_cfg = write_config(tmp_path / "b.yaml", CAMERA, demo_checkpoint, storage=storage)
-    for cfg in (first_cfg, second_cfg):  # write_config's own storage line comes first: drop it
-        text = cfg.read_text().splitlines()
-        cfg.write_text("\n".join(t for t in text if not t.startswith("  dir: ") or "shared" in t))
     first = Monitor(first_cfg, subprocess_env).start()
     try:
         first.child("alerts")
@@ -219,9 +218,8 @@ def test_next_start_clears_what_a_dead_earlier_run_left(
     tmp_path: Path, demo_checkpoint: Path, subprocess_env: dict[str, str]
 ) -> None:
     config = write_config(tmp_path / "c.yaml", CAMERA, demo_checkpoint)
-    text = config.read_text().splitlines()  # the default ipc folder (vadmon's own)
-    kept = ("  ipc_dir: /dev/null/x" if "ipc_dir:" in t else t for t in text)
-    config.write_text("\n".join(kept).replace("  ipc_dir: /dev/null/x", "  hwm: 1000") + "\n")
+    # the default ipc folder (vadmon's own)
+    rewrite_config(config, lambda c: c.update(transport={"hwm": 1000}))
     cfg = load_config(config)
     ipc = cfg.ipc_dir()
     ipc.mkdir(mode=0o700)

@@ -69,13 +69,12 @@ def write_config(tmp: Path, flash: Path, ckpt: Path, hook_url: str, metrics_port
     """The end-to-end test's monitor, with camera 'lobby' at an RTSP port nobody serves (every
     attempt is refused and logged), a short cooldown (several events) and /metrics on."""
     refused = f"rtsp://viewer:hunter2@127.0.0.1:{free_port()}/stream"
-    cfg = monitor_config(tmp, refused, flash, ckpt, hook_url, "unused")
-    text = cfg.read_text().replace("cooldown_s: 60", "cooldown_s: 2")
-    text = text.replace("backoff_max_s: 2", "backoff_max_s: 1").replace(
-        "refresh_hz: 2", "refresh_hz: 4"
-    )
-    cfg.write_text(text + f"metrics:\n  prometheus_port: {metrics_port}\n")
-    return cfg
+    faster = {
+        "defaults": {"alerts": {"cooldown_s": 2}, "backoff_max_s": 1},
+        "dashboard": {"refresh_hz": 4},
+        "metrics": {"prometheus_port": metrics_port},
+    }
+    return monitor_config(tmp, refused, flash, ckpt, hook_url, "unused", faster)
 
 
 def scrape(port: int) -> dict[str, dict[tuple, float]]:

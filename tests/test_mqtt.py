@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from config_support import rewrite_config, write_config_file, yaml_part
 from explain_support import SECRET, drive, feed_event, pipeline, score
 from mqtt_support import Broker, Watcher, make_tls, mqtt_section, wait_until
 from webhook_receiver import Receiver
@@ -28,21 +29,20 @@ EVENTS = "vadmon/events"
 
 
 def config(tmp_path: Path, mqtt: str, cameras=("door",), webhook: str | None = None) -> Path:
-    cams = "".join(f'  {c}: {{source: "synthetic:w=64&h=48&fps=10"}}\n' for c in cameras)
-    hook = ""
+    """Synthetic ``cameras``, no cooldown; ``mqtt``: the ``mqtt:`` YAML (``mqtt_section``)."""
+    alerts = {"threshold": 0.6, "min_duration_s": 1.0, "cutoff_s": 2.0, "cooldown_s": 0,
+              "pre_capture_s": 1, "post_capture_s": 1}  # fmt: skip
+    config = {
+        "instance": "mqtt-test",
+        "defaults": {"alerts": alerts},
+        "cameras": {c: {"source": "synthetic:w=64&h=48&fps=10"} for c in cameras},
+        "model": {"mode": "vadclip", "checkpoint": "model.pt"},
+        "storage": {"dir": tmp_path / "data"},
+    }
     if webhook:
-        hook = (f"webhooks:\n  - name: rx\n    url: {webhook}\n    secret: {SECRET}\n"
-                "    allow_private: true\n    backoff_initial_s: 0.2\n")  # fmt: skip
-    text = (
-        "instance: mqtt-test\n"
-        "defaults:\n  alerts: {threshold: 0.6, min_duration_s: 1.0, cutoff_s: 2.0,"
-        " cooldown_s: 0, pre_capture_s: 1, post_capture_s: 1}\n"
-        f"cameras:\n{cams}model: {{mode: vadclip, checkpoint: model.pt}}\n"
-        f"storage: {{dir: {tmp_path / 'data'}}}\n{hook}{mqtt}"
-    )
-    path = tmp_path / "monitor.yaml"
-    path.write_text(text)
-    return path
+        config["webhooks"] = [{"name": "rx", "url": webhook, "secret": SECRET,
+                               "allow_private": True, "backoff_initial_s": 0.2}]  # fmt: skip
+    return write_config_file(tmp_path / "monitor.yaml", {**config, **yaml_part(mqtt)})
 
 
 def event_types(watcher: Watcher) -> list[tuple[str, str]]:
@@ -408,9 +408,7 @@ def test_provisional_and_withdrawn_on_the_events_topic(tmp_path, broker, watcher
     (confirmed), then a provisional the final scores withdraw; only the confirmed one touches
     the camera's event entity."""
     path = config(tmp_path, mqtt_section(broker.url))
-    path.write_text(
-        path.read_text().replace(" cooldown_s: 0,", " cooldown_s: 0, provisional: {enabled: true},")
-    )
+    rewrite_config(path, lambda c: c["defaults"]["alerts"].update(provisional={"enabled": True}))
     pipe = pipeline(path)
     try:
         t0 = time.time() - 30

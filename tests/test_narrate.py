@@ -6,6 +6,7 @@ import time
 
 import pytest
 from chat_server import REPLY, ChatServer
+from config_support import rewrite_config
 from explain_support import SECRET, drive, feed_event, pipeline, write_config
 from webhook_receiver import Receiver
 
@@ -62,7 +63,7 @@ def test_model_tokens_and_keyframes_come_from_the_config(tmp_path, monkeypatch):
     monkeypatch.setenv("NARRATE_KEY", "")
     with ChatServer("answer") as chat, Receiver([SECRET]) as rx:
         config = narrate_config(tmp_path, rx.url, chat.url, keyframes=0, max_tokens=50)
-        config.write_text(config.read_text().replace("model: llava", "model: qwen2.5-vl"))
+        rewrite_config(config, lambda c: c["explain"]["narrate"].update(model="qwen2.5-vl"))
         pipe = pipeline(config)
         try:
             feed_event(pipe, time.time() - 20, range(5, 15))

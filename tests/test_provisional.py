@@ -240,10 +240,8 @@ def test_monitor_sends_a_provisional_before_its_start_and_withdraws_one(
             ipc=short_dir() / "ipc", extra=_webhooks(rx.url), lookahead=2,
             alerts="threshold: 0.6, min_duration_s: 1.0, cutoff_s: 1.0, cooldown_s: 1, "
             "provisional: {enabled: true}",
+            overrides={"cameras": {"slow": {"alerts": {"min_duration_s": 60}}}},
         )  # fmt: skip
-        text = cfg.read_text()
-        slow = f'  slow:\n    source: "{flashes}"\n'
-        cfg.write_text(text.replace(slow, slow + "    alerts: {min_duration_s: 60}\n"))
 
         def by(kind: str, camera: str) -> list:
             return [r for r in rx.verified() if r.json["type"] == f"vadmon.event.{kind}"

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import cv2
 import pytest
 from capture_support import RtspServer, wait_for
+from config_support import rewrite_config
 from monitor_support import (
     REPO,
     Listener,
@@ -330,9 +331,8 @@ def one_error_line(code: int, text: str, expected: str) -> None:
 
 def test_bad_config_key_and_missing_file(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     cfg = write_config(tmp_path / "m.yaml", {"cam": SOURCE}, tmp_path / "x.pt")
-    text = cfg.read_text().replace("  stall_timeout_s: 3", "  stall_timout_s: 3")
-    cfg.write_text(text)
-    line = text.splitlines().index("  stall_timout_s: 3") + 1
+    typo = lambda c: c["defaults"].update(stall_timout_s=c["defaults"].pop("stall_timeout_s"))  # noqa: E731
+    line = rewrite_config(cfg, typo).read_text().splitlines().index("  stall_timout_s: 3") + 1
     code, out = run_cli(["-m", "vadmon", "run", "--config", str(cfg)], subprocess_env)
     one_error_line(code, out, "unknown key 'stall_timout_s'")
     assert f"m.yaml:{line}" in out and "did you mean 'stall_timeout_s'" in out
@@ -340,11 +340,7 @@ def test_bad_config_key_and_missing_file(tmp_path: Path, subprocess_env: dict[st
     one_error_line(code, out, "config file not found")
 
 
-ZEROSHOT = """model:
-  mode: zeroshot
-  clip_arch: {arch}
-  clip_pretrained: openai
-"""
+ZEROSHOT = {"mode": "zeroshot", "clip_pretrained": "openai"}
 
 
 @pytest.mark.slow
@@ -359,10 +355,7 @@ def test_unknown_clip_or_no_weights_offline(
     tmp_path: Path, subprocess_env: dict[str, str], arch: str, expected: str
 ) -> None:
     cfg = write_config(tmp_path / "m.yaml", {"cam": SOURCE}, tmp_path / "x.pt")
-    text = cfg.read_text()
-    start = text.index("model:")
-    end = text.index("storage:")
-    cfg.write_text(text[:start] + ZEROSHOT.format(arch=arch) + text[end:])
+    rewrite_config(cfg, lambda c: c.update(model={**ZEROSHOT, "clip_arch": arch}))
     hf_home = tmp_path / "hf"  # an empty cache: nothing to find offline
     env = {**subprocess_env, "HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home)}
     code, out = run_cli(["-m", "vadmon", "run", "--config", str(cfg), "--no-dashboard"], env)

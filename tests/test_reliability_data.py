@@ -49,9 +49,9 @@ def test_ipc_dir_that_existed_survives_stop_and_sigkill(
     keep.write_text("precious")
     name = f"t{uuid.uuid4().hex[:10]}"
     cfg = write_config(
-        tmp_path / "m.yaml", {"cam1": SOURCE}, demo_checkpoint, instance=name, ipc=folder
-    )
-    cfg.write_text(cfg.read_text().replace(f"dir: {tmp_path / ('data-' + name)}", f"dir: {folder}"))
+        tmp_path / "m.yaml", {"cam1": SOURCE}, demo_checkpoint, instance=name, ipc=folder,
+        overrides={"storage": {"dir": folder}},
+    )  # fmt: skip
     assert load_config(cfg).storage.dir == folder
     marker = uuid.uuid4().hex
     env = {**subprocess_env, "VADMON_TEST_MARK": marker}
@@ -239,9 +239,8 @@ def test_read_only_storage_is_one_line_naming_the_path(
         pytest.skip("cannot mount a read-only tmpfs (not root)")
     try:
         ipc = short_dir() / "ipc"
-        cfg = write_config(tmp_path / "m.yaml", {"cam": SOURCE}, demo_checkpoint, ipc=ipc)
-        name = load_config(cfg).storage.dir.name
-        cfg.write_text(cfg.read_text().replace(f"dir: {tmp_path / name}", f"dir: {store / 'data'}"))
+        cfg = write_config(tmp_path / "m.yaml", {"cam": SOURCE}, demo_checkpoint, ipc=ipc,
+                           overrides={"storage": {"dir": store / "data"}})  # fmt: skip
         code, lines = cli(["run", "--config", str(cfg), "--no-dashboard"], subprocess_env)
         assert code == 2 and len(lines) == 1, lines
         assert "storage directory is not writable (Read-only file system)" in lines[0], lines

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
+from config_support import write_config_file
 from explain_support import drive, feed_event, pipeline, score, write_config
 
 from vadmon.alerts.outbox import Outbox
@@ -72,8 +74,9 @@ def test_replay_reproduces_the_recorded_run_exactly(tmp_path, subprocess_env):
 
 def test_replay_with_other_settings_shows_what_would_have_fired(tmp_path, subprocess_env):
     config, _ = record_run(tmp_path)
-    stricter = config.read_text().replace("threshold: 0.6", "threshold: 0.92")
-    (tmp_path / "strict.yaml").write_text(stricter)
+    stricter = yaml.safe_load(config.read_text())
+    stricter["defaults"]["alerts"]["threshold"] = 0.92
+    write_config_file(tmp_path / "strict.yaml", stricter)
     out = run_cli(subprocess_env, "replay", "--config", str(tmp_path / "strict.yaml"))
     assert out.returncode == 0, out.stderr
     assert "2 event(s)" in out.stdout  # yard peaks at 0.9: no longer an event

@@ -306,3 +306,30 @@ def test_push_without_peer_drops_and_counts(ctx: zmq.Context, sock_dir: Path) ->
         assert not send_message(sock, status(n), stats=stats)
     assert stats.dropped == 5 and stats.sent == 0
     sock.close(linger=0)
+
+
+def test_the_process_context_closes_what_is_left_open_without_hanging(
+    sock_dir: Path, subprocess_env: dict[str, str]
+) -> None:
+    """runtime/zmq_context: one context per process; at exit a socket someone left open with an
+    unsendable message (LINGER -1 would block a plain term forever) is closed with the bounded
+    linger, and a later ``process_context()`` starts afresh."""
+    script = textwrap.dedent(f"""
+        import time, zmq
+        from vadmon.runtime.zmq_context import close_process_context, process_context
+        ctx = process_context()
+        assert process_context() is ctx
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, -1)
+        push.connect("ipc://{sock_dir}/nobody.sock")
+        push.send(b"never taken", zmq.NOBLOCK)
+        t0 = time.monotonic()
+        close_process_context()
+        print(round(time.monotonic() - t0, 3), push.closed, ctx.closed, process_context() is ctx)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], env=subprocess_env, capture_output=True,
+                         text=True, timeout=30)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    took, *flags = out.stdout.split()
+    assert flags == ["True", "True", "False"]
+    assert float(took) < 2.0  # the 200 ms linger, with slack for a loaded machine

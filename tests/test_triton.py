@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from capture_support import wait_for
+from config_support import yaml_part
 from conftest import require_triton
 from google.protobuf import text_format
 from monitor_support import Monitor, short_dir, write_config
@@ -53,13 +54,9 @@ def clip_of(ckpt: Path) -> torch.nn.Module:
 
 def monitor_yaml(path: Path, ckpt: Path, cams: dict[str, str], model: str, url: str, **kw) -> Path:
     """A tests/monitor_support config whose model section sends the tower to Triton."""
-    write_config(path, cams, ckpt, **kw)
-    enc = ENCODER.format(url=url, model=model)
-    text = path.read_text().replace(
-        "  lookahead: 0\n", f"  lookahead: 0\n  snippet_frames: 8\n  encoder: {enc}\n"
-    )
-    path.write_text(text)
-    return path
+    encoder = yaml_part(ENCODER.format(url=url, model=model))
+    model_part = {"model": {"snippet_frames": 8, "encoder": encoder}}
+    return write_config(path, cams, ckpt, overrides=model_part, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -53,8 +53,7 @@ def test_payloads_carry_signed_links_text_instance_and_an_embedded_snapshot(tmp_
 
 def test_without_the_web_process_alerts_have_text_and_instance_but_no_links(tmp_path: Path) -> None:
     with Receiver([SECRET]) as rx:
-        cfg = web_config(tmp_path, hooks=hooks(rx.url))
-        cfg.write_text(cfg.read_text().replace("  enabled: true\n", "  enabled: false\n"))
+        cfg = web_config(tmp_path, hooks=hooks(rx.url), overrides={"web": {"enabled": False}})
         make_events(cfg, ("door",))
         reqs = rx.wait_for(4, timeout=20, ok_only=True)
     for req in reqs:

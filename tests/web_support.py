@@ -17,10 +17,11 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+from config_support import write_config_file, yaml_part
 
 from vadmon.alerts.outbox import Outbox
 from vadmon.alerts.process import AlertPipeline
-from vadmon.config import MonitorConfig, load_config
+from vadmon.config import MonitorConfig, deep_merge, load_config
 from vadmon.runtime.messages import PreviewFrame, ScoreMessage
 from vadmon.settings import alert_settings
 
@@ -36,30 +37,36 @@ def free_port() -> int:
 
 
 def web_config(
-    tmp: Path, *, port: int | None = None, auth: bool = True, web: str = "", hooks: str = ""
+    tmp: Path,
+    *,
+    port: int | None = None,
+    auth: bool = True,
+    web: str = "",
+    hooks: str = "",
+    overrides: dict | None = None,
 ) -> Path:
-    """A monitor config whose web section listens on a free loopback port."""
+    """A monitor config whose web section listens on a free loopback port. ``web``: more of
+    the web section (YAML, indented as in the file); ``hooks``: top-level YAML (``webhooks:``);
+    ``overrides`` deep-merge last."""
     port = port or free_port()
-    auth_text = '{token: "${VADMON_WEB_TOKEN}"}' if auth else "{enabled: false}"
-    text = f"""\
-instance: webtest
-defaults:
-  alerts: {{threshold: 0.6, min_duration_s: 1.0, cutoff_s: 1.0, cooldown_s: 0,
-            pre_capture_s: 1, post_capture_s: 1, smoothing: {{kind: none}}}}
-cameras:
-  door: {{source: "synthetic:w=64&h=48&fps=10"}}
-  yard: {{source: "synthetic:w=64&h=48&fps=10"}}
-model: {{mode: vadclip, checkpoint: model.pt}}
-storage: {{dir: {tmp / "data"}}}
-transport: {{ipc_dir: {tmp / "ipc"}}}
-web:
-  enabled: true
-  listen: 127.0.0.1:{port}
-  auth: {auth_text}
-{web}{hooks}"""
-    path = tmp / "monitor.yaml"
-    path.write_text(text)
-    return path
+    alerts = {"threshold": 0.6, "min_duration_s": 1.0, "cutoff_s": 1.0, "cooldown_s": 0,
+              "pre_capture_s": 1, "post_capture_s": 1, "smoothing": {"kind": "none"}}  # fmt: skip
+    section = {
+        "enabled": True,
+        "listen": f"127.0.0.1:{port}",
+        "auth": {"token": "${VADMON_WEB_TOKEN}"} if auth else {"enabled": False},
+    }
+    config = {
+        "instance": "webtest",
+        "defaults": {"alerts": alerts},
+        "cameras": {cam: {"source": "synthetic:w=64&h=48&fps=10"} for cam in ("door", "yard")},
+        "model": {"mode": "vadclip", "checkpoint": "model.pt"},
+        "storage": {"dir": tmp / "data"},
+        "transport": {"ipc_dir": tmp / "ipc"},
+        "web": deep_merge(section, yaml_part(web)),
+        **yaml_part(hooks),
+    }
+    return write_config_file(tmp / "monitor.yaml", deep_merge(config, overrides or {}))
 
 
 def env() -> dict[str, str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from config_support import write_config_file, yaml_part
+
 from vadmon.alerts.signing import generate_secret
-from vadmon.config import MonitorConfig, load_config_text
+from vadmon.config import MonitorConfig, load_config
 from vadmon.runtime.messages import ScoreMessage
 
 SECRET = generate_secret()
@@ -15,16 +17,19 @@ T0 = 1_700_000_000.0
 
 
 def config(tmp_path: Path, hooks: str, alerts: str = "") -> MonitorConfig:
-    text = f"""
-cameras:
-  lobby: {{source: "synthetic:", alerts: {{threshold: 0.5, min_duration_s: 1, cutoff_s: 1,
-          smoothing: {{kind: none}} {alerts}}}}}
-model: {{mode: vadclip, checkpoint: x.pt}}
-storage: {{dir: "{tmp_path / "data"}"}}
-webhooks:
-{hooks}
-"""
-    return load_config_text(text, "test.yaml", {"HOOK_SECRET": SECRET})
+    """Camera ``lobby`` without smoothing; ``hooks``: ``hook()`` lines (``${HOOK_SECRET}`` is
+    ``SECRET``); ``alerts``: more of lobby's alerts mapping, from a leading comma."""
+    lobby_alerts = "{threshold: 0.5, min_duration_s: 1, cutoff_s: 1, smoothing: {kind: none}"
+    config = {
+        "cameras": {
+            "lobby": {"source": "synthetic:", "alerts": yaml_part(lobby_alerts + alerts + "}")}
+        },
+        "model": {"mode": "vadclip", "checkpoint": "x.pt"},
+        "storage": {"dir": tmp_path / "data"},
+        **yaml_part("webhooks:\n" + hooks),
+    }
+    path = write_config_file(tmp_path / "test.yaml", config)
+    return load_config(path, {"HOOK_SECRET": SECRET})
 
 
 def hook(name: str, url: str, extra: str = "") -> str:

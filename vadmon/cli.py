@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vadmon {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        # the command's sockets are closed; its ZeroMQ context last, if it made one (a
+        # command that never touched ZeroMQ does not import it here just to find none)
+        made = sys.modules.get("vadmon.runtime.zmq_context")
+        if made is not None:
+            made.close_process_context()
 
 
 if __name__ == "__main__":

@@ -213,6 +213,7 @@ def capture_settings(cfg: MonitorConfig, camera: str) -> CaptureSettings:
         pub_hwm=CAPTURE_PUB_HWM,
         snippet_hwm=CAPTURE_SNIPPET_HWM,
         hold_snippets=CAPTURE_HOLD_SNIPPETS,
+        endpoints=camera_endpoints(cfg, camera),
     )
 
 
@@ -335,6 +336,8 @@ def alert_settings(cfg: MonitorConfig) -> AlertSettings:
         mqtt=mqtt_settings(cfg, NORMAL_LABEL),
         payload=payload_settings(cfg),
         provisional=provisional_settings(cfg),
+        score_endpoint=score_endpoint(cfg),
+        preview_endpoints=preview_endpoints(cfg),
     )
 
 

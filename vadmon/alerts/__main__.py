@@ -1,8 +1,8 @@
 """Entry of the alerts process: ``python -m vadmon.alerts --config X``.
 
 The only alerts code that knows the config: it loads it, asks ``vadmon.settings`` for the
-settings and endpoints, and runs ``vadmon.alerts.process``. Every value comes from the config
-file (the schema holds the defaults).
+settings (its endpoints included), and runs ``vadmon.alerts.process``. Every value comes from
+the config file (the schema holds the defaults).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import threading
 from vadmon.alerts.process import run_alerts
 from vadmon.config import MonitorConfig
 from vadmon.runtime.entry import process_main, process_parser
-from vadmon.settings import alert_settings, preview_endpoints, score_endpoint
+from vadmon.settings import alert_settings
 
 
 def start(cfg: MonitorConfig, args: argparse.Namespace, stop: threading.Event) -> int:
-    return run_alerts(alert_settings(cfg), score_endpoint(cfg), preview_endpoints(cfg), stop)
+    return run_alerts(alert_settings(cfg), stop)
 
 
 def main(argv: list[str] | None = None) -> int:

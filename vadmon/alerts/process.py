@@ -44,6 +44,7 @@ from vadmon.runtime.logs import fields
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage
 from vadmon.runtime.status_schema import AlertStatus, CaptureStatus
 from vadmon.runtime.transport import SocketLimits, subscriber
+from vadmon.runtime.zmq_context import process_context
 
 log = logging.getLogger("vadmon.alerts")
 SUB_LIMITS = SocketLimits(
@@ -78,6 +79,8 @@ class AlertSettings:
     mqtt: MqttSettings | None  # None: no MQTT (vadmon.alerts.mqtt_channel)
     payload: PayloadSettings  # links, text, instance, embedded snapshots
     provisional: dict[str, early.ProvisionalSettings]  # cameras with alerts.provisional on
+    score_endpoint: str  # inference's scores PUB
+    preview_endpoints: list[str]  # every camera's capture PUB (previews, status beats)
 
 
 @dataclass(frozen=True)
@@ -328,25 +331,20 @@ def open_subscriber(
     return sub
 
 
-def run_alerts(
-    settings: AlertSettings,
-    score_endpoint: str,
-    preview_endpoints: list[str],
-    stop: threading.Event,
-) -> int:
+def run_alerts(settings: AlertSettings, stop: threading.Event) -> int:
     """Run until ``stop`` (SIGTERM/SIGINT, ``runtime/entry``), then close open events, flush,
     and return 0."""
     pipeline = AlertPipeline(settings)
-    ctx = zmq.Context.instance()
-    sub = open_subscriber(ctx, score_endpoint, preview_endpoints)
+    ctx = process_context()
+    sub = open_subscriber(ctx, settings.score_endpoint, settings.preview_endpoints)
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
     pipeline.start()
-    heartbeat = HeartbeatSender.from_env(ctx)
+    heartbeat = HeartbeatSender.from_env()
     next_beat = 0.0
     try:
         while not stop.is_set():
-            if poller.poll(100):
+            if poller.poll(fixed.ALERT_POLL_MS):
                 for _ in range(fixed.ALERT_BATCH):
                     try:
                         parts = sub.recv_multipart(zmq.NOBLOCK)

@@ -34,6 +34,7 @@ from vadmon.runtime.heartbeat import Heartbeat, decode_published
 from vadmon.runtime.messages import MessageError, ScoreMessage
 from vadmon.runtime.status_schema import CaptureCounters, CaptureStatus
 from vadmon.runtime.transport import ipc_dir
+from vadmon.runtime.zmq_context import process_context
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,7 @@ class Listener:
     capture: dict[str, list[tuple[float, CaptureCounters]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.ctx = zmq.Context()
-        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub = process_context().socket(zmq.SUB)
         self.sub.setsockopt(zmq.LINGER, 0)
         self.sub.setsockopt(zmq.RCVHWM, 100_000)
         for topic in (b"score", b"status"):
@@ -94,7 +94,6 @@ class Listener:
 
     def close(self) -> None:
         self.sub.close(0)
-        self.ctx.term()
 
 
 @dataclass

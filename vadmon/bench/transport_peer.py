@@ -47,6 +47,7 @@ from vadmon.runtime.transport import (
     send_message,
     send_parts,
 )
+from vadmon.runtime.zmq_context import close_process_context, process_context
 
 CAMERA = "bench"
 RING_SLOTS = 32  # the config's default ring_slots
@@ -124,7 +125,7 @@ class Sender:
 
 
 def run_sender(args: argparse.Namespace) -> dict:
-    ctx = zmq.Context()
+    ctx = process_context()
     sock = None if args.mode == "memcpy" else pusher(ctx, args.endpoint, limits=LIMITS)
     sender = Sender(args.mode, sock, args.height, args.width)
     phases: list[SendPhase] = []
@@ -151,7 +152,6 @@ def run_sender(args: argparse.Namespace) -> dict:
         sender.close()
         if sock is not None:
             close_socket(sock, args.endpoint)
-        ctx.term()
     return {
         "mode": args.mode,
         "phases": [asdict(p) for p in phases],
@@ -213,7 +213,7 @@ class Receiver:
 
 
 def run_receiver(args: argparse.Namespace) -> dict:
-    ctx = zmq.Context()
+    ctx = process_context()
     sock = puller(ctx, args.endpoint, limits=LIMITS)
     recv = Receiver(args.mode)
     stats = RecvStats()
@@ -238,7 +238,6 @@ def run_receiver(args: argparse.Namespace) -> dict:
     finally:
         recv.close()
         close_socket(sock)
-        ctx.term()
     if not done:
         raise RuntimeError("no end-of-run message from the sender")
     return {
@@ -268,7 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run = run_sender if args.role == "sender" else run_receiver
-    print(json.dumps(run(args)), flush=True)
+    try:
+        print(json.dumps(run(args)), flush=True)
+    finally:
+        close_process_context()
     return 0
 
 

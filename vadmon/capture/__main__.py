@@ -1,10 +1,10 @@
 """Entry of the capture process: ``python -m vadmon.capture --config X --camera NAME``.
 
 The monitor's supervisor starts one per enabled camera. This module is the only capture code
-that knows the config: it asks ``vadmon.settings`` for this camera's settings and endpoints,
-guards fd 2 against secrets, and runs ``vadmon.capture.process``. Every value comes from the
-config file (the schema holds the defaults), so a capture started by hand behaves exactly like
-one started by ``vadmon run``.
+that knows the config: it asks ``vadmon.settings`` for this camera's settings (its endpoints
+included), guards fd 2 against secrets, and runs ``vadmon.capture.process``. Every value comes
+from the config file (the schema holds the defaults), so a capture started by hand behaves
+exactly like one started by ``vadmon run``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from vadmon.config import MonitorConfig
 from vadmon.redact import url_secrets
 from vadmon.runtime.entry import process_main, process_parser
 from vadmon.runtime.transport import ipc_dir
-from vadmon.settings import camera_endpoints, capture_settings
+from vadmon.settings import capture_settings
 
 log = logging.getLogger("vadmon.capture")
 
@@ -35,13 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def start(cfg: MonitorConfig, args: argparse.Namespace, stop: threading.Event) -> int:
     settings = capture_settings(cfg, args.camera)
-    endpoints = camera_endpoints(cfg, args.camera)
     # the exact ${ENV} values (raw and URL-encoded), not a password guessed from the URL
     scrubber = StderrScrubber([*cfg.secret_values(), *url_secrets(settings.source)])
     scrubber.install()
     try:
-        ipc_dir(Path(endpoints.publish.removeprefix("ipc://")).parent)
-        code = run_capture(settings, endpoints, stop)
+        ipc_dir(Path(settings.endpoints.publish.removeprefix("ipc://")).parent)
+        code = run_capture(settings, stop)
         log.info("camera %s: stopped", args.camera)
         return code
     finally:

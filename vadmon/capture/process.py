@@ -37,7 +37,6 @@ from vadmon.capture.frame import SourceReader
 from vadmon.capture.hold import SnippetHold
 from vadmon.capture.preview_link import LinkPreviews, downscaled
 from vadmon.capture.setup import (
-    CaptureEndpoints,
     CaptureSettings,
     build_source,
     open_source_description,
@@ -69,6 +68,7 @@ from vadmon.runtime.transport import (
     send_message,
     send_parts,
 )
+from vadmon.runtime.zmq_context import process_context
 
 log = logging.getLogger("vadmon.capture.process")
 
@@ -355,11 +355,10 @@ class CaptureLoop:
             self.heartbeat.close()
 
 
-def run_capture(
-    settings: CaptureSettings, endpoints: CaptureEndpoints, stop: threading.Event
-) -> int:
+def run_capture(settings: CaptureSettings, stop: threading.Event) -> int:
     """Capture until ``stop`` is set; always unlinks its ring and ipc files on the way out."""
-    ctx = zmq.Context()
+    endpoints = settings.endpoints
+    ctx = process_context()
     pub = push = None
     loop: CaptureLoop | None = None
     try:
@@ -388,7 +387,6 @@ def run_capture(
             close_socket(push, endpoints.snippets)
         if pub is not None:
             close_socket(pub, endpoints.publish)
-        ctx.term()
     return 0
 
 

@@ -18,6 +18,13 @@ from vadmon.runtime.transport import ipc_endpoint
 
 
 @dataclass(frozen=True)
+class CaptureEndpoints:
+    publish: str  # PUB: preview / status
+    snippets: str  # PUSH: snippet (bound ipc), or the tcp endpoint of ``link``
+    link: LinkClient | None = None  # set: connect to a remote inference host, frames inline
+
+
+@dataclass(frozen=True)
 class CaptureSettings:
     camera: str
     # file path, rtsp://…, webcam index, or synthetic:… — may hold a password: not in repr
@@ -37,13 +44,7 @@ class CaptureSettings:
     pub_hwm: int
     snippet_hwm: int
     hold_snippets: int  # kept while no inference is connected (its model loading); 0: none
-
-
-@dataclass(frozen=True)
-class CaptureEndpoints:
-    publish: str  # PUB: preview / status
-    snippets: str  # PUSH: snippet (bound ipc), or the tcp endpoint of ``link``
-    link: LinkClient | None = None  # set: connect to a remote inference host, frames inline
+    endpoints: CaptureEndpoints  # where this camera publishes and sends its snippets
 
 
 def capture_endpoints(directory: str | Path, camera: str) -> CaptureEndpoints:

@@ -47,10 +47,10 @@ def _scores_live(cfg, camera: str, seconds: float):
     import zmq
 
     from vadmon.runtime.messages import MessageError, ScoreMessage, decode
+    from vadmon.runtime.zmq_context import process_context
     from vadmon.settings import score_endpoint
 
-    ctx = zmq.Context.instance()
-    sub = ctx.socket(zmq.SUB)
+    sub = process_context().socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.MAXMSGSIZE, 1 << 20)
     sub.setsockopt(zmq.SUBSCRIBE, ScoreMessage.topic)

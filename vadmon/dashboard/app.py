@@ -35,6 +35,7 @@ from vadmon.runtime.status_schema import (
     MAX_RECENT_SCORES,
     Histogram,
 )
+from vadmon.runtime.zmq_context import process_context
 
 OUTBOX_POLL_S = 1.0
 
@@ -52,8 +53,7 @@ def listen(
     outbox_path: Path | None = None,
 ) -> int:
     """Receive heartbeats until ``stop`` (or ``duration_s``); returns the count received."""
-    ctx = zmq.Context()
-    pull = ctx.socket(zmq.PULL)
+    pull = process_context().socket(zmq.PULL)
     pull.setsockopt(zmq.LINGER, 0)
     pull.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
     pull.setsockopt(zmq.RCVHWM, 1000)
@@ -61,7 +61,6 @@ def listen(
         pull.bind(endpoint)
     except zmq.ZMQError as exc:
         pull.close(0)
-        ctx.term()
         raise VadmonError(
             f"cannot bind {endpoint}: {exc}",
             "--listen",
@@ -81,7 +80,6 @@ def listen(
     finally:
         dashboard.stop()
         pull.close(0)
-        ctx.term()
         if outbox is not None:
             outbox.close()
     return received

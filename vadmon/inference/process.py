@@ -57,6 +57,7 @@ from vadmon.runtime.transport import (
     recv_message,
     send_message,
 )
+from vadmon.runtime.zmq_context import process_context
 
 log = logging.getLogger("vadmon.inference.process")
 
@@ -114,7 +115,7 @@ class InferenceLoop:
         self.rings = CameraRings()
         self.refused: dict[str, int] = {"refused_camera": 0, "clock_skew": 0}
         self.admission = Admission(settings.cameras)
-        self.heartbeat = HeartbeatSender.from_env(ctx)
+        self.heartbeat = HeartbeatSender.from_env()
         self._last_beat = 0.0
         self._rr_last = ""  # camera served last by round_robin
         # what a score is published with, kept until the scorer returns it (lookahead); a
@@ -363,12 +364,10 @@ def run_inference(
     runtime: str = "",
     phrases: PhraseBank | None = None,
 ) -> int:
-    ctx = zmq.Context()
-    loop = InferenceLoop(settings, scorer, encoder, ctx, runtime, phrases)
+    loop = InferenceLoop(settings, scorer, encoder, process_context(), runtime, phrases)
     try:
         while not stop.is_set():
             loop.step()
     finally:
         loop.close()
-        ctx.term()
     return 0

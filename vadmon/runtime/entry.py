@@ -5,7 +5,8 @@ parse ``--config`` (and the child's own arguments) → load and validate the con
 logging under the child's process name → SIGTERM/SIGINT set a stop event → run the loop with
 it. A ``VadmonError`` (bad input: config, checkpoint, camera name) prints its one line,
 reports it to the supervisor (``report_fatal``: the dashboard shows that line as the child's
-reason) and exits 2; nothing else exits 2.
+reason) and exits 2; nothing else exits 2. Last, the process's one ZeroMQ context is closed
+(``runtime/zmq_context``: sockets still open get a bounded linger; the fatal report leaves).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vadmon.config import MonitorConfig, load_config
 from vadmon.errors import VadmonError
 from vadmon.runtime.heartbeat import report_fatal
 from vadmon.runtime.logs import setup_logging
+from vadmon.runtime.zmq_context import close_process_context
 
 BAD_INPUT_EXIT = 2
 Start = Callable[[MonitorConfig, argparse.Namespace, threading.Event], int]
@@ -58,3 +60,5 @@ def process_main(
         print(f"vadmon {kind}: error: {exc.line()}", file=sys.stderr)
         report_fatal(exc.line())
         return BAD_INPUT_EXIT
+    finally:
+        close_process_context()

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from vadmon.runtime.messages import Message, MessageError, decode
 from vadmon.runtime.status_schema import Body, body_model
 from vadmon.runtime.transport import bind
+from vadmon.runtime.zmq_context import process_context
 
 ENV_ENDPOINT = "VADMON_HEARTBEAT_ENDPOINT"
 ENV_NAME = "VADMON_PROCESS_NAME"
@@ -114,10 +115,9 @@ def decode_published(parts: list[bytes]) -> tuple[Message | Heartbeat, bytes | N
 class HeartbeatSender:
     """Child side: ``beat()`` from the main loop; never blocks (drops when nobody listens)."""
 
-    def __init__(self, endpoint: str, name: str, context: zmq.Context | None = None) -> None:
+    def __init__(self, endpoint: str, name: str) -> None:
         self.name = name
-        self._context = context or zmq.Context.instance()
-        self._socket = self._context.socket(zmq.PUSH)
+        self._socket = process_context().socket(zmq.PUSH)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, 4)
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
@@ -125,12 +125,12 @@ class HeartbeatSender:
         self._last_problem = ""
 
     @classmethod
-    def from_env(cls, context: zmq.Context | None = None) -> HeartbeatSender | None:
+    def from_env(cls) -> HeartbeatSender | None:
         """The sender the supervisor asked for via environment, or None when unsupervised."""
         endpoint, name = os.environ.get(ENV_ENDPOINT), os.environ.get(ENV_NAME)
         if not endpoint or not name:
             return None
-        return cls(endpoint, name, context)
+        return cls(endpoint, name)
 
     def beat(self, body: Body | None = None, **fields: Any) -> bool:
         """Send one heartbeat: the child's typed ``body`` as is (loose ``fields`` only for
@@ -163,8 +163,7 @@ class HeartbeatReceiver:
     validated, and counts what could not be parsed in ``malformed``."""
 
     def __init__(self, endpoint: str) -> None:
-        self._context = zmq.Context()
-        self._pull = self._context.socket(zmq.PULL)
+        self._pull = process_context().socket(zmq.PULL)
         self._pull.setsockopt(zmq.LINGER, 0)
         self._pull.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
         self._pull.setsockopt(zmq.RCVHWM, 1000)
@@ -189,7 +188,6 @@ class HeartbeatReceiver:
     def close(self) -> None:
         if not self._pull.closed:
             self._pull.close(linger=0)
-            self._context.term()
 
 
 def report_fatal(line: str, wait_s: float = 1.0) -> None:
@@ -199,8 +197,9 @@ def report_fatal(line: str, wait_s: float = 1.0) -> None:
     endpoint, name = os.environ.get(ENV_ENDPOINT), os.environ.get(ENV_NAME)
     if not endpoint or not name:
         return
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUSH)  # no IMMEDIATE: queued until connected, kept for LINGER
+    # no IMMEDIATE: queued until connected; its LINGER keeps it until the entry closes the
+    # context (``close_process_context`` waits for it)
+    sock = process_context().socket(zmq.PUSH)
     sock.setsockopt(zmq.LINGER, int(wait_s * 1000))
     sock.connect(endpoint)
     body = {"process": name, "ts": time.time(), "pid": os.getpid(), "state": "failed"}
@@ -208,4 +207,3 @@ def report_fatal(line: str, wait_s: float = 1.0) -> None:
     with contextlib.suppress(zmq.Again):
         sock.send_multipart([TOPIC, json.dumps(body).encode()], zmq.NOBLOCK)
     sock.close()
-    ctx.term()

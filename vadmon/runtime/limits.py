@@ -11,6 +11,10 @@ from __future__ import annotations
 
 MiB = 1024 * 1024
 
+# --- every process ---------------------------------------------------------------------------
+# at exit, a socket still open waits this long for its unsent messages (runtime/zmq_context)
+CONTEXT_CLOSE_LINGER_MS = 200
+
 # --- capture ---------------------------------------------------------------------------------
 # kernel buffer of the snippet PUSH: small, so a stopped consumer shows up as counted drops
 # instead of hundreds of snippets queued by the OS
@@ -27,6 +31,7 @@ BEAT_SCORES_BUDGET = 6000
 BEAT_SCORES_MIN = 8
 
 # --- alerts ----------------------------------------------------------------------------------
+ALERT_POLL_MS = 100  # longest idle wait: event timers and the heartbeat tick at least this often
 ALERT_BATCH = 500  # messages taken per poll before the loop ticks (timers, heartbeat)
 ALERT_SUB_HWM = 10_000  # every camera's scores queue here while a tick writes the outbox
 ALERT_SUB_MAX_MSG_BYTES = 16 * MiB  # a preview JPEG is far below this

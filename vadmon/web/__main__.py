@@ -12,6 +12,7 @@ import sys
 from vadmon.config import MonitorConfig, load_config
 from vadmon.errors import VadmonError
 from vadmon.runtime.logs import setup_logging
+from vadmon.runtime.zmq_context import close_process_context
 from vadmon.settings import (
     HEARTBEAT_S,
     preview_endpoints,
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except VadmonError as exc:
         print(f"vadmon web: error: {exc.line()}", file=sys.stderr)
         return 2
+    finally:
+        close_process_context()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from vadmon.dashboard.state import CameraView, DashboardState
 from vadmon.runtime.heartbeat import TOPIC, Heartbeat, decode_published
 from vadmon.runtime.messages import MessageError, PreviewFrame, ScoreMessage
 from vadmon.runtime.status_schema import CaptureStatus
+from vadmon.runtime.zmq_context import process_context
 
 POLL_MS = 200
 
@@ -85,8 +86,7 @@ class LiveFeed:
         return out
 
     def _run(self) -> None:
-        ctx = zmq.Context.instance()
-        sub = ctx.socket(zmq.SUB)
+        sub = process_context().socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, 64)
         sub.setsockopt(zmq.MAXMSGSIZE, 16 * 1024 * 1024)

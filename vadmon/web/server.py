@@ -49,6 +49,7 @@ def run_web(settings: WebSettings) -> int:
         server.run()
     finally:
         stop.set()
+        beat.join(2.0)  # its socket closed on its own thread before the entry closes the context
         app.state.vadmon.close()
     return 0 if server.started else 1
 
