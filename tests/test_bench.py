@@ -180,7 +180,9 @@ def test_monitor_rows_report_capacity_and_latencies(tmp_path: Path) -> None:
         by_group.setdefault(row["group"], []).append(row)
     one = {row["name"]: row for row in by_group["throughput"]}["1 camera"]
     assert one["value"] is not None, one  # the real monitor scored snippets
-    assert isinstance(one["params"]["sustained"], bool)
+    assert isinstance(one["params"]["sustained"], bool) and isinstance(
+        one["params"]["settled"], bool
+    )
     assert isinstance(one["params"]["skipped"], int) and one["params"]["error"] == ""
     (capacity,) = by_group["capacity"]
     assert capacity["name"] == "max sustained cameras" and capacity["params"]["tried"] == [1]

@@ -34,6 +34,7 @@ class BenchOptions:
     batches: tuple[int, ...] | None = None  # clip batch sizes (None: the benchmark's own)
     encoder: str | None = None  # monitor: model.encoder.backend (None: the config default)
     cameras: tuple[int, ...] | None = None  # monitor: camera counts to run (None: stepping)
+    model_threads: int | None = None  # monitor: model.threads (None: the config's default)
 
 
 @dataclass

@@ -194,7 +194,7 @@ def throughput_rows(steps: list[tuple[RunResult, StepStats]], model: str) -> lis
             "cameras": s.cameras, "model": model, "sustained": s.sustained, "skipped": s.skipped,
             "min_camera_snippets_per_s": round(s.min_camera_rate, 3),
             "min_capture_fps": round(s.min_capture_fps, 2), "source_frames_missed": s.source_skipped,
-            "period_s": round(run.t1 - run.t0, 1), "error": run.error,
+            "period_s": round(run.t1 - run.t0, 1), "error": run.error, "settled": run.settled,
         }  # fmt: skip
         ok = s.scored >= 2 and base.scored >= 2
         rows.append(
@@ -276,10 +276,12 @@ def run(opts: BenchOptions) -> BenchResult:
         else:
             model, ckpt, window = "ViT-B-16 random weights", vit_checkpoint(tmp / "vit.pt"), 256
 
-        runtime = warm_encoder(ckpt, video, opts.encoder)
+        runtime = warm_encoder(ckpt, video, opts.encoder, opts.model_threads)
 
         def one(n: int, ckpt: Path = ckpt, window: int = window, model: str = model) -> RunResult:
-            return run_monitor(tmp, n, ckpt, window, video, p, model, opts.encoder)
+            return run_monitor(
+                tmp, n, ckpt, window, video, p, model, opts.encoder, opts.model_threads
+            )
 
         steps = step_cameras(one, p, opts.cameras)
         rows = throughput_rows(steps, model) + breakdown_rows(steps)
@@ -288,7 +290,9 @@ def run(opts: BenchOptions) -> BenchResult:
         else:  # alerts need a model that fires: the tiny one, at 1 and at the sustained count
             best = max([s.cameras for _, s in steps if s.sustained], default=1)
             alert_runs = [
-                run_monitor(tmp, n, tiny, TINY_WINDOW, video, p, TINY, opts.encoder)
+                run_monitor(
+                    tmp, n, tiny, TINY_WINDOW, video, p, TINY, opts.encoder, opts.model_threads
+                )
                 for n in sorted({1, best})
             ]
             model = TINY
@@ -297,7 +301,7 @@ def run(opts: BenchOptions) -> BenchResult:
                        rows, _notes(p, opts, runtime))  # fmt: skip
 
 
-def warm_encoder(ckpt: Path, video: Path, backend: str | None) -> str:
+def warm_encoder(ckpt: Path, video: Path, backend: str | None, threads: int | None) -> str:
     """Build the scorer once as the monitor will (backend/precision probe, OpenVINO conversion
     and quantisation, all cached), so the runs measure steady state, not first-start work."""
     from vadmon.config.models import ModelConfig
@@ -306,7 +310,7 @@ def warm_encoder(ckpt: Path, video: Path, backend: str | None) -> str:
     threads = torch.get_num_threads()
     encoder = {} if backend is None else {"encoder": {"backend": backend}}
     try:
-        cfg = ModelConfig(mode="vadclip", checkpoint=ckpt, device="cpu", **encoder)
+        cfg = ModelConfig(mode="vadclip", checkpoint=ckpt, device="cpu", threads=threads, **encoder)
         return build_scorer(cfg, "cpu", [str(video)]).runtime
     finally:
         torch.set_num_threads(threads)
@@ -320,6 +324,7 @@ def _notes(p: Plan, opts: BenchOptions, runtime: str) -> list[str]:
     backend = opts.encoder or EncoderConfig().backend  # --encoder, or the monitor's default
     model += (
         f", model.encoder.backend {backend} + precision auto → {runtime} (cached before the runs)"
+        f", model.threads {opts.model_threads or 'null (the probe chooses)'}"
     )
     return [
         f"`vadmon run` on N file cameras (25 fps 640×360 MJPG, {p.video.seconds:.0f} s loop, "

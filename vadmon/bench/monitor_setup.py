@@ -114,6 +114,7 @@ class MonitorSpec:
     data: Path
     hook_url: str
     encoder: str | None = None  # model.encoder.backend; None: the config's default
+    threads: int | None = None  # model.threads; None: the config's default
 
 
 def write_config(path: Path, spec: MonitorSpec) -> Path:
@@ -133,7 +134,7 @@ model:
   checkpoint: "{spec.checkpoint}"
   device: cpu
   window: {spec.window}
-{_encoder(spec.encoder)}webhooks:
+{_encoder(spec.encoder)}{_threads(spec.threads)}webhooks:
   - name: bench
     url: {spec.hook_url}
     secret: "${{{SECRET_ENV}}}"
@@ -152,6 +153,10 @@ dashboard:
 
 def _encoder(backend: str | None) -> str:
     return "" if backend is None else f"  encoder: {{backend: {backend}}}\n"
+
+
+def _threads(threads: int | None) -> str:
+    return "" if threads is None else f"  threads: {threads}\n"
 
 
 @dataclass

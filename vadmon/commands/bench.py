@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="monitor: model.encoder.backend of the runs (default: the config's default)",
     )
     p.add_argument(
+        "--model-threads",
+        type=int,
+        help="monitor: model.threads of the runs (default: null, the probe's choice)",
+    )
+    p.add_argument(
         "--cameras",
         type=_batches,
         help="monitor: camera counts to run after 1, comma-separated (default: 1, 2, 4, … then bisect)",
@@ -67,9 +72,10 @@ def handle(args: argparse.Namespace) -> int:
     from vadmon.bench.core import BenchOptions, environment, setup_threads
     from vadmon.bench.report import document, markdown, print_results, write_json
 
-    if args.threads < 0 or args.warmup < 0 or args.repeats < 1:
+    if args.threads < 0 or args.warmup < 0 or args.repeats < 1 or (args.model_threads or 1) < 1:
         raise VadmonError(
-            "--threads/--warmup must be ≥ 0 and --repeats ≥ 1", fix="check the numbers"
+            "--threads/--warmup must be ≥ 0, --repeats and --model-threads ≥ 1",
+            fix="check the numbers",
         )
     selected = bench.names(args.names)
     threads = setup_threads(args.threads)
@@ -83,6 +89,7 @@ def handle(args: argparse.Namespace) -> int:
         batches=args.batches,
         encoder=args.encoder,
         cameras=args.cameras,
+        model_threads=args.model_threads,
     )
     env = environment(threads)
     console = Console()
