@@ -209,16 +209,18 @@ class VadClipStreamScorer:
         return self._run([job] if job else [])
 
     def _run(self, jobs: list[_Job]) -> list[Scored]:
-        """Run the jobs, batching windows of equal length whose memos reuse the same rows.
+        """Run the jobs, batching windows of equal length whose memos cover the same rows.
 
         A camera's jobs run in order (its memo carries from one window to the next), so jobs
-        go in rounds of at most one per camera.
+        go in rounds of at most one per camera. Whether a memo applies is checked once, by the
+        step (``PrefixMemo.applies``); a batch whose memo does not is recomputed whole.
         """
         done: dict[int, list[Scored]] = {}
         for round_ in _rounds(jobs):
             groups: dict[tuple[int, int], list[_Job]] = defaultdict(list)
             for job in round_:
-                groups[(job.window.shape[0], self._reusable(job))].append(job)
+                memo = self._cams[job.camera].memo
+                groups[(job.window.shape[0], memo.rows if memo else 0)].append(job)
             for (_, rows), group in groups.items():
                 cams = [self._cams[job.camera] for job in group]
                 memos = [c.memo for c in cams if c.memo is not None]
@@ -232,13 +234,6 @@ class VadClipStreamScorer:
                         for row, index, ahead in job.rows
                     ]
         return [s for job in jobs for s in done[id(job)]]
-
-    def _reusable(self, job: _Job) -> int:
-        """Rows of the camera's memo that apply to this job's window (0: none)."""
-        memo = self._cams[job.camera].memo
-        if memo is None or memo.rows >= job.window.shape[0]:
-            return 0
-        return memo.rows if memo.applies(job.window.unsqueeze(0)) else 0
 
     def _scored(
         self, camera: str, index: int, probs: dict[str, torch.Tensor], b: int, row: int, ahead: int

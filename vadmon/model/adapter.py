@@ -210,8 +210,6 @@ class LGTAdapter(nn.Module):
         b, n, _ = visual.shape
         dtype = self.frame_position_embeddings.weight.dtype
         keep = memo.rows if memo is not None and memo.applies(visual) else 0
-        if keep >= n:  # the same window again: recompute its last block (never zero rows)
-            keep = max(n - self.attn_window, 0) // self.attn_window * self.attn_window
         x = self._local_rows(visual, keep)
         proj1, proj3 = self.gc1.project(x), self.gc3.project(x)
         if keep:
@@ -283,6 +281,9 @@ class PrefixMemo:
         return (self.visual, self.local, self.proj1, self.proj3, self.res1, self.res3)
 
     def applies(self, visual: torch.Tensor) -> bool:
-        if self.rows == 0 or visual.shape[1] < self.rows or visual.shape[0] != self.visual.shape[0]:
+        """Do these rows stand for the first ``rows`` rows of the longer window ``visual``?
+        (A window no longer than the memo is recomputed whole: nothing new would be left.)"""
+        b, n = visual.shape[:2]
+        if self.rows == 0 or n <= self.rows or b != self.visual.shape[0]:
             return False
         return torch.equal(visual[:, : self.rows], self.visual)
