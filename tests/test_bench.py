@@ -205,20 +205,23 @@ def test_monitor_rows_report_capacity_and_latencies(tmp_path: Path) -> None:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("encoder", [None, "openvino"])
-def test_monitor_config_runs_the_chosen_encoder(tmp_path: Path, encoder: str | None) -> None:
-    """``--encoder`` reaches the monitor's config (None: the config's own default)."""
+@pytest.mark.parametrize(("encoder", "threads"), [(None, None), ("openvino", 2)])
+def test_monitor_config_runs_the_chosen_encoder(
+    tmp_path: Path, encoder: str | None, threads: int | None
+) -> None:
+    """``--encoder`` and ``--model-threads`` reach the monitor's config (None: its defaults)."""
     from vadmon.alerts.signing import generate_secret
     from vadmon.bench.monitor_setup import MonitorSpec, write_config
     from vadmon.config.encoder import EncoderConfig
     from vadmon.config.load import load_config
 
     spec = MonitorSpec("b1", 2, tmp_path / "v.avi", tmp_path / "m.pt", 8, tmp_path / "ipc",
-                       tmp_path / "data", "http://127.0.0.1:9/hook", encoder)  # fmt: skip
+                       tmp_path / "data", "http://127.0.0.1:9/hook", encoder, threads)  # fmt: skip
     path = write_config(tmp_path / "monitor.yaml", spec)
     cfg = load_config(path, env={"VADMON_BENCH_HOOK_SECRET": generate_secret()})
     assert cfg.model is not None
     assert cfg.model.encoder.backend == (encoder or EncoderConfig().backend)
+    assert cfg.model.threads == threads  # null by default: the probe chooses
     assert sorted(cfg.cameras) == ["cam0", "cam1"]
 
 

@@ -123,6 +123,8 @@ def _live_cycle(model: VadCLIP, text: torch.Tensor, base: float, opts: BenchOpti
     n, block = cfg.visual_length, cfg.attn_window
     feats = feature_window(1, n + block, cfg.visual_width)
     windows = [feats[:, block : n + 1 + k] for k in range(block)]
+    with torch.inference_mode():
+        full_ref = model(windows[-1], None, text_features=text)
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
         step = StreamingStep(model, dtype=dtype, text_features=text)
@@ -139,8 +141,6 @@ def _live_cycle(model: VadCLIP, text: torch.Tensor, base: float, opts: BenchOpti
             how = "block memo" if memo_on else "no memo"
             name = f"StreamingStep {_name(dtype)}, live cycle, {how}"
             row = _row(name, n, per_step, base, dtype=_name(dtype), memo=memo_on, cycle=block)
-            with torch.inference_mode():
-                full_ref = model(windows[-1], None, text_features=text)
             row.accuracy = deviation(state["out"], full_ref)
             rows.append(row)
     return rows
