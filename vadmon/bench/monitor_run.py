@@ -173,8 +173,9 @@ def _observe(listener: Listener, proc, names: list[str], p: Plan, model: str) ->
         t1, cpu1 = time.time(), cpu_by_role(proc.pid)
         if proc.poll() is not None:
             error = f"monitor exited with {proc.returncode} during the measurement"
-    run = RunResult(len(names), model, t0, t1, listener.scores, listener.capture, [], error)
-    run.settled = settled
+    run = RunResult(
+        len(names), model, t0, t1, listener.scores, listener.capture, [], error, settled
+    )
     if not error:
         run.cpu = (cpu0, cpu1)
     return run
